@@ -1,0 +1,40 @@
+# Back Over: every target sets up what it needs on a fresh machine (Python 3.11 with venv).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint rehearsal sandbox-up sandbox-down bench clean
+
+install: $(STAMP)
+
+# The virtual environment is rebuilt when the pinned dependencies change.
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q "pip==26.3"
+	$(BIN)/python -m pip install -q -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+# The main job: a full lifecycle rehearsal on the sandbox.
+rehearsal: $(STAMP)
+	$(BIN)/python -m backover rehearsal
+
+sandbox-up: $(STAMP)
+	$(BIN)/backover sandbox up
+
+sandbox-down: $(STAMP)
+	$(BIN)/backover sandbox down
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .sandbox .pytest_cache .ruff_cache

@@ -1,0 +1,88 @@
+"""Where the sandbox lives and which loopback ports it uses."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PORT_BASE = 47000
+REGION = "us-east-1"
+#: moto accepts any key pair; these are not secrets.
+AWS_TEST_KEY_ID = "testing"
+AWS_TEST_SECRET_KEY = "testing"  # noqa: S105 - moto's fixed test key, not a credential
+
+
+@dataclass(frozen=True)
+class Ports:
+    """moto, the local Lambda/SSM runner and the two MongoDB stand-ins, from one base port."""
+
+    moto: int
+    runner: int
+    documentdb: int
+    mongodb: int
+
+    @classmethod
+    def from_base(cls, base: int) -> Ports:
+        return cls(moto=base, runner=base + 1, documentdb=base + 17, mongodb=base + 18)
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Everything ``backover sandbox`` needs to know before it starts anything.
+
+    :param directory: pid, log and state files (default ``.sandbox`` in the current directory,
+        or ``BACKOVER_SANDBOX_DIR``).
+    :param ports: loopback ports (default from ``BACKOVER_SANDBOX_PORT_BASE``, else 47000).
+    """
+
+    directory: Path
+    ports: Ports
+    host: str = "127.0.0.1"
+    bucket: str = "backover-sandbox"
+    prefix: str = "migrations"
+    project_root: Path = field(default_factory=lambda: Path.cwd())
+
+    @classmethod
+    def from_env(cls, directory: str | None = None, port_base: int | None = None) -> SandboxConfig:
+        directory = directory or os.environ.get("BACKOVER_SANDBOX_DIR") or ".sandbox"
+        base = port_base or int(os.environ.get("BACKOVER_SANDBOX_PORT_BASE", DEFAULT_PORT_BASE))
+        return cls(directory=Path(directory).resolve(), ports=Ports.from_base(base), project_root=Path.cwd())
+
+    @property
+    def state_file(self) -> Path:
+        return self.directory / "state.json"
+
+    def url(self, port: int) -> str:
+        return f"http://{self.host}:{port}"
+
+
+@dataclass
+class SandboxState:
+    """What ``up`` started and seeded; kept in ``state.json`` (never a password)."""
+
+    ports: dict[str, int]
+    pids: dict[str, int]
+    host: str
+    bucket: str
+    prefix: str
+    worker_instance_id: str = ""
+    secret_ids: dict[str, str] = field(default_factory=dict)
+    lambda_names: dict[str, str] = field(default_factory=dict)
+    app_user: str = ""
+    databases: list[str] = field(default_factory=list)
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> SandboxState | None:
+        try:
+            data: dict[str, Any] = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        return cls(**data)

@@ -1,0 +1,82 @@
+"""The environment that points boto3, pymongo and Airflow at a running sandbox."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from .config import AWS_TEST_KEY_ID, AWS_TEST_SECRET_KEY, REGION, SandboxState
+
+
+def aws_env(state: SandboxState) -> dict[str, str]:
+    """boto3's own settings for the sandbox endpoints (also given to the runner's commands)."""
+    moto = f"http://{state.host}:{state.ports['moto']}"
+    runner = f"http://{state.host}:{state.ports['runner']}"
+    return {
+        "AWS_ACCESS_KEY_ID": AWS_TEST_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": AWS_TEST_SECRET_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": moto,
+        "AWS_ENDPOINT_URL_LAMBDA": runner,
+        "AWS_ENDPOINT_URL_SSM": runner,
+        "BACKOVER_BUCKET": state.bucket,
+        "BACKOVER_PREFIX": state.prefix,
+    }
+
+
+def airflow_env(state: SandboxState, credentials: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` and ``AIRFLOW_VAR_BACKOVER`` for the sandbox.
+
+    ``credentials`` maps ``documentdb``/``mongodb`` to the master secret's JSON (read from the
+    sandbox's Secrets Manager, never from a file).
+    """
+    moto = f"http://{state.host}:{state.ports['moto']}"
+    runner = f"http://{state.host}:{state.ports['runner']}"
+    aws_conn = {
+        "conn_type": "aws",
+        "login": AWS_TEST_KEY_ID,
+        "password": AWS_TEST_SECRET_KEY,
+        "extra": {
+            "region_name": REGION,
+            "endpoint_url": moto,
+            "service_config": {"lambda": {"endpoint_url": runner}, "ssm": {"endpoint_url": runner}},
+        },
+    }
+    env = {"AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws_conn)}
+    for label, secret in credentials.items():
+        env[f"AIRFLOW_CONN_BACKOVER_{label.upper()}"] = json.dumps(mongo_connection(secret))
+    env["AIRFLOW_VAR_BACKOVER"] = json.dumps(
+        {
+            "bucket": state.bucket,
+            "prefix": state.prefix,
+            "worker_instance_id": state.worker_instance_id,
+            "lambda_names": state.lambda_names,
+            "secret_ids": state.secret_ids,
+            "app_user": state.app_user,
+            "databases": state.databases,
+            "poll_interval_seconds": 2,
+        }
+    )
+    return env
+
+
+def mongo_connection(secret: dict[str, Any]) -> dict[str, Any]:
+    """An Airflow ``mongo`` connection from a DocumentDB-style master secret."""
+    extra: dict[str, Any] = {"directConnection": True, "authSource": "admin"}
+    if secret.get("engine") == "docdb":
+        extra["retryWrites"] = False
+    return {
+        "conn_type": "mongo",
+        "host": secret["host"],
+        "port": int(secret["port"]),
+        "login": secret["username"],
+        "password": secret["password"],
+        "schema": "admin",
+        "extra": extra,
+    }
+
+
+def exports(env: dict[str, str]) -> str:
+    """``export NAME='value'`` lines a shell can ``eval``."""
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in sorted(env.items()))

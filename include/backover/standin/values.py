@@ -1,0 +1,112 @@
+"""BSON value helpers shared by the store, the query engine and the change streams.
+
+Documents are kept as raw BSON bytes; they are decoded only when a filter, an update or an index
+needs their values, with codec options that keep every type (Int64 stays Int64, dates out of the
+datetime range stay ``DatetimeMS``, binary subtypes and regex flags are kept).
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Mapping
+from typing import Any
+
+import bson
+from bson.binary import Binary, UuidRepresentation
+from bson.code import Code
+from bson.codec_options import CodecOptions, DatetimeConversion
+from bson.decimal128 import Decimal128
+from bson.max_key import MaxKey
+from bson.min_key import MinKey
+from bson.raw_bson import RawBSONDocument
+from bson.regex import Regex
+
+#: Decode into plain dicts without losing a type (used for filters, updates, index keys).
+DECODE = CodecOptions(
+    document_class=dict,
+    tz_aware=False,
+    uuid_representation=UuidRepresentation.UNSPECIFIED,
+    datetime_conversion=DatetimeConversion.DATETIME_AUTO,
+)
+
+#: Decode lazily: nested documents stay raw, so their bytes are never re-encoded.
+RAW = CodecOptions(
+    document_class=RawBSONDocument,
+    uuid_representation=UuidRepresentation.UNSPECIFIED,
+    datetime_conversion=DatetimeConversion.DATETIME_AUTO,
+)
+
+
+def decode(raw: bytes) -> dict[str, Any]:
+    """Decode raw BSON bytes into a dict, keeping every BSON type."""
+    return bson.decode(raw, DECODE)
+
+
+def encode(doc: Mapping[str, Any]) -> bytes:
+    """Encode a mapping as BSON (raw sub-documents are copied byte for byte)."""
+    return bson.encode(doc, codec_options=DECODE)
+
+
+def to_plain(value: Any) -> Any:
+    """Turn RawBSONDocuments (at any depth) into dicts with the same types and order."""
+    if isinstance(value, RawBSONDocument):
+        return decode(value.raw)
+    if isinstance(value, list):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def canonical_key(value: Any) -> Any:
+    """A hashable key under which values MongoDB considers equal are equal.
+
+    Numbers of different BSON types compare by value (``1``, ``Int64(1)``, ``1.0`` and
+    ``Decimal128("1")`` are the same ``_id``), booleans are not numbers, embedded documents compare
+    field by field in order, arrays element by element.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and value != value:  # NaN equals NaN in MongoDB
+            return ("nan",)
+        return ("num", value)
+    if isinstance(value, Decimal128):
+        d = value.to_decimal()
+        if d.is_nan():
+            return ("nan",)
+        if d.is_infinite():
+            return ("num", float(d))
+        try:
+            as_int = int(d)
+        except (OverflowError, decimal.InvalidOperation):
+            return ("num", d)
+        return ("num", as_int if as_int == d else d)
+    if isinstance(value, str):
+        return ("str", value)
+    if isinstance(value, RawBSONDocument):
+        return canonical_key(decode(value.raw))
+    if isinstance(value, Mapping):
+        return ("doc", tuple((k, canonical_key(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return ("arr", tuple(canonical_key(v) for v in value))
+    if isinstance(value, Binary):
+        return ("bin", value.subtype, bytes(value))
+    if isinstance(value, bytes):
+        return ("bin", 0, value)
+    if isinstance(value, Regex):
+        return ("regex", value.pattern, value.flags)
+    if isinstance(value, Code):
+        return ("code", str(value), canonical_key(value.scope))
+    if isinstance(value, MinKey):
+        return ("minkey",)
+    if isinstance(value, MaxKey):
+        return ("maxkey",)
+    # ObjectId, datetime, DatetimeMS, Timestamp, uuid and the rest are hashable as they are;
+    # tag them with the type so that values of different types never collide.
+    return (type(value).__name__, value)
+
+
+def id_of(raw_doc: bytes) -> Any:
+    """The ``_id`` of a raw document (nested documents stay raw), or raise KeyError."""
+    return bson.decode(raw_doc, RAW)["_id"]
