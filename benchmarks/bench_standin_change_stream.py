@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from backover.standin.server import ServerConfig, start_in_thread
 from pymongo import MongoClient
+
+from backover.standin.server import ServerConfig, start_in_thread
 
 DEFAULT_N = 50_000
 

@@ -47,15 +47,17 @@ def run_sandbox(args: argparse.Namespace) -> int:
 
 def _rehearsal_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("rehearsal", help="rehearse the lifecycle on a fresh local sandbox")
-    parser.add_argument("--dir", help="sandbox directory (default .sandbox or BACKOVER_SANDBOX_DIR)")
-    parser.add_argument("--port-base", type=int, help="first of the sandbox's loopback ports")
+    parser.add_argument("--dir", help="its own sandbox directory (default .sandbox/rehearsal)")
+    parser.add_argument("--port-base", type=int,
+                        help="first of its sandbox's loopback ports (default 47200, apart from `sandbox up`'s)")
     parser.set_defaults(run=run_rehearsal)
 
 
 def run_rehearsal(args: argparse.Namespace) -> int:
     from . import rehearsal
 
-    report = rehearsal.run(SandboxConfig.from_env(args.dir, args.port_base))
+    config = SandboxConfig.from_env(args.dir or rehearsal.DEFAULT_DIR, args.port_base or rehearsal.DEFAULT_PORT_BASE)
+    report = rehearsal.run(config)
     print(rehearsal.summary(report))
     return EXIT_OK if report.ok else EXIT_FAILED
 
@@ -74,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.run(args)
     except manager.SandboxError as e:

@@ -24,6 +24,10 @@ from .sandbox.config import SandboxConfig, SandboxState
 
 log = logging.getLogger(__name__)
 
+#: The rehearsal runs its own sandbox, so a sandbox started by hand is left alone.
+DEFAULT_DIR = ".sandbox/rehearsal"
+DEFAULT_PORT_BASE = 47200
+
 
 @dataclass
 class RehearsalReport:

@@ -135,7 +135,7 @@ def demo_document(i: int) -> dict[str, Any]:
         "stamp": Timestamp(1_764_000_000 + i, 1),
         "uuid": Binary(bytes(range(16)), 4),
         "blob": Binary(b"\x00\x01" * (i % 5), 0),
-        "pattern": Regex("^order-%d" % i, "i"),
+        "pattern": Regex(f"^order-{i}", "i"),
         "flags": [True, False, None],
         "nested": {"level": {"deeper": [1, Int64(2), 3.0, {"x": "y"}]}},
         "bounds": [MinKey(), MaxKey()],

@@ -10,7 +10,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bson.binary import Binary
@@ -67,7 +67,7 @@ class ChangeLog:
             entry = ChangeEntry(
                 seq=self._next_seq,
                 ts=ts,
-                wall=datetime.now(timezone.utc),
+                wall=datetime.now(UTC),
                 op=op,
                 db=coll.db if coll is not None else db or "",
                 coll=coll.name if coll is not None else None,

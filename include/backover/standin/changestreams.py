@@ -29,11 +29,13 @@ DocumentDB flavour
 
 from __future__ import annotations
 
+import struct
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import bson
@@ -63,14 +65,14 @@ __all__ = [
 # -- constants ----------------------------------------------------------------------------------
 HWM, EVENT, INVALIDATE = 0, 1, 2
 TOKEN_PREFIX = "82"
+_TOKEN_MARK = 0x82  # KeyString's type byte for a Timestamp, as MongoDB's tokens start
+_TOKEN = struct.Struct(">BIIQB")
 _TOKEN_LEN = len(TOKEN_PREFIX) + 8 + 8 + 16 + 2
 
 #: getMore without ``maxTimeMS`` waits this long for an event, like mongod's change streams.
 DEFAULT_AWAIT_MS = 1000
 #: Entries read from the change log at a time.
 READ_CHUNK = 1000
-#: Rough size of an event's fixed fields, for the 16 MB batch limit.
-EVENT_OVERHEAD_BYTES = 256
 
 INTERNAL_DBS = frozenset({"admin", "config", "local"})
 FULL_DOCUMENT_MODES = ("default", "updateLookup", "whenAvailable", "required")
@@ -166,7 +168,7 @@ class ResumeToken:
 
 
 def _token_data(t: int, i: int, seq: int, flag: int) -> str:
-    return f"{TOKEN_PREFIX}{t:08X}{i:08X}{seq:016X}{flag:02X}"
+    return _TOKEN.pack(_TOKEN_MARK, t, i, seq, flag).hex().upper()
 
 
 # -- scopes -------------------------------------------------------------------------------------
@@ -452,7 +454,7 @@ def _match_stage(spec: Any) -> Stage:
     matcher = compile_filter(dict(spec))
 
     def match(event: dict[str, Any]) -> dict[str, Any] | None:
-        return event if matcher(decode(encode(event))) else None
+        return event if matcher(event) else None
 
     return match
 
@@ -499,71 +501,109 @@ def _apply(stages: list[Stage], event: dict[str, Any]) -> dict[str, Any] | None:
 
 
 # -- events -------------------------------------------------------------------------------------
+# Events are built directly as BSON bytes: the stored documents and keys are copied, not decoded.
+_INT32 = struct.Struct("<i")
+_TIMESTAMP = struct.Struct("<II")  # BSON Timestamp: increment, then seconds
+_INT64 = struct.Struct("<q")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+_ONE_MS = timedelta(milliseconds=1)
+
+_ID_PREFIX = b"\x03_id\x00" + _INT32.pack(4 + 1 + 6 + 4 + _TOKEN_LEN + 1 + 1) + b"\x02_data\x00" + _INT32.pack(_TOKEN_LEN + 1)
+_ID_SUFFIX = b"\x00\x00"
+_CLUSTER_TIME = b"\x11clusterTime\x00"
+_WALL_TIME = b"\x09wallTime\x00"
+_FULL_DOCUMENT = b"\x03fullDocument\x00"
+_FULL_DOCUMENT_NULL = b"\x0afullDocument\x00"
+_DOCUMENT_KEY = b"\x03documentKey\x00"
+_UPDATE_DESCRIPTION = b"\x03updateDescription\x00"
+_BEFORE_CHANGE_NULL = b"\x0afullDocumentBeforeChange\x00"
+_OPERATION_TYPES = {
+    op: b"\x02operationType\x00" + _INT32.pack(len(op) + 1) + op.encode() + b"\x00"
+    for op in ("insert", "update", "replace", "delete", "drop", "rename", "dropDatabase", "invalidate")
+}
+
+
+def _millis(wall: datetime) -> int:
+    return (wall - (_EPOCH if wall.tzinfo is not None else _EPOCH_NAIVE)) // _ONE_MS
+
+
+def _document(parts: list[bytes]) -> bytes:
+    """A BSON document from its encoded elements."""
+    parts.append(b"\x00")
+    return _INT32.pack(4 + sum(map(len, parts))) + b"".join(parts)
+
+
 class EventBuilder:
-    """Builds event documents in MongoDB's field order; raw BSON parts are kept as they are."""
+    """Builds event documents as BSON bytes, fields in MongoDB's order."""
 
     def __init__(self, server: StandinServer, full_document: str, before_change: str) -> None:
         self._store = server.store
         self._full_document = full_document
         self._before_change = before_change
-        self._ns_cache: dict[tuple[str, str | None], RawBSONDocument] = {}
+        self._ns_cache: dict[tuple[bytes, str, str | None], bytes] = {}
 
-    def build(self, entry: ChangeEntry, flag: int) -> dict[str, Any]:
-        """The event document for ``entry`` (``flag`` EVENT) or its invalidate (INVALIDATE)."""
-        token = {"_data": _token_data(entry.ts.time, entry.ts.inc, entry.seq, flag)}
+    def build(self, entry: ChangeEntry, flag: int) -> bytes:
+        """The event of ``entry`` (``flag`` EVENT) or the invalidate it causes (INVALIDATE)."""
+        ts = entry.ts
+        op = "invalidate" if flag == INVALIDATE else entry.op
+        parts = [
+            _ID_PREFIX, _TOKEN.pack(_TOKEN_MARK, ts.time, ts.inc, entry.seq, flag).hex().upper().encode(), _ID_SUFFIX,
+            _OPERATION_TYPES[op],
+            _CLUSTER_TIME, _TIMESTAMP.pack(ts.inc, ts.time),
+            _WALL_TIME, _INT64.pack(_millis(entry.wall)),
+        ]
         if flag == INVALIDATE:
-            return {"_id": token, "operationType": "invalidate", "clusterTime": entry.ts, "wallTime": entry.wall}
-        op = entry.op
-        event: dict[str, Any] = {"_id": token, "operationType": op, "clusterTime": entry.ts, "wallTime": entry.wall}
-        if op in _CRUD_OPS:
-            self._crud_fields(entry, event)
+            pass
+        elif op in _CRUD_OPS:
+            self._crud_fields(entry, parts)
         elif op == "dropDatabase":
-            event["ns"] = {"db": entry.db}
+            parts.append(b"\x03ns\x00" + bson.encode({"db": entry.db}))
         else:
-            event["ns"] = self._ns(entry.db, entry.coll)
+            parts.append(self._ns(b"ns", entry.db, entry.coll))
             if op == "rename" and entry.to is not None:
-                event["to"] = self._ns(*entry.to)
-        return event
+                parts.append(self._ns(b"to", *entry.to))
+        return _document(parts)
 
-    def _crud_fields(self, entry: ChangeEntry, event: dict[str, Any]) -> None:
+    def _crud_fields(self, entry: ChangeEntry, parts: list[bytes]) -> None:
         op = entry.op
         if entry.full_document is not None:
-            event["fullDocument"] = RawBSONDocument(entry.full_document)
+            parts += (_FULL_DOCUMENT, entry.full_document)
         elif op == "update" and self._full_document != "default":
-            event["fullDocument"] = self._post_image(entry)
-        event["ns"] = self._ns(entry.db, entry.coll)
+            post_image = self._post_image(entry)
+            parts += (_FULL_DOCUMENT_NULL,) if post_image is None else (_FULL_DOCUMENT, post_image)
+        parts.append(self._ns(b"ns", entry.db, entry.coll))
         if entry.document_key is not None:
-            event["documentKey"] = RawBSONDocument(entry.document_key)
+            parts += (_DOCUMENT_KEY, entry.document_key)
         if op == "update":
-            event["updateDescription"] = update_description(entry.update_description)
+            parts += (_UPDATE_DESCRIPTION, _raw(update_description(entry.update_description)))
         if self._before_change != "off" and op != "insert":
             if self._before_change == "required":
-                raise _no_image("pre-image", event)
-            event["fullDocumentBeforeChange"] = None
+                raise _no_image("pre-image", entry)
+            parts.append(_BEFORE_CHANGE_NULL)
 
-    def _post_image(self, entry: ChangeEntry) -> RawBSONDocument | None:
+    def _post_image(self, entry: ChangeEntry) -> bytes | None:
         if self._full_document == "updateLookup":
             return self.lookup(entry)
         if self._full_document == "required":
-            raise _no_image("post-image", {"documentKey": RawBSONDocument(entry.document_key or b"\x05\x00\x00\x00\x00")})
+            raise _no_image("post-image", entry)
         return None  # whenAvailable: the stand-in records no post-images
 
-    def lookup(self, entry: ChangeEntry) -> RawBSONDocument | None:
+    def lookup(self, entry: ChangeEntry) -> bytes | None:
         """The current version of the entry's document (``updateLookup``), None if it is gone."""
         if entry.document_key is None or entry.coll is None:
             return None
         coll = self._store.get(entry.db, entry.coll)
         if coll is None or coll.uuid != entry.uuid:
             return None
-        raw = coll.docs.get(canonical_key(bson.decode(entry.document_key, RAW)["_id"]))
-        return None if raw is None else RawBSONDocument(raw)
+        return coll.docs.get(canonical_key(bson.decode(entry.document_key, RAW)["_id"]))
 
-    def _ns(self, db: str, coll: str | None) -> RawBSONDocument:
-        key = (db, coll)
-        doc = self._ns_cache.get(key)
-        if doc is None:
-            doc = self._ns_cache[key] = RawBSONDocument(bson.encode({"db": db, "coll": coll}))
-        return doc
+    def _ns(self, name: bytes, db: str, coll: str | None) -> bytes:
+        key = (name, db, coll)
+        element = self._ns_cache.get(key)
+        if element is None:
+            element = self._ns_cache[key] = b"\x03" + name + b"\x00" + bson.encode({"db": db, "coll": coll})
+        return element
 
 
 def update_description(desc: Mapping[str, Any] | None) -> Any:
@@ -581,18 +621,17 @@ def update_description(desc: Mapping[str, Any] | None) -> Any:
     return out
 
 
-def _no_image(which: str, event: Mapping[str, Any]) -> errors.CommandError:
-    key = event.get("documentKey")
-    shown = decode(key.raw) if isinstance(key, RawBSONDocument) else key
+def _raw(doc: Any) -> bytes:
+    return doc.raw if isinstance(doc, RawBSONDocument) else encode(doc)
+
+
+def _no_image(which: str, entry: ChangeEntry) -> errors.CommandError:
+    shown = decode(entry.document_key) if entry.document_key else {}
     return errors.CommandError(
         NO_MATCHING_DOCUMENT, "NoMatchingDocument",
         f"Change stream was configured to require a {which} for all update, delete and replace events, "
         f"but the {which} was not found for event: {{documentKey: {shown}}}",
     )
-
-
-def _event_size(entry: ChangeEntry) -> int:
-    return EVENT_OVERHEAD_BYTES + len(entry.full_document or b"") + len(entry.document_key or b"")
 
 
 # -- the cursor ---------------------------------------------------------------------------------
@@ -618,7 +657,6 @@ class ChangeStreamCursor:
         builder: EventBuilder,
         stages: list[Stage],
         visible: Callable[[ChangeEntry], bool] | None = None,
-        min_ts: Timestamp | None = None,
     ) -> None:
         self.ns = scope.ns
         self.owner = owner
@@ -628,7 +666,8 @@ class ChangeStreamCursor:
         self._builder = builder
         self._stages = stages
         self._visible = visible
-        self._min_ts = min_ts
+        # A high-water mark also says nothing before its cluster time is wanted (startAtOperationTime).
+        self._min_ts = start.ts if start.flag == HWM else None
         self._position: Position = (start.time, start.inc, start.seq, start.flag)
         self._read_from = start.seq if start.flag < INVALIDATE else start.seq + 1
         self._skip_seq, self._skip_flag = start.seq, start.flag
@@ -705,17 +744,19 @@ class ChangeStreamCursor:
             if limit is not None and len(batch) >= limit:  # an invalidate waits for the next batch
                 self._skip_seq, self._skip_flag = entry.seq, flag - 1
                 return size
-            event = _apply(self._stages, self._builder.build(entry, flag))
+            raw = self._builder.build(entry, flag)
+            event = _apply(self._stages, decode(raw)) if self._stages else RawBSONDocument(raw)
             emitted = event is not None
             if emitted:
                 batch.append(event)
-                size += _event_size(entry)
+                size += len(raw)
             self._position = (entry.ts.time, entry.ts.inc, entry.seq, flag)
             if flag == INVALIDATE:
                 self._closed = True
                 return size
         if not emitted:
-            self._position = (entry.ts.time, entry.ts.inc, entry.seq + 1, HWM)
+            mark = max((entry.ts.time, entry.ts.inc), self._position[:2])
+            self._position = (*mark, entry.seq + 1, HWM)
         self._read_from = entry.seq + 1
         return size
 
@@ -769,7 +810,6 @@ def aggregate(ctx: Context, cmd: Mapping[str, Any], pipeline: list[Any]) -> dict
         builder=EventBuilder(server, options.full_document, options.before_change),
         stages=stages,
         visible=_Visibility(server) if documentdb else None,
-        min_ts=options.start_at,
     )
     return cursor_reply(server.cursors, cursor, _first_batch_size(cmd), first=True, max_await_ms=0)
 

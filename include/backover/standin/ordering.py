@@ -310,9 +310,11 @@ _REGEX_FLAG_LETTERS = ((re.IGNORECASE, "i"), (re.LOCALE, "l"), (re.MULTILINE, "m
 
 def regex_parts(value: Regex | re.Pattern[str]) -> tuple[str, str]:
     """The pattern and the BSON option letters (alphabetical, as stored) of a regex."""
+    implicit = 0
     if isinstance(value, re.Pattern):
+        implicit = re.UNICODE  # Python adds it to every str pattern; BSON regexes carry it only if asked
         value = Regex.from_native(value)
-    flags = value.flags if isinstance(value.flags, int) else 0
+    flags = (value.flags if isinstance(value.flags, int) else 0) & ~implicit
     letters = "".join(letter for flag, letter in _REGEX_FLAG_LETTERS if flags & flag)
     return str(value.pattern), letters
 

@@ -226,7 +226,7 @@ class StandinServer:
                     301, "OperationFailed", "Retryable writes are not supported"
                 )
             if spec.action not in (Action.NONE, Action.CUSTOM):
-                self.auth.check(conn.principals, spec.action, db)
+                self.auth.check(conn.principals, spec.action, db, command=name)
             reply = spec.handler(Context(self, conn, db), cmd)
             reply["ok"] = 1.0
         except errors.CommandError as e:

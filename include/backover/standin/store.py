@@ -20,7 +20,7 @@ from bson.raw_bson import RawBSONDocument
 from . import errors
 from .changelog import ChangeLog
 from .clock import ClusterClock
-from .values import RAW, canonical_key, decode, encode
+from .values import RAW, canonical_key, decode, encode, first_element, id_of
 
 Matcher = Callable[[dict[str, Any]], bool]
 
@@ -120,7 +120,8 @@ def with_id_first(raw: bytes, id_value: Any) -> bytes:
     The common case (``_id`` already first) returns the bytes untouched; a document without
     ``_id`` gets the given one prepended without re-encoding its other fields.
     """
-    if raw[4:9] == b"\x07_id\x00" or _first_name(raw) == "_id":
+    first = first_element(raw)
+    if first is not None and first[0] == "_id":
         return raw
     doc = bson.decode(raw, RAW)
     if "_id" not in doc:
@@ -129,13 +130,6 @@ def with_id_first(raw: bytes, id_value: Any) -> bytes:
         return (len(body) + 4).to_bytes(4, "little", signed=True) + body
     plain = decode(raw)
     return encode({"_id": plain.pop("_id"), **plain})
-
-
-def _first_name(raw: bytes) -> str | None:
-    if len(raw) <= 5:
-        return None
-    end = raw.index(b"\x00", 5)
-    return raw[5:end].decode()
 
 
 class Store:
@@ -205,17 +199,21 @@ class Store:
     # -- documents -------------------------------------------------------------------------
     def insert(self, coll: Collection, raw: bytes) -> None:
         """Insert one raw document (``_id`` added or moved first); code 11000 on a duplicate."""
-        doc = bson.decode(raw, RAW)
-        id_value = doc["_id"] if "_id" in doc else bson.ObjectId()
+        try:
+            id_value = id_of(raw)
+        except KeyError:
+            id_value = bson.ObjectId()
         raw = with_id_first(raw, id_value)
         key = canonical_key(id_value)
         if key in coll.docs:
             raise duplicate_key_error(coll, coll.indexes["_id_"], {"_id": id_value})
         self._put(coll, key, raw, None, "insert", id_value)
 
-    def replace(self, coll: Collection, key: Any, id_value: Any, raw: bytes, *, op: str) -> None:
+    def replace(
+        self, coll: Collection, key: Any, id_value: Any, raw: bytes, *, op: str, document_key: bytes | None = None
+    ) -> None:
         """Store ``raw`` under ``key`` (insert or replace), enforcing unique indexes."""
-        self._put(coll, key, raw, None, op, id_value)
+        self._put(coll, key, raw, None, op, id_value, document_key)
 
     def update(self, coll: Collection, key: Any, id_value: Any, raw: bytes, description: dict[str, Any]) -> None:
         """Store the result of an operator update and log its ``updateDescription``."""
@@ -227,10 +225,17 @@ class Store:
         if coll.unique_indexes():
             coll.index_remove(decode(raw), key)
         del coll.docs[key]
-        self.changes.append(ts, "delete", coll, document_key=_document_key(bson.decode(raw, RAW)["_id"]))
+        self.changes.append(ts, "delete", coll, document_key=_document_key(id_of(raw)))
 
     def _put(
-        self, coll: Collection, key: Any, raw: bytes, description: dict[str, Any] | None, op: str, id_value: Any
+        self,
+        coll: Collection,
+        key: Any,
+        raw: bytes,
+        description: dict[str, Any] | None,
+        op: str,
+        id_value: Any,
+        document_key: bytes | None = None,
     ) -> None:
         if coll.unique_indexes():
             new_doc = decode(raw)
@@ -245,7 +250,7 @@ class Store:
             ts,
             op,
             coll,
-            document_key=_document_key(id_value),
+            document_key=document_key or _document_key(id_value),
             full_document=None if op == "update" else raw,
             update_description=description,
         )

@@ -107,6 +107,69 @@ def canonical_key(value: Any) -> Any:
     return (type(value).__name__, value)
 
 
+_FIXED_SIZES = {1: 8, 6: 0, 7: 12, 8: 1, 9: 8, 10: 0, 16: 4, 17: 8, 18: 8, 19: 16, 127: 0, 255: 0}
+
+
+def _value_size(raw: bytes, kind: int, start: int) -> int:
+    size = _FIXED_SIZES.get(kind)
+    if size is not None:
+        return size
+    if kind in (2, 13, 14):  # string, code, symbol: int32 length + bytes
+        return 4 + int.from_bytes(raw[start : start + 4], "little")
+    if kind in (3, 4, 15):  # document, array, code with scope: int32 total length
+        return int.from_bytes(raw[start : start + 4], "little")
+    if kind == 5:  # binary: int32 length + subtype + bytes
+        return 5 + int.from_bytes(raw[start : start + 4], "little")
+    if kind == 11:  # regex: two C strings
+        return raw.index(b"\x00", raw.index(b"\x00", start) + 1) + 1 - start
+    if kind == 12:  # DBPointer: string + ObjectId
+        return 4 + int.from_bytes(raw[start : start + 4], "little") + 12
+    raise ValueError(f"unknown BSON element type {kind}")
+
+
+def elements(raw: bytes) -> dict[str, bytes]:
+    """Each top-level field's raw element (type byte through value), without decoding values."""
+    out = {}
+    pos, end = 4, len(raw) - 1
+    while pos < end:
+        name_end = raw.index(b"\x00", pos + 1)
+        start = name_end + 1
+        stop = start + _value_size(raw, raw[pos], start)
+        out[raw[pos + 1 : name_end].decode()] = raw[pos:stop]
+        pos = stop
+    return out
+
+
+def first_element(raw: bytes) -> tuple[str, bytes] | None:
+    """Name and bytes (type byte through value) of a raw document's first element, without
+    decoding the rest of the document; None for an empty document."""
+    if len(raw) <= 5:
+        return None
+    name_end = raw.index(b"\x00", 5)
+    start = name_end + 1
+    return raw[5:name_end].decode(), raw[4 : start + _value_size(raw, raw[4], start)]
+
+
+def element_value(element: bytes) -> Any:
+    """The decoded value of a raw element (documents decoded to dicts)."""
+    return bson.decode(element_document(element), DECODE)[element[1 : element.index(b"\x00", 1)].decode()]
+
+
+def embedded_document(element: bytes) -> bytes | None:
+    """The raw document held by an element of type document, else None."""
+    if element[0] != 3:
+        return None
+    return element[element.index(b"\x00", 1) + 1 :]
+
+
+def element_document(element: bytes) -> bytes:
+    """A one-field document made of a raw element."""
+    return (len(element) + 5).to_bytes(4, "little") + element + b"\x00"
+
+
 def id_of(raw_doc: bytes) -> Any:
     """The ``_id`` of a raw document (nested documents stay raw), or raise KeyError."""
+    first = first_element(raw_doc)
+    if first is not None and first[0] == "_id":
+        return element_value(first[1])
     return bson.decode(raw_doc, RAW)["_id"]

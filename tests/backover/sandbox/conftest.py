@@ -215,7 +215,9 @@ def run_dag(airflow_home: AirflowHome) -> Callable[[str, str], DagResult]:
                 .filter(XComModel.key == "return_value")
                 .all()
             )
-            xcom = {row.task_id: XComModel.deserialize_value(row) for row in rows}
+            # Task SDK XComs are stored as plain JSON; ``XComModel.deserialize_value`` would also
+            # decode a string that merely looks like JSON (a Lambda payload), so read ``value``.
+            xcom = {row.task_id: row.value for row in rows}
         return DagResult(state=str(_state_name(dag_run.state)), task_states=task_states, xcom=xcom)
 
     return run

@@ -20,6 +20,9 @@ import bson
 import pymongo
 import pymongo.errors
 import pytest
+from bson.raw_bson import RawBSONDocument
+from pymongo.saslprep import saslprep
+
 from backover.standin import auth as auth_mod
 from backover.standin.auth import (
     SCRAM_SHA_1,
@@ -32,8 +35,6 @@ from backover.standin.commands import users
 from backover.standin.errors import CommandError
 from backover.standin.registry import Context
 from backover.standin.values import RAW
-from bson.raw_bson import RawBSONDocument
-from pymongo.saslprep import saslprep
 
 FAST = {SCRAM_SHA_1: 4096, SCRAM_SHA_256: 4096}
 BOTH = [pytest.param(SCRAM_SHA_1, id="sha1"), pytest.param(SCRAM_SHA_256, id="sha256")]

@@ -7,14 +7,15 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
-from backover.standin.changestreams import ResumeToken
-from backover.standin.server import ServerConfig, StandinServer, start_in_thread
 from bson.timestamp import Timestamp
 from hypothesis import given
 from hypothesis import strategies as st
 from pymongo import MongoClient
 from pymongo.change_stream import ChangeStream
 from pymongo.errors import OperationFailure
+
+from backover.standin.changestreams import ResumeToken
+from backover.standin.server import ServerConfig, StandinServer, start_in_thread
 
 COMMON = ["_id", "operationType", "clusterTime", "wallTime"]
 
@@ -459,3 +460,80 @@ def test_documentdb_drop_invalidates_collection_stream(docdb_client: MongoClient
     coll.drop()
     assert [e["operationType"] for e in _drain(stream, 2)] == ["drop", "invalidate"]
     assert not stream.alive
+
+
+def test_batch_size_one_splits_an_event_from_its_invalidate(client: MongoClient) -> None:
+    coll = client.shop.orders
+    coll.insert_one({"_id": 0})
+    stream = _watch(coll, batch_size=1)
+    coll.drop()
+    drop = _next(stream)
+    assert stream.alive and stream.resume_token == drop["_id"]
+    assert _next(stream)["operationType"] == "invalidate"
+    assert not stream.alive
+
+
+def test_start_at_a_future_time_skips_earlier_events(client: MongoClient) -> None:
+    coll = client.shop.orders
+    with client.start_session() as session:
+        coll.insert_one({"_id": "now"}, session=session)
+        now = session.operation_time
+    stream = _watch(coll, start_at_operation_time=Timestamp(now.time + 2, 0))
+    coll.insert_one({"_id": "too early"})
+    assert stream.try_next() is None
+    time.sleep(2.1)
+    coll.insert_one({"_id": "late enough"})
+    assert _next(stream)["documentKey"] == {"_id": "late enough"}
+
+
+def test_full_document_before_change_when_available_is_null_on_mongodb(client: MongoClient) -> None:
+    coll = client.shop.orders
+    stream = _watch(coll, full_document_before_change="whenAvailable")
+    coll.insert_one({"_id": 1})
+    coll.delete_one({"_id": 1})
+    insert, delete = _drain(stream, 2)
+    assert "fullDocumentBeforeChange" not in insert
+    assert list(delete) == [*COMMON, "ns", "documentKey", "fullDocumentBeforeChange"]
+    assert delete["fullDocumentBeforeChange"] is None
+
+
+def test_cluster_stream_needs_read_on_every_database() -> None:
+    srv = start_in_thread(ServerConfig(flavour="mongodb", port=0, root_user="root", root_password="pw"))
+    try:
+        srv.auth.create_user("shop", "reader", "pw", ["read"])
+        srv.auth.create_user("admin", "everything", "pw", ["readAnyDatabase"])
+        base = f"mongodb://{{}}:pw@127.0.0.1:{srv.port}/?directConnection=true&authSource={{}}"
+        with MongoClient(base.format("reader", "shop")) as reader:
+            _watch(reader.shop.orders).close()
+            _watch(reader.shop).close()
+            for target in (reader, reader.other):
+                with pytest.raises(OperationFailure) as e:
+                    target.watch()
+                assert e.value.code == 13
+        with MongoClient(base.format("everything", "admin")) as everything:
+            _watch(everything).close()
+    finally:
+        srv.stop()
+
+
+def test_documentdb_database_stream_sees_rename_and_drop_database(docdb_client: MongoClient) -> None:
+    c = docdb_client
+    _modify(c, "shop", "", True)
+    c.shop.orders.insert_one({"_id": 1})
+    stream = _watch(c.shop)
+    c.shop.orders.rename("archive")
+    c.drop_database("shop")
+    events = _drain(stream, 4)
+    assert [e["operationType"] for e in events] == ["rename", "drop", "dropDatabase", "invalidate"]
+    assert events[0]["to"] == {"db": "shop", "coll": "archive"}
+
+
+def test_documentdb_list_change_streams_accepts_a_match(docdb_client: MongoClient) -> None:
+    _modify(docdb_client, "shop", "", True)
+    _modify(docdb_client, "crm", "people", True)
+    reply = docdb_client.admin.command({"aggregate": 1, "cursor": {},
+                                        "pipeline": [{"$listChangeStreams": 1}, {"$match": {"database": "crm"}}]})
+    assert reply["cursor"]["firstBatch"] == [{"database": "crm", "collection": "people"}]
+    with pytest.raises(OperationFailure) as e:
+        docdb_client.admin.command({"modifyChangeStreams": 1, "database": "shop", "enable": True})
+    assert e.value.code == 40414

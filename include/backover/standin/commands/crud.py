@@ -17,7 +17,18 @@ from ..query import compile_filter
 from ..registry import Action, Context, command
 from ..store import Collection, Store, raw_document, with_id_first
 from ..update import apply_update, is_replacement, update_description, upsert_seed
-from ..values import RAW, canonical_key, decode, encode, to_plain
+from ..values import (
+    RAW,
+    canonical_key,
+    decode,
+    element_document,
+    element_value,
+    elements,
+    embedded_document,
+    encode,
+    first_element,
+    to_plain,
+)
 from .pipeline import run_pipeline
 
 
@@ -191,6 +202,50 @@ def _upsert_document(
     return encode(doc)
 
 
+def replace_by_id(store: Store, coll: Collection, stmt: Any) -> UpdateOutcome | None:
+    """The restore's hot path, ``ReplaceOne({_id: x}, doc, upsert=True)``, without decoding the
+    document; None when the statement is anything else (the general path handles it)."""
+    if not isinstance(stmt, RawBSONDocument):
+        return None
+    fields = elements(stmt.raw)
+    if not fields.keys() <= {"q", "u", "upsert", "multi"} or fields.get("multi", b"\x08").endswith(b"\x01"):
+        return None
+    q_raw, u_raw = embedded_document(fields.get("q", b"\x00")), embedded_document(fields.get("u", b"\x00"))
+    if q_raw is None or u_raw is None:
+        return None
+    q_first = first_element(q_raw)
+    if q_first is None or q_first[0] != "_id" or len(q_raw) != len(q_first[1]) + 5 or q_first[1][0] in (3, 4, 11):
+        return None  # not exactly {_id: <scalar>}
+    id_element = q_first[1]
+    u_first = first_element(u_raw)
+    if u_first is not None and u_first[0].startswith("$"):
+        return None  # operator update
+    if u_first is not None and u_first[0] == "_id":
+        if u_first[1] != id_element:
+            return None  # a differently encoded or different _id: the general path decides
+        new_raw = u_raw
+    elif b"_id\x00" in u_raw:
+        return None  # an _id further down: the general path moves or checks it
+    else:
+        body = id_element + u_raw[4:]
+        new_raw = (len(body) + 4).to_bytes(4, "little") + body
+    id_value = element_value(id_element)
+    key = canonical_key(id_value)
+    old = coll.docs.get(key)
+    outcome = UpdateOutcome(before=old, after=new_raw)
+    if old is None:
+        if not fields.get("upsert", b"").endswith(b"\x01"):
+            return UpdateOutcome()
+        store.replace(coll, key, id_value, new_raw, op="insert", document_key=element_document(id_element))
+        outcome.upserted_id = id_value
+        return outcome
+    outcome.matched = 1
+    if old != new_raw:
+        store.replace(coll, key, id_value, new_raw, op="replace", document_key=element_document(id_element))
+        outcome.modified = 1
+    return outcome
+
+
 @command("insert", action=Action.WRITE)
 def insert(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     name = collection_name(cmd, "insert")
@@ -223,7 +278,7 @@ def update(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
         coll = ctx.store.ensure(ctx.db, name)
         for i, stmt in enumerate(cmd.get("updates", [])):
             try:
-                outcome = apply_one_update(
+                outcome = replace_by_id(ctx.store, coll, stmt) or apply_one_update(
                     ctx.store, coll, stmt.get("q"), stmt.get("u"),
                     multi=bool(stmt.get("multi", False)), upsert=bool(stmt.get("upsert", False)),
                     array_filters=stmt.get("arrayFilters"),
@@ -282,7 +337,7 @@ def find_and_modify(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
         if remove:
             coll = ctx.store.get(ctx.db, name)
             targets = sort_docs(list(select(ctx.store, coll, cmd.get("query"))), cmd.get("sort"))[:1]
-            for key, raw in targets:
+            for key, _ in targets:
                 ctx.store.delete(coll, key)
             value = project(targets[0][1], cmd.get("fields")) if targets else None
             return {"lastErrorObject": {"n": len(targets)}, "value": _raw_or_none(value)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from bson.int64 import Int64
@@ -39,7 +39,7 @@ def hello(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
         "maxBsonObjectSize": 16 * 1024 * 1024,
         "maxMessageSizeBytes": 48_000_000,
         "maxWriteBatchSize": 100_000,
-        "localTime": datetime.now(timezone.utc),
+        "localTime": datetime.now(UTC),
         "logicalSessionTimeoutMinutes": 30,
         "connectionId": ctx.conn.id,
         "minWireVersion": 0,
@@ -80,7 +80,7 @@ def server_status(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
         "process": "mongod",
         "pid": Int64(os.getpid()),
         "uptime": float(int(time.time() - _STARTED)),
-        "localTime": datetime.now(timezone.utc),
+        "localTime": datetime.now(UTC),
         "repl": {"setName": ctx.server.config.set_name, "isWritablePrimary": True},
     }
 
