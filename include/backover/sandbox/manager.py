@@ -91,9 +91,21 @@ def _argv(config: SandboxConfig, name: str, registry: Path) -> list[str]:
     if name == "moto":
         return [py, "-m", "moto.server", "-H", h, "-p", str(p.moto)]
     if name == "runner":
-        return [py, "-m", "backover.sandbox.runner", "--host", h, "--port", str(p.runner),
-                "--registry", str(registry), "--ec2-endpoint", config.url(p.moto),
-                "--workdir", str(config.project_root)]
+        return [
+            py,
+            "-m",
+            "backover.sandbox.runner",
+            "--host",
+            h,
+            "--port",
+            str(p.runner),
+            "--registry",
+            str(registry),
+            "--ec2-endpoint",
+            config.url(p.moto),
+            "--workdir",
+            str(config.project_root),
+        ]
     port = p.documentdb if name == "documentdb" else p.mongodb
     return [py, "-m", "backover.standin", "--flavour", name, "--host", h, "--port", str(port)]
 
@@ -107,18 +119,27 @@ def up(config: SandboxConfig) -> SandboxState:
             log.info("sandbox already up in %s", config.directory)
             return current
         down(config)
-    busy = [f"{name} port {port}" for name, port in vars(config.ports).items() if not _port_free(config.host, port)]
+    busy = [
+        f"{name} port {port}"
+        for name, port in vars(config.ports).items()
+        if not _port_free(config.host, port)
+    ]
     if busy:
-        raise SandboxError(f"cannot start the sandbox: {', '.join(busy)} already in use "
-                           "(set BACKOVER_SANDBOX_PORT_BASE to use other ports)")
+        raise SandboxError(
+            f"cannot start the sandbox: {', '.join(busy)} already in use "
+            "(set BACKOVER_SANDBOX_PORT_BASE to use other ports)"
+        )
     config.directory.mkdir(parents=True, exist_ok=True)
-    state = SandboxState(ports=dict(vars(config.ports)), pids={}, host=config.host, bucket=config.bucket,
-                         prefix=config.prefix)
+    state = SandboxState(
+        ports=dict(vars(config.ports)), pids={}, host=config.host, bucket=config.bucket, prefix=config.prefix
+    )
     passwords = {"documentdb": seed.new_password(), "mongodb": seed.new_password()}
     try:
         _start_services(config, state, passwords)
-        master = {flavour: seed.master_secret(flavour, config.host, state.ports[flavour], passwords[flavour])
-                  for flavour in ("documentdb", "mongodb")}
+        master = {
+            flavour: seed.master_secret(flavour, config.host, state.ports[flavour], passwords[flavour])
+            for flavour in ("documentdb", "mongodb")
+        }
         app_password = seed.new_password()
         with aws_environment(state):
             seed.seed_aws(config, state, master, app_password)
@@ -179,8 +200,12 @@ def status(config: SandboxConfig) -> dict[str, dict[str, Any]]:
     for name in SERVICES:
         pid = state.pids.get(name) if state else None
         running = pid is not None and processes.is_ours(pid, config.directory, name)
-        out[name] = {"pid": pid, "running": running, "answering": running and checks[name](),
-                     "port": getattr(config.ports, name)}
+        out[name] = {
+            "pid": pid,
+            "running": running,
+            "answering": running and checks[name](),
+            "port": getattr(config.ports, name),
+        }
     return out
 
 
@@ -195,8 +220,10 @@ def master_credentials(state: SandboxState) -> dict[str, dict[str, Any]]:
     """The stand-ins' master secrets, read from the sandbox's Secrets Manager."""
     with aws_environment(state):
         sm = boto3.client("secretsmanager")
-        return {label: json.loads(sm.get_secret_value(SecretId=state.secret_ids[label])["SecretString"])
-                for label in ("documentdb", "mongodb")}
+        return {
+            label: json.loads(sm.get_secret_value(SecretId=state.secret_ids[label])["SecretString"])
+            for label in ("documentdb", "mongodb")
+        }
 
 
 def env(config: SandboxConfig) -> dict[str, str]:

@@ -7,5 +7,9 @@ from typing import Any
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return {"ok": True, "echo": event, "function": getattr(context, "function_name", None),
-            "python": platform.python_version()}
+    return {
+        "ok": True,
+        "echo": event,
+        "function": getattr(context, "function_name", None),
+        "python": platform.python_version(),
+    }

@@ -49,13 +49,20 @@ def master_secret(flavour: str, host: str, port: int, password: str) -> dict[str
 
 def client(secret: dict[str, Any]) -> MongoClient:
     return MongoClient(
-        host=secret["host"], port=int(secret["port"]), username=secret["username"], password=secret["password"],
-        authSource="admin", directConnection=True, retryWrites=secret.get("engine") != "docdb",
+        host=secret["host"],
+        port=int(secret["port"]),
+        username=secret["username"],
+        password=secret["password"],
+        authSource="admin",
+        directConnection=True,
+        retryWrites=secret.get("engine") != "docdb",
         serverSelectionTimeoutMS=5000,
     )
 
 
-def seed_aws(config: SandboxConfig, state: SandboxState, master: dict[str, dict[str, Any]], app_password: str) -> None:
+def seed_aws(
+    config: SandboxConfig, state: SandboxState, master: dict[str, dict[str, Any]], app_password: str
+) -> None:
     """Bucket, secrets and the EC2 worker in moto (all idempotent)."""
     s3 = boto3.client("s3")
     try:
@@ -76,16 +83,23 @@ def seed_aws(config: SandboxConfig, state: SandboxState, master: dict[str, dict[
 def _ensure_worker() -> str:
     ec2 = boto3.client("ec2")
     found = ec2.describe_instances(
-        Filters=[{"Name": "tag:Name", "Values": ["backover-worker"]},
-                 {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+        Filters=[
+            {"Name": "tag:Name", "Values": ["backover-worker"]},
+            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+        ]
     )
     for reservation in found["Reservations"]:
         for instance in reservation["Instances"]:
             return instance["InstanceId"]
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     started = ec2.run_instances(
-        ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.medium",
-        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "backover-worker"}]}],
+        ImageId=image,
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="t3.medium",
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "backover-worker"}]}
+        ],
     )
     return started["Instances"][0]["InstanceId"]
 
@@ -96,7 +110,11 @@ def lambda_registry(config: SandboxConfig) -> dict[str, Any]:
     for short, name in LAMBDAS.items():
         handler = config.project_root / "lambdas" / short / "handler.py"
         if handler.exists():
-            functions[name] = {"handler": f"{handler}:handler", "timeout": 120, "working_dir": str(config.project_root)}
+            functions[name] = {
+                "handler": f"{handler}:handler",
+                "timeout": 120,
+                "working_dir": str(config.project_root),
+            }
     return {"functions": functions}
 
 
@@ -150,8 +168,9 @@ def _demo_data(docdb: MongoClient) -> None:
     customers = docdb.shop.customers
     customers.create_index("email", unique=True)
     if customers.estimated_document_count() == 0:
-        customers.insert_many([{"_id": i, "email": f"customer{i}@example.com", "name": f"Customer {i}"}
-                               for i in range(1, 21)])
+        customers.insert_many(
+            [{"_id": i, "email": f"customer{i}@example.com", "name": f"Customer {i}"} for i in range(1, 21)]
+        )
     items = docdb.inventory.items
     if items.estimated_document_count() == 0:
         items.insert_many([{"_id": f"sku-{i:04d}", "stock": i * 3} for i in range(1, 31)])

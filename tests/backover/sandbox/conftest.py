@@ -32,6 +32,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from backover.sandbox.runner import RunnerServer, start_in_thread
 
 REGION = "us-east-1"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+
 from backover.sandbox.runner import RunnerServer
 
 HANDLER = """

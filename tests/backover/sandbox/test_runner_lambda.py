@@ -16,8 +16,9 @@ from typing import Any
 
 import boto3
 import pytest
-from backover.sandbox.runner import RunnerServer, start_in_thread
 from botocore.exceptions import ClientError
+
+from backover.sandbox.runner import RunnerServer, start_in_thread
 
 HANDLER = """
 import os
@@ -129,6 +130,15 @@ def test_request_response_returns_handler_result(
     assert Path(payload["cwd"]) == function_dir
     assert 0 < payload["remaining_ms"] <= 1000
     assert payload["request_id"] == reply["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+
+
+def test_clients_reach_the_runner_through_aws_endpoint_url_lambda(
+    runner: RunnerServer, fn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", runner.url)
+    client = boto3.client("lambda", region_name="us-east-1")  # no endpoint_url: taken from the env
+    reply = client.invoke(FunctionName=fn, Payload=b'{"action": "echo"}')
+    assert json.loads(reply["Payload"].read())["function_name"] == fn
 
 
 def test_handler_exception_is_an_unhandled_function_error(runner: RunnerServer, fn: str) -> None:

@@ -9,8 +9,9 @@ from typing import Any, Protocol
 
 import boto3
 import pytest
-from backover.sandbox.runner import RunnerServer
 from botocore.exceptions import ClientError, WaiterError
+
+from backover.sandbox.runner import RunnerServer
 
 
 class Instances(Protocol):

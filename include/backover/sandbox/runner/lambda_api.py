@@ -92,8 +92,6 @@ class LambdaService:
         self.tracker = tracker
         self.account_id = account_id
         self.default_region = default_region
-        self._background: set[threading.Thread] = set()
-        self._lock = threading.Lock()
 
     # ----------------------------------------------------------------- routing
 
@@ -206,27 +204,14 @@ class LambdaService:
         region: str,
         version: str,
     ) -> None:
+        """Run an ``Event`` invocation in a daemon thread (Lambda does not retry it here)."""
+
         def work() -> None:
-            try:
-                result = self.execute(spec, payload, request_id, client_context, region, version)
-                if result.function_error:
-                    log.warning("async invocation %s of %s ended in a function error", request_id, spec.name)
-            finally:
-                with self._lock:
-                    self._background.discard(threading.current_thread())
+            result = self.execute(spec, payload, request_id, client_context, region, version)
+            if result.function_error:
+                log.warning("async invocation %s of %s ended in a function error", request_id, spec.name)
 
-        thread = threading.Thread(target=work, name=f"lambda-event-{spec.name}", daemon=True)
-        with self._lock:
-            self._background.add(thread)
-        thread.start()
-
-    def wait_background(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for background (``Event``) invocations to end."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            threads = list(self._background)
-        for thread in threads:
-            thread.join(max(deadline - time.monotonic(), 0))
+        threading.Thread(target=work, name=f"lambda-event-{spec.name}", daemon=True).start()
 
     def _environment(self, spec: FunctionSpec, request_id: str, region: str, version: str) -> dict[str, str]:
         stream_day = datetime.now(UTC).strftime("%Y/%m/%d")

@@ -224,8 +224,11 @@ class CommandStore:
         workdir = command.working_directory
         if not workdir.is_dir():
             with self._lock:
-                invocation.stderr = f"failed to run commands: working directory {workdir} does not exist"
-                self._finish(invocation, "Failed", "Failed", 1)
+                if invocation.cancel_requested:
+                    self._finish(invocation, "Cancelled", "Cancelled", -1)
+                else:
+                    invocation.stderr = f"failed to run commands: working directory {workdir} does not exist"
+                    self._finish(invocation, "Failed", "Failed", 1)
             return
         with tempfile.TemporaryDirectory(prefix="backover-ssm-") as tmp:
             script = Path(tmp) / "_script.sh"
