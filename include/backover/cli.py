@@ -1,4 +1,4 @@
-"""``backover`` command line: one sub-command per job; each builds its config and calls a function.
+"""``backover`` command line: one sub-command per job, found in ``backover.commands``.
 
 Exit status: 0 done, 1 the job failed, 2 bad usage or configuration (one-line reason on stderr).
 """
@@ -6,83 +6,41 @@ Exit status: 0 done, 1 the job failed, 2 bad usage or configuration (one-line re
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import logging
+import pkgutil
 import sys
 
-from .sandbox import manager
-from .sandbox.config import SandboxConfig
-from .sandbox.environment import exports
+from . import commands
+from .errors import BackoverError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def _sandbox_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("sandbox", help="start, stop and inspect the local sandbox")
-    parser.add_argument("action", choices=("up", "down", "status", "env"))
-    parser.add_argument("--dir", help="pid, log and state files (default .sandbox or BACKOVER_SANDBOX_DIR)")
-    parser.add_argument("--port-base", type=int,
-                        help="first of the loopback ports (default 47000 or BACKOVER_SANDBOX_PORT_BASE)")
-    parser.set_defaults(run=run_sandbox)
-
-
-def run_sandbox(args: argparse.Namespace) -> int:
-    config = SandboxConfig.from_env(args.dir, args.port_base)
-    if args.action == "up":
-        state = manager.up(config)
-        print(f"sandbox up: moto {state.ports['moto']}, runner {state.ports['runner']}, "
-              f"documentdb {state.ports['documentdb']}, mongodb {state.ports['mongodb']} "
-              f"(state in {config.directory}); `eval \"$(backover sandbox env)\"` to use it")
-    elif args.action == "down":
-        stopped = manager.down(config)
-        print(f"sandbox down: stopped {', '.join(stopped) or 'nothing (it was not running)'}")
-    elif args.action == "status":
-        report = manager.status(config)
-        print(json.dumps(report, indent=2))
-        return EXIT_OK if all(s["answering"] for s in report.values()) else EXIT_FAILED
-    else:
-        print(exports(manager.env(config)))
-    return EXIT_OK
-
-
-def _rehearsal_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("rehearsal", help="rehearse the lifecycle on a fresh local sandbox")
-    parser.add_argument("--dir", help="its own sandbox directory (default .sandbox/rehearsal)")
-    parser.add_argument("--port-base", type=int,
-                        help="first of its sandbox's loopback ports (default 47200, apart from `sandbox up`'s)")
-    parser.set_defaults(run=run_rehearsal)
-
-
-def run_rehearsal(args: argparse.Namespace) -> int:
-    from . import rehearsal
-
-    config = SandboxConfig.from_env(args.dir or rehearsal.DEFAULT_DIR, args.port_base or rehearsal.DEFAULT_PORT_BASE)
-    report = rehearsal.run(config)
-    print(rehearsal.summary(report))
-    return EXIT_OK if report.ok else EXIT_FAILED
+EXIT_FAILED = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backover", description=__doc__.splitlines()[0])
-    parser.add_argument("--log-level", default="INFO")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _sandbox_parser(sub)
-    _rehearsal_parser(sub)
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{commands.__name__}.{module.name}").register(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
-    for noisy in ("botocore", "boto3", "urllib3"):
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
     try:
         return args.run(args)
-    except manager.SandboxError as e:
-        print(f"backover: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    except BackoverError as e:
+        print(f"backover {args.command}: {e}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         return EXIT_FAILED
 

@@ -23,6 +23,7 @@ import boto3
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from ..errors import UsageError
 from . import environment, processes, seed
 from .config import SandboxConfig, SandboxState
 
@@ -32,8 +33,8 @@ SERVICES = ("moto", "documentdb", "mongodb", "runner")
 START_TIMEOUT_SECONDS = 30.0
 
 
-class SandboxError(Exception):
-    """The sandbox could not do what was asked; the message is one line for the user."""
+class SandboxError(UsageError):
+    """The sandbox could not do what was asked; the message is one line for the user (exit 2)."""
 
 
 # -- helpers -------------------------------------------------------------------------------------

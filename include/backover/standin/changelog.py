@@ -10,7 +10,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bson.binary import Binary
@@ -30,7 +29,7 @@ class ChangeEntry:
 
     seq: int
     ts: Timestamp
-    wall: datetime
+    wall_ms: int  # wall-clock time of the write, milliseconds since the epoch
     op: str  # insert, update, replace, delete, drop, rename, dropDatabase
     db: str
     coll: str | None
@@ -67,7 +66,7 @@ class ChangeLog:
             entry = ChangeEntry(
                 seq=self._next_seq,
                 ts=ts,
-                wall=datetime.now(UTC),
+                wall_ms=time.time_ns() // 1_000_000,
                 op=op,
                 db=coll.db if coll is not None else db or "",
                 coll=coll.name if coll is not None else None,
@@ -135,8 +134,8 @@ class ChangeLog:
     def _expire_locked(self) -> None:
         if self.retention_seconds is None:
             return
-        horizon = time.time() - self.retention_seconds
-        while self._entries and self._entries[0].wall.timestamp() < horizon:
+        horizon = (time.time() - self.retention_seconds) * 1000
+        while self._entries and self._entries[0].wall_ms < horizon:
             self._entries.popleft()
             self._first_retained_seq += 1
         if not self._entries:

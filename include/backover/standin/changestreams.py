@@ -35,7 +35,6 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import bson
@@ -505,9 +504,6 @@ def _apply(stages: list[Stage], event: dict[str, Any]) -> dict[str, Any] | None:
 _INT32 = struct.Struct("<i")
 _TIMESTAMP = struct.Struct("<II")  # BSON Timestamp: increment, then seconds
 _INT64 = struct.Struct("<q")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_EPOCH_NAIVE = datetime(1970, 1, 1)
-_ONE_MS = timedelta(milliseconds=1)
 
 _ID_PREFIX = b"\x03_id\x00" + _INT32.pack(4 + 1 + 6 + 4 + _TOKEN_LEN + 1 + 1) + b"\x02_data\x00" + _INT32.pack(_TOKEN_LEN + 1)
 _ID_SUFFIX = b"\x00\x00"
@@ -522,10 +518,6 @@ _OPERATION_TYPES = {
     op: b"\x02operationType\x00" + _INT32.pack(len(op) + 1) + op.encode() + b"\x00"
     for op in ("insert", "update", "replace", "delete", "drop", "rename", "dropDatabase", "invalidate")
 }
-
-
-def _millis(wall: datetime) -> int:
-    return (wall - (_EPOCH if wall.tzinfo is not None else _EPOCH_NAIVE)) // _ONE_MS
 
 
 def _document(parts: list[bytes]) -> bytes:
@@ -551,7 +543,7 @@ class EventBuilder:
             _ID_PREFIX, _TOKEN.pack(_TOKEN_MARK, ts.time, ts.inc, entry.seq, flag).hex().upper().encode(), _ID_SUFFIX,
             _OPERATION_TYPES[op],
             _CLUSTER_TIME, _TIMESTAMP.pack(ts.inc, ts.time),
-            _WALL_TIME, _INT64.pack(_millis(entry.wall)),
+            _WALL_TIME, _INT64.pack(entry.wall_ms),
         ]
         if flag == INVALIDATE:
             pass

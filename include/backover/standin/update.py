@@ -181,8 +181,10 @@ def update_description(before: Mapping[str, Any], after: Mapping[str, Any]) -> d
 
     Computed as mongod diffs documents: changed sub-document fields as dotted paths, array
     elements as ``"arr.3"``, a shrunk array as a ``truncatedArrays`` entry, and a whole new value
-    where the type changed. Sub-diffs are always used (mongod may log a whole sub-document
-    instead when that is smaller).
+    where the type changed. A sub-document whose new fields ``$set`` could not recreate in the
+    same order (fields moved, or added out of path order) is reported whole, so that replaying
+    the description with ``$set``/``$unset`` rebuilds ``after`` exactly. Otherwise sub-diffs are
+    always used (mongod may log a whole sub-document instead when that is smaller).
     """
     description: dict[str, Any] = {"updatedFields": {}, "removedFields": [], "truncatedArrays": []}
     _diff_documents(before, after, "", description)
@@ -818,31 +820,56 @@ def _same(left: Any, right: Any) -> bool:
     return bool(left == right)
 
 
-def _diff_documents(before: Mapping[str, Any], after: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
+@dataclass(slots=True)
+class _DocumentChanges:
+    """How one document level changed, in mongod's diff terms."""
+
+    removed: list[str]
+    updated: list[tuple[str, Any]]
+    inserted: list[tuple[str, Any]]
+    nested: list[tuple[str, Any, Any]]
+
+
+def _document_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> _DocumentChanges:
     """mongod's document diff: walk both in step; fields out of step are removed or (re)inserted."""
     deletes: dict[str, None] = {}
-    updates: list[tuple[str, Any]] = []
-    nested: list[tuple[str, Any, Any]] = []
-    before_items = iter(before.items())
+    changes = _DocumentChanges([], [], [], [])
     after_items = list(after.items())
     position = 0
-    for key, old in before_items:
+    for key, old in before.items():
         if position < len(after_items) and after_items[position][0] == key:
             new = after_items[position][1]
             position += 1
             if isinstance(old, dict) and isinstance(new, dict) or isinstance(old, list) and isinstance(new, list):
-                nested.append((key, old, new))
+                changes.nested.append((key, old, new))
             elif not _same(old, new):
-                updates.append((key, new))
+                changes.updated.append((key, new))
         else:
             deletes[key] = None
-    inserts = after_items[position:]
-    for key, _new in inserts:
+    changes.inserted = after_items[position:]
+    for key, _new in changes.inserted:
         deletes.pop(key, None)
-    out["removedFields"].extend(_join(prefix, key) for key in deletes)
-    for key, new in [*updates, *inserts]:
+    changes.removed = list(deletes)
+    return changes
+
+
+def _replayable(before: Mapping[str, Any], inserted: list[tuple[str, Any]]) -> bool:
+    """Whether ``$set`` of the inserted fields recreates their order (it appends new fields in path order)."""
+    names = [key for key, _value in inserted]
+    if any(name in before for name in names):
+        return False  # a field that moved: $set would leave it where it was
+    return all(_compare_parts(left, right) < 0 for left, right in itertools.pairwise(names))
+
+
+def _diff_documents(before: Mapping[str, Any], after: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
+    changes = _document_changes(before, after)
+    if prefix and not _replayable(before, changes.inserted):
+        out["updatedFields"][prefix] = clone(after)  # dotted paths could not rebuild this field order
+        return
+    out["removedFields"].extend(_join(prefix, key) for key in changes.removed)
+    for key, new in [*changes.updated, *changes.inserted]:
         out["updatedFields"][_join(prefix, key)] = clone(new)
-    for key, old, new in nested:
+    for key, old, new in changes.nested:
         _diff_values(old, new, _join(prefix, key), out)
 
 

@@ -519,10 +519,8 @@ def test_apply_update_never_mutates_the_document_or_the_update(doc, operations):
 def _replay(before, description):
     """Apply an updateDescription to ``before`` with $push-$slice (truncations), $unset and $set."""
     doc = before
-    truncations = {entry["field"]: {"$each": [], "$slice": entry["newSize"]}
-                   for entry in description["truncatedArrays"]}
-    if truncations:
-        doc = update(doc, {"$push": truncations})
+    for entry in description["truncatedArrays"]:  # one at a time: nested arrays may both shrink
+        doc = update(doc, {"$push": {entry["field"]: {"$each": [], "$slice": entry["newSize"]}}})
     spec: dict = {}
     if description["removedFields"]:
         spec["$unset"] = dict.fromkeys(description["removedFields"], "")

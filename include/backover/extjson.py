@@ -1,0 +1,20 @@
+"""JSON state files hold BSON values as canonical MongoDB Extended JSON.
+
+``{"t0": {"$timestamp": {"t": 1764270000, "i": 3}}}``: cluster times, resume tokens and Int64
+counters survive the round trip with their exact types.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import json_util
+from bson.json_util import CANONICAL_JSON_OPTIONS
+
+
+def dumps(doc: Any) -> str:
+    return json_util.dumps(doc, json_options=CANONICAL_JSON_OPTIONS, indent=2, sort_keys=False)
+
+
+def loads(text: str | bytes) -> Any:
+    return json_util.loads(text, json_options=CANONICAL_JSON_OPTIONS)

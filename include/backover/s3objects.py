@@ -1,0 +1,119 @@
+"""The few S3 operations every job needs, with the errors turned into one-line reasons.
+
+boto3 finds its endpoint in its own settings (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3``), so
+the same code runs against AWS and the sandbox's moto.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import extjson
+from .errors import BackoverError, UsageError
+
+log = logging.getLogger(__name__)
+
+#: Retries with backoff for throttling and transient errors (botocore's adaptive mode).
+RETRY_CONFIG = Config(retries={"max_attempts": 10, "mode": "adaptive"})
+DELETE_BATCH = 1000
+
+
+def s3_client() -> Any:
+    return boto3.client("s3", config=RETRY_CONFIG)
+
+
+def _code(e: ClientError) -> str:
+    return str(e.response.get("Error", {}).get("Code", ""))
+
+
+class S3Objects:
+    """Objects of one bucket."""
+
+    def __init__(self, bucket: str, client: Any | None = None) -> None:
+        self.bucket = bucket
+        self.client = client or s3_client()
+
+    def check_bucket(self) -> None:
+        """UsageError (exit 2) when the bucket is missing or not ours to use."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as e:
+            code = _code(e)
+            reason = {"404": "does not exist", "NoSuchBucket": "does not exist", "403": "access denied"}.get(code, code)
+            raise UsageError(f"bucket {self.bucket!r} cannot be used: {reason}") from e
+        except BotoCoreError as e:
+            raise UsageError(f"S3 cannot be reached for bucket {self.bucket!r}: {e}") from e
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """The object's bytes, or None when it does not exist."""
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as e:
+            if _code(e) in ("NoSuchKey", "404"):
+                return None
+            raise BackoverError(f"cannot read s3://{self.bucket}/{key}: {_code(e)}") from e
+
+    def get_object(self, key: str) -> tuple[bytes, dict[str, str]] | None:
+        """Bytes and user metadata, or None when the object does not exist."""
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as e:
+            if _code(e) in ("NoSuchKey", "404"):
+                return None
+            raise BackoverError(f"cannot read s3://{self.bucket}/{key}: {_code(e)}") from e
+        return resp["Body"].read(), resp.get("Metadata", {})
+
+    def head(self, key: str) -> dict[str, Any] | None:
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as e:
+            if _code(e) in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise BackoverError(f"cannot read s3://{self.bucket}/{key}: {_code(e)}") from e
+
+    def put_bytes(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None,
+                  content_type: str = "application/octet-stream") -> None:
+        """One PUT: S3 makes the object visible whole or not at all."""
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=dict(metadata or {}),
+                                   ContentType=content_type)
+        except ClientError as e:
+            raise BackoverError(f"cannot write s3://{self.bucket}/{key}: {_code(e)}") from e
+
+    def get_json(self, key: str) -> Any:
+        """A JSON state file (canonical Extended JSON), or None when it does not exist."""
+        data = self.get_bytes(key)
+        return None if data is None else extjson.loads(data)
+
+    def put_json(self, key: str, doc: Any) -> None:
+        self.put_bytes(key, extjson.dumps(doc).encode(), content_type="application/json")
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Every key under ``prefix``, in key order, page by page."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"]
+        except ClientError as e:
+            raise BackoverError(f"cannot list s3://{self.bucket}/{prefix}: {_code(e)}") from e
+
+    def delete_keys(self, keys: list[str]) -> int:
+        """Delete in batches of 1,000; returns how many were deleted."""
+        deleted = 0
+        for i in range(0, len(keys), DELETE_BATCH):
+            batch = keys[i : i + DELETE_BATCH]
+            resp = self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+            )
+            if resp.get("Errors"):
+                first = resp["Errors"][0]
+                raise BackoverError(f"cannot delete s3://{self.bucket}/{first['Key']}: {first.get('Code')}")
+            deleted += len(batch)
+        return deleted
