@@ -6,15 +6,19 @@ counters survive the round trip with their exact types.
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from bson import json_util
 from bson.json_util import CANONICAL_JSON_OPTIONS
 
+#: Dates come back timezone-aware (UTC), so ages can be computed without guessing.
+OPTIONS = CANONICAL_JSON_OPTIONS.with_options(tz_aware=True, tzinfo=UTC)
+
 
 def dumps(doc: Any) -> str:
-    return json_util.dumps(doc, json_options=CANONICAL_JSON_OPTIONS, indent=2, sort_keys=False)
+    return json_util.dumps(doc, json_options=OPTIONS, indent=2, sort_keys=False)
 
 
 def loads(text: str | bytes) -> Any:
-    return json_util.loads(text, json_options=CANONICAL_JSON_OPTIONS)
+    return json_util.loads(text, json_options=OPTIONS)

@@ -12,6 +12,9 @@ function's working directory, with the runner's environment plus Lambda's own va
   (``START``/``END``/``REPORT`` lines around everything the handler wrote to stdout/stderr).
 * Unknown function -> 404 ``ResourceNotFoundException``.
 
+The runner never logs payloads; each function log line goes to the ``backover.sandbox.runner.function``
+logger at DEBUG only (like CloudWatch, it holds whatever the handler printed).
+
 Admin endpoints (not AWS): ``GET /_runner/functions``, ``PUT /_runner/functions/{name}`` with a
 JSON definition as in a registry file (see ``registry.py``), ``DELETE /_runner/functions/{name}``.
 """
