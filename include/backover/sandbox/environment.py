@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from typing import Any
 
 from .config import AWS_TEST_KEY_ID, AWS_TEST_SECRET_KEY, REGION, SandboxState
@@ -56,6 +57,8 @@ def airflow_env(state: SandboxState, credentials: dict[str, dict[str, Any]]) -> 
             "app_user": state.app_user,
             "databases": state.databases,
             "poll_interval_seconds": 2,
+            # How SSM commands start backover on the worker (on AWS: the installed console script).
+            "backover_command": f"{sys.executable} -m backover",
         }
     )
     return env

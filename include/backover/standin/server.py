@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote_plus
 
 from bson.binary import Binary
 from bson.int64 import Int64
@@ -126,6 +127,13 @@ class StandinServer:
     @property
     def address(self) -> str:
         return f"{self.config.host}:{self.port}"
+
+    def uri(self, user: str, password: str) -> str:
+        """A URI for this server (``retryWrites=false`` on the documentdb flavour, as DocumentDB needs)."""
+        options = "authSource=admin&directConnection=true"
+        if self.config.flavour == "documentdb":
+            options += "&retryWrites=false"
+        return f"mongodb://{quote_plus(user)}:{quote_plus(password)}@{self.config.host}:{self.port}/?{options}"
 
     def bind(self) -> None:
         """Bind the listening socket (raises OSError when the port is in use)."""

@@ -1,24 +1,21 @@
-"""Servers for the conformance tests: both stand-in flavours, and real servers when given.
+"""Conformance targets: both stand-in flavours, and real servers when given.
 
 Every conformance test runs against each target. ``BACKOVER_TEST_MONGODB_URI`` /
 ``BACKOVER_TEST_DOCUMENTDB_URI`` (a user with ``root``) add a real MongoDB / DocumentDB; without
-them those targets are reported as skipped in the summary, never hidden.
+them those targets are reported as skipped in the summary, never hidden. The stand-ins themselves
+come from the suite-wide ``standins`` fixture (tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from pymongo import MongoClient
-
-from backover.standin.server import ServerConfig, StandinServer, start_in_thread
-
-ROOT_USER = "root"
 
 
 @dataclass
@@ -28,34 +25,14 @@ class Target:
     name: str
     flavour: str  # documentdb or mongodb
     uri: str
-    standin: StandinServer | None = None
+    standin: Any = None
 
-    def client(self, **kwargs) -> MongoClient:
-        options = {"serverSelectionTimeoutMS": 5000}
+    def client(self, **kwargs: Any) -> MongoClient:
+        options: dict[str, Any] = {"serverSelectionTimeoutMS": 5000}
         if self.flavour == "documentdb":
             options["retryWrites"] = False
         options.update(kwargs)
         return MongoClient(self.uri, **options)
-
-
-def standin_uri(server: StandinServer, password: str) -> str:
-    return f"mongodb://{ROOT_USER}:{password}@127.0.0.1:{server.port}/?authSource=admin&directConnection=true"
-
-
-@pytest.fixture(scope="session")
-def standin_password() -> str:
-    return secrets.token_urlsafe(12)
-
-
-@pytest.fixture(scope="session")
-def standins(standin_password: str) -> Iterator[dict[str, StandinServer]]:
-    servers = {
-        flavour: start_in_thread(ServerConfig(flavour=flavour, root_user=ROOT_USER, root_password=standin_password))
-        for flavour in ("mongodb", "documentdb")
-    }
-    yield servers
-    for server in servers.values():
-        server.stop()
 
 
 TARGETS = [
@@ -69,12 +46,11 @@ TARGETS = [
 @pytest.fixture(params=TARGETS)
 def target(request: pytest.FixtureRequest) -> Target:
     name = request.param
+    flavour = name.split("-", 1)[1]
     if name.startswith("standin-"):
-        flavour = name.removeprefix("standin-")
-        servers = request.getfixturevalue("standins")
+        server = request.getfixturevalue("standins")[flavour]
         password = request.getfixturevalue("standin_password")
-        return Target(name, flavour, standin_uri(servers[flavour], password), servers[flavour])
-    flavour = name.removeprefix("real-")
+        return Target(name, flavour, server.uri("root", password), server)
     uri = os.environ.get(f"BACKOVER_TEST_{flavour.upper()}_URI")
     if not uri:
         pytest.skip(f"BACKOVER_TEST_{flavour.upper()}_URI not set: no real {flavour} to run against")
