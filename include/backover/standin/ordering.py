@@ -304,8 +304,14 @@ def _compare_timestamps(a: Timestamp, b: Timestamp) -> int:
     return _sign((a.time, a.inc), (b.time, b.inc))
 
 
-_REGEX_FLAG_LETTERS = ((re.IGNORECASE, "i"), (re.LOCALE, "l"), (re.MULTILINE, "m"), (re.DOTALL, "s"),
-                       (re.UNICODE, "u"), (re.VERBOSE, "x"))
+_REGEX_FLAG_LETTERS = (
+    (re.IGNORECASE, "i"),
+    (re.LOCALE, "l"),
+    (re.MULTILINE, "m"),
+    (re.DOTALL, "s"),
+    (re.UNICODE, "u"),
+    (re.VERBOSE, "x"),
+)
 
 
 def regex_parts(value: Regex | re.Pattern[str]) -> tuple[str, str]:

@@ -158,10 +158,14 @@ def _fast_id_matcher(value: Any) -> Matcher | None:
     if value is None or isinstance(value, (Mapping, list, Regex, re.Pattern)):
         return None
     key = canonical_key(value)
+    kind = bracket(value)
 
     def match_key(doc: Mapping[str, Any]) -> bool:
         found = doc.get("_id", MISSING)
-        return found is not MISSING and canonical_key(found) == key
+        if found.__class__ is cls and found == value:
+            return True
+        # another type of the same bracket (1 vs 1.0 vs Int64(1)), or NaN
+        return found is not MISSING and bracket(found) == kind and canonical_key(found) == key
 
     return match_key
 
@@ -303,8 +307,12 @@ def _indexes(parts: tuple[str, ...]) -> tuple[int, ...]:
 
 
 def _walk(
-    obj: Mapping[str, Any], parts: tuple[str, ...], indexes: tuple[int, ...], start: int,
-    traverse: bool, out: list[Any],
+    obj: Mapping[str, Any],
+    parts: tuple[str, ...],
+    indexes: tuple[int, ...],
+    start: int,
+    traverse: bool,
+    out: list[Any],
 ) -> None:
     """Collect the values ``parts[start:]`` reaches from ``obj`` (mongod's element iterator)."""
     end = len(parts)
@@ -330,8 +338,12 @@ def _walk(
 
 
 def _walk_array(
-    array: list[Any], parts: tuple[str, ...], indexes: tuple[int, ...], position: int,
-    traverse: bool, out: list[Any],
+    array: list[Any],
+    parts: tuple[str, ...],
+    indexes: tuple[int, ...],
+    position: int,
+    traverse: bool,
+    out: list[Any],
 ) -> None:
     """Continue a path through an array: into each document, and at the element it indexes."""
     wanted = indexes[position]
@@ -366,7 +378,9 @@ def _equality_predicate(target: Any) -> ValuePredicate:
     if isinstance(target, (Mapping, list)):
         return lambda value: isinstance(value, (dict, list)) and canonical_key(value) == key
     return lambda value: (
-        value is not MISSING and value.__class__ is not list and value.__class__ is not dict
+        value is not MISSING
+        and value.__class__ is not list
+        and value.__class__ is not dict
         and canonical_key(value) == key
     )
 
@@ -418,7 +432,9 @@ def _key_bound_predicate(operator: str, kind: int) -> ValuePredicate:
 
 
 def _is_nan_value(value: Any) -> bool:
-    return value.__class__ is not bool and isinstance(value, (float, Decimal128)) and is_nan(as_decimal(value))
+    return (
+        value.__class__ is not bool and isinstance(value, (float, Decimal128)) and is_nan(as_decimal(value))
+    )
 
 
 def _in_predicate(members: Any, operator: str = "$in") -> ValuePredicate:

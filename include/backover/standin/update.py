@@ -59,11 +59,15 @@ Verdict = Callable[[Any], Any]  # current value (or MISSING) -> new value, _DELE
 
 
 def path_not_viable(message: str) -> CommandError:
+    """Code 28: the path cannot exist in this document (a field inside a number, say)."""
     return CommandError(28, "PathNotViable", message)
 
 
 def conflicting_update(path: str, at: str) -> CommandError:
-    return CommandError(40, "ConflictingUpdateOperators", f"Updating the path '{path}' would create a conflict at '{at}'")
+    """Code 40: two paths of one update overlap."""
+    return CommandError(
+        40, "ConflictingUpdateOperators", f"Updating the path '{path}' would create a conflict at '{at}'"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +106,15 @@ def is_replacement(update: Mapping[str, Any]) -> bool:
         return True
     if dollars[0]:
         plain = names[dollars.index(False)]
-        raise failed_to_parse(f"Unknown modifier: {plain}. Expected a valid update modifier or pipeline-style update "
-                              "specified as an array")
+        raise failed_to_parse(
+            f"Unknown modifier: {plain}. Expected a valid update modifier or pipeline-style update "
+            "specified as an array"
+        )
     dollar = names[dollars.index(True)]
-    raise failed_to_parse(f"The dollar ($) prefixed field '{dollar}' in '{dollar}' is not allowed in the context of "
-                          "an update's replacement document. Consider using an aggregation pipeline with $replaceWith.")
+    raise failed_to_parse(
+        f"The dollar ($) prefixed field '{dollar}' in '{dollar}' is not allowed in the context of "
+        "an update's replacement document. Consider using an aggregation pipeline with $replaceWith."
+    )
 
 
 def apply_update(
@@ -129,13 +137,14 @@ def apply_update(
     spec = plain_spec(update)
     if is_replacement(spec):
         raise bad_value("apply_update needs an operator update; use apply_replacement for a replacement")
-    context = _Context(doc, inserting, _utc_naive(now) if now is not None else _utc_now())
+    source = doc if isinstance(doc, dict) else plain_spec(doc)
+    context = _Context(source, inserting, _utc_naive(now) if now is not None else _utc_now())
     ops = _plan(spec, context)
     ops.sort(key=lambda op: _PathKey(op.parts))
-    result = clone(doc)
+    result = plain_spec(source)  # a deep copy of every dict and list
     for op in ops:
         _apply_op(result, op)
-    _check_id_kept(doc, result, ops)
+    _check_id_kept(source, result, ops)
     if inserting and "_id" in result and next(iter(result)) != "_id":
         result = {"_id": result["_id"], **{key: value for key, value in result.items() if key != "_id"}}
     return result
@@ -149,8 +158,10 @@ def apply_replacement(old_id: Any, replacement: Mapping[str, Any]) -> dict[str, 
     """
     spec = plain_spec(replacement)
     if "_id" in spec and not _same_bson(spec["_id"], old_id):
-        raise immutable_field("After applying the update, the (immutable) field '_id' was found to have been "
-                              f"altered to _id: {format_value(spec['_id'])}")
+        raise immutable_field(
+            "After applying the update, the (immutable) field '_id' was found to have been "
+            f"altered to _id: {format_value(spec['_id'])}"
+        )
     result: dict[str, Any] = {"_id": clone(old_id)}
     for key, value in spec.items():
         if key != "_id":
@@ -240,11 +251,15 @@ def _plan(spec: Mapping[str, Any], context: _Context) -> list[_Op]:
         if builder is None:
             if modifier in UNSUPPORTED_MODIFIERS:
                 raise bad_value(f"{modifier} is not supported by the stand-in")
-            raise failed_to_parse(f"Unknown modifier: {modifier}. Expected a valid update modifier or pipeline-style "
-                                  "update specified as an array")
+            raise failed_to_parse(
+                f"Unknown modifier: {modifier}. Expected a valid update modifier or pipeline-style "
+                "update specified as an array"
+            )
         if not isinstance(fields, Mapping):
-            raise failed_to_parse(f"Modifiers operate on fields but we found type {type_name(fields)} instead. For "
-                                  f"example: {{$mod: {{<field>: ...}}}} not {{{modifier}: {format_value(fields)}}}")
+            raise failed_to_parse(
+                f"Modifiers operate on fields but we found type {type_name(fields)} instead. For "
+                f"example: {{$mod: {{<field>: ...}}}} not {{{modifier}: {format_value(fields)}}}"
+            )
         for path, arg in fields.items():
             parts = _parse_path(path)
             registry.add(path, parts)
@@ -258,14 +273,22 @@ def _parse_path(path: str) -> tuple[str, ...]:
     parts = tuple(path.split("."))
     for part in parts:
         if not part:
-            raise CommandError(56, "EmptyFieldName",
-                               f"The update path '{path}' contains an empty field name, which is not allowed.")
+            raise CommandError(
+                56,
+                "EmptyFieldName",
+                f"The update path '{path}' contains an empty field name, which is not allowed.",
+            )
         if part == "$" or part.startswith("$["):
-            raise bad_value(f"The positional operator '{part}' in the update path '{path}' is not supported by "
-                            "the stand-in")
+            raise bad_value(
+                f"The positional operator '{part}' in the update path '{path}' is not supported by "
+                "the stand-in"
+            )
         if part.startswith("$"):
-            raise CommandError(52, "DollarPrefixedFieldName",
-                               f"The dollar ($) prefixed field '{part}' in '{path}' is not valid for storage.")
+            raise CommandError(
+                52,
+                "DollarPrefixedFieldName",
+                f"The dollar ($) prefixed field '{part}' in '{path}' is not valid for storage.",
+            )
     return parts
 
 
@@ -307,7 +330,12 @@ _PathKey = functools.cmp_to_key(_compare_paths)
 
 
 def _locate(
-    root: Mapping[str, Any], parts: tuple[str, ...], path: str, *, create: bool, no_arrays: bool = False,
+    root: Mapping[str, Any],
+    parts: tuple[str, ...],
+    path: str,
+    *,
+    create: bool,
+    no_arrays: bool = False,
 ) -> tuple[Any, Any] | None:
     """The container holding the last component of ``parts`` and the key in it, or None.
 
@@ -317,8 +345,10 @@ def _locate(
     current: Any = root
     for depth, part in enumerate(parts[:-1]):
         if no_arrays and isinstance(current, list):
-            raise bad_value(f"The path '{path}' goes through the array field '{parts[depth - 1]}', which $rename "
-                            "does not allow")
+            raise bad_value(
+                f"The path '{path}' goes through the array field '{parts[depth - 1]}', which $rename "
+                "does not allow"
+            )
         child = _child(current, part)
         if child is MISSING:
             if not create:
@@ -328,8 +358,9 @@ def _locate(
         elif not isinstance(child, (dict, list)):
             if not create:
                 return None
-            raise path_not_viable(f"Cannot create field '{parts[depth + 1]}' in element "
-                                  f"{{{part}: {format_value(child)}}}")
+            raise path_not_viable(
+                f"Cannot create field '{parts[depth + 1]}' in element {{{part}: {format_value(child)}}}"
+            )
         current = child
     if no_arrays and isinstance(current, list):
         raise bad_value(f"The path '{path}' goes through an array, which $rename does not allow")
@@ -338,7 +369,9 @@ def _locate(
         if not create:
             return None
         parent = parts[-2] if len(parts) > 1 else ""
-        raise path_not_viable(f"Cannot create field '{last}' in element {{{parent}: {format_value(current)}}}")
+        raise path_not_viable(
+            f"Cannot create field '{last}' in element {{{parent}: {format_value(current)}}}"
+        )
     return current, _key_in(current, last, parts, len(parts) - 1)
 
 
@@ -348,7 +381,9 @@ def _key_in(container: Any, part: str, parts: tuple[str, ...], depth: int) -> An
     index = _array_index(part)
     if index is None:
         parent = parts[depth - 1] if depth else ""
-        raise path_not_viable(f"Cannot create field '{part}' in element {{{parent}: {format_value(container)}}}")
+        raise path_not_viable(
+            f"Cannot create field '{part}' in element {{{parent}: {format_value(container)}}}"
+        )
     return index
 
 
@@ -411,8 +446,9 @@ def _check_id_kept(before: Mapping[str, Any], after: Mapping[str, Any], ops: lis
     if not touching or "_id" not in before:
         return
     if "_id" not in after or not _same_bson(before["_id"], after["_id"]):
-        raise immutable_field(f"Performing an update on the path '{touching[0]}' would modify the immutable field "
-                              "'_id'")
+        raise immutable_field(
+            f"Performing an update on the path '{touching[0]}' would modify the immutable field '_id'"
+        )
 
 
 def _same_bson(left: Any, right: Any) -> bool:
@@ -477,21 +513,27 @@ def _described_number(value: Any) -> str:
 def _arithmetic_builder(modifier: str, operator: str, verb: str) -> Callable[..., list[_Op]]:
     def build(parts: tuple[str, ...], path: str, arg: Any, context: _Context, _registry: Any) -> list[_Op]:
         if not is_number(arg):
-            raise type_mismatch(f"Cannot {verb} with non-numeric argument: {{{parts[-1]}: {format_value(arg)}}}")
+            raise type_mismatch(
+                f"Cannot {verb} with non-numeric argument: {{{parts[-1]}: {format_value(arg)}}}"
+            )
         doc_id = context.doc.get("_id")
 
         def verdict(current: Any) -> Any:
             if current is MISSING:
                 return arg if operator == "+" else _arithmetic("*", 0, arg)
             if not is_number(current):
-                raise type_mismatch(f"Cannot apply {modifier} to a value of non-numeric type. {{_id: "
-                                    f"{format_value(doc_id)}}} has the field '{parts[-1]}' of non-numeric type "
-                                    f"{type_name(current)}")
+                raise type_mismatch(
+                    f"Cannot apply {modifier} to a value of non-numeric type. {{_id: "
+                    f"{format_value(doc_id)}}} has the field '{parts[-1]}' of non-numeric type "
+                    f"{type_name(current)}"
+                )
             result = _arithmetic(operator, current, arg)
             if result is None:
-                raise bad_value(f"Failed to apply {modifier} operations to current value "
-                                f"({_described_number(current)}) for document "
-                                f"{{_id: {format_value(doc_id)}}}")
+                raise bad_value(
+                    f"Failed to apply {modifier} operations to current value "
+                    f"({_described_number(current)}) for document "
+                    f"{{_id: {format_value(doc_id)}}}"
+                )
             return result
 
         return [_Op(parts, path, verdict, creates=True)]
@@ -506,13 +548,17 @@ def _build_set(parts: tuple[str, ...], path: str, arg: Any, _context: _Context, 
     return [_Op(parts, path, lambda _current: clone(arg), creates=True)]
 
 
-def _build_set_on_insert(parts: tuple[str, ...], path: str, arg: Any, context: _Context, registry: Any) -> list[_Op]:
+def _build_set_on_insert(
+    parts: tuple[str, ...], path: str, arg: Any, context: _Context, registry: Any
+) -> list[_Op]:
     if not context.inserting:
         return []
     return _build_set(parts, path, arg, context, registry)
 
 
-def _build_unset(parts: tuple[str, ...], path: str, _arg: Any, _context: _Context, _registry: Any) -> list[_Op]:
+def _build_unset(
+    parts: tuple[str, ...], path: str, _arg: Any, _context: _Context, _registry: Any
+) -> list[_Op]:
     return [_Op(parts, path, lambda _current: _DELETE, creates=False)]
 
 
@@ -530,21 +576,27 @@ def _bound_builder(want: int) -> Callable[..., list[_Op]]:
     return build
 
 
-def _build_current_date(parts: tuple[str, ...], path: str, arg: Any, context: _Context, _registry: Any) -> list[_Op]:
+def _build_current_date(
+    parts: tuple[str, ...], path: str, arg: Any, context: _Context, _registry: Any
+) -> list[_Op]:
     if isinstance(arg, bool):
         value: Any = context.now
     elif isinstance(arg, Mapping):
         if set(arg) != {"$type"} or arg["$type"] not in ("date", "timestamp"):
-            raise bad_value("The '$type' string field is required to be 'date' or 'timestamp': "
-                            "{$currentDate: {field : {$type: 'date'}}}")
+            raise bad_value(
+                "The '$type' string field is required to be 'date' or 'timestamp': "
+                "{$currentDate: {field : {$type: 'date'}}}"
+            )
         if arg["$type"] == "date":
             value = context.now
         else:
             seconds = int(context.now.replace(tzinfo=datetime.UTC).timestamp())
             value = Timestamp(seconds, next(_TIMESTAMP_INCREMENTS) % 2**32)
     else:
-        raise bad_value(f"{type_name(arg)} is not valid type for $currentDate. Please use a boolean ('true') or a "
-                        "$type expression ({$type: 'timestamp/date'}).")
+        raise bad_value(
+            f"{type_name(arg)} is not valid type for $currentDate. Please use a boolean ('true') or a "
+            "$type expression ({$type: 'timestamp/date'})."
+        )
     return [_Op(parts, path, lambda _current: value, creates=True)]
 
 
@@ -555,8 +607,10 @@ def _build_rename(parts: tuple[str, ...], path: str, arg: Any, context: _Context
     if target == parts:
         raise bad_value(f"The source and target field for $rename must differ: {path}: {format_value(arg)}")
     if target[: len(parts)] == parts or parts[: len(target)] == target:
-        raise bad_value(f"The source and target field for $rename must not be on the same path: {path}: "
-                        f"{format_value(arg)}")
+        raise bad_value(
+            f"The source and target field for $rename must not be on the same path: {path}: "
+            f"{format_value(arg)}"
+        )
     registry.add(arg, target)
     located = _locate(context.doc, parts, path, create=False, no_arrays=True)
     value = MISSING if located is None else _load(*located)
@@ -603,14 +657,20 @@ def _parse_push(arg: Any) -> _PushSpec:
             raise bad_value(f"Unrecognized clause in $push: {clause}")
     each = arg["$each"]
     if not isinstance(each, list):
-        raise bad_value(f"The argument to $each in $push must be an array but it was of type: {type_name(each)}")
+        raise bad_value(
+            f"The argument to $each in $push must be an array but it was of type: {type_name(each)}"
+        )
     slice_to = position = None
     if "$slice" in arg:
-        slice_to = _whole_number(arg["$slice"], f"The value for $slice must be an integer value but was given "
-                                                f"type: {type_name(arg['$slice'])}")
+        slice_to = _whole_number(
+            arg["$slice"],
+            f"The value for $slice must be an integer value but was given type: {type_name(arg['$slice'])}",
+        )
     if "$position" in arg:
-        position = _whole_number(arg["$position"], f"The value for $position must be an integer value, not of "
-                                                   f"type: {type_name(arg['$position'])}")
+        position = _whole_number(
+            arg["$position"],
+            f"The value for $position must be an integer value, not of type: {type_name(arg['$position'])}",
+        )
     sort = arg.get("$sort")
     if "$sort" in arg:
         _validate_push_sort(sort)
@@ -618,7 +678,9 @@ def _parse_push(arg: Any) -> _PushSpec:
 
 
 def _validate_push_sort(sort: Any) -> None:
-    message = "The $sort is invalid: use 1/-1 to sort the whole element, or {field:1/-1} to sort embedded fields"
+    message = (
+        "The $sort is invalid: use 1/-1 to sort the whole element, or {field:1/-1} to sort embedded fields"
+    )
     directions = list(sort.values()) if isinstance(sort, Mapping) and sort else [sort]
     for direction in directions:
         if isinstance(direction, bool) or not is_number(direction) or as_decimal(direction) not in (1, -1):
@@ -653,9 +715,15 @@ def _build_push(parts: tuple[str, ...], path: str, arg: Any, context: _Context, 
     doc_id = context.doc.get("_id")
 
     def verdict(current: Any) -> Any:
-        base = [] if current is MISSING else _require_array(
-            current, f"The field '{parts[-1]}' must be an array but is of type {type_name(current)} in document "
-                     f"{{_id: {format_value(doc_id)}}}")
+        base = (
+            []
+            if current is MISSING
+            else _require_array(
+                current,
+                f"The field '{parts[-1]}' must be an array but is of type {type_name(current)} in document "
+                f"{{_id: {format_value(doc_id)}}}",
+            )
+        )
         items = list(base)
         where = len(items) if push.position is None else push.position
         if where < 0:
@@ -664,27 +732,36 @@ def _build_push(parts: tuple[str, ...], path: str, arg: Any, context: _Context, 
         if push.sort is not None:
             items = _sorted_for_push(items, push.sort)
         if push.slice is not None:
-            items = items[: push.slice] if push.slice >= 0 else items[push.slice:]
+            items = items[: push.slice] if push.slice >= 0 else items[push.slice :]
         return items
 
     return [_Op(parts, path, verdict, creates=True)]
 
 
-def _build_add_to_set(parts: tuple[str, ...], path: str, arg: Any, _context: _Context, _registry: Any) -> list[_Op]:
+def _build_add_to_set(
+    parts: tuple[str, ...], path: str, arg: Any, _context: _Context, _registry: Any
+) -> list[_Op]:
     if isinstance(arg, Mapping) and next(iter(arg), "") == "$each":
         if len(arg) != 1:
             raise bad_value(f"Found unexpected fields after $each in $addToSet: {format_value(dict(arg))}")
         values = arg["$each"]
         if not isinstance(values, list):
-            raise bad_value(f"The argument to $each in $addToSet must be an array but it was of type "
-                            f"{type_name(values)}")
+            raise bad_value(
+                f"The argument to $each in $addToSet must be an array but it was of type {type_name(values)}"
+            )
     else:
         values = [arg]
 
     def verdict(current: Any) -> Any:
-        base = [] if current is MISSING else _require_array(
-            current, f"Cannot apply $addToSet to non-array field. Field named '{parts[-1]}' has non-array type "
-                     f"{type_name(current)}")
+        base = (
+            []
+            if current is MISSING
+            else _require_array(
+                current,
+                f"Cannot apply $addToSet to non-array field. Field named '{parts[-1]}' has non-array type "
+                f"{type_name(current)}",
+            )
+        )
         seen = {canonical_key(item) for item in base}
         items = list(base)
         for value in values:
@@ -723,7 +800,9 @@ def _build_pull(parts: tuple[str, ...], path: str, arg: Any, _context: _Context,
     return _filtered_array(parts, path, "$pull", _pull_predicate(arg))
 
 
-def _build_pull_all(parts: tuple[str, ...], path: str, arg: Any, _context: _Context, _registry: Any) -> list[_Op]:
+def _build_pull_all(
+    parts: tuple[str, ...], path: str, arg: Any, _context: _Context, _registry: Any
+) -> list[_Op]:
     if not isinstance(arg, list):
         raise bad_value(f"$pullAll requires an array argument but was given a {type_name(arg)}")
     keys = {canonical_key(value) for value in arg}
@@ -791,12 +870,18 @@ def _check_single_values(equalities: list[tuple[str, Any]]) -> None:
         parts = tuple(path.split("."))
         for other_parts, other in seen.items():
             if other_parts == parts:
-                raise CommandError(54, "NotSingleValueField",
-                                   f"cannot infer query fields to set, path '{path}' is matched twice")
+                raise CommandError(
+                    54,
+                    "NotSingleValueField",
+                    f"cannot infer query fields to set, path '{path}' is matched twice",
+                )
             shorter = min(len(parts), len(other_parts))
             if parts[:shorter] == other_parts[:shorter]:
-                raise CommandError(54, "NotSingleValueField",
-                                   f"cannot infer query fields to set, both paths '{other}' and '{path}' are matched")
+                raise CommandError(
+                    54,
+                    "NotSingleValueField",
+                    f"cannot infer query fields to set, both paths '{other}' and '{path}' are matched",
+                )
         seen[parts] = path
 
 
@@ -840,7 +925,12 @@ def _document_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> _D
         if position < len(after_items) and after_items[position][0] == key:
             new = after_items[position][1]
             position += 1
-            if isinstance(old, dict) and isinstance(new, dict) or isinstance(old, list) and isinstance(new, list):
+            if (
+                isinstance(old, dict)
+                and isinstance(new, dict)
+                or isinstance(old, list)
+                and isinstance(new, list)
+            ):
                 changes.nested.append((key, old, new))
             elif not _same(old, new):
                 changes.updated.append((key, new))
@@ -861,7 +951,9 @@ def _replayable(before: Mapping[str, Any], inserted: list[tuple[str, Any]]) -> b
     return all(_compare_parts(left, right) < 0 for left, right in itertools.pairwise(names))
 
 
-def _diff_documents(before: Mapping[str, Any], after: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
+def _diff_documents(
+    before: Mapping[str, Any], after: Mapping[str, Any], prefix: str, out: dict[str, Any]
+) -> None:
     changes = _document_changes(before, after)
     if prefix and not _replayable(before, changes.inserted):
         out["updatedFields"][prefix] = clone(after)  # dotted paths could not rebuild this field order

@@ -111,10 +111,42 @@ def test_compare_treats_mongodb_equal_values_as_equal(left, right):
 
 
 def test_sort_key_sorts_a_mixed_list_into_bracket_order():
-    values = [MaxKey(), "b", True, 2.5, [1], None, {"a": 1}, OID_LOW, DAY, 1, MinKey(), Binary(b"x"),
-              Regex("r"), Timestamp(1, 1), "B", Decimal128("-3")]
-    expected = [MinKey(), None, Decimal128("-3"), 1, 2.5, "B", "b", {"a": 1}, [1], Binary(b"x"), OID_LOW, True,
-                DAY, Timestamp(1, 1), Regex("r"), MaxKey()]
+    values = [
+        MaxKey(),
+        "b",
+        True,
+        2.5,
+        [1],
+        None,
+        {"a": 1},
+        OID_LOW,
+        DAY,
+        1,
+        MinKey(),
+        Binary(b"x"),
+        Regex("r"),
+        Timestamp(1, 1),
+        "B",
+        Decimal128("-3"),
+    ]
+    expected = [
+        MinKey(),
+        None,
+        Decimal128("-3"),
+        1,
+        2.5,
+        "B",
+        "b",
+        {"a": 1},
+        [1],
+        Binary(b"x"),
+        OID_LOW,
+        True,
+        DAY,
+        Timestamp(1, 1),
+        Regex("r"),
+        MaxKey(),
+    ]
     assert sorted(values, key=sort_key) == expected
 
 
@@ -211,7 +243,7 @@ def test_compare_equality_agrees_with_canonical_key(left, right):
 def test_sorting_yields_a_consistent_total_order(values):
     ordered = sorted(values, key=sort_key)
     for i, earlier in enumerate(ordered):
-        for later in ordered[i + 1:]:
+        for later in ordered[i + 1 :]:
             assert compare(earlier, later) <= 0
 
 

@@ -186,17 +186,32 @@ CASES = [
     pytest.param({"a": {"$eq": Regex("x")}}, {"a": "x"}, False, id="eq-regex-is-literal"),
     pytest.param({"a": {"$eq": Regex("x")}}, {"a": Regex("x")}, True, id="eq-regex-literal-match"),
     # $elemMatch
-    pytest.param({"a": {"$elemMatch": {"$gt": 5, "$lt": 7}}}, {"a": [1, 8]}, False, id="elemmatch-one-element"),
+    pytest.param(
+        {"a": {"$elemMatch": {"$gt": 5, "$lt": 7}}}, {"a": [1, 8]}, False, id="elemmatch-one-element"
+    ),
     pytest.param({"a": {"$elemMatch": {"$gt": 5, "$lt": 7}}}, {"a": [1, 6]}, True, id="elemmatch-value"),
-    pytest.param({"a": {"$elemMatch": {"b": 1, "c": 2}}}, {"a": [{"b": 1}, {"c": 2}]}, False,
-                 id="elemmatch-doc-one-element"),
-    pytest.param({"a": {"$elemMatch": {"b": 1, "c": 2}}}, {"a": [{"b": 1, "c": 2}]}, True, id="elemmatch-doc"),
-    pytest.param({"a": {"$elemMatch": {"b": {"$gt": 1}}}}, {"a": {"b": 5}}, False, id="elemmatch-needs-array"),
-    pytest.param({"a": {"$elemMatch": {"$or": [{"b": 1}, {"c": 1}]}}}, {"a": [{"c": 1}]}, True,
-                 id="elemmatch-logical"),
+    pytest.param(
+        {"a": {"$elemMatch": {"b": 1, "c": 2}}},
+        {"a": [{"b": 1}, {"c": 2}]},
+        False,
+        id="elemmatch-doc-one-element",
+    ),
+    pytest.param(
+        {"a": {"$elemMatch": {"b": 1, "c": 2}}}, {"a": [{"b": 1, "c": 2}]}, True, id="elemmatch-doc"
+    ),
+    pytest.param(
+        {"a": {"$elemMatch": {"b": {"$gt": 1}}}}, {"a": {"b": 5}}, False, id="elemmatch-needs-array"
+    ),
+    pytest.param(
+        {"a": {"$elemMatch": {"$or": [{"b": 1}, {"c": 1}]}}}, {"a": [{"c": 1}]}, True, id="elemmatch-logical"
+    ),
     pytest.param({"a": {"$elemMatch": {"$ne": None}}}, {"a": [None, None]}, False, id="elemmatch-ne-null"),
-    pytest.param({"a.b": {"$elemMatch": {"$eq": 3}}}, {"a": [{"b": [1]}, {"b": [3]}]}, True,
-                 id="elemmatch-under-array-path"),
+    pytest.param(
+        {"a.b": {"$elemMatch": {"$eq": 3}}},
+        {"a": [{"b": [1]}, {"b": [3]}]},
+        True,
+        id="elemmatch-under-array-path",
+    ),
     # $size
     pytest.param({"a": {"$size": 2}}, {"a": [1, [2, 3]]}, True, id="size"),
     pytest.param({"a": {"$size": 2}}, {"a": [[1, 2]]}, False, id="size-not-traversed"),
@@ -209,8 +224,12 @@ CASES = [
     pytest.param({"a": {"$all": []}}, {"a": []}, False, id="all-empty-matches-nothing"),
     pytest.param({"a": {"$all": [[1, 2]]}}, {"a": [1, 2]}, True, id="all-whole-array"),
     pytest.param({"a": {"$all": [Regex("^x"), "y"]}}, {"a": ["xa", "y"]}, True, id="all-regex"),
-    pytest.param({"a": {"$all": [{"$elemMatch": {"b": 1}}, {"$elemMatch": {"c": 1}}]}},
-                 {"a": [{"b": 1}, {"c": 1}]}, True, id="all-elemmatch"),
+    pytest.param(
+        {"a": {"$all": [{"$elemMatch": {"b": 1}}, {"$elemMatch": {"c": 1}}]}},
+        {"a": [{"b": 1}, {"c": 1}]},
+        True,
+        id="all-elemmatch",
+    ),
     # $mod
     pytest.param({"a": {"$mod": [4, 1]}}, {"a": 9}, True, id="mod"),
     pytest.param({"a": {"$mod": [4, -1]}}, {"a": -9}, True, id="mod-negative-truncates"),
@@ -242,31 +261,60 @@ NULL_DOCS = {
     "a_value_array_no_nulls": {"a": [1, "string", 4]},
     "a_value_array_with_null": {"a": [1, "string", None, 4]},
 }
-B_NULL_OBJECTS = {"a_object_array_all_b_nulls", "a_object_array_some_b_nulls", "a_object_array_some_b_missing"}
+B_NULL_OBJECTS = {
+    "a_object_array_all_b_nulls",
+    "a_object_array_some_b_nulls",
+    "a_object_array_some_b_missing",
+}
 DOTTED_NULL = {"a_empty_subobject", "a_null", "a_number", "a_subobject_b_null", "no_a"} | B_NULL_OBJECTS
 
 
 @pytest.mark.parametrize(
     ("filter_", "expected"),
     [
-        pytest.param({"a": {"$eq": None}},
-                     {"a_null", "no_a", "a_value_array_all_nulls", "a_value_array_with_null"}, id="eq-null"),
-        pytest.param({"a": {"$in": [None, 75]}},
-                     {"a_null", "no_a", "a_value_array_all_nulls", "a_value_array_with_null"}, id="in-null"),
+        pytest.param(
+            {"a": {"$eq": None}},
+            {"a_null", "no_a", "a_value_array_all_nulls", "a_value_array_with_null"},
+            id="eq-null",
+        ),
+        pytest.param(
+            {"a": {"$in": [None, 75]}},
+            {"a_null", "no_a", "a_value_array_all_nulls", "a_value_array_with_null"},
+            id="in-null",
+        ),
         pytest.param({"a.b": {"$eq": None}}, DOTTED_NULL, id="dotted-eq-null"),
         pytest.param({"a.b": {"$ne": None}}, set(NULL_DOCS) - DOTTED_NULL, id="dotted-ne-null"),
         pytest.param({"a.b": {"$nin": [None, 75]}}, set(NULL_DOCS) - DOTTED_NULL, id="dotted-nin-null"),
-        pytest.param({"a": {"$elemMatch": {"$eq": None}}},
-                     {"a_value_array_all_nulls", "a_value_array_with_null"}, id="elemmatch-eq-null"),
-        pytest.param({"a": {"$elemMatch": {"b": {"$eq": None}}}}, {"a_double_array"} | B_NULL_OBJECTS,
-                     id="elemmatch-object-b-null"),
-        pytest.param({"a": {"$elemMatch": {"b": {"$ne": None}}}},
-                     {"a_object_array_no_b_nulls", "a_object_array_some_b_nulls", "a_object_array_some_b_missing"},
-                     id="elemmatch-object-b-not-null"),
-        pytest.param({"a.b": {"$exists": False}},
-                     {"no_a", "a_empty_subobject", "a_null", "a_number", "a_double_array", "a_empty_array",
-                      "a_value_array_all_nulls", "a_value_array_no_nulls", "a_value_array_with_null"},
-                     id="dotted-exists-false"),
+        pytest.param(
+            {"a": {"$elemMatch": {"$eq": None}}},
+            {"a_value_array_all_nulls", "a_value_array_with_null"},
+            id="elemmatch-eq-null",
+        ),
+        pytest.param(
+            {"a": {"$elemMatch": {"b": {"$eq": None}}}},
+            {"a_double_array"} | B_NULL_OBJECTS,
+            id="elemmatch-object-b-null",
+        ),
+        pytest.param(
+            {"a": {"$elemMatch": {"b": {"$ne": None}}}},
+            {"a_object_array_no_b_nulls", "a_object_array_some_b_nulls", "a_object_array_some_b_missing"},
+            id="elemmatch-object-b-not-null",
+        ),
+        pytest.param(
+            {"a.b": {"$exists": False}},
+            {
+                "no_a",
+                "a_empty_subobject",
+                "a_null",
+                "a_number",
+                "a_double_array",
+                "a_empty_array",
+                "a_value_array_all_nulls",
+                "a_value_array_no_nulls",
+                "a_value_array_with_null",
+            },
+            id="dotted-exists-false",
+        ),
     ],
 )
 def test_null_semantics_match_mongod_jstests(filter_, expected):
@@ -341,14 +389,18 @@ ERRORS = [
     pytest.param({"a": {"$not": {}}}, "$not cannot be empty", id="not-empty"),
     pytest.param({"a": {"$not": 5}}, "$not needs a regex or a document", id="not-scalar"),
     pytest.param({"a": {"$options": "i"}}, "$options needs a $regex", id="options-alone"),
-    pytest.param({"a": {"$regex": Regex("x", "i"), "$options": "m"}}, "options set in both $regex and $options",
-                 id="options-twice"),
+    pytest.param(
+        {"a": {"$regex": Regex("x", "i"), "$options": "m"}},
+        "options set in both $regex and $options",
+        id="options-twice",
+    ),
     pytest.param({"a": {"$regex": "("}}, "Regular expression is invalid", id="bad-regex"),
     pytest.param({"a": {"$regex": "x", "$options": "q"}}, "invalid flag in regex options: q", id="bad-flag"),
     pytest.param({"a": {"$elemMatch": 1}}, "$elemMatch needs an Object", id="elemmatch-scalar"),
     pytest.param({"a": {"$all": 1}}, "$all needs an array", id="all-scalar"),
-    pytest.param({"a": {"$all": [{"$elemMatch": {}}, 1]}}, "$all/$elemMatch has to be consistent",
-                 id="all-mixed"),
+    pytest.param(
+        {"a": {"$all": [{"$elemMatch": {}}, 1]}}, "$all/$elemMatch has to be consistent", id="all-mixed"
+    ),
     pytest.param({"a": {"$mod": [0, 1]}}, "divisor cannot be 0", id="mod-zero"),
     pytest.param({"a": {"$mod": [1]}}, "malformed mod, not enough elements", id="mod-short"),
     pytest.param({"a": {"$ne": Regex("x")}}, "Can't have regex as arg to $ne.", id="ne-regex"),
@@ -380,12 +432,19 @@ def test_path_values_lists_what_a_path_reaches():
 # ------------------------------------------------------------------------------------ properties
 
 _scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=False), st.text(max_size=3),
-    st.integers(-(2**40), 2**40).map(Int64), st.sampled_from([OID, OTHER_OID, DAY, MinKey(), MaxKey()]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=False),
+    st.text(max_size=3),
+    st.integers(-(2**40), 2**40).map(Int64),
+    st.sampled_from([OID, OTHER_OID, DAY, MinKey(), MaxKey()]),
 )
 _values = st.recursive(
     _scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from("xyz"), inner, max_size=2)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from("xyz"), inner, max_size=2)
+    ),
     max_leaves=6,
 )
 
@@ -422,10 +481,18 @@ def test_comparisons_agree_with_bson_order_within_a_bracket(value, bound, operat
     assert result is expected
 
 
-_filters = st.sampled_from([
-    {"a": 1}, {"a": {"$gt": 0}}, {"a.x": None}, {"a": {"$exists": False}}, {"a": {"$type": "array"}},
-    {"a": {"$elemMatch": {"$lt": 5}}}, {"a": {"$size": 1}}, {"a": {"$in": [None, "x"]}},
-])
+_filters = st.sampled_from(
+    [
+        {"a": 1},
+        {"a": {"$gt": 0}},
+        {"a.x": None},
+        {"a": {"$exists": False}},
+        {"a": {"$type": "array"}},
+        {"a": {"$elemMatch": {"$lt": 5}}},
+        {"a": {"$size": 1}},
+        {"a": {"$in": [None, "x"]}},
+    ]
+)
 
 
 @settings(max_examples=200, deadline=None)
