@@ -7,6 +7,7 @@ OP_MSG. Bodies are decoded lazily (``RawBSONDocument``) so stored documents keep
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,12 +31,47 @@ class ProtocolError(Exception):
     """The peer sent bytes that are not a valid message; the connection is closed."""
 
 
+class DocumentSequence(Sequence[Any]):
+    """An OP_MSG document sequence (``documents``, ``updates``...), decoded lazily.
+
+    Items are ``RawBSONDocument``s made on access; :meth:`raw_items` gives the bytes themselves,
+    so hot paths never build an object per document.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._offsets: list[int] = []
+        pos, end = 0, len(data)
+        while pos < end:
+            size = int.from_bytes(data[pos : pos + 4], "little")
+            if size < 5 or pos + size > end:
+                raise ProtocolError("malformed document sequence")
+            self._offsets.append(pos)
+            pos += size
+        self._cache: list[Any] | None = None
+
+    def raw_items(self) -> list[bytes]:
+        data, offsets = self._data, self._offsets
+        return [data[o : o + int.from_bytes(data[o : o + 4], "little")] for o in offsets]
+
+    def _docs(self) -> list[Any]:
+        if self._cache is None:
+            self._cache = bson.decode_all(self._data, RAW)
+        return self._cache
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._docs()[index]
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+
 @dataclass
 class Request:
     request_id: int
     op_code: int
     body: Any  # RawBSONDocument
-    sequences: dict[str, list[Any]] = field(default_factory=dict)
+    sequences: dict[str, Sequence[Any]] = field(default_factory=dict)
     more_to_come: bool = False  # OP_MSG with moreToCome: the client expects no reply
     legacy: bool = False  # OP_QUERY: answer with OP_REPLY
     legacy_collection: str = ""
@@ -69,7 +105,7 @@ def _parse_op_msg(request_id: int, payload: bytes) -> Request:
             section_end = pos + size
             name_end = payload.index(b"\x00", pos + 4)
             name = payload[pos + 4 : name_end].decode()
-            sequences[name] = bson.decode_all(view[name_end + 1 : section_end], RAW)
+            sequences[name] = DocumentSequence(bytes(view[name_end + 1 : section_end]))
             pos = section_end
         else:
             raise ProtocolError(f"unknown OP_MSG section kind {kind}")

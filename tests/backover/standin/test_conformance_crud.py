@@ -264,3 +264,25 @@ def test_hello_answers_like_a_replica_set_primary(client, target):
     assert hello["setName"]
     assert hello["maxWireVersion"] >= 13
     assert isinstance(client.admin.command("ping")["operationTime"], Timestamp)
+
+
+def test_replace_by_id_variants_store_exact_documents(client, db_name):
+    coll = client[db_name].c
+    raw_coll = coll.with_options(codec_options=RAW)
+    missing = coll.replace_one({"_id": 1}, {"a": 1})
+    assert (missing.matched_count, missing.upserted_id) == (0, None)
+    assert coll.count_documents({}) == 0
+    coll.bulk_write([
+        ReplaceOne({"_id": 1}, {"_id": 1, "a": Int64(1)}, upsert=True),
+        ReplaceOne({"_id": 2}, {"a": 2.0, "_id": 2}, upsert=True),  # _id not first: stored first
+        ReplaceOne({"_id": 3}, {"a": "three"}, upsert=True),
+    ])
+    coll.bulk_write([ReplaceOne({"_id": 3}, {"a": "THREE"}, upsert=False)])
+    stored = [d.raw for d in raw_coll.find({}, sort=[("_id", ASCENDING)])]
+    assert stored == [bson.encode({"_id": 1, "a": Int64(1)}), bson.encode({"_id": 2, "a": 2.0}),
+                      bson.encode({"_id": 3, "a": "THREE"})]
+    same = coll.replace_one({"_id": 3}, {"a": "THREE"})
+    assert (same.matched_count, same.modified_count) == (1, 0)
+    with pytest.raises(OperationFailure) as info:
+        coll.replace_one({"_id": 3}, {"_id": 4, "a": 1})
+    assert info.value.code == 66

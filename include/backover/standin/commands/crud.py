@@ -23,12 +23,11 @@ from ..values import (
     decode,
     element_document,
     element_value,
-    elements,
-    embedded_document,
     encode,
     first_element,
     to_plain,
 )
+from ..wire import DocumentSequence
 from .pipeline import run_pipeline
 
 
@@ -202,17 +201,36 @@ def _upsert_document(
     return encode(doc)
 
 
-def replace_by_id(store: Store, coll: Collection, stmt: Any) -> UpdateOutcome | None:
+def _replace_statement(raw: bytes) -> tuple[bytes, bytes, bool] | None:
+    """``(q, u, upsert)`` of a statement shaped exactly as drivers send ``ReplaceOne``/``UpdateOne``
+    (``{q: {...}, u: {...}[, multi: false][, upsert: bool]}``), read straight from the bytes."""
+    if raw[4:7] != b"\x03q\x00":
+        return None
+    q_end = 7 + int.from_bytes(raw[7:11], "little")
+    if raw[q_end : q_end + 3] != b"\x03u\x00":
+        return None
+    u_start = q_end + 3
+    u_end = pos = u_start + int.from_bytes(raw[u_start : u_start + 4], "little")
+    upsert = False
+    if raw[pos : pos + 7] == b"\x08multi\x00":
+        if raw[pos + 7] != 0:
+            return None
+        pos += 8
+    if raw[pos : pos + 8] == b"\x08upsert\x00":
+        upsert = raw[pos + 8] != 0
+        pos += 9
+    if pos != len(raw) - 1:
+        return None  # other fields (arrayFilters, collation, hint...): the general path
+    return raw[7:q_end], raw[u_start:u_end], upsert
+
+
+def replace_by_id(store: Store, coll: Collection, stmt_raw: bytes) -> UpdateOutcome | None:
     """The restore's hot path, ``ReplaceOne({_id: x}, doc, upsert=True)``, without decoding the
     document; None when the statement is anything else (the general path handles it)."""
-    if not isinstance(stmt, RawBSONDocument):
+    parts = _replace_statement(stmt_raw)
+    if parts is None:
         return None
-    fields = elements(stmt.raw)
-    if not fields.keys() <= {"q", "u", "upsert", "multi"} or fields.get("multi", b"\x08").endswith(b"\x01"):
-        return None
-    q_raw, u_raw = embedded_document(fields.get("q", b"\x00")), embedded_document(fields.get("u", b"\x00"))
-    if q_raw is None or u_raw is None:
-        return None
+    q_raw, u_raw, upsert = parts
     q_first = first_element(q_raw)
     if q_first is None or q_first[0] != "_id" or len(q_raw) != len(q_first[1]) + 5 or q_first[1][0] in (3, 4, 11):
         return None  # not exactly {_id: <scalar>}
@@ -234,7 +252,7 @@ def replace_by_id(store: Store, coll: Collection, stmt: Any) -> UpdateOutcome | 
     old = coll.docs.get(key)
     outcome = UpdateOutcome(before=old, after=new_raw)
     if old is None:
-        if not fields.get("upsert", b"").endswith(b"\x01"):
+        if not upsert:
             return UpdateOutcome()
         store.replace(coll, key, id_value, new_raw, op="insert", document_key=element_document(id_element))
         outcome.upserted_id = id_value
@@ -253,9 +271,10 @@ def insert(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     n, write_errors = 0, []
     with ctx.store.lock:
         coll = ctx.store.ensure(ctx.db, name)
-        for i, doc in enumerate(cmd.get("documents", [])):
+        documents = cmd.get("documents", [])
+        for i, raw in enumerate(_raw_items(documents)):
             try:
-                ctx.store.insert(coll, raw_document(doc))
+                ctx.store.insert(coll, raw if raw is not None else raw_document(documents[i]))
                 n += 1
             except errors.CommandError as e:
                 write_errors.append(write_error(i, e))
@@ -267,6 +286,13 @@ def insert(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     return reply
 
 
+def _raw_items(statements: Any) -> list[bytes | None]:
+    """The raw bytes of each statement (None for one that is not a raw document)."""
+    if isinstance(statements, DocumentSequence):
+        return statements.raw_items()
+    return [s.raw if isinstance(s, RawBSONDocument) else None for s in statements]
+
+
 @command("update", action=Action.WRITE)
 def update(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     name = collection_name(cmd, "update")
@@ -276,13 +302,18 @@ def update(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     write_errors: list[dict[str, Any]] = []
     with ctx.store.lock:
         coll = ctx.store.ensure(ctx.db, name)
-        for i, stmt in enumerate(cmd.get("updates", [])):
+        statements = cmd.get("updates", [])
+        raw_statements = _raw_items(statements)
+        for i, stmt_raw in enumerate(raw_statements):
             try:
-                outcome = replace_by_id(ctx.store, coll, stmt) or apply_one_update(
-                    ctx.store, coll, stmt.get("q"), stmt.get("u"),
-                    multi=bool(stmt.get("multi", False)), upsert=bool(stmt.get("upsert", False)),
-                    array_filters=stmt.get("arrayFilters"),
-                )
+                outcome = replace_by_id(ctx.store, coll, stmt_raw) if stmt_raw is not None else None
+                if outcome is None:
+                    stmt = statements[i]
+                    outcome = apply_one_update(
+                        ctx.store, coll, stmt.get("q"), stmt.get("u"),
+                        multi=bool(stmt.get("multi", False)), upsert=bool(stmt.get("upsert", False)),
+                        array_filters=stmt.get("arrayFilters"),
+                    )
             except errors.CommandError as e:
                 write_errors.append(write_error(i, e))
                 if ordered:
