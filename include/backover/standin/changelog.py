@@ -19,9 +19,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .store import Collection
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChangeEntry:
-    """One change event as recorded at write time.
+    """One change event as recorded at write time (treat as immutable; not frozen only because a
+    frozen dataclass costs several times more to build, and the log builds one per write).
 
     ``full_document`` is the document as written for insert and replace; updates keep their
     ``update_description`` and are looked up at read time (``fullDocument: "updateLookup"``).
