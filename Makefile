@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint rehearsal sandbox-up sandbox-down bench clean
+.PHONY: install test lint rehearsal airflow sandbox-up sandbox-down bench clean
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ test: $(STAMP)
 # The main job: a full lifecycle rehearsal on the sandbox.
 rehearsal: $(STAMP)
 	$(BIN)/python -m backover rehearsal
+
+# The Airflow UI (standalone) against the sandbox; Ctrl-C stops Airflow, `make sandbox-down` the sandbox.
+airflow: $(STAMP)
+	$(BIN)/backover airflow
 
 sandbox-up: $(STAMP)
 	$(BIN)/backover sandbox up
