@@ -127,7 +127,14 @@ def write_lambda_registry(config: SandboxConfig, state: SandboxState) -> Path:
 
 
 def seed_databases(state: SandboxState, master: dict[str, dict[str, Any]], app_password: str) -> None:
-    """The microservices' user (read-write on the demo databases) and a little demo data."""
+    """The microservices' user (read-write on the demo databases) and a little demo data.
+
+    The same demo data goes into both stand-ins: MongoDB is the database the application left for
+    DocumentDB, so it holds the data as it was when the capture starts (T0), and replaying the
+    captured changes brings it forward.
+    """
+    with client(master["mongodb"]) as mongodb:
+        _demo_data(mongodb)
     with client(master["documentdb"]) as docdb:
         admin = docdb.admin
         roles = [{"role": "readWrite", "db": db} for db in DEMO_DATABASES]

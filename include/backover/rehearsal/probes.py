@@ -1,10 +1,4 @@
-"""The main job: a lifecycle rehearsal on the local sandbox (``make rehearsal``).
-
-Today it proves the sandbox end to end: it starts it, reaches every endpoint the lifecycle uses
-(both MongoDB stand-ins with SCRAM users, S3, Secrets Manager, EC2, a Lambda invocation and an SSM
-command through the local runner), prints a summary and stops it. The lifecycle phases (start,
-restore, clean) are added here as they are built.
-"""
+"""Probes that reach every sandbox endpoint the lifecycle uses, before the lifecycle runs."""
 
 from __future__ import annotations
 
@@ -19,24 +13,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
-from .sandbox import manager, seed
-from .sandbox.config import SandboxConfig, SandboxState
+from ..sandbox import seed
+from ..sandbox.config import SandboxState
+from .report import RehearsalReport
 
 log = logging.getLogger(__name__)
-
-#: The rehearsal runs its own sandbox, so a sandbox started by hand is left alone.
-DEFAULT_DIR = ".sandbox/rehearsal"
-DEFAULT_PORT_BASE = 47200
-
-
-@dataclass
-class RehearsalReport:
-    checks: dict[str, str] = field(default_factory=dict)  # name -> "ok" or the failure
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.checks) and all(v == "ok" for v in self.checks.values())
 
 
 def _check(report: RehearsalReport, name: str, fn: Callable[[], str | None]) -> None:
@@ -118,25 +99,3 @@ def sandbox_checks(state: SandboxState, report: RehearsalReport) -> None:
     _check(report, "ec2 worker running", worker_running)
     _check(report, "lambda invoke (runner)", lambda_invoke)
     _check(report, "ssm run command (runner)", ssm_command)
-
-
-def run(config: SandboxConfig) -> RehearsalReport:
-    """Start the sandbox, rehearse, stop it; the report says what passed."""
-    started = time.monotonic()
-    report = RehearsalReport()
-    state = manager.up(config)
-    try:
-        with manager.aws_environment(state):
-            sandbox_checks(state, report)
-    finally:
-        manager.down(config)
-    report.seconds = time.monotonic() - started
-    return report
-
-
-def summary(report: RehearsalReport) -> str:
-    lines = [f"rehearsal {'PASSED' if report.ok else 'FAILED'} in {report.seconds:.1f} s"]
-    lines += [f"  {name:<28} {result}" for name, result in report.checks.items()]
-    lines.append("  lifecycle phases (start, restore, clean): not built yet (issues 3-6)")
-    return "\n".join(lines)
-
