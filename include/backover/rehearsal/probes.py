@@ -6,7 +6,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
