@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint rehearsal airflow sandbox-up sandbox-down bench clean
+.PHONY: install test lint rehearsal airflow lambda-zips sandbox-up sandbox-down bench clean
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ rehearsal: $(STAMP)
 # The Airflow UI (standalone) against the sandbox; Ctrl-C stops Airflow, `make sandbox-down` the sandbox.
 airflow: $(STAMP)
 	$(BIN)/backover airflow
+
+# Deployable Lambda zips (handler + backover + its dependencies) into dist/, within Lambda's limits.
+lambda-zips: $(STAMP)
+	$(BIN)/python scripts/build_lambda_zips.py --out dist
 
 sandbox-up: $(STAMP)
 	$(BIN)/backover sandbox up

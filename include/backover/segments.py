@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -80,7 +81,7 @@ def decompress(data: bytes, compression: str, key: str = "segment") -> bytes:
             return zstandard.ZstdDecompressor().decompress(data)
         if compression == "gzip":
             return gzip.decompress(data)
-    except (zstandard.ZstdError, OSError, EOFError) as e:
+    except (zstandard.ZstdError, OSError, EOFError, zlib.error) as e:
         raise JobFailed(f"{key} is corrupt: cannot decompress ({e})") from None
     if compression == "none":
         return data

@@ -1,0 +1,245 @@
+"""Dump every collection of the chosen databases to S3, as ``mongodump --gzip`` lays it out.
+
+Per collection, in parallel (one thread each, up to ``parallel``):
+
+* the documents, read with ``find_raw_batches`` (raw BSON batches, never decoded), pass through
+  gzip into an S3 multipart upload: memory holds about one batch and one part, whatever the
+  collection's size;
+* the count read is checked against ``count_documents`` once the dump is complete: a collection
+  that changed during the backup fails the job (back up a frozen source);
+* ``{coll}.metadata.json.gz`` follows, only once the data is complete, in mongodump's format
+  (canonical Extended JSON ``options``, ``indexes``, ``uuid``, ``collectionName``, ``type``) plus
+  a ``backover`` field (documents, uncompressed bytes, SHA-256) that ``--restore`` checks.
+
+Skipped, with a log line: ``admin``/``config``/``local``, ``system.*`` collections and views
+(mongodump keeps only a view's definition). Objects of an earlier dump of the same databases that
+this dump did not write (a collection dropped since) are deleted, so the folder is one dump.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bson.binary import Binary
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from .. import extjson
+from ..connections import DatabaseUri
+from ..errors import JobFailed, UsageError
+from ..layout import MigrationLayout
+from ..lifecycle.events import INTERNAL_DATABASES
+from ..lifecycle.results import ResultRecord
+from ..lifecycle.source import connect
+from ..s3objects import S3Objects
+from ..segments import iter_raw_events
+from .multipart import MIN_PART_SIZE, GzipMultipartUpload
+from .names import escape
+from .parallel import run_parallel
+
+log = logging.getLogger(__name__)
+
+LABELS = ("documentdb", "mongodb")
+PROGRESS_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    """What to back up, and where."""
+
+    source: DatabaseUri
+    layout: MigrationLayout
+    label: str
+    databases: tuple[str, ...] = ()  # empty: every database but admin/config/local
+    parallel: int = 4
+    batch_size: int = 1000
+    part_size: int = 8 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.label not in LABELS:
+            raise UsageError(f"label must be one of {', '.join(LABELS)}, not {self.label!r}")
+        if self.parallel < 1 or self.batch_size < 1:
+            raise UsageError("--parallel and the batch size must be at least 1")
+        if self.part_size < MIN_PART_SIZE:
+            raise UsageError(f"the part size must be at least {MIN_PART_SIZE} bytes (S3's minimum)")
+
+
+@dataclass
+class CollectionBackup(ResultRecord):
+    """One collection's backup."""
+
+    namespace: str
+    documents: int
+    uncompressed_bytes: int
+    compressed_bytes: int
+    sha256: str
+    indexes: int
+    data_key: str
+    metadata_key: str
+
+
+@dataclass
+class BackupResult(ResultRecord):
+    """The whole backup."""
+
+    label: str
+    location: str
+    databases: list[str]
+    collections: list[CollectionBackup] = field(default_factory=list)
+    documents_total: int = 0
+    bytes_total: int = 0
+    skipped: list[str] = field(default_factory=list)
+    stale_deleted: int = 0
+
+
+def metadata_document(info: dict[str, Any], indexes: list[dict[str, Any]], backup: CollectionBackup) -> dict[str, Any]:
+    """``{coll}.metadata.json`` as mongodump writes it, plus Back Over's ``backover`` checks."""
+    doc: dict[str, Any] = {
+        "options": info.get("options") or {},
+        "indexes": [{k: v for k, v in ix.items() if k != "ns"} for ix in indexes],
+    }
+    uuid = (info.get("info") or {}).get("uuid")
+    if isinstance(uuid, Binary):
+        doc["uuid"] = uuid.hex()
+    doc["collectionName"] = info["name"]
+    doc["type"] = info.get("type", "collection")
+    doc["backover"] = {"documents": backup.documents, "uncompressedBytes": backup.uncompressed_bytes,
+                       "sha256": backup.sha256}
+    return doc
+
+
+class Progress:
+    """Throttled progress lines for one collection and for the whole backup."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total = label, total
+        self.done = 0
+        self.documents = 0
+        self._lock = threading.Lock()
+
+    def collection(self, namespace: str) -> Callable[[int, int, bool], None]:
+        last = [time.monotonic()]
+
+        def report(documents: int, raw_bytes: int, final: bool) -> None:
+            now = time.monotonic()
+            if final or now - last[0] >= PROGRESS_SECONDS:
+                last[0] = now
+                state = "done" if final else "so far"
+                log.info("backup %s %s: %d documents, %.1f MB %s", self.label, namespace, documents,
+                         raw_bytes / 1e6, state)
+        return report
+
+    def finished(self, backup: CollectionBackup) -> None:
+        with self._lock:
+            self.done += 1
+            self.documents += backup.documents
+            log.info("backup %s: %d/%d collections, %d documents", self.label, self.done, self.total,
+                     self.documents)
+
+
+def list_databases(client: MongoClient, wanted: Iterable[str]) -> list[str]:
+    """The databases to back up: ``wanted``, or every one but admin/config/local."""
+    wanted = list(wanted)
+    if wanted:
+        internal = sorted(set(wanted) & INTERNAL_DATABASES)
+        if internal:
+            raise UsageError(f"{internal[0]!r} is an internal database; it is never backed up")
+        return sorted(set(wanted))
+    names = client.list_database_names()
+    return sorted(n for n in names if n not in INTERNAL_DATABASES)
+
+
+def list_collections(client: MongoClient, db: str, skipped: list[str]) -> list[dict[str, Any]]:
+    """The collections of ``db`` worth backing up (``skipped`` gets the others, with a log line)."""
+    kept = []
+    for info in client[db].list_collections():
+        name = info["name"]
+        if name.startswith("system."):
+            log.info("skipping %s.%s: a system collection", db, name)
+            skipped.append(f"{db}.{name}")
+        elif info.get("type", "collection") != "collection":
+            log.info("skipping %s.%s: a %s (mongodump keeps only its definition)", db, name, info.get("type"))
+            skipped.append(f"{db}.{name}")
+        else:
+            kept.append(info)
+    return sorted(kept, key=lambda i: i["name"])
+
+
+def dump_collection(client: MongoClient, s3: S3Objects, config: BackupConfig, db: str,
+                    info: dict[str, Any], progress: Progress) -> CollectionBackup:
+    """Stream one collection to S3, check its count, then write its metadata."""
+    name = info["name"]
+    namespace = f"{db}.{name}"
+    data_key = config.layout.backup_data(config.label, db, escape(name))
+    metadata_key = config.layout.backup_metadata(config.label, db, escape(name))
+    report = progress.collection(namespace)
+    collection = client[db][name]
+    documents = 0
+    try:
+        with GzipMultipartUpload(s3.client, s3.bucket, data_key, config.part_size) as upload:
+            for batch in collection.find_raw_batches({}, batch_size=config.batch_size):
+                documents += sum(1 for _ in iter_raw_events(batch))
+                upload.write(batch)
+                report(documents, upload.raw_bytes, False)
+            upload.complete()
+        expected = collection.count_documents({})
+        indexes = [dict(ix) for ix in collection.list_indexes()]
+    except PyMongoError as e:
+        raise JobFailed(f"backup of {namespace} failed: {type(e).__name__}: {e}") from None
+    if documents != expected:
+        raise JobFailed(f"backup of {namespace}: dumped {documents} documents but the collection holds "
+                        f"{expected}; it changed during the backup (is the source frozen?)")
+    backup = CollectionBackup(namespace, documents, upload.raw_bytes, upload.compressed_bytes, upload.sha256,
+                              len(indexes), data_key, metadata_key)
+    body = extjson.dumps(metadata_document(info, indexes, backup)).encode()
+    s3.put_bytes(metadata_key, gzip.compress(body, mtime=0), content_type="application/gzip")
+    report(documents, upload.raw_bytes, True)
+    progress.finished(backup)
+    return backup
+
+
+def delete_stale(s3: S3Objects, config: BackupConfig, databases: list[str], written: set[str]) -> int:
+    """Delete objects under each backed-up database's folder that this dump did not write."""
+    stale = []
+    for db in databases:
+        stale += [k for k in s3.list_keys(f"{config.layout.backup_prefix(config.label)}{db}/") if k not in written]
+    for key in stale:
+        log.info("deleting %s: not part of this backup (dropped since an earlier one?)", key)
+    return s3.delete_keys(stale) if stale else 0
+
+
+def default_databases(layout: MigrationLayout, s3: S3Objects | None = None) -> tuple[str, ...]:
+    """The migration's databases from ``state/start.json``; empty (= every database) without it."""
+    started = (s3 or S3Objects(layout.bucket)).get_json(layout.start_state) or {}
+    return tuple(started.get("databases") or ())
+
+
+def backup(config: BackupConfig, s3: S3Objects | None = None) -> BackupResult:
+    """Back up ``config.databases`` of ``config.source`` under ``backups/{label}/``."""
+    s3 = s3 or S3Objects(config.layout.bucket)
+    s3.check_bucket()
+    prefix = config.layout.backup_prefix(config.label)
+    log.info("backup %s: from %s to s3://%s/%s", config.label, config.source, s3.bucket, prefix)
+    with connect(config.source) as client:
+        databases = list_databases(client, config.databases)
+        result = BackupResult(config.label, f"s3://{s3.bucket}/{prefix}", databases)
+        plan = [(db, info) for db in databases for info in list_collections(client, db, result.skipped)]
+        progress = Progress(config.label, len(plan))
+        log.info("backup %s: %d collections in %d databases, %d at a time", config.label, len(plan),
+                 len(databases), config.parallel)
+        tasks = [lambda db=db, info=info: dump_collection(client, s3, config, db, info, progress)
+                 for db, info in plan]
+        result.collections = run_parallel(tasks, config.parallel)
+    written = {k for c in result.collections for k in (c.data_key, c.metadata_key)}
+    result.stale_deleted = delete_stale(s3, config, databases, written)
+    result.documents_total = sum(c.documents for c in result.collections)
+    result.bytes_total = sum(c.uncompressed_bytes for c in result.collections)
+    log.info("backup %s done: %d collections, %d documents, %.1f MB", config.label, len(result.collections),
+             result.documents_total, result.bytes_total / 1e6)
+    return result

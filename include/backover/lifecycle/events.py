@@ -1,0 +1,197 @@
+"""The event the start, restore and clean Lambdas take, parsed into a typed, validated record.
+
+::
+
+    {
+      "migration_id": "orders-2026-06",
+      "bucket": "backover-prod",
+      "prefix": "backover",                       # optional, default "backover"
+      "master_secret_id": "docdb/master",         # Secrets Manager id of the master credentials
+      "app_user": "orders_app",                   # the microservices' user (in ``admin``)
+      "databases": ["shop", "inventory"],         # or "namespaces": ["shop", "inventory.items"]
+      "tls_ca_file": "global-bundle.pem",         # optional, DocumentDB's CA bundle
+      "app_secret_id": "docdb/orders-app",        # optional: proves read-only by a real write
+      "required_retention_hours": 24,             # optional: start refuses a shorter retention
+      "retention_hours": 24,                      # optional: the cluster's retention, if known
+      "force": false                              # optional: clean without the restore checks
+    }
+
+A malformed event raises :class:`InvalidEvent`, whose message names the field, before anything
+is read or changed. Unknown fields are refused too, so a misspelt option is never ignored.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import UsageError
+from ..layout import MIGRATION_ID, MigrationLayout
+
+DEFAULT_PREFIX = "backover"
+#: Databases a migration never touches.
+INTERNAL_DATABASES = frozenset({"admin", "config", "local"})
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_DB_FORBIDDEN = set('/\\. "$\x00')
+REQUIRED = ("migration_id", "bucket", "master_secret_id", "app_user")
+OPTIONAL = ("prefix", "databases", "namespaces", "tls_ca_file", "app_secret_id",
+            "required_retention_hours", "retention_hours", "force")
+
+
+class InvalidEvent(UsageError):
+    """The event is malformed; ``field`` names the culprit and nothing was changed."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f"invalid event: field '{field}' {problem}")
+
+
+@dataclass(frozen=True, order=True)
+class Namespace:
+    """A database (``collection == ""``) or one collection of it."""
+
+    database: str
+    collection: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Namespace:
+        """``"shop"`` or ``"shop.orders"``; ValueError with the reason otherwise."""
+        database, _, collection = text.partition(".")
+        if not database or len(database) > 63 or _DB_FORBIDDEN & set(database):
+            raise ValueError(f"{text!r} is not a valid database name")
+        if database in INTERNAL_DATABASES:
+            raise ValueError(f"{text!r} is an internal database")
+        if "." in text and (not collection or "$" in collection or "\x00" in collection):
+            raise ValueError(f"{text!r} is not a valid namespace")
+        if collection.startswith("system."):
+            raise ValueError(f"{text!r} is a system collection")
+        return cls(database, collection)
+
+    def covers(self, other: Namespace) -> bool:
+        """Whether this namespace includes ``other`` (a database covers its collections)."""
+        return self.database in ("", other.database) and self.collection in ("", other.collection)
+
+    def to_doc(self) -> dict[str, str]:
+        """``{database, collection}`` as ``modifyChangeStreams`` and ``$listChangeStreams`` write it."""
+        return {"database": self.database, "collection": self.collection}
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Namespace:
+        return cls(str(doc.get("database", "")), str(doc.get("collection", "")))
+
+    def __str__(self) -> str:
+        return f"{self.database}.{self.collection}" if self.collection else self.database
+
+
+@dataclass(frozen=True)
+class LifecycleEvent:
+    """What every lifecycle Lambda is told."""
+
+    migration_id: str
+    bucket: str
+    master_secret_id: str
+    app_user: str
+    namespaces: tuple[Namespace, ...]
+    prefix: str = DEFAULT_PREFIX
+    tls_ca_file: str | None = None
+    app_secret_id: str | None = None
+    required_retention_hours: float | None = None
+    retention_hours: float | None = None
+    force: bool = False
+
+    @property
+    def databases(self) -> tuple[str, ...]:
+        return tuple(sorted({ns.database for ns in self.namespaces}))
+
+    def layout(self) -> MigrationLayout:
+        return MigrationLayout(bucket=self.bucket, prefix=self.prefix, migration_id=self.migration_id)
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> LifecycleEvent:
+        """Parse and validate a Lambda event; :class:`InvalidEvent` names the first bad field."""
+        if not isinstance(raw, Mapping):
+            raise InvalidEvent("(event)", f"must be a JSON object, not {type(raw).__name__}")
+        unknown = sorted(set(raw) - set(REQUIRED) - set(OPTIONAL))
+        if unknown:
+            raise InvalidEvent(unknown[0], f"is not known (known fields: {', '.join(REQUIRED + OPTIONAL)})")
+        for name in REQUIRED:
+            if name not in raw:
+                raise InvalidEvent(name, "is missing")
+        migration_id = _string(raw, "migration_id")
+        if not MIGRATION_ID.match(migration_id):
+            raise InvalidEvent("migration_id", "must be letters, digits, '.', '_' or '-' (up to 128)")
+        bucket = _string(raw, "bucket")
+        if not _BUCKET.match(bucket):
+            raise InvalidEvent("bucket", "is not a valid S3 bucket name")
+        prefix = raw.get("prefix", DEFAULT_PREFIX)
+        if not isinstance(prefix, str):
+            raise InvalidEvent("prefix", "must be a string")
+        return cls(
+            migration_id=migration_id,
+            bucket=bucket,
+            master_secret_id=_string(raw, "master_secret_id"),
+            app_user=_string(raw, "app_user"),
+            namespaces=_namespaces(raw),
+            prefix=prefix,
+            tls_ca_file=_optional_string(raw, "tls_ca_file"),
+            app_secret_id=_optional_string(raw, "app_secret_id"),
+            required_retention_hours=_optional_hours(raw, "required_retention_hours"),
+            retention_hours=_optional_hours(raw, "retention_hours"),
+            force=_optional_bool(raw, "force"),
+        )
+
+
+def _string(raw: Mapping[str, Any], name: str) -> str:
+    value = raw.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidEvent(name, "must be a non-empty string")
+    return value.strip()
+
+
+def _optional_string(raw: Mapping[str, Any], name: str) -> str | None:
+    return None if raw.get(name) is None else _string(raw, name)
+
+
+def _optional_hours(raw: Mapping[str, Any], name: str) -> float | None:
+    value = raw.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise InvalidEvent(name, "must be a positive number of hours")
+    return float(value)
+
+
+def _optional_bool(raw: Mapping[str, Any], name: str) -> bool:
+    value = raw.get(name, False)
+    if not isinstance(value, bool):
+        raise InvalidEvent(name, "must be true or false")
+    return value
+
+
+def _namespaces(raw: Mapping[str, Any]) -> tuple[Namespace, ...]:
+    """``databases`` (names) or ``namespaces`` (``db`` or ``db.coll``): exactly one of the two."""
+    given = [name for name in ("databases", "namespaces") if raw.get(name) is not None]
+    if not given:
+        raise InvalidEvent("databases", "is missing (give 'databases' or 'namespaces')")
+    if len(given) == 2:
+        raise InvalidEvent("namespaces", "cannot be given together with 'databases'")
+    name = given[0]
+    values = raw[name]
+    if not isinstance(values, list) or not values:
+        raise InvalidEvent(name, "must be a non-empty list of strings")
+    parsed: set[Namespace] = set()
+    for value in values:
+        if not isinstance(value, str):
+            raise InvalidEvent(name, "must be a non-empty list of strings")
+        if name == "databases" and "." in value:
+            raise InvalidEvent(name, f"holds {value!r}: a database name has no '.' (use 'namespaces')")
+        try:
+            parsed.add(Namespace.parse(value))
+        except ValueError as e:
+            raise InvalidEvent(name, f"holds {e}") from None
+    # A collection inside a database that is migrated whole adds nothing.
+    kept = {ns for ns in parsed if not any(o != ns and o.covers(ns) for o in parsed)}
+    return tuple(sorted(kept))

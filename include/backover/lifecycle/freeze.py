@@ -1,0 +1,91 @@
+"""The restore Lambda: the microservices' user becomes read-only, F is recorded, the drain asked.
+
+1. The user's write roles on the migrated databases become ``read`` (one ``updateUser``).
+2. Proof: with ``app_secret_id`` a write as the user must be refused with code 13; without it the
+   roles the server reports must hold no write role (the result says which proof was made).
+3. F = the cluster time after the proof: every write the user made is at or before F.
+4. ``state/freeze.json`` (F, the read-only roles) and ``control/drain.json`` (``{"until": F}``).
+
+Idempotent: once frozen, a second run re-asserts and re-proves read-only but keeps the first F,
+so the replicator's drain target never moves.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..connections import DatabaseUri
+from ..errors import UsageError
+from ..s3objects import S3Objects
+from . import users
+from .abort import refuse_if_aborted
+from .events import LifecycleEvent
+from .results import FreezeResult, now_ms
+from .source import app_uri, cluster_time, connect, master_uri
+
+log = logging.getLogger(__name__)
+
+PROOF_WRITE = "write-refused"
+PROOF_ROLES = "roles-only"
+
+
+def freeze(event: LifecycleEvent, source: DatabaseUri | None = None, app: DatabaseUri | None = None,
+           s3: S3Objects | None = None) -> FreezeResult:
+    """Run the restore Lambda's step; ``source``/``app`` override the URIs from the secrets."""
+    layout = event.layout()
+    s3 = s3 or S3Objects(layout.bucket)
+    s3.check_bucket()
+    started = s3.get_json(layout.start_state)
+    if not started or started.get("t0") is None:
+        raise UsageError(f"migration {event.migration_id!r} has not started ({layout.start_state} is "
+                         "missing or unfinished): run the start Lambda first")
+    if started.get("app_user") != event.app_user:
+        raise UsageError(f"migration {event.migration_id!r} was started for user {started.get('app_user')!r}, "
+                         f"not {event.app_user!r}")
+    if s3.head(layout.clean_state) is not None:
+        raise UsageError(f"migration {event.migration_id!r} is already cleaned ({layout.clean_state})")
+    refuse_if_aborted(s3, layout)
+    previous = s3.get_json(layout.freeze_state)
+    databases = list(started.get("databases") or event.databases)
+    source = source or master_uri(event)
+    app = app or app_uri(event)
+    with connect(source) as client:
+        current = users.get_roles(client, event.app_user)
+        read_only = users.read_only_roles(current, databases)
+        if read_only != current:
+            users.set_roles(client, event.app_user, read_only)
+            log.info("%s is now read-only on %s", event.app_user, ", ".join(databases))
+        else:
+            log.info("%s was already read-only on %s", event.app_user, ", ".join(databases))
+        if app is not None:
+            users.prove_read_only_by_write(app, databases)
+            proof, note = PROOF_WRITE, "a write as the app user was refused with code 13 on every database"
+        else:
+            users.prove_read_only_by_roles(client, event.app_user, databases)
+            proof, note = PROOF_ROLES, ("no app_secret_id: read-only checked from the roles the server "
+                                        "reports (usersInfo), not proven by a write")
+            log.warning("read-only not proven by a write: %s", note)
+        f = previous["f"] if previous else cluster_time(client)
+    doc = {
+        "migration_id": event.migration_id,
+        "f": f,
+        "app_user": event.app_user,
+        "read_only_roles": read_only,
+        "read_only_proof": proof,
+        "frozen_at": previous["frozen_at"] if previous else now_ms(),
+    }
+    s3.put_json(layout.freeze_state, doc)
+    s3.put_json(layout.drain_request, {"until": f})
+    log.info("freeze %s done: F %s:%s; drain requested in s3://%s/%s", event.migration_id, f.time, f.inc,
+             layout.bucket, layout.drain_request)
+    return FreezeResult(
+        migration_id=event.migration_id,
+        f=f,
+        app_user=event.app_user,
+        read_only_roles=read_only,
+        read_only_proof=proof,
+        proof_note=note,
+        already_frozen=previous is not None,
+        state_key=layout.freeze_state,
+        drain_key=layout.drain_request,
+    )

@@ -1,0 +1,123 @@
+"""The start Lambda: read-write user, change streams on, T0 recorded in ``state/start.json``.
+
+Order matters: the retention check runs before anything changes; T0 is read *after* the change
+streams are enabled, so the replicator's ``startAtOperationTime: T0`` never asks DocumentDB for a
+moment before the enablement, and every write from T0 on is captured.
+
+Idempotent: a second start of the same migration keeps the first T0 and the first prior roles
+(so abort still gives back the roles the user had before Back Over), re-asserts the roles and the
+change streams, and rewrites the same ``state/start.json``. A migration already frozen or
+cleaned or aborted is refused, since starting it again would hand writes back behind the freeze
+or restart a stopped capture with a gap.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pymongo import MongoClient
+
+from ..connections import DatabaseUri
+from ..errors import UsageError
+from ..s3objects import S3Objects
+from . import change_streams, users
+from .abort import refuse_if_aborted
+from .events import LifecycleEvent, Namespace
+from .results import StartResult, now_ms
+from .retention import ensure_retention
+from .source import cluster_time, connect, master_uri
+
+log = logging.getLogger(__name__)
+
+
+def _check_previous(event: LifecycleEvent, previous: dict[str, Any] | None) -> None:
+    if previous is None:
+        return
+    same_scope = sorted(previous.get("namespaces", [])) == sorted(map(str, event.namespaces))
+    if not same_scope or previous.get("app_user") != event.app_user:
+        raise UsageError(f"migration {event.migration_id!r} was started for user {previous.get('app_user')!r} "
+                         f"on {', '.join(previous.get('namespaces', []))}; a different scope needs a new "
+                         "migration id")
+
+
+def _state(event: LifecycleEvent, previous: dict[str, Any] | None, current: list[users.Role],
+           flavour: str) -> dict[str, Any]:
+    """The ``state/start.json`` document, keeping an earlier one's T0, prior roles and streams."""
+    return {
+        "migration_id": event.migration_id,
+        "t0": previous.get("t0") if previous else None,  # None until the start has finished
+        "databases": list(event.databases),
+        "namespaces": [str(ns) for ns in event.namespaces],
+        "app_user": event.app_user,
+        "prior_roles": users.normalise(previous["prior_roles"]) if previous else current,
+        "change_streams_enabled": list(previous.get("change_streams_enabled", [])) if previous else [],
+        "source_flavour": flavour,
+        "started_at": previous["started_at"] if previous else now_ms(),
+    }
+
+
+def _not_enabled(client: MongoClient, flavour: str, namespaces: tuple[Namespace, ...]) -> set[Namespace]:
+    """The namespaces whose change streams are off (always none on MongoDB)."""
+    if flavour != change_streams.DOCUMENTDB:
+        return set()
+    enabled = change_streams.list_enabled(client)
+    return {ns for ns in namespaces if not change_streams.is_covered(ns, enabled)}
+
+
+def start(event: LifecycleEvent, source: DatabaseUri | None = None, s3: S3Objects | None = None) -> StartResult:
+    """Run the start step for ``event``; ``source`` overrides the master secret's URI."""
+    layout = event.layout()
+    s3 = s3 or S3Objects(layout.bucket)
+    s3.check_bucket()
+    for key, what in ((layout.freeze_state, "frozen"), (layout.clean_state, "cleaned")):
+        if s3.head(key) is not None:
+            raise UsageError(f"migration {event.migration_id!r} is already {what} ({key}); "
+                             "start a new migration id")
+    refuse_if_aborted(s3, layout)
+    previous = s3.get_json(layout.start_state)
+    _check_previous(event, previous)
+    source = source or master_uri(event)
+    log.info("start %s: source %s, user %s, %s", event.migration_id, source, event.app_user,
+             ", ".join(map(str, event.namespaces)))
+    with connect(source) as client:
+        flavour = change_streams.detect_flavour(client)
+        retention = ensure_retention(client, flavour, event.required_retention_hours, event.retention_hours)
+        current = users.get_roles(client, event.app_user)
+        doc = _state(event, previous, current, flavour)
+        # The prior roles are saved before any role changes, so abort can always give them back.
+        s3.put_json(layout.start_state, doc)
+        _, grant = users.read_write_roles(current, event.databases)
+        users.grant_roles(client, event.app_user, grant)
+        for granted in grant:
+            log.info("granted %s@%s to %s", granted["role"], granted["db"], event.app_user)
+        recorded = {Namespace.from_doc(d) for d in doc["change_streams_enabled"]}
+        missing = _not_enabled(client, flavour, event.namespaces)
+        if missing - recorded:
+            # Recorded before enabling: clean disables only what start enabled, even after a crash here.
+            doc["change_streams_enabled"] = [ns.to_doc() for ns in sorted(recorded | missing)]
+            s3.put_json(layout.start_state, doc)
+        if doc["t0"] is not None and missing:
+            log.warning("change streams of %s were disabled since the first start: changes made meanwhile "
+                        "are not captured", ", ".join(map(str, sorted(missing))))
+        change_streams.enable(client, flavour, event.namespaces)
+        already_started = doc["t0"] is not None
+        if not already_started:
+            doc["t0"] = cluster_time(client)
+    t0 = doc["t0"]
+    s3.put_json(layout.start_state, doc)
+    log.info("start %s done: T0 %s:%s recorded in s3://%s/%s", event.migration_id, t0.time, t0.inc,
+             layout.bucket, layout.start_state)
+    return StartResult(
+        migration_id=event.migration_id,
+        source_flavour=flavour,
+        t0=t0,
+        app_user=event.app_user,
+        databases=list(event.databases),
+        namespaces=list(event.namespaces),
+        roles_granted=grant,
+        change_streams_enabled=[Namespace.from_doc(d) for d in doc["change_streams_enabled"]],
+        retention=retention,
+        already_started=already_started,
+        state_key=layout.start_state,
+    )

@@ -1,0 +1,129 @@
+"""``backover clean`` on moto (and the documentdb stand-in for the change streams)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from backover.cleanup.guard import CleanRefused
+from backover.cleanup.job import CleanConfig, clean
+from backover.cli import main
+from backover.layout import MigrationLayout
+from backover.s3objects import S3Objects
+from backover.state import ReplicatorCheckpoint, RestoreCheckpoint
+
+PREFIX = "clean-tests"
+
+
+@dataclass
+class Migration:
+    layout: MigrationLayout
+    s3: S3Objects
+    segments: list[str]
+    backups: list[str]
+    kept: list[str]  # state, control and report files: never deleted
+
+    def cli(self, *args: str) -> list[str]:
+        return ["clean", "--bucket", self.layout.bucket, "--prefix", PREFIX,
+                "--migration-id", self.layout.migration_id, *args]
+
+    def keys(self) -> set[str]:
+        return set(self.s3.list_keys(self.layout.root))
+
+
+def make_migration(bucket: str, segments: int = 3, restore_state: str = "completed", identical: bool = True,
+                   start: dict[str, Any] | None = None) -> Migration:
+    layout = MigrationLayout(bucket, PREFIX, f"cl-{uuid.uuid4().hex[:8]}")
+    s3 = S3Objects(bucket)
+    segment_keys = [layout.segment(seq, "zstd") for seq in range(1, segments + 1)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: s3.put_bytes(key, b"segment"), segment_keys))
+    s3.put_json(layout.replicator_checkpoint, ReplicatorCheckpoint(layout.migration_id, last_seq=segments,
+                                                                   state="drained").to_doc())
+    s3.put_json(layout.restore_checkpoint, RestoreCheckpoint(layout.migration_id, last_applied_seq=segments,
+                                                             state=restore_state).to_doc())
+    s3.put_json(layout.verify_report, {"identical": identical, "namespaces": {}})
+    backups = [layout.backup_data("documentdb", "shop", "orders"), layout.backup_metadata("documentdb", "shop", "orders")]
+    for key in backups:
+        s3.put_bytes(key, b"backup")
+    s3.put_json(layout.start_state, start or {"migration_id": layout.migration_id, "change_streams_enabled": []})
+    s3.put_json(layout.drain_request, {"until": None})
+    return Migration(layout, s3, segment_keys, backups,
+                     [layout.start_state, layout.drain_request, layout.verify_report])
+
+
+def test_clean_deletes_segments_and_checkpoints_keeps_backups_and_is_idempotent(
+    bucket: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("backover.s3objects.DELETE_BATCH", 10)  # S3 takes 1,000 a batch; 3 batches here
+    migration = make_migration(bucket, segments=25)
+    assert main(migration.cli()) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["segments_deleted"], summary["checkpoints_deleted"], summary["backups_kept"]) == (25, 2, True)
+    assert migration.keys() == set(migration.backups + migration.kept + [migration.layout.clean_state])
+    state = migration.s3.get_json(migration.layout.clean_state)
+    assert state["segments_deleted"] == 25 and state["backups_kept"] is True and "cleaned_at" in state
+    assert state["guard"]["restore_state"] == "completed" and state["guard"]["verified"] is True
+
+    assert main(migration.cli()) == 0  # the checkpoints are gone, the recorded check still allows it
+    again = json.loads(capsys.readouterr().out)
+    assert again["deleted_now"] == 0 and again["segments_deleted"] == 25
+    assert migration.s3.get_json(migration.layout.clean_state) == state
+
+
+@pytest.mark.parametrize(("restore_state", "identical", "reason"), [
+    pytest.param("running", True, "the restore is running", id="restore-running"),
+    pytest.param("failed", True, "the restore is failed", id="restore-failed"),
+    pytest.param("completed", False, "verification found differences", id="not-identical"),
+])
+def test_clean_refuses_an_unfinished_migration_and_deletes_nothing(
+    bucket: str, capsys: pytest.CaptureFixture[str], restore_state: str, identical: bool, reason: str
+) -> None:
+    migration = make_migration(bucket, restore_state=restore_state, identical=identical)
+    before = migration.keys()
+    assert main(migration.cli()) == 1
+    assert reason in capsys.readouterr().err
+    assert migration.keys() == before
+
+    assert main(migration.cli("--force")) == 0
+    assert migration.s3.get_json(migration.layout.clean_state)["guard"]["forced"] is True
+    assert not set(migration.segments) & migration.keys()
+
+
+def test_clean_without_a_verify_report_is_refused(bucket: str) -> None:
+    migration = make_migration(bucket)
+    migration.s3.delete_keys([migration.layout.verify_report])
+    with pytest.raises(CleanRefused, match="verification has not run"):
+        clean(CleanConfig(migration.layout))
+
+
+def test_delete_backups_removes_them_too(bucket: str) -> None:
+    migration = make_migration(bucket)
+    result = clean(CleanConfig(migration.layout, delete_backups=True))
+    assert result.backups_deleted == 2 and result.backups_kept is False
+    assert migration.keys() == set(migration.kept + [migration.layout.clean_state])
+
+
+def test_clean_given_the_source_disables_the_change_streams_start_enabled(
+    bucket: str, standins: dict[str, Any], standin_password: str
+) -> None:
+    uri = standins["documentdb"].uri("root", standin_password)
+    tag = uuid.uuid4().hex[:8]
+    mine, theirs = f"cl{tag}_mine", f"cl{tag}_theirs"
+    with MongoClient(uri) as root:
+        for db in (mine, theirs):
+            root.admin.command("modifyChangeStreams", 1, database=db, collection="", enable=True)
+        migration = make_migration(bucket, start={"change_streams_enabled": [{"database": mine, "collection": ""}]})
+        assert main(migration.cli("--source-uri", uri)) == 0
+        enabled = [d["database"] for d in root.admin.aggregate([{"$listChangeStreams": {}}])
+                   if d["database"].startswith(f"cl{tag}")]
+        assert enabled == [theirs]
+        root.admin.command("modifyChangeStreams", 1, database=theirs, collection="", enable=False)
+    state = migration.s3.get_json(migration.layout.clean_state)
+    assert state["change_streams_disabled"] == [{"database": mine, "collection": ""}]
