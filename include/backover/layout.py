@@ -57,6 +57,10 @@ class MigrationLayout:
         return self.key("control/drain.json")
 
     @property
+    def stop_request(self) -> str:
+        return self.key("control/stop.json")
+
+    @property
     def changes_prefix(self) -> str:
         return self.key("changes/")
 
