@@ -18,7 +18,7 @@ from lifecycle_world import Invocation, LambdaWorld, Source, load_event, make_so
 from pymongo.errors import OperationFailure
 
 from backover.layout import MigrationLayout
-from backover.lifecycle.abort import abort, stop_request_key
+from backover.lifecycle.abort import abort
 from backover.lifecycle.events import LifecycleEvent
 from backover.lifecycle.source import master_uri
 from backover.s3objects import S3Objects
@@ -105,8 +105,8 @@ def test_start_restore_abort_give_writes_then_freeze_then_give_them_back(
     assert result.roles_restored == source.prior_roles
     assert source.user_roles() == source.prior_roles
     _write_as_app(source, orders)  # writes are back
-    assert set(s3_keys(source.bucket)) == keys_before | {stop_request_key(layout)}  # nothing deleted
-    assert "requested_at" in s3_json(source.bucket, stop_request_key(layout))
+    assert set(s3_keys(source.bucket)) == keys_before | {layout.stop_request}  # nothing deleted
+    assert "requested_at" in s3_json(source.bucket, layout.stop_request)
     again_abort = abort(layout, master_uri(event))
     assert again_abort.stop_requested_at == result.stop_requested_at
 

@@ -22,17 +22,9 @@ from .source import connect, master_uri
 
 log = logging.getLogger(__name__)
 
-STOP_REQUEST = "control/stop.json"
-
-
-def stop_request_key(layout: MigrationLayout) -> str:
-    """``control/stop.json`` of the migration."""
-    return layout.key(STOP_REQUEST)
-
-
 def refuse_if_aborted(s3: S3Objects, layout: MigrationLayout) -> None:
     """UsageError when the migration was aborted (its replicator is stopping or stopped)."""
-    key = stop_request_key(layout)
+    key = layout.stop_request
     if s3.head(key) is not None:
         raise UsageError(f"migration {layout.migration_id!r} was aborted ({key}); start a new migration id")
 
@@ -46,7 +38,7 @@ def abort(layout: MigrationLayout, source: DatabaseUri, s3: S3Objects | None = N
         raise UsageError(f"nothing to abort: migration {layout.migration_id!r} has no {layout.start_state}")
     if (s3.get_json(layout.clean_state) or {}).get("cleaned_at"):
         raise UsageError(f"migration {layout.migration_id!r} is already cleaned: too late to abort")
-    key = stop_request_key(layout)
+    key = layout.stop_request
     existing = s3.get_json(key)
     requested_at = existing["requested_at"] if existing and existing.get("requested_at") else now_ms()
     s3.put_json(key, {"requested_at": requested_at, "reason": "abort"})
