@@ -1,0 +1,219 @@
+"""``backover restore``: replay the captured segments into MongoDB, in order, and checkpoint.
+
+Planning and applying overlap: while the applier writes window ``n`` (on its own thread, lanes
+in a pool), the main thread downloads, verifies and plans window ``n + 1``. A segment is
+recorded in the checkpoint once every step holding its events has been applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import MongoClient
+
+from ..connections import check_connection
+from ..errors import BackoverError, UsageError
+from ..s3objects import S3Objects
+from ..state import RestoreCheckpoint
+from .applier import Applier, ApplyStats
+from .checkpoint import CheckpointStore, commit
+from .config import RestoreConfig
+from .displaced import Displaced
+from .planner import Barrier, Step, plan
+from .progress import Progress
+from .reader import SegmentReader, list_segments
+from .target import MongoTarget, Target
+
+log = logging.getLogger("backover.restore")
+
+
+@dataclass
+class RestoreResult:
+    """The outcome of one run (``state`` is the checkpoint's)."""
+
+    state: str
+    first_seq: int
+    last_seq: int
+    segments_applied: int = 0
+    events_applied: int = 0  # this run
+    writes: int = 0
+    commands: int = 0
+    conflicts_resolved: int = 0
+    already_reflected: int = 0
+    seconds: float = 0.0
+    per_namespace: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {**self.__dict__, "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class PlanSummary:
+    """What ``--dry-run`` prints: the plan, nothing written."""
+
+    first_seq: int
+    last_seq: int
+    segments: int = 0
+    events: int = 0
+    windows: int = 0
+    writes: int = 0
+    rounds: int = 0
+    per_namespace: dict[str, dict[str, int]] = field(default_factory=dict)
+    ddl: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {"dry_run": True, **self.__dict__}
+
+
+def run_restore(config: RestoreConfig, *, s3: S3Objects | None = None,
+                target: Target | None = None) -> RestoreResult | PlanSummary:
+    """Apply (or with ``dry_run`` only plan) the segments after the restore checkpoint."""
+    s3 = s3 or S3Objects(config.layout.bucket)
+    s3.check_bucket()
+    store = CheckpointStore(s3, config.layout)
+    replicator = store.replicator()
+    if config.reset and not config.dry_run:
+        log.warning("--reset: forgetting this restore's checkpoint, DDL record and documents moved aside")
+        store.reset()
+    previous = None if config.reset else store.load()
+    done_before = previous.last_applied_seq if previous else 0
+    first = config.from_seq or done_before + 1
+    if first > done_before + 1:
+        raise UsageError(f"--from-seq {first} would skip segments {done_before + 1}..{first - 1}, "
+                         "which were never applied")
+    if done_before > replicator.last_seq:
+        raise UsageError(f"the restore checkpoint says segment {done_before} was applied, but the replicator "
+                         f"checkpoint has only {replicator.last_seq}: wrong migration id or bucket?")
+    if replicator.state not in ("drained", "stopped"):
+        log.warning("the replicator is %s: restoring the %d segment(s) captured so far; run restore again "
+                    "after the drain for the rest", replicator.state, replicator.last_seq)
+    refs = list_segments(s3, config.layout, first, replicator.last_seq)
+    segments = SegmentReader(s3, refs, config.prefetch)
+    if config.dry_run:
+        return _dry_run(plan(segments, config.window), first, replicator.last_seq)
+
+    client: MongoClient | None = None
+    if target is None:
+        assert config.target is not None
+        client = config.target.client(maxPoolSize=config.workers + 4)
+        check_connection(config.target, client)
+        target = MongoTarget(client)
+    checkpoint = previous or RestoreCheckpoint(config.layout.migration_id)
+    checkpoint.state, checkpoint.reason = "running", None
+    applied_through = None if config.reset else store.applied_through()
+    displaced = Displaced() if config.reset else store.load_displaced()
+    store.save(checkpoint)
+    applier = Applier(target, workers=config.workers, displaced=displaced,
+                      before_ddl=lambda b: store.record_ddl(b, "started"),
+                      after_ddl=lambda b: store.record_ddl(b, "applied"))
+    progress = Progress(first_seq=first, total_segments=replicator.last_seq, total_events=replicator.events_total,
+                        events_before=checkpoint.events_applied, interval=config.progress_seconds)
+    result = RestoreResult(state="running", first_seq=first, last_seq=replicator.last_seq)
+    log.info("restore of %s: segments %d..%d into %s, %d worker(s), windows of %d events%s",
+             config.layout.migration_id, first, replicator.last_seq, config.target or "the given target",
+             config.workers, config.window,
+             f"; events up to segment {applied_through[0]} event {applied_through[1]} are applied already"
+             if applied_through and applied_through[0] >= first else "")
+    started = time.monotonic()
+    try:
+        _apply_all(plan(segments, config.window, applied_through), applier, store, checkpoint, progress, result,
+                   config.checkpoint_seconds)
+        if replicator.state in ("drained", "stopped") and displaced:
+            log.info("writing back %d document(s) moved aside for unique keys", applier.write_back_displaced())
+        checkpoint.state = "completed"
+        store.save(checkpoint, displaced)
+    except BackoverError as e:
+        checkpoint.state, checkpoint.reason = "failed", str(e)
+        store.save(checkpoint, displaced)
+        raise
+    finally:
+        applier.close()
+        if client is not None:
+            client.close()
+        _fill(result, applier.stats, target, checkpoint, time.monotonic() - started)
+    progress.log_line()
+    log.info("restore %s: segments up to %d applied, %d events this run, %d writes in %d commands, "
+             "%d unique-key conflict(s) resolved, %.1f s", checkpoint.state, checkpoint.last_applied_seq,
+             result.events_applied, result.writes, result.commands, result.conflicts_resolved, result.seconds)
+    return result
+
+
+def _apply_all(steps: Any, applier: Applier, store: CheckpointStore, checkpoint: RestoreCheckpoint,
+               progress: Progress, result: RestoreResult, checkpoint_seconds: float) -> None:
+    """Apply ``steps`` one at a time on a coordinator thread while the next one is planned here."""
+    last_save = time.monotonic()
+
+    def finished(step: Step, future: Future[None]) -> None:
+        nonlocal last_save
+        future.result()
+        result.events_applied += step.events
+        for done in step.done:
+            commit(checkpoint, done)
+            result.segments_applied += 1
+        progress.advance(step.events, checkpoint.last_applied_seq)
+        if step.done and (time.monotonic() - last_save >= checkpoint_seconds or isinstance(step, Barrier)):
+            store.save(checkpoint, applier.displaced)
+            last_save = time.monotonic()
+
+    with ThreadPoolExecutor(1, thread_name_prefix="restore-apply") as coordinator:
+        pending: tuple[Step, Future[None]] | None = None
+        try:
+            for step in steps:  # plans the next step while the pending one is applied
+                if pending is not None:
+                    current, pending = pending, None
+                    finished(*current)
+                pending = (step, coordinator.submit(applier.apply, step))
+        finally:
+            if pending is not None:  # a step in flight completes (or fails) before anything else
+                finished(*pending)
+
+
+def _fill(result: RestoreResult, stats: ApplyStats, target: Target, checkpoint: RestoreCheckpoint,
+          seconds: float) -> None:
+    result.state = checkpoint.state
+    result.writes = stats.writes
+    result.commands = target.commands
+    result.conflicts_resolved = stats.conflicts_resolved
+    result.already_reflected = stats.already_reflected
+    result.seconds = seconds
+    result.per_namespace = checkpoint.per_namespace
+
+
+def _dry_run(steps: Any, first: int, last: int) -> PlanSummary:
+    summary = PlanSummary(first_seq=first, last_seq=last)
+    per_ns: dict[str, Counter[str]] = {}
+    for step in steps:
+        summary.events += step.events
+        for done in step.done:
+            summary.segments += 1
+            for ns, counts in done.counts.items():
+                per_ns.setdefault(ns, Counter()).update(counts)
+        if isinstance(step, Barrier):
+            event = step.event
+            summary.ddl.append({"segment": step.seq, "op": event.op, "ns": event.ns,
+                                **({"to": f"{event.to[0]}.{event.to[1]}"} if event.to else {})})
+        elif step.events:
+            summary.windows += 1
+            summary.writes += step.writes
+            summary.rounds += len(step.rounds())
+    summary.per_namespace = {ns: dict(counts) for ns, counts in sorted(per_ns.items())}
+    for line in describe_plan(summary):
+        log.info("%s", line)
+    return summary
+
+
+def describe_plan(summary: PlanSummary) -> list[str]:
+    """Human lines for the log."""
+    lines = [f"dry run: segments {summary.first_seq}..{summary.last_seq} ({summary.segments}), "
+             f"{summary.events:,} events -> {summary.writes:,} writes in {summary.windows} window(s), "
+             f"{len(summary.ddl)} DDL barrier(s); nothing written"]
+    for ns, counts in summary.per_namespace.items():
+        lines.append(f"  {ns}: " + ", ".join(f"{op} {n:,}" for op, n in sorted(counts.items())))
+    for ddl in summary.ddl:
+        lines.append(f"  DDL segment {ddl['segment']}: {ddl['op']} {ddl['ns']}" + (f" -> {ddl['to']}" if "to" in ddl else ""))
+    return lines

@@ -1,0 +1,69 @@
+"""Progress lines in the log every few seconds: segments and events done, events/s, ETA."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("backover.restore")
+
+
+def eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    seconds = int(seconds + 0.5)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+class Progress:
+    """Counts what this run applied and logs a line at most every ``interval`` seconds.
+
+    :param total_segments: the last segment to apply (``last_seq``).
+    :param total_events: events in every segment (the replicator's ``events_total``), 0 if unknown.
+    :param events_before: events applied by earlier runs (the restore checkpoint's count).
+    """
+
+    def __init__(self, *, first_seq: int, total_segments: int, total_events: int, events_before: int,
+                 interval: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.first_seq = first_seq
+        self.total_segments = total_segments
+        self.total_events = total_events
+        self.events_before = events_before
+        self.interval = interval
+        self.clock = clock
+        self.started = clock()
+        self._last_log = self.started
+        self.events = 0
+        self.segment = first_seq - 1
+
+    def advance(self, events: int, segment: int | None = None) -> None:
+        self.events += events
+        if segment is not None:
+            self.segment = segment
+        if self.clock() - self._last_log >= self.interval:
+            self.log_line()
+
+    @property
+    def rate(self) -> float:
+        elapsed = self.clock() - self.started
+        return self.events / elapsed if elapsed > 0 else 0.0
+
+    def remaining_seconds(self) -> float | None:
+        left = self.total_events - self.events_before - self.events
+        if self.total_events <= 0 or self.rate <= 0:
+            return None
+        return max(0.0, left / self.rate)
+
+    def line(self) -> str:
+        total = f"/{self.total_events - self.events_before:,}" if self.total_events else ""
+        return (f"restore: segment {self.segment}/{self.total_segments}, {self.events:,}{total} events "
+                f"this run, {self.rate:,.0f} events/s, ETA {eta(self.remaining_seconds())}")
+
+    def log_line(self) -> None:
+        self._last_log = self.clock()
+        log.info("%s", self.line())

@@ -1,0 +1,174 @@
+"""Where the replay writes: MongoDB through pymongo, or a null target that only encodes.
+
+:class:`MongoTarget` sends each bulk command with ``Database.command`` and returns the statements
+MongoDB rejected; :class:`NullTarget` encodes the same commands to BSON and drops them (the
+planning and encoding benchmark). Both count the commands they were given.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import bson
+from bson.raw_bson import RawBSONDocument
+from pymongo import MongoClient
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+
+from ..errors import JobFailed
+from ..standin.values import RAW
+from .events import ChangeEvent, describe_id
+from .planner import Namespace, Write
+from .statements import Command, commands
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_KEY = 11000
+NETWORK_RETRIES = 3
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WriteFailure:
+    """A statement the server rejected."""
+
+    write: Write
+    code: int
+    message: str
+    key_value: dict[str, Any] | None = None
+
+
+class Target(Protocol):
+    """What the applier needs from the database it writes to."""
+
+    def write(self, ns: Namespace, writes: list[Write]) -> list[WriteFailure]: ...
+
+    def apply_ddl(self, event: ChangeEvent) -> None: ...
+
+    def find_holder(self, ns: Namespace, key_value: dict[str, Any], document_key: bytes) -> bytes | None: ...
+
+    def remove(self, ns: Namespace, document_key: bytes) -> None: ...
+
+    @property
+    def commands(self) -> int: ...
+
+
+class _CommandCounter:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sent = 0
+
+    def _sent_one(self) -> None:
+        with self._lock:
+            self._sent += 1
+
+    @property
+    def commands(self) -> int:
+        return self._sent
+
+
+class NullTarget(_CommandCounter):
+    """Encodes every command as the driver would and drops it; DDL and lookups do nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes_encoded = 0
+
+    def write(self, ns: Namespace, writes: list[Write]) -> list[WriteFailure]:
+        for command in commands(ns[1], writes):
+            self.bytes_encoded += len(bson.encode(command.body))
+            self._sent_one()
+        return []
+
+    def apply_ddl(self, event: ChangeEvent) -> None:
+        return None
+
+    def find_holder(self, ns: Namespace, key_value: dict[str, Any], document_key: bytes) -> bytes | None:
+        return None
+
+    def remove(self, ns: Namespace, document_key: bytes) -> None:
+        return None
+
+
+class MongoTarget(_CommandCounter):
+    """A MongoDB server (thread-safe: lanes share one client and its connection pool)."""
+
+    def __init__(self, client: MongoClient) -> None:
+        super().__init__()
+        self.client = client
+
+    # -- documents ---------------------------------------------------------------------------
+    def write(self, ns: Namespace, writes: list[Write]) -> list[WriteFailure]:
+        failures: list[WriteFailure] = []
+        for command in commands(ns[1], writes):
+            reply = self._send(ns, command)
+            for error in reply.get("writeErrors", []):
+                failures.append(WriteFailure(command.writes[error["index"]], int(error.get("code", 0)),
+                                             str(error.get("errmsg", "")), error.get("keyValue")))
+            if reply.get("writeConcernError"):
+                raise JobFailed(f"{ns[0]}.{ns[1]}: write concern error: {reply['writeConcernError'].get('errmsg')}")
+        return failures
+
+    def _send(self, ns: Namespace, command: Command) -> dict[str, Any]:
+        self._sent_one()
+        return self._retrying(f"{command.name} on {ns[0]}.{ns[1]}",
+                              lambda: self.client[ns[0]].command(command.body))
+
+    def find_holder(self, ns: Namespace, key_value: dict[str, Any], document_key: bytes) -> bytes | None:
+        query = {**key_value, "_id": {"$ne": describe_id(document_key)}}
+        coll = self.client[ns[0]].get_collection(ns[1], codec_options=RAW)
+        found = self._retrying(f"lookup in {ns[0]}.{ns[1]}", lambda: coll.find_one(query))
+        return None if found is None else found.raw
+
+    def remove(self, ns: Namespace, document_key: bytes) -> None:
+        body = {"delete": ns[1], "deletes": [{"q": RawBSONDocument(document_key), "limit": 1}]}
+        self._retrying(f"delete in {ns[0]}.{ns[1]}", lambda: self.client[ns[0]].command(body))
+
+    # -- DDL ------------------------------------------------------------------------------------
+    def apply_ddl(self, event: ChangeEvent) -> None:
+        """Apply a DDL event (the restore applies each once; a crash between applying it and
+        recording that leaves only an idempotent repeat: drops, or a rename finding nothing)."""
+        what = f"{event.op} of {event.ns}"
+        if event.op == "drop":
+            self._retrying(what, lambda: self.client[event.db].drop_collection(event.coll))  # type: ignore[arg-type]
+        elif event.op == "dropDatabase":
+            self._retrying(what, lambda: self.client.drop_database(event.db))
+        elif event.op == "rename":
+            self._retrying(what, lambda: self._rename(event))
+        else:  # pragma: no cover - the planner only makes barriers of DDL_OPS
+            raise JobFailed(f"not a DDL event: {event.op}")
+
+    def _rename(self, event: ChangeEvent) -> None:
+        """``renameCollection`` with ``dropTarget`` (the source's rename succeeded, so whatever the
+        target still holds under the new name is gone there). A source collection missing on the
+        target had nothing written since the capture started (or, after a crash, this rename was
+        applied already): nothing is moved then, and nothing is dropped."""
+        assert event.coll is not None and event.to is not None
+        to_db, to_coll = event.to
+        if not self.client[event.db].list_collection_names(filter={"name": event.coll}):
+            log.info("rename %s -> %s.%s: %s is not on the target, nothing to move", event.ns, to_db, to_coll, event.ns)
+            return
+        self.client.admin.command("renameCollection", event.ns, to=f"{to_db}.{to_coll}", dropTarget=True)
+
+    # -- retries ----------------------------------------------------------------------------------
+    @staticmethod
+    def _retrying(what: str, call: Callable[[], T]) -> T:
+        """``call()``, again after a lost connection (every write of the replay is idempotent)."""
+        for attempt in range(NETWORK_RETRIES + 1):
+            try:
+                return call()
+            except ConnectionFailure as e:
+                if attempt == NETWORK_RETRIES:
+                    raise JobFailed(f"{what}: the target cannot be reached ({type(e).__name__}: {e})") from None
+                log.warning("%s: %s, retrying", what, type(e).__name__)
+                time.sleep(0.5 * 2**attempt)
+            except OperationFailure as e:
+                raise JobFailed(f"{what} failed: {e.details.get('errmsg') if e.details else e} "
+                                f"(code {e.code})") from None
+            except PyMongoError as e:
+                raise JobFailed(f"{what} failed: {type(e).__name__}: {e}") from None
+        raise AssertionError("unreachable")

@@ -1,0 +1,61 @@
+"""Unique secondary indexes never lose or reject a write because of reordering or compaction."""
+
+from __future__ import annotations
+
+import pytest
+from restore_streams import capture, raw_contents
+
+from backover.errors import JobFailed
+
+COMBINATIONS = [pytest.param(workers, window, id=f"workers{workers}-window{window}")
+                for workers, window in ((1, 1), (1, 100), (4, 100), (3, 2))]
+
+
+def unique_email(sides) -> None:
+    for client in (sides.source, sides.target):
+        client[sides.db].users.create_index("email", unique=True)
+
+
+@pytest.mark.parametrize(("workers", "window"), COMBINATIONS)
+@pytest.mark.parametrize("lookup", [True, False], ids=["updateLookup", "updateDescription"])
+def test_two_users_swapping_emails_replay_exactly(sides, migration, restore, workers, window, lookup) -> None:
+    unique_email(sides)
+    for client in (sides.source, sides.target):  # both sides start equal, as after the initial load
+        client[sides.db].users.insert_many([{"_id": i, "email": f"user{i}@example.org"} for i in range(6)])
+
+    def actions(db) -> None:
+        db.users.update_one({"_id": 0}, {"$set": {"email": "tmp@example.org"}})
+        db.users.update_one({"_id": 1}, {"$set": {"email": "user0@example.org"}})
+        db.users.update_one({"_id": 0}, {"$set": {"email": "user1@example.org"}})
+        # a rotation of three, and a key handed from a deleted user to a new one
+        db.users.update_one({"_id": 2}, {"$set": {"email": "tmp@example.org"}})
+        db.users.update_one({"_id": 4}, {"$set": {"email": "user2@example.org"}})
+        db.users.update_one({"_id": 3}, {"$set": {"email": "user4@example.org"}})
+        db.users.update_one({"_id": 2}, {"$set": {"email": "user3@example.org"}})
+        db.users.delete_one({"_id": 5})
+        db.users.insert_one({"_id": 6, "email": "user5@example.org"})
+
+    events = capture(sides.source, sides.db, actions, lookup=lookup)
+    migration.write_segments(events, per_segment=3)
+    result = restore(workers=workers, window=window)
+    assert raw_contents(sides.target, sides.db) == raw_contents(sides.source, sides.db)
+    if lookup:  # updateLookup images are final states: they collide with the target's earlier ones
+        assert result.conflicts_resolved > 0
+    assert migration.s3.get_bytes(migration.layout.key("restore/displaced.bson")) in (None, b"")
+
+    again = restore(workers=workers, window=window, from_seq=1)  # applying every segment again
+    assert again.state == "completed"
+    assert raw_contents(sides.target, sides.db) == raw_contents(sides.source, sides.db)
+
+
+def test_a_unique_index_only_the_target_has_stops_the_restore_naming_the_document(sides, migration, restore) -> None:
+    sides.target[sides.db].users.create_index("email", unique=True)
+
+    def actions(db) -> None:
+        db.users.insert_many([{"_id": 1, "email": "same@example.org"}, {"_id": 2, "email": "same@example.org"}])
+
+    migration.write_segments(capture(sides.source, sides.db, actions), per_segment=10)
+    with pytest.raises(JobFailed, match=r"users: _id 1 was moved aside for a unique key and cannot be written back"):
+        restore()
+    assert migration.restore_checkpoint()["state"] == "failed"
+    assert migration.s3.get_bytes(migration.layout.key("restore/displaced.bson"))  # kept, not lost
