@@ -18,8 +18,8 @@ import time
 from bson import Decimal128, Int64, ObjectId
 from pymongo import MongoClient
 
+from backover.bsonvalues import RAW
 from backover.segments import iter_raw_events
-from backover.standin.values import RAW
 from backover.verify.job import compare_namespace
 from backover.verify.scan import raw_batches
 from standin_process import standin_process

@@ -25,9 +25,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from ..bsonvalues import element_document
 from ..errors import JobFailed
 from ..standin.errors import CommandError
-from ..standin.values import element_document
 from .displaced import Displaced
 from .events import describe_id, id_element_of, identity_of
 from .planner import UPDATE, UPSERT, Barrier, Namespace, Step, Window, Write

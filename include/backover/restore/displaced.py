@@ -20,8 +20,8 @@ from typing import Any
 import bson
 from bson.raw_bson import RawBSONDocument
 
+from ..bsonvalues import RAW, decode, element_document, encode, to_plain
 from ..standin.update import apply_update
-from ..standin.values import RAW, decode, element_document, encode, to_plain
 from .events import id_element_of, identity_of
 from .planner import Namespace
 

@@ -15,9 +15,8 @@ from typing import Any
 
 import bson
 
+from ..bsonvalues import DECODE, canonical_key, element_value, first_element, value_size
 from ..errors import JobFailed
-from ..standin.values import DECODE, canonical_key, element_value, first_element
-from ..standin.values import _value_size as value_size  # BSON element sizes, shared with the stand-in
 
 CRUD_OPS = frozenset({"insert", "replace", "update", "delete"})
 DDL_OPS = frozenset({"drop", "rename", "dropDatabase"})

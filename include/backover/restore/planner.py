@@ -34,8 +34,8 @@ from typing import Any
 
 from bson.raw_bson import RawBSONDocument
 
+from ..bsonvalues import RAW
 from ..errors import JobFailed
-from ..standin.values import RAW
 from .events import CRUD_OPS, DDL_OPS, ChangeEvent, EventError, FullDocument, parse_event
 
 Namespace = tuple[str, str]

@@ -19,8 +19,8 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
+from ..bsonvalues import RAW
 from ..errors import JobFailed
-from ..standin.values import RAW
 from .events import ChangeEvent, describe_id
 from .planner import Namespace, Write
 from .statements import Command, commands

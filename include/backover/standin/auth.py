@@ -43,9 +43,9 @@ from typing import Any
 
 from pymongo.saslprep import saslprep
 
+from ..bsonvalues import to_plain
 from .errors import AUTHENTICATION_FAILED, USER_NOT_FOUND, CommandError, bad_value, unauthorized
 from .registry import Action
-from .values import to_plain
 
 SCRAM_SHA_1 = "SCRAM-SHA-1"
 SCRAM_SHA_256 = "SCRAM-SHA-256"

@@ -42,11 +42,11 @@ from bson.int64 import Int64
 from bson.raw_bson import RawBSONDocument
 from bson.timestamp import Timestamp
 
+from ..bsonvalues import RAW, canonical_key, decode, encode
 from . import errors
 from .changelog import ChangeEntry, ChangeLog
 from .cursors import MAX_BATCH_BYTES, cursor_reply
 from .registry import Action, Context
-from .values import RAW, canonical_key, decode, encode
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import StandinServer

@@ -37,7 +37,7 @@ from bson.raw_bson import RawBSONDocument
 from bson.regex import Regex
 from bson.timestamp import Timestamp
 
-from .values import decode
+from ..bsonvalues import decode
 
 # Canonical type brackets (the numbers mongod uses in ``canonicalizeBSONType``).
 MINKEY = -1

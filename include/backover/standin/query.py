@@ -1,7 +1,7 @@
 """Query filters compiled into plain Python predicates, with MongoDB's matching semantics.
 
 ``compile_filter(filter)`` parses and validates a filter once and returns ``match(doc) -> bool``;
-documents are plain dicts as :func:`backover.standin.values.decode` returns them.
+documents are plain dicts as :func:`backover.bsonvalues.decode` returns them.
 
 Paths are walked the way mongod's ``BSONElementIterator`` walks them: a field holding an array
 matches when the whole array or any element matches; a path continuing through an array of
@@ -30,6 +30,7 @@ from bson.objectid import ObjectId
 from bson.raw_bson import RawBSONDocument
 from bson.regex import Regex
 
+from ..bsonvalues import canonical_key, decode
 from .errors import bad_value
 from .ordering import (
     MAXKEY,
@@ -43,7 +44,6 @@ from .ordering import (
     is_nan,
     regex_parts,
 )
-from .values import canonical_key, decode
 
 Matcher = Callable[[Mapping[str, Any]], bool]
 ValuePredicate = Callable[[Any], bool]

@@ -18,13 +18,13 @@ from urllib.parse import quote_plus
 from bson.binary import Binary
 from bson.int64 import Int64
 
+from ..bsonvalues import encode
 from . import errors, wire
 from .auth import AuthManager
 from .changelog import ChangeLog
 from .cursors import CursorRegistry
 from .registry import Action, Context, lookup
 from .store import Store
-from .values import encode
 
 log = logging.getLogger(__name__)
 

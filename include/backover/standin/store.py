@@ -17,10 +17,10 @@ import bson
 from bson.binary import Binary, UuidRepresentation
 from bson.raw_bson import RawBSONDocument
 
+from ..bsonvalues import RAW, canonical_key, decode, encode, first_element, id_of
 from . import errors
 from .changelog import ChangeLog
 from .clock import ClusterClock
-from .values import RAW, canonical_key, decode, encode, first_element, id_of
 
 Matcher = Callable[[dict[str, Any]], bool]
 

@@ -30,6 +30,7 @@ from bson.objectid import ObjectId
 from bson.regex import Regex
 from bson.timestamp import Timestamp
 
+from ..bsonvalues import canonical_key, encode
 from .errors import CommandError, bad_value, failed_to_parse, immutable_field, type_mismatch
 from .ordering import NUMBER, as_decimal, bracket, compare, is_number, type_name
 from .query import (
@@ -41,7 +42,6 @@ from .query import (
     path_values,
     plain_spec,
 )
-from .values import canonical_key, encode
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1

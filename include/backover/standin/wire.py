@@ -13,7 +13,7 @@ from typing import Any
 
 import bson
 
-from .values import RAW
+from ..bsonvalues import RAW
 
 OP_REPLY = 1
 OP_QUERY = 2004

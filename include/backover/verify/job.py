@@ -8,10 +8,10 @@ import time
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from ..bsonvalues import RAW
 from ..connections import check_connection
 from ..errors import JobFailed
 from ..s3objects import S3Objects
-from ..standin.values import RAW
 from .config import VerifyConfig
 from .indexes import differences, index_specs
 from .merge import merge_batches

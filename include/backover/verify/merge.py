@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
+from ..bsonvalues import element_value, elements, first_element
 from ..segments import iter_raw_events
 from ..standin.ordering import compare
-from ..standin.values import element_value, elements, first_element
 
 MISSING, EXTRA, DIFFERENT = "missing", "extra", "different"
 

@@ -16,11 +16,11 @@ import pymongo.errors
 import pytest
 from bson.raw_bson import RawBSONDocument
 
+from backover.bsonvalues import RAW
 from backover.standin.auth import SCRAM_SHA_1, SCRAM_SHA_256, AuthManager
 from backover.standin.commands import users
 from backover.standin.errors import CommandError
 from backover.standin.registry import Action, Context
-from backover.standin.values import RAW
 
 FAST = {SCRAM_SHA_1: 4096, SCRAM_SHA_256: 4096}
 R, W, DBA, UA, CA = Action.READ, Action.WRITE, Action.DB_ADMIN, Action.USER_ADMIN, Action.CLUSTER_ADMIN

@@ -23,6 +23,7 @@ import pytest
 from bson.raw_bson import RawBSONDocument
 from pymongo.saslprep import saslprep
 
+from backover.bsonvalues import RAW
 from backover.standin import auth as auth_mod
 from backover.standin.auth import (
     SCRAM_SHA_1,
@@ -34,7 +35,6 @@ from backover.standin.auth import (
 from backover.standin.commands import users
 from backover.standin.errors import CommandError
 from backover.standin.registry import Context
-from backover.standin.values import RAW
 
 FAST = {SCRAM_SHA_1: 4096, SCRAM_SHA_256: 4096}
 BOTH = [pytest.param(SCRAM_SHA_1, id="sha1"), pytest.param(SCRAM_SHA_256, id="sha256")]

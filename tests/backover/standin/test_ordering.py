@@ -20,8 +20,8 @@ from bson.timestamp import Timestamp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from backover.bsonvalues import canonical_key
 from backover.standin.ordering import bson_type, compare, sort_key, type_name
-from backover.standin.values import canonical_key
 
 DAY = datetime.datetime(2024, 5, 1, 12, 0, 0)
 OID_LOW = ObjectId("000000000000000000000001")

@@ -19,10 +19,10 @@ from bson.timestamp import Timestamp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from backover.bsonvalues import encode
 from backover.standin.errors import CommandError
 from backover.standin.ordering import bracket, compare
 from backover.standin.query import MISSING, compile_filter, compile_value_predicate, path_values
-from backover.standin.values import encode
 
 OID = ObjectId("65a000000000000000000001")
 OTHER_OID = ObjectId("65a000000000000000000002")

@@ -14,6 +14,7 @@ from bson.timestamp import Timestamp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from backover.bsonvalues import encode
 from backover.standin.errors import CommandError
 from backover.standin.update import (
     apply_replacement,
@@ -22,7 +23,6 @@ from backover.standin.update import (
     update_description,
     upsert_seed,
 )
-from backover.standin.values import encode
 
 NOW = datetime.datetime(2024, 6, 1, 12, 30, 45, 123000)
 

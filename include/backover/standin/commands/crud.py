@@ -10,14 +10,7 @@ from typing import Any
 import bson
 from bson.raw_bson import RawBSONDocument
 
-from .. import changestreams, errors
-from ..cursors import ListCursor, cursor_reply
-from ..ordering import sort_key
-from ..query import compile_filter
-from ..registry import Action, Context, command
-from ..store import Collection, Store, raw_document, with_id_first
-from ..update import apply_update, is_replacement, update_description, upsert_seed
-from ..values import (
+from ...bsonvalues import (
     RAW,
     canonical_key,
     decode,
@@ -27,6 +20,13 @@ from ..values import (
     first_element,
     to_plain,
 )
+from .. import changestreams, errors
+from ..cursors import ListCursor, cursor_reply
+from ..ordering import sort_key
+from ..query import compile_filter
+from ..registry import Action, Context, command
+from ..store import Collection, Store, raw_document, with_id_first
+from ..update import apply_update, is_replacement, update_description, upsert_seed
 from ..wire import DocumentSequence
 from .pipeline import run_pipeline
 

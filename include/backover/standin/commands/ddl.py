@@ -8,12 +8,12 @@ from typing import Any
 
 from bson.raw_bson import RawBSONDocument
 
+from ...bsonvalues import decode, encode, to_plain
 from .. import errors
 from ..cursors import ListCursor, cursor_reply
 from ..query import compile_filter
 from ..registry import Action, Context, command
 from ..store import Collection, Index, duplicate_key_error
-from ..values import decode, encode, to_plain
 from .crud import collection_name
 
 _INDEX_OPTIONS = ("unique", "sparse", "expireAfterSeconds", "partialFilterExpression", "collation", "hidden")

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ...bsonvalues import decode, encode
 from .. import errors
 from ..ordering import sort_key
 from ..query import compile_filter
-from ..values import decode, encode
 
 #: Stages real MongoDB has that the stand-in does not run (answered with BadValue, not 40324).
 KNOWN_UNSUPPORTED = {

@@ -14,10 +14,10 @@ from typing import Any
 
 from bson.binary import Binary
 
+from ...bsonvalues import to_plain
 from ..auth import MECHANISMS, Principal, User, parse_role
 from ..errors import CommandError, bad_value, type_mismatch
 from ..registry import Action, Context, command
-from ..values import to_plain
 
 AUTH_FAILED = 18
 

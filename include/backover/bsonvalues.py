@@ -1,4 +1,4 @@
-"""BSON value helpers shared by the store, the query engine and the change streams.
+"""BSON value helpers shared by the stand-ins, the restore and the verification.
 
 Documents are kept as raw BSON bytes; they are decoded only when a filter, an update or an index
 needs their values, with codec options that keep every type (Int64 stays Int64, dates out of the
@@ -110,7 +110,7 @@ def canonical_key(value: Any) -> Any:
 _FIXED_SIZES = {1: 8, 6: 0, 7: 12, 8: 1, 9: 8, 10: 0, 16: 4, 17: 8, 18: 8, 19: 16, 127: 0, 255: 0}
 
 
-def _value_size(raw: bytes, kind: int, start: int) -> int:
+def value_size(raw: bytes, kind: int, start: int) -> int:
     size = _FIXED_SIZES.get(kind)
     if size is not None:
         return size
@@ -134,7 +134,7 @@ def elements(raw: bytes) -> dict[str, bytes]:
     while pos < end:
         name_end = raw.index(b"\x00", pos + 1)
         start = name_end + 1
-        stop = start + _value_size(raw, raw[pos], start)
+        stop = start + value_size(raw, raw[pos], start)
         out[raw[pos + 1 : name_end].decode()] = raw[pos:stop]
         pos = stop
     return out
@@ -147,7 +147,7 @@ def first_element(raw: bytes) -> tuple[str, bytes] | None:
         return None
     name_end = raw.index(b"\x00", 5)
     start = name_end + 1
-    return raw[5:name_end].decode(), raw[4 : start + _value_size(raw, raw[4], start)]
+    return raw[5:name_end].decode(), raw[4 : start + value_size(raw, raw[4], start)]
 
 
 def element_value(element: bytes) -> Any:

@@ -1,0 +1,72 @@
+"""What ``backover replicate`` is asked to do, as a typed, validated record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bson.timestamp import Timestamp
+
+from ..connections import DatabaseUri
+from ..errors import UsageError
+from ..layout import MigrationLayout
+from ..segments import COMPRESSIONS
+
+#: Segments roll at whichever comes first. 16 MiB is the largest BSON document, a sensible unit
+#: to read back; with a backlog a segment of small events is far past 10,000 events, so a
+#: segment and its checkpoint cost well under one PUT per 10,000 events.
+DEFAULT_MAX_EVENTS = 100_000
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_SECONDS = 10.0
+DEFAULT_HEARTBEAT_SECONDS = 5.0
+DEFAULT_DRAIN_POLL_SECONDS = 3.0
+DEFAULT_AWAIT_MS = 1000
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_GIVE_UP_SECONDS = 600.0
+DEFAULT_PROGRESS_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class ReplicateConfig:
+    """One replicator run.
+
+    :param layout: the migration's S3 keys.
+    :param source: the DocumentDB (or MongoDB) to capture from.
+    :param namespaces: ``db`` or ``db.coll`` texts; empty: those of ``state/start.json``.
+    :param start_at: start position when there is no checkpoint (default: ``t0`` of start.json).
+    :param compression: ``zstd`` (default), ``gzip`` or ``none``.
+    :param max_events: roll a segment at this many events.
+    :param max_bytes: ... or at this many uncompressed bytes.
+    :param max_seconds: ... or when its oldest event has waited this long.
+    :param heartbeat_seconds: while idle, re-write the checkpoint at most this often.
+    :param drain_poll_seconds: read ``control/drain.json`` this often.
+    :param await_ms: how long one getMore waits for events (also bounds the reaction to SIGTERM).
+    :param connect_timeout: seconds to find the source server.
+    :param give_up_seconds: a transient error (source or S3) retried this long becomes a failure.
+    :param progress_seconds: log a progress line this often.
+    """
+
+    layout: MigrationLayout
+    source: DatabaseUri
+    namespaces: tuple[str, ...] = ()
+    start_at: Timestamp | None = None
+    compression: str = "zstd"
+    max_events: int = DEFAULT_MAX_EVENTS
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_seconds: float = DEFAULT_MAX_SECONDS
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
+    drain_poll_seconds: float = DEFAULT_DRAIN_POLL_SECONDS
+    await_ms: int = DEFAULT_AWAIT_MS
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    give_up_seconds: float = DEFAULT_GIVE_UP_SECONDS
+    progress_seconds: float = DEFAULT_PROGRESS_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.compression not in COMPRESSIONS:
+            raise UsageError(f"unknown compression {self.compression!r}: use {', '.join(COMPRESSIONS)}")
+        for name in ("max_events", "max_bytes", "await_ms"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        for name in ("max_seconds", "heartbeat_seconds", "drain_poll_seconds", "connect_timeout",
+                     "give_up_seconds", "progress_seconds"):
+            if getattr(self, name) <= 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be positive")

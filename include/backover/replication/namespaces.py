@@ -1,0 +1,118 @@
+"""Which change stream covers the namespaces a migration moves, and which of its events to keep.
+
+A namespace is a database (``shop``) or a collection (``shop.orders``). The replicator watches at
+the narrowest level that covers them all: one collection, one database, or the whole cluster. When
+that level also sees namespaces nobody asked for (two collections of a database watched at the
+database level), :class:`NamespaceFilter` drops their events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import UsageError
+
+INTERNAL_DATABASES = frozenset({"admin", "config", "local"})
+_BAD_DB_CHARS = frozenset('/\\. "$\x00')
+
+
+@dataclass(frozen=True, order=True)
+class Namespace:
+    """``db`` (every collection of it) or ``db.coll``."""
+
+    db: str
+    coll: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Namespace:
+        db, sep, coll = text.strip().partition(".")
+        if not db or any(c in _BAD_DB_CHARS for c in db) or (sep and not coll) or "\x00" in coll or "$" in coll:
+            raise UsageError(f"not a namespace {text!r}: write a database 'shop' or a collection 'shop.orders'")
+        if db in INTERNAL_DATABASES:
+            raise UsageError(f"namespace {text!r} is in the internal {db} database, which is not migrated")
+        if coll.startswith("system."):
+            raise UsageError(f"namespace {text!r} is a system collection, which is not migrated")
+        return cls(db, coll)
+
+    def __str__(self) -> str:
+        return f"{self.db}.{self.coll}" if self.coll else self.db
+
+    def covers(self, db: str, coll: str | None) -> bool:
+        """True if a change to ``db.coll`` (``coll`` None: the database itself) belongs here."""
+        if db != self.db:
+            return False
+        return not self.coll or coll is None or coll == self.coll
+
+
+def parse_all(texts: Iterable[str]) -> tuple[Namespace, ...]:
+    """Parsed, de-duplicated, sorted; a collection inside a listed database is dropped as redundant."""
+    parsed = {Namespace.parse(t) for t in texts}
+    databases = {ns.db for ns in parsed if not ns.coll}
+    return tuple(sorted(ns for ns in parsed if not ns.coll or ns.db not in databases))
+
+
+@dataclass(frozen=True)
+class WatchScope:
+    """Where the change stream is opened: ``level`` is ``collection``, ``database`` or ``cluster``."""
+
+    level: str
+    db: str = ""
+    coll: str = ""
+
+    def __str__(self) -> str:
+        if self.level == "collection":
+            return f"collection {self.db}.{self.coll}"
+        if self.level == "database":
+            return f"database {self.db}"
+        return "the cluster"
+
+    def enable_command(self) -> str:
+        """The DocumentDB command that enables change streams for this scope."""
+        db = self.db if self.level != "cluster" else ""
+        coll = self.coll if self.level == "collection" else ""
+        return (f'db.adminCommand({{modifyChangeStreams: 1, database: "{db}", collection: "{coll}", '
+                f"enable: true}})")
+
+
+def narrowest_scope(namespaces: tuple[Namespace, ...]) -> WatchScope:
+    """One collection -> collection level; one database -> database level; else the cluster."""
+    if not namespaces:
+        raise UsageError("no namespaces to watch: pass --namespace or record them in state/start.json")
+    databases = {ns.db for ns in namespaces}
+    if len(databases) > 1:
+        return WatchScope("cluster")
+    (db,) = databases
+    if len(namespaces) == 1 and namespaces[0].coll:
+        return WatchScope("collection", db, namespaces[0].coll)
+    return WatchScope("database", db)
+
+
+class NamespaceFilter:
+    """Keeps the events that concern the wanted namespaces (reads ``ns``/``to`` of a raw event)."""
+
+    def __init__(self, namespaces: tuple[Namespace, ...]) -> None:
+        self.namespaces = namespaces
+
+    @staticmethod
+    def needed(namespaces: tuple[Namespace, ...], scope: WatchScope) -> bool:
+        """False when the scope sees exactly the namespaces (nothing to filter)."""
+        if scope.level == "collection":
+            return False
+        return not (scope.level == "database" and namespaces == (Namespace(scope.db),))
+
+    def keep(self, event: Mapping[str, Any]) -> bool:
+        """True for events of a wanted namespace; events without a namespace (invalidate) are kept."""
+        ns = event.get("ns")
+        if ns is None:
+            return True
+        if self._wanted(ns):
+            return True
+        to = event.get("to")
+        return to is not None and self._wanted(to)
+
+    def _wanted(self, ns: Mapping[str, Any]) -> bool:
+        db = ns.get("db")
+        coll = ns.get("coll")
+        return any(n.covers(db, coll) for n in self.namespaces)

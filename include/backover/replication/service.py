@@ -1,0 +1,164 @@
+"""``replicate(config)``: check everything, then capture (see :mod:`.capture`).
+
+Bad input is found before anything is written to S3: the bucket, the source's address and
+credentials, the checkpoint's migration, the start position, the namespaces, and whether a change
+stream can be opened there (DocumentDB: enabled with ``modifyChangeStreams``). Only then is the
+first checkpoint written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn
+
+from bson.timestamp import Timestamp
+from pymongo.errors import PyMongoError
+
+from .. import clustertime
+from ..errors import JobFailed, UsageError
+from ..s3objects import S3Objects
+from ..state import ReplicatorCheckpoint
+from . import source
+from .capture import Capture, ReplicateResult
+from .checkpoint import CheckpointStore
+from .config import ReplicateConfig
+from .drain import DrainPoller
+from .namespaces import Namespace, NamespaceFilter, narrowest_scope, parse_all
+from .retry import Backoff
+from .segment_writer import SegmentWriter, remove_orphans
+from .source import HistoryLost, StreamStart
+
+log = logging.getLogger(__name__)
+
+
+def replicate(config: ReplicateConfig, stop: threading.Event | None = None,
+              on_ready: Callable[[], None] | None = None) -> ReplicateResult:
+    """Capture the source's changes into segments until drained, stopped (``stop`` or SIGTERM) or
+    broken. ``on_ready()`` is called once the first checkpoint is written (``--detach`` waits for it).
+
+    UsageError (exit 2) for bad input, with nothing written; JobFailed (exit 1) when the capture
+    breaks, after the checkpoint says ``failed``.
+    """
+    stop = stop or threading.Event()
+    layout = config.layout
+    s3 = S3Objects(layout.bucket)
+    s3.check_bucket()
+    store = CheckpointStore(s3, layout)
+    checkpoint = store.load()
+    if checkpoint is not None and checkpoint.state == "drained":
+        log.info("the checkpoint says drained (until %s): nothing to do",
+                 clustertime.format(checkpoint.drained_until) if checkpoint.drained_until else "?")
+        return ReplicateResult("drained", events_total=checkpoint.events_total, last_seq=checkpoint.last_seq,
+                               drained_until=checkpoint.drained_until)
+    start_doc = _start_state(s3, layout.start_state, layout.migration_id)
+    namespaces = _namespaces(config, start_doc)
+    scope = narrowest_scope(namespaces)
+    start = _start_position(config, checkpoint, start_doc)
+    client = source.connect(config.source, config.connect_timeout)
+    try:
+        if checkpoint is None or checkpoint.resume_token is None:
+            source.check_namespaces(client, namespaces)
+
+        def opener(at: StreamStart) -> Any:
+            return source.open_stream(client, scope, at, config.await_ms)
+
+        first = checkpoint or ReplicatorCheckpoint(migration_id=layout.migration_id)
+        writer = SegmentWriter(store, first, config.compression,
+                               lambda: Backoff(give_up_after=config.give_up_seconds))
+        try:
+            opened = opener(start)
+        except HistoryLost as e:
+            _fail_at_start(writer, str(e))
+        except PyMongoError as e:
+            raise source.open_refused(e, scope, config.source) from None
+        # Everything checked: from here on S3 is written.
+        remove_orphans(s3, layout, first.last_seq)
+        first.state, first.reason = "running", None
+        store.save(first)
+        log.info("replicating %s (%s) into s3://%s/%s, segments from %d, %s compression",
+                 ", ".join(map(str, namespaces)), scope, layout.bucket, layout.changes_prefix, first.last_seq + 1,
+                 config.compression)
+        if on_ready is not None:
+            on_ready()
+        namespace_filter = NamespaceFilter(namespaces) if NamespaceFilter.needed(namespaces, scope) else None
+        capture = Capture(config, scope, namespace_filter, opener, opened, start, writer,
+                          DrainPoller(s3, layout, config.drain_poll_seconds), stop)
+        writer.start()
+        with _stop_on_signals(stop):
+            return capture.run()
+    finally:
+        client.close()
+
+
+def _fail_at_start(writer: SegmentWriter, reason: str) -> NoReturn:
+    log.error("%s", reason)
+    writer.start()
+    writer.checkpoint_only("failed", reason=reason)
+    writer.close()
+    raise JobFailed(reason)
+
+
+def _start_state(s3: S3Objects, key: str, migration_id: str) -> dict[str, Any] | None:
+    doc = s3.get_json(key)
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise UsageError(f"{key} is not a JSON object")
+    other = doc.get("migration_id")
+    if other is not None and other != migration_id:
+        raise UsageError(f"{key} belongs to migration {other!r}, not {migration_id!r}")
+    return doc
+
+
+def _namespaces(config: ReplicateConfig, start_doc: dict[str, Any] | None) -> tuple[Namespace, ...]:
+    texts = config.namespaces
+    if not texts and start_doc is not None:
+        recorded = start_doc.get("namespaces")
+        if not isinstance(recorded, list) or not all(isinstance(t, str) for t in recorded):
+            raise UsageError("state/start.json has no list of namespaces: pass --namespace")
+        texts = tuple(recorded)
+    if not texts:
+        raise UsageError("no namespaces to watch: pass --namespace, or let the start Lambda write state/start.json")
+    return parse_all(texts)
+
+
+def _start_position(config: ReplicateConfig, checkpoint: ReplicatorCheckpoint | None,
+                    start_doc: dict[str, Any] | None) -> StreamStart:
+    """After the checkpoint's token; else --start-at; else T0 of start.json; never "now"."""
+    if checkpoint is not None and checkpoint.resume_token is not None:
+        if config.start_at is not None:
+            log.warning("--start-at %s ignored: resuming after the checkpoint (segment %d)",
+                        clustertime.format(config.start_at), checkpoint.last_seq)
+        return StreamStart(token=checkpoint.resume_token)
+    if config.start_at is not None:
+        return StreamStart(start_at=config.start_at)
+    t0 = start_doc.get("t0") if start_doc is not None else None
+    if isinstance(t0, Timestamp):
+        return StreamStart(start_at=t0)
+    if start_doc is not None:
+        raise UsageError("state/start.json has no t0 timestamp: pass --start-at <seconds>:<increment>")
+    raise UsageError("no start position: no checkpoint to resume from, no state/start.json and no --start-at "
+                     "(the replicator never starts from 'now')")
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop`` (flush, checkpoint, exit 0); only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        log.info("signal %d: flushing, checkpointing and stopping", signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

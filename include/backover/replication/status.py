@@ -1,0 +1,78 @@
+"""``backover status``: one JSON document about a migration, from its state objects in S3.
+
+``replicator`` comes from ``changes/_checkpoint.json``: ``heartbeat_age_seconds`` is how long ago
+the replicator last wrote it (a running replicator writes it every few seconds, even when idle),
+``lag_seconds`` how far its captured position (``last_cluster_time``) was behind the wall clock
+at that heartbeat. ``start``, ``drain``, ``restore`` and ``clean`` are shown when present.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bson.timestamp import Timestamp
+
+from .. import clustertime
+from ..layout import MigrationLayout
+from ..s3objects import S3Objects
+from ..state import ReplicatorCheckpoint, utc_now
+from .checkpoint import validate
+from .drain import parse_request
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready: Timestamps as ``secs:inc``, datetimes as ISO 8601, containers recursively."""
+    if isinstance(value, Timestamp):
+        return clustertime.format(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def replicator_status(checkpoint: ReplicatorCheckpoint, now: datetime | None = None) -> dict[str, Any]:
+    """The replicator's part of the status."""
+    now = now or utc_now()
+    heartbeat = checkpoint.heartbeat_at
+    age = (now - heartbeat).total_seconds() if isinstance(heartbeat, datetime) else None
+    lag = None
+    if isinstance(heartbeat, datetime) and checkpoint.last_cluster_time is not None:
+        lag = max(0.0, heartbeat.timestamp() - checkpoint.last_cluster_time.time)
+    return {
+        "state": checkpoint.state,
+        "heartbeat_at": plain(heartbeat),
+        "heartbeat_age_seconds": None if age is None else round(age, 3),
+        "lag_seconds": None if lag is None else round(lag, 3),
+        "events": checkpoint.events_total,
+        "segments": checkpoint.last_seq,
+        "bytes": checkpoint.bytes_total,
+        "last_cluster_time": plain(checkpoint.last_cluster_time),
+        "drained_until": plain(checkpoint.drained_until),
+        "reason": checkpoint.reason,
+    }
+
+
+def status(layout: MigrationLayout, s3: S3Objects | None = None) -> dict[str, Any]:
+    """The migration's status as a JSON-ready dict (UsageError if the bucket cannot be used)."""
+    s3 = s3 or S3Objects(layout.bucket)
+    s3.check_bucket()
+    report: dict[str, Any] = {"migration_id": layout.migration_id, "location": f"s3://{layout.bucket}/{layout.root}"}
+    doc = s3.get_json(layout.replicator_checkpoint)
+    report["replicator"] = None if doc is None else replicator_status(validate(doc, layout.replicator_checkpoint))
+    start = s3.get_json(layout.start_state)
+    report["start"] = None if start is None else plain(
+        {k: start.get(k) for k in ("t0", "namespaces", "source_flavour", "started_at") if k in start})
+    drain = s3.get_json(layout.drain_request)
+    until = parse_request(drain)
+    report["drain"] = None if drain is None else {"until": plain(until) if until else None}
+    freeze = s3.get_json(layout.freeze_state)
+    report["freeze"] = None if freeze is None else plain({k: freeze.get(k) for k in ("f", "frozen_at") if k in freeze})
+    report["restore"] = plain(s3.get_json(layout.restore_checkpoint))
+    report["clean"] = plain(s3.get_json(layout.clean_state))
+    return report

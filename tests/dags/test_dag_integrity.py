@@ -1,0 +1,217 @@
+"""Every DAG file parses on its own, without touching AWS, a database or a Variable, and follows the
+project's DAG policy (docs, tags, retries, Params, phases as task groups, clean-up rules)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
+LIFECYCLE = ("backover_start", "backover_restore", "backover_clean", "backover_abort")
+#: Tasks that must not be retried, and why (the task's doc says so too).
+NO_RETRY = {
+    "verify.verify": "a difference does not go away by retrying",
+    "report.write_report": "the report reads what happened; retrying changes nothing",
+    "start.run_start": "a phase DAG has its own retries",
+    "restore.run_restore": "a phase DAG has its own retries",
+    "clean.run_clean": "a phase DAG has its own retries",
+}
+
+
+@pytest.fixture(scope="module")
+def dagbag(airflow_home: Any) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+@pytest.fixture(scope="module")
+def dags(dagbag: Any) -> dict[str, Any]:
+    assert dagbag.import_errors == {}
+    return dagbag.dags
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, id=p.name) for p in DAG_FILES])
+def test_each_file_parses_into_one_dag_named_after_it(path: Path, airflow_home: Any) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(path))
+    assert bag.import_errors == {}, bag.import_errors
+    assert list(bag.dags) == [path.stem]
+
+
+def test_every_dag_of_the_lifecycle_is_there(dags: dict[str, Any]) -> None:
+    assert set(dags) == {*LIFECYCLE, "backover_rehearsal"}
+
+
+GUARD = r"""
+import json, socket, sys
+
+class TopLevelIO(Exception):
+    pass
+
+def refuse(what):
+    def blocked(*args, **kwargs):
+        raise TopLevelIO(f"{what} at parse time")
+    return blocked
+
+socket.socket.connect = refuse("network connection")
+socket.create_connection = refuse("network connection")
+import boto3, boto3.session, botocore.session, pymongo
+boto3.client = boto3.resource = refuse("boto3 client")
+boto3.session.Session.client = boto3.session.Session.resource = refuse("boto3 client")
+botocore.session.Session.create_client = refuse("botocore client")
+pymongo.MongoClient.__init__ = refuse("MongoClient")
+from airflow.sdk import Variable, BaseHook
+Variable.get = classmethod(refuse("Variable.get"))
+BaseHook.get_connection = classmethod(refuse("connection lookup"))
+
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": sorted(bag.dags)}))
+"""
+
+
+def _parse_guarded(folder: Path) -> dict[str, Any]:
+    """Parse ``folder`` in a fresh interpreter where sockets, boto3, pymongo, Variables and Connections
+    refuse to be used; returns the import errors and the DAG ids."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "dags")])}
+    done = subprocess.run([sys.executable, "-c", GUARD, str(folder)], capture_output=True, text=True,
+                          env=env, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_parsing_touches_no_network_database_or_variable(airflow_home: Any) -> None:
+    assert _parse_guarded(ROOT / "dags") == {"errors": {}, "dags": sorted(p.stem for p in DAG_FILES)}
+
+
+TOP_LEVEL_IO = {
+    "reads_variable": "from airflow.sdk import Variable\nVariable.get('backover')",
+    "makes_boto3_client": "import boto3\nboto3.client('s3')",
+    "connects_mongo": "import pymongo\npymongo.MongoClient('mongodb://127.0.0.1:9')",
+}
+
+
+def test_the_guard_catches_top_level_io(tmp_path: Path, airflow_home: Any) -> None:
+    """The check above can fail: each DAG file doing I/O at parse time is reported."""
+    for name, top_level in TOP_LEVEL_IO.items():
+        (tmp_path / f"{name}.py").write_text(
+            f"{top_level}\nfrom airflow.sdk import DAG\nwith DAG({name!r}, schedule=None):\n    pass\n"
+        )
+    result = _parse_guarded(tmp_path)
+    assert result["dags"] == []
+    assert sorted(Path(f).stem for f in result["errors"]) == sorted(TOP_LEVEL_IO)
+    assert all("at parse time" in error for error in result["errors"].values())
+
+
+@pytest.mark.parametrize("dag_id", [*LIFECYCLE, "backover_rehearsal"])
+class TestPolicy:
+    def test_dag_is_documented_tagged_and_not_catching_up(self, dags: dict[str, Any], dag_id: str) -> None:
+        dag = dags[dag_id]
+        assert dag.doc_md and dag.doc_md.strip().startswith("### Back Over") and f"`{dag_id}`" in dag.doc_md
+        assert "backover" in dag.tags
+        assert dag.catchup is False
+        assert dag.default_args["retries"] >= 1
+
+    def test_every_task_is_documented_and_in_a_phase(self, dags: dict[str, Any], dag_id: str) -> None:
+        for task in dags[dag_id].tasks:
+            assert task.doc_md, f"{task.task_id} has no doc_md"
+            assert task.task_group is not None and task.task_group.group_id, f"{task.task_id} is in no phase group"
+
+    def test_retries_everywhere_except_where_documented(self, dags: dict[str, Any], dag_id: str) -> None:
+        for task in dags[dag_id].tasks:
+            if task.task_id in NO_RETRY:
+                assert task.retries == 0
+                assert "retr" in task.doc_md or "phase DAG" in NO_RETRY[task.task_id] or "report" in task.task_id
+            else:
+                assert task.retries >= 1, f"{task.task_id} has no retries"
+
+    def test_params_have_titles_descriptions_and_types(self, dags: dict[str, Any], dag_id: str) -> None:
+        params = dags[dag_id].params
+        assert "migration_id" in params and "environment" in params
+        for name in params:
+            param = params.get_param(name)
+            assert param.description, f"param {name} has no description"
+            assert param.schema.get("type") in {"string", "array", "boolean", "integer"}, name
+
+    def test_schedule(self, dags: dict[str, Any], dag_id: str) -> None:
+        dag = dags[dag_id]
+        if dag_id == "backover_rehearsal":
+            assert dag.is_paused_upon_creation is True
+            assert dag.schedule == "@weekly"
+        else:
+            assert dag.schedule is None, "lifecycle DAGs run only when a user triggers them"
+
+    def test_worker_commands_log_their_output(self, dags: dict[str, Any], dag_id: str) -> None:
+        """Every SSM task is a WorkerCommandOperator, which writes the command's output into the task log."""
+        from airflow.providers.amazon.aws.operators.ssm import SsmRunCommandOperator
+
+        from backover_airflow.operators.worker import WorkerCommandOperator
+
+        for task in dags[dag_id].tasks:
+            if isinstance(task, SsmRunCommandOperator):
+                assert isinstance(task, WorkerCommandOperator), task.task_id
+
+
+def test_lifecycle_dags_share_the_same_trigger_form(dags: dict[str, Any]) -> None:
+    forms = {dag_id: dags[dag_id].params.dump() for dag_id in LIFECYCLE}
+    assert all(form == forms["backover_start"] for form in forms.values())
+    assert forms["backover_start"] == {"migration_id": None, "databases": [], "dry_run": False,
+                                       "environment": "backover"}
+
+
+def test_restore_dag_shape(dags: dict[str, Any]) -> None:
+    dag = dags["backover_restore"]
+    order = ["check.preflight", "check.stop_if_dry_run", "freeze.restore_lambda", "freeze.replication_drained"]
+    for before, after in zip(order, order[1:], strict=False):
+        assert after in dag.get_task(before).downstream_task_ids
+    backups = {"backup.backup_documentdb", "backup.backup_mongodb"}
+    assert dag.get_task("freeze.replication_drained").downstream_task_ids == backups
+    assert dag.get_task("restore.restore").upstream_task_ids == backups, "backups run in parallel, then restore"
+    assert dag.get_task("verify.verify").upstream_task_ids == {"restore.restore_completed"}
+
+
+def test_clean_stops_the_worker_only_after_a_verified_restore(dags: dict[str, Any]) -> None:
+    stop = dags["backover_clean"].get_task("stop.stop_worker")
+    assert stop.is_teardown
+    assert str(stop.trigger_rule.value if hasattr(stop.trigger_rule, "value") else stop.trigger_rule) == \
+        "all_done_setup_success"
+    assert "verified.restore_verified" in stop.upstream_task_ids
+    verified = dags["backover_clean"].get_task("verified.restore_verified")
+    assert verified.require_identical is True
+
+
+def test_dry_run_gate_skips_everything_after_the_checks(dags: dict[str, Any]) -> None:
+    for dag_id in LIFECYCLE:
+        gate = dags[dag_id].get_task("check.stop_if_dry_run")
+        assert gate.ignore_downstream_trigger_rules is True
+        assert gate.python_callable({"dry_run": True}) is False
+        assert gate.python_callable({"dry_run": False}) is True
+
+
+def test_environment_templates_render_from_the_variable(dags: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sensors' and EC2 tasks' arguments come from the Variable named by the run, at run time."""
+    from airflow.sdk.execution_time.context import VariableAccessor
+
+    monkeypatch.setenv("AIRFLOW_VAR_REHEARSAL_ENV", json.dumps(
+        {"bucket": "rehearsal-bucket", "prefix": "r", "worker_instance_id": "i-0abc", "poll_interval_seconds": 3}
+    ))
+    dag = dags["backover_restore"]
+    sensor = dag.get_task("freeze.replication_drained")
+    context = {"var": {"json": VariableAccessor(deserialize_json=True)},
+               "params": {"migration_id": "m-7", "environment": "rehearsal_env"}}
+    env = dag.get_template_env()
+    rendered = {name: env.from_string(getattr(sensor, name)).render(**context)
+                for name in ("bucket", "prefix", "migration_id", "poll_interval_seconds", "max_heartbeat_age_seconds")}
+    assert rendered == {"bucket": "rehearsal-bucket", "prefix": "r", "migration_id": "m-7",
+                        "poll_interval_seconds": "3", "max_heartbeat_age_seconds": "300"}
+    stop = dags["backover_clean"].get_task("stop.stop_worker")
+    assert env.from_string(stop.instance_id).render(**context) == "i-0abc"

@@ -1,0 +1,225 @@
+"""The DAGs end to end with ``DAG.test()`` against a running sandbox, unchanged.
+
+One sandbox for the module (its own directory, ports from 47400): moto, the local Lambda/SSM
+runner (which runs the real Lambdas and the real ``backover`` commands), both MongoDB stand-ins.
+Airflow reads the sandbox's ``AIRFLOW_CONN_*`` and ``AIRFLOW_VAR_BACKOVER`` exactly as
+``backover sandbox env`` prints them. The microservice load generator writes as the microservices'
+user while the replicator captures.
+
+* start -> restore -> clean under load: the load is refused at the freeze, verify finds the
+  databases identical, the segments are gone, the worker is stopped;
+* abort after start: the microservices' user writes again, with exactly its prior roles;
+* a difference in MongoDB fails the restore DAG at ``verify``; the clean DAG then refuses to
+  clean; the rehearsal report of that migration says why. (The aborted migration's writes never
+  reached MongoDB either, so the verification counts them missing too.)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from backover.layout import MigrationLayout
+from backover.rehearsal.lifecycle import app_client
+from backover.s3objects import S3Objects
+from backover.sandbox import manager, seed
+from backover.sandbox.config import Ports, SandboxConfig, SandboxState
+from backover.sandbox.loadgen import LoadGenerator
+
+ROOT = Path(__file__).resolve().parents[2]
+PORT_BASE = 47400
+#: Writes the load makes while the replicator captures, before the freeze.
+WRITES_BEFORE_FREEZE = 300
+#: One database: the replicator watches a single database at database level; two or more need
+#: cluster-level change streams, which the start Lambda does not enable (per-database only).
+DATABASES = ["shop"]
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Run:
+    """One ``DAG.test()`` run."""
+
+    state: str
+    tasks: dict[str, str | None]
+
+
+@dataclass
+class Lifecycle:
+    """The running sandbox and the Airflow that drives it."""
+
+    state: SandboxState
+    dags_folder: Path
+
+    def run(self, dag_id: str, conf: dict[str, Any], mark_success_pattern: str | None = None) -> Run:
+        """Run the unchanged DAG file with ``conf`` as the trigger form's values."""
+        from airflow.utils.session import create_session
+
+        path = self.dags_folder / f"{dag_id}.py"
+        spec = importlib.util.spec_from_file_location(f"e2e_{dag_id}_{uuid.uuid4().hex}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        dag_run = module.dag.test(run_conf=conf, mark_success_pattern=mark_success_pattern)
+        with create_session() as session:
+            tasks = {ti.task_id: _name(ti.state) for ti in dag_run.get_task_instances(session=session)}
+        return Run(state=str(_name(dag_run.state)), tasks=tasks)
+
+    def layout(self, migration_id: str) -> MigrationLayout:
+        return MigrationLayout(bucket=self.state.bucket, prefix=self.state.prefix, migration_id=migration_id)
+
+    def s3(self) -> S3Objects:
+        return S3Objects(self.state.bucket)
+
+    def master(self, flavour: str) -> Any:
+        return seed.client(manager.master_credentials(self.state)[flavour])
+
+    def worker_state(self) -> str:
+        ec2 = boto3.client("ec2")
+        found = ec2.describe_instances(InstanceIds=[self.state.worker_instance_id])
+        return found["Reservations"][0]["Instances"][0]["State"]["Name"]
+
+
+def _name(state: Any) -> str | None:
+    return None if state is None else str(getattr(state, "value", state))
+
+
+@pytest.fixture(scope="module")
+def lifecycle(airflow_home: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lifecycle]:
+    """Start the sandbox, point Airflow at it, put the DAG files in the DAGs folder; stop it after."""
+    directory = tmp_path_factory.mktemp("e2e-sandbox")
+    config = SandboxConfig(directory=directory, ports=Ports.from_base(PORT_BASE), project_root=ROOT)
+    with pytest.MonkeyPatch.context() as mp:
+        # The detached replicators keep their pid and log files here, not in the home directory.
+        mp.setenv("BACKOVER_RUN_DIR", str(directory / "run"))
+        state = manager.up(config)
+        try:
+            for name, value in manager.env(config).items():
+                mp.setenv(name, value)
+            for path in (ROOT / "dags").glob("*.py"):
+                shutil.copy(path, airflow_home.dags_folder / path.name)
+            yield Lifecycle(state=state, dags_folder=airflow_home.dags_folder)
+        finally:
+            manager.down(config)
+
+
+def _conf(migration_id: str) -> dict[str, Any]:
+    return {"migration_id": migration_id, "databases": DATABASES}
+
+
+def _start_under_load(lifecycle: Lifecycle, migration_id: str) -> LoadGenerator:
+    """backover_start, then the load writes until ``WRITES_BEFORE_FREEZE`` are acknowledged.
+
+    Each migration starts from a writing application: an earlier test's freeze left the
+    microservices' user read-only, so its seeded roles are given back first.
+    """
+    with lifecycle.master("documentdb") as docdb:
+        roles = [{"role": "readWrite", "db": db} for db in seed.DEMO_DATABASES]
+        docdb.admin.command("updateUser", lifecycle.state.app_user, roles=roles)
+    result = lifecycle.run("backover_start", _conf(migration_id))
+    assert result.state == "success", result.tasks
+    load = LoadGenerator(app_client(lifecycle.state), pause_seconds=0.001).start()
+    deadline = time.monotonic() + 120
+    while load.running and load.report.acknowledged < WRITES_BEFORE_FREEZE and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert load.running, load.report.error
+    return load
+
+
+def test_start_restore_clean_under_load(lifecycle: Lifecycle) -> None:
+    migration_id = f"e2e-main-{uuid.uuid4().hex[:6]}"
+    layout = lifecycle.layout(migration_id)
+    load = _start_under_load(lifecycle, migration_id)
+
+    restore = lifecycle.run("backover_restore", _conf(migration_id))
+    assert load.wait_until_refused(timeout=30), "the freeze makes the microservices' user read-only"
+    load_report = load.stop()
+    assert restore.state == "success", restore.tasks
+    assert load_report.acknowledged >= WRITES_BEFORE_FREEZE
+    # Inserts, replacements and deletes all go to shop (some updates go to inventory, not migrated here).
+    shop_writes = sum(load_report.by_kind.get(kind, 0) for kind in ("insert", "replace", "delete"))
+
+    s3 = lifecycle.s3()
+    report = s3.get_json(layout.verify_report)
+    assert report["identical"] is True
+    checkpoint = s3.get_json(layout.replicator_checkpoint)
+    assert checkpoint["state"] == "drained"
+    assert checkpoint["events_total"] >= shop_writes > 0, "the acknowledged writes were captured"
+    assert s3.get_json(layout.restore_checkpoint)["state"] == "completed"
+    with lifecycle.master("documentdb") as docdb, lifecycle.master("mongodb") as mongo:
+        assert docdb.shop.orders.count_documents({}) == mongo.shop.orders.count_documents({})
+
+    clean = lifecycle.run("backover_clean", _conf(migration_id))
+    assert clean.state == "success", clean.tasks
+    assert clean.tasks["stop.stop_worker"] == "success"
+    assert not [k for k in s3.list_keys(layout.changes_prefix) if layout.parse_segment(k)]
+    assert s3.get_json(layout.clean_state)["cleaned_at"]
+    assert lifecycle.worker_state() == "stopped"
+
+    again = lifecycle.run("backover_clean", _conf(migration_id))
+    assert again.state == "success", "clean is idempotent: a re-run finds the migration cleaned"
+
+
+def test_abort_gives_the_writes_back(lifecycle: Lifecycle) -> None:
+    migration_id = f"e2e-abort-{uuid.uuid4().hex[:6]}"
+    load = _start_under_load(lifecycle, migration_id)
+    result = lifecycle.run("backover_abort", _conf(migration_id))
+    assert result.state == "success", result.tasks
+    assert result.tasks["abort.writes_given_back"] == "success"
+    assert load.running, "the microservices never lost their writes"
+    assert load.stop().error is None
+    with app_client(lifecycle.state) as app:
+        app.shop.orders.insert_one({"after": "abort"})  # writes are given back
+    start = lifecycle.s3().get_json(lifecycle.layout(migration_id).start_state)
+    assert start is not None, "abort keeps every file"
+
+
+def test_a_difference_fails_the_restore_and_blocks_clean(lifecycle: Lifecycle) -> None:
+    migration_id = f"e2e-diff-{uuid.uuid4().hex[:6]}"
+    load = _start_under_load(lifecycle, migration_id)
+    with lifecycle.master("mongodb") as mongo:
+        mongo.shop.orders.insert_one({"_id": "only-in-mongodb", "note": "not on DocumentDB"})
+
+    restore = lifecycle.run("backover_restore", _conf(migration_id))
+    load.stop()
+    assert restore.state == "failed"
+    assert restore.tasks["restore.restore_completed"] == "success"
+    assert restore.tasks["verify.verify"] == "failed"
+    report = lifecycle.s3().get_json(lifecycle.layout(migration_id).verify_report)
+    assert report["identical"] is False
+    assert report["namespaces"]["shop.orders"]["extra"] == 1
+
+    clean = lifecycle.run("backover_clean", _conf(migration_id))
+    assert clean.state == "failed"
+    assert clean.tasks["verified.restore_verified"] == "failed"
+    assert clean.tasks["clean.clean"] in {"upstream_failed", None}
+    assert clean.tasks["stop.stop_worker"] != "success", "the worker is not stopped for an unverified restore"
+
+    # The rehearsal report of this migration (its phases marked done: dag.test runs no other DAG).
+    rehearsal = lifecycle.run(
+        "backover_rehearsal", {**_conf(migration_id), "capture_seconds": 0},
+        mark_success_pattern=r"(start|restore|clean)\.run_(start|restore|clean)",
+    )
+    assert rehearsal.state == "failed"
+    assert rehearsal.tasks["report.write_report"] == "failed"
+    written = json.loads(lifecycle.s3().get_bytes(lifecycle.layout(migration_id).key("reports/rehearsal.json")))
+    assert written["passed"] is False
+    assert written["verification"]["identical"] is False
+    differences = written["verification"]["differences"]
+    assert differences.startswith("shop.orders:") and "1 extra" in differences, differences
+    assert written["events"]["captured"] >= WRITES_BEFORE_FREEZE
+    assert written["events"]["replayed"] >= WRITES_BEFORE_FREEZE
+    assert written["write_freeze"]["seconds"] > 0
+    assert set(written["phases"]) == {"start", "capture", "restore", "clean"}
+
