@@ -137,6 +137,15 @@ def _start_under_load(lifecycle: Lifecycle, migration_id: str) -> LoadGenerator:
     return load
 
 
+def test_dry_run_checks_and_changes_nothing(lifecycle: Lifecycle) -> None:
+    migration_id = f"e2e-dry-{uuid.uuid4().hex[:6]}"
+    result = lifecycle.run("backover_start", {**_conf(migration_id), "dry_run": True})
+    assert result.state == "success", result.tasks
+    assert result.tasks["check.preflight"] == "success"
+    assert {state for task, state in result.tasks.items() if not task.startswith("check.")} == {"skipped"}
+    assert lifecycle.s3().get_json(lifecycle.layout(migration_id).start_state) is None
+
+
 def test_start_restore_clean_under_load(lifecycle: Lifecycle) -> None:
     migration_id = f"e2e-main-{uuid.uuid4().hex[:6]}"
     layout = lifecycle.layout(migration_id)

@@ -1,0 +1,124 @@
+"""
+### Back Over: freeze, restore into MongoDB, verify (`backover_restore`)
+
+Second lifecycle DAG, for a migration `backover_start` started. **The write freeze begins here**:
+the microservices can read but no longer write until they are switched to MongoDB.
+
+1. **check** - environment, bucket, both databases; the migration must have been started. A
+   *dry run* stops here.
+2. **freeze** - the *restore* Lambda makes the microservices' user read-only, records the freeze
+   position F in `state/freeze.json` and asks the replicator to drain up to F; the
+   *replication drained* sensor waits until the checkpoint says drained past F (its log shows how
+   far behind F the capture is).
+3. **backup** - `backover backup` of DocumentDB and of MongoDB, in parallel, to `backups/`.
+4. **restore** - `backover restore` replays every captured segment into MongoDB; the
+   *restore completed* sensor checks `restore/_checkpoint.json`.
+5. **verify** - `backover verify` compares both sides document by document; **the run fails on
+   any difference** (the report is `reports/verify.json`).
+
+Every SSM task's log holds the command's own output. Then trigger `backover_clean`, or
+`backover_abort` to give the writes back to DocumentDB.
+"""
+
+from __future__ import annotations
+
+from airflow.providers.standard.operators.python import ShortCircuitOperator
+from airflow.sdk import DAG, TaskGroup, chain
+
+from backover_airflow import dag_defaults as d
+from backover_airflow.operators.database import PreflightOperator
+from backover_airflow.operators.lambda_function import MigrationLambdaOperator
+from backover_airflow.operators.worker import WorkerCommandOperator
+from backover_airflow.sensors.replication import ReplicationDrainedSensor
+from backover_airflow.sensors.restore import RestoreCompletedSensor
+
+with DAG(
+    dag_id="backover_restore",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=d.START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    tags=d.TAGS,
+    default_args=d.DEFAULT_ARGS,
+    params=d.lifecycle_params(),
+) as dag:
+    with TaskGroup("check", tooltip="Environment, bucket, databases; the migration was started"):
+        preflight = PreflightOperator(
+            task_id="preflight",
+            require_started=True,
+            doc_md="Checks the environment, the bucket, both databases and that `state/start.json` exists. "
+            "Changes nothing.",
+        )
+        dry_run_gate = ShortCircuitOperator(
+            task_id="stop_if_dry_run",
+            python_callable=d.proceed_unless_dry_run,
+            ignore_downstream_trigger_rules=True,
+            doc_md="A dry run stops here: every later task is skipped.",
+        )
+
+    with TaskGroup("freeze", tooltip="Read-only, freeze position F, drain"):
+        restore_lambda = MigrationLambdaOperator(
+            task_id="restore_lambda",
+            lambda_name="restore",
+            doc_md="The *restore* Lambda: the microservices' user becomes read-only; F goes to "
+            "`state/freeze.json`; `control/drain.json` asks the replicator to drain up to F.",
+        )
+        replication_drained = ReplicationDrainedSensor(
+            task_id="replication_drained",
+            **d.migration_location(),
+            max_heartbeat_age_seconds=d.env_value("heartbeat_max_age_seconds", d.HEARTBEAT_MAX_AGE_SECONDS),
+            timeout=2 * 60 * 60,
+            doc_md="Monitor replication: waits until the checkpoint says drained past F; the log shows how far "
+            "behind F the capture is. Fails at once if the replicator failed.",
+        )
+
+    with TaskGroup("backup", tooltip="Both databases to backups/, in parallel"):
+        backup_documentdb = WorkerCommandOperator(
+            task_id="backup_documentdb",
+            command="backup",
+            options={"label": "documentdb"},
+            doc_md="SSM: `backover backup --label documentdb` (the frozen source) to `backups/documentdb/`.",
+        )
+        backup_mongodb = WorkerCommandOperator(
+            task_id="backup_mongodb",
+            command="backup",
+            options={"label": "mongodb"},
+            doc_md="SSM: `backover backup --label mongodb` (the target before the restore) to `backups/mongodb/`.",
+        )
+
+    with TaskGroup("restore", tooltip="Replay the captured changes into MongoDB"):
+        restore = WorkerCommandOperator(
+            task_id="restore",
+            command="restore",
+            doc_md="SSM: `backover restore` replays every captured segment into MongoDB; its progress lines "
+            "are in this log.",
+        )
+        restore_completed = RestoreCompletedSensor(
+            task_id="restore_completed",
+            **d.migration_location(),
+            timeout=60 * 60,
+            doc_md="Monitor restore: `restore/_checkpoint.json` says completed; fails at once on a failed "
+            "restore with its reason.",
+        )
+
+    with TaskGroup("verify", tooltip="Byte-for-byte comparison; fails on any difference"):
+        verify = WorkerCommandOperator(
+            task_id="verify",
+            command="verify",
+            retries=0,
+            doc_md="SSM: `backover verify` compares DocumentDB and MongoDB; exit 1 on any difference fails "
+            "this task and the run (no retry: a difference does not go away by itself). Report: "
+            "`reports/verify.json`.",
+        )
+
+    chain(
+        preflight,
+        dry_run_gate,
+        restore_lambda,
+        replication_drained,
+        [backup_documentdb, backup_mongodb],
+        restore,
+        restore_completed,
+        verify,
+    )

@@ -1,0 +1,95 @@
+"""
+### Back Over: start capturing changes (`backover_start`)
+
+First of the three lifecycle DAGs (`backover_start` -> `backover_restore` -> `backover_clean`).
+The microservices keep writing to DocumentDB throughout.
+
+1. **check** - the environment (Airflow Variable `backover`), the bucket, both databases
+   (connections `backover_documentdb`, `backover_mongodb`), the microservices' user and its roles,
+   change-stream status. A *dry run* stops here.
+2. **worker** - start the EC2 worker and wait until it runs.
+3. **capture** - the *start* Lambda saves the user's prior roles, gives it read-write roles and
+   enables change streams, recording T0 in `state/start.json`; SSM Run Command starts
+   `backover replicate --detach` on the worker; the run ends when the replicator's checkpoint shows
+   a fresh heartbeat.
+
+Re-running is safe: every step is idempotent. To give up, trigger `backover_abort` with the same
+migration id.
+"""
+
+from __future__ import annotations
+
+from airflow.providers.amazon.aws.operators.ec2 import EC2StartInstanceOperator
+from airflow.providers.amazon.aws.sensors.ec2 import EC2InstanceStateSensor
+from airflow.providers.standard.operators.python import ShortCircuitOperator
+from airflow.sdk import DAG, TaskGroup, chain
+
+from backover_airflow import dag_defaults as d
+from backover_airflow.operators.database import PreflightOperator
+from backover_airflow.operators.lambda_function import MigrationLambdaOperator
+from backover_airflow.operators.worker import WorkerCommandOperator
+from backover_airflow.sensors.replication import ReplicatorHealthySensor
+
+with DAG(
+    dag_id="backover_start",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=d.START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    tags=d.TAGS,
+    default_args=d.DEFAULT_ARGS,
+    params=d.lifecycle_params(),
+) as dag:
+    with TaskGroup("check", tooltip="Environment, bucket, databases, user: before anything changes"):
+        preflight = PreflightOperator(
+            task_id="preflight",
+            doc_md="Checks the environment Variable, the bucket, both databases (versions, replica set), the "
+            "microservices' user and its roles, and which change streams are enabled. Changes nothing.",
+        )
+        dry_run_gate = ShortCircuitOperator(
+            task_id="stop_if_dry_run",
+            python_callable=d.proceed_unless_dry_run,
+            ignore_downstream_trigger_rules=True,
+            doc_md="A dry run stops here: every later task is skipped.",
+        )
+
+    with TaskGroup("worker", tooltip="The EC2 worker that runs the replicator"):
+        start_worker = EC2StartInstanceOperator(
+            task_id="start_worker",
+            instance_id=d.env_value("worker_instance_id"),
+            check_interval=5,
+            doc_md="Starts the EC2 worker (a running worker stays as it is).",
+        )
+        worker_running = EC2InstanceStateSensor(
+            task_id="worker_running",
+            instance_id=d.env_value("worker_instance_id"),
+            target_state="running",
+            poke_interval=5,
+            timeout=15 * 60,
+            doc_md="Waits until EC2 reports the worker `running`.",
+        )
+
+    with TaskGroup("capture", tooltip="Start Lambda, replicator, first heartbeat"):
+        start_lambda = MigrationLambdaOperator(
+            task_id="start_lambda",
+            lambda_name="start",
+            doc_md="The *start* Lambda: saves the microservices' user's prior roles, grants read-write, "
+            "enables change streams and records T0 in `state/start.json`. Its log tail shows here.",
+        )
+        start_replicator = WorkerCommandOperator(
+            task_id="start_replicator",
+            command="replicate",
+            doc_md="SSM Run Command on the worker: `backover replicate --detach`. The command's own output "
+            "is in this log.",
+        )
+        replicator_healthy = ReplicatorHealthySensor(
+            task_id="replicator_healthy",
+            **d.migration_location(),
+            max_heartbeat_age_seconds=d.env_value("heartbeat_max_age_seconds", d.HEARTBEAT_MAX_AGE_SECONDS),
+            timeout=15 * 60,
+            doc_md="Waits until `changes/_checkpoint.json` says `running` with a fresh heartbeat; fails at "
+            "once if the replicator failed (with its reason).",
+        )
+
+    chain(preflight, dry_run_gate, start_worker, worker_running, start_lambda, start_replicator, replicator_healthy)

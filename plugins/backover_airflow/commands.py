@@ -1,0 +1,126 @@
+"""The one place that builds what the DAGs send: worker command lines and Lambda payloads.
+
+Every line is ``{backover_command} <sub-command> <options>``, the same command a user would type
+on the worker, so an SSM task's log shows the same progress lines. Databases are named by
+Secrets Manager secret *ids* only; a secret never appears in a command line, a payload, XCom or
+a log.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+from backover_airflow.config import BackoverConfig, ConfigError, RunParams
+
+#: SSM's ``StandardOutputContent`` keeps 24,000 characters; the script keeps the head and the tail
+#: of longer output so the final summary or error line is never cut off.
+OUTPUT_HEAD_BYTES = 6_000
+OUTPUT_TAIL_BYTES = 16_000
+BACKUP_LABELS = ("documentdb", "mongodb")
+
+
+def _migration(config: BackoverConfig, run: RunParams) -> list[str]:
+    return ["--bucket", config.bucket, "--prefix", config.prefix, "--migration-id", run.migration_id]
+
+
+def _secret(config: BackoverConfig, name: str) -> str:
+    return config.secret_ids[name]
+
+
+def replicate(config: BackoverConfig, run: RunParams) -> list[str]:
+    """Start the replicator in the background on the worker (returns once it runs)."""
+    return ["replicate", "--detach", "--source-secret-id", _secret(config, "documentdb"), *_migration(config, run)]
+
+
+def backup(config: BackoverConfig, run: RunParams, label: str) -> list[str]:
+    """Back up one side (``documentdb`` or ``mongodb``) to ``backups/{label}/``."""
+    if label not in BACKUP_LABELS:
+        raise ConfigError(f"backup label must be one of {', '.join(BACKUP_LABELS)}, not {label!r}")
+    return ["backup", "--secret-id", _secret(config, label), "--label", label, *_migration(config, run)]
+
+
+def restore(config: BackoverConfig, run: RunParams) -> list[str]:
+    """Replay every captured segment into MongoDB."""
+    return ["restore", "--target-secret-id", _secret(config, "mongodb"), *_migration(config, run)]
+
+
+def verify(config: BackoverConfig, run: RunParams) -> list[str]:
+    """Compare the run's databases on DocumentDB and MongoDB; exits 1 on any difference."""
+    namespaces = [arg for db in run.databases for arg in ("--namespace", db)]
+    return [
+        "verify",
+        "--source-secret-id", _secret(config, "documentdb"),
+        "--target-secret-id", _secret(config, "mongodb"),
+        *_migration(config, run),
+        *namespaces,
+    ]
+
+
+def clean(config: BackoverConfig, run: RunParams) -> list[str]:
+    """Delete the change segments (backups and reports stay)."""
+    return ["clean", *_migration(config, run)]
+
+
+def abort(config: BackoverConfig, run: RunParams) -> list[str]:
+    """Give the microservices' user its prior roles back and stop the capture; keep every file."""
+    return ["abort", "--source-secret-id", _secret(config, "documentdb"), *_migration(config, run)]
+
+
+BUILDERS: dict[str, Callable[..., list[str]]] = {
+    "replicate": replicate,
+    "backup": backup,
+    "restore": restore,
+    "verify": verify,
+    "clean": clean,
+    "abort": abort,
+}
+
+
+def arguments(command: str, config: BackoverConfig, run: RunParams, **options: Any) -> list[str]:
+    """The arguments of ``backover <command>`` for this environment and run."""
+    try:
+        builder = BUILDERS[command]
+    except KeyError:
+        raise ConfigError(f"unknown backover command {command!r}; known: {', '.join(BUILDERS)}") from None
+    return builder(config, run, **options)
+
+
+def command_line(config: BackoverConfig, argv: list[str]) -> str:
+    """``{backover_command} <argv>``, the arguments quoted for a POSIX shell."""
+    return f"{config.backover_command} {shlex.join(argv)}"
+
+
+def shell_script(line: str) -> list[str]:
+    """The ``AWS-RunShellScript`` commands that run ``line`` and report its output.
+
+    Output and errors are kept together in order; when they are longer than SSM keeps, the first
+    ``OUTPUT_HEAD_BYTES`` and the last ``OUTPUT_TAIL_BYTES`` are reported with a note of what was
+    left out. The script exits with the command's own status.
+    """
+    return [
+        'out="$(mktemp)" || exit 2',
+        f'{line} >"$out" 2>&1',
+        "rc=$?",
+        'size="$(wc -c <"$out")"',
+        f'if [ "$size" -le {OUTPUT_HEAD_BYTES + OUTPUT_TAIL_BYTES} ]; then cat "$out"; else '
+        f'head -c {OUTPUT_HEAD_BYTES} "$out"; '
+        f'printf "\\n[... %s bytes of output left out ...]\\n" "$((size - {OUTPUT_HEAD_BYTES + OUTPUT_TAIL_BYTES}))"; '
+        f'tail -c {OUTPUT_TAIL_BYTES} "$out"; fi',
+        'rm -f "$out"',
+        'exit "$rc"',
+    ]
+
+
+def lambda_payload(config: BackoverConfig, run: RunParams) -> dict[str, Any]:
+    """The event of the start, restore and clean Lambdas (secret ids only)."""
+    return {
+        "migration_id": run.migration_id,
+        "bucket": config.bucket,
+        "prefix": config.prefix,
+        "master_secret_id": _secret(config, "documentdb"),
+        "app_user": config.app_user,
+        "app_secret_id": _secret(config, "app_user"),
+        "databases": list(run.databases),
+    }

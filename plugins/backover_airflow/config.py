@@ -1,0 +1,181 @@
+"""The environment a migration runs in (Airflow Variable ``backover``) and the run's own choices.
+
+The Variable holds what stays the same from run to run: bucket, prefix, the EC2 worker, the Lambda
+names, the Secrets Manager secret ids, how the worker starts ``backover``. A DAG run's Params hold
+what a user picks when triggering: the migration id, the databases, dry run. Both are read at run
+time, never at parse time. Secrets themselves are never here: only their ids.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from backover.errors import UsageError
+from backover.layout import MIGRATION_ID, MigrationLayout
+
+#: The Airflow Variable (JSON) that describes the environment; a DAG's ``environment`` Param can
+#: name another one (a rehearsal environment, say).
+DEFAULT_VARIABLE = "backover"
+#: Airflow connections (type ``mongo``) for the preflight checks.
+DOCUMENTDB_CONN_ID = "backover_documentdb"
+MONGODB_CONN_ID = "backover_mongodb"
+LAMBDAS = ("start", "restore", "clean")
+SECRETS = ("documentdb", "mongodb", "app_user")
+
+
+class ConfigError(ValueError):
+    """The environment Variable or a Param is missing or wrong; the message names which and why."""
+
+
+def _require(data: Mapping[str, Any], name: str, key: str, kind: type) -> Any:
+    if key not in data or data[key] in (None, ""):
+        raise ConfigError(f"Variable {name!r} lacks {key!r}")
+    value = data[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"Variable {name!r}: {key!r} must be a {kind.__name__}, not {type(value).__name__}")
+    return value
+
+
+def _names(data: Mapping[str, Any], name: str, key: str, required: tuple[str, ...]) -> dict[str, str]:
+    value = _require(data, name, key, dict)
+    missing = [k for k in required if not isinstance(value.get(k), str) or not value.get(k)]
+    if missing:
+        raise ConfigError(f"Variable {name!r}: {key!r} lacks {', '.join(missing)}")
+    return {k: str(v) for k, v in value.items()}
+
+
+def _positive(data: Mapping[str, Any], name: str, key: str, default: int) -> int:
+    if data.get(key) is None:
+        return default
+    value = _require(data, name, key, int)
+    if value <= 0:
+        raise ConfigError(f"Variable {name!r}: {key!r} must be positive, not {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class BackoverConfig:
+    """One environment, as the Variable describes it (see ``backover sandbox env`` for an example).
+
+    :param bucket: S3 bucket of the migrations.
+    :param prefix: key prefix in the bucket.
+    :param worker_instance_id: the EC2 worker that SSM Run Command runs ``backover`` on.
+    :param lambda_names: function names of the ``start``, ``restore`` and ``clean`` Lambdas.
+    :param secret_ids: Secrets Manager ids of the ``documentdb`` and ``mongodb`` master credentials
+        and of the microservices' user (``app_user``).
+    :param app_user: the microservices' database user.
+    :param databases: the databases to move when a run does not name its own.
+    :param backover_command: how a shell on the worker starts ``backover`` (default ``backover``,
+        the installed console script; the sandbox uses ``<python> -m backover``).
+    :param poll_interval_seconds: how often sensors and SSM waits look again (default 30).
+    :param command_timeout_seconds: longest a worker command may run (SSM ``executionTimeout``,
+        default 86,400).
+    :param heartbeat_max_age_seconds: a replicator heartbeat older than this is not healthy
+        (default 300).
+    """
+
+    bucket: str
+    prefix: str
+    worker_instance_id: str
+    lambda_names: dict[str, str]
+    secret_ids: dict[str, str]
+    app_user: str
+    databases: list[str] = field(default_factory=list)
+    backover_command: str = "backover"
+    poll_interval_seconds: int = 30
+    command_timeout_seconds: int = 86_400
+    heartbeat_max_age_seconds: int = 300
+    variable: str = DEFAULT_VARIABLE
+
+    @classmethod
+    def from_mapping(cls, data: Any, variable: str = DEFAULT_VARIABLE) -> BackoverConfig:
+        """Validate the Variable's JSON; :class:`ConfigError` names the first problem."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"Variable {variable!r} must be a JSON object")
+        databases = data.get("databases") or []
+        if not isinstance(databases, list) or not all(isinstance(d, str) and d for d in databases):
+            raise ConfigError(f"Variable {variable!r}: 'databases' must be a list of database names")
+        return cls(
+            bucket=_require(data, variable, "bucket", str),
+            prefix=str(data.get("prefix") or ""),
+            worker_instance_id=_require(data, variable, "worker_instance_id", str),
+            lambda_names=_names(data, variable, "lambda_names", LAMBDAS),
+            secret_ids=_names(data, variable, "secret_ids", SECRETS),
+            app_user=_require(data, variable, "app_user", str),
+            databases=list(databases),
+            backover_command=str(data.get("backover_command") or "backover"),
+            poll_interval_seconds=_positive(data, variable, "poll_interval_seconds", 30),
+            command_timeout_seconds=_positive(data, variable, "command_timeout_seconds", 86_400),
+            heartbeat_max_age_seconds=_positive(data, variable, "heartbeat_max_age_seconds", 300),
+            variable=variable,
+        )
+
+    @classmethod
+    def from_variable(cls, variable: str = DEFAULT_VARIABLE) -> BackoverConfig:
+        """Read and validate the Airflow Variable (call at run time only)."""
+        from airflow.sdk import Variable
+
+        raw = Variable.get(variable, default=None)
+        if raw is None:
+            raise ConfigError(f"Airflow Variable {variable!r} is not set (see `backover sandbox env`)")
+        try:
+            data = json.loads(raw) if isinstance(raw, str) else raw
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"Airflow Variable {variable!r} is not JSON: {e.msg} at {e.pos}") from e
+        return cls.from_mapping(data, variable)
+
+    def layout(self, migration_id: str) -> MigrationLayout:
+        """The S3 keys of ``migration_id`` in this environment."""
+        return MigrationLayout(bucket=self.bucket, prefix=self.prefix, migration_id=migration_id)
+
+
+@dataclass(frozen=True)
+class RunParams:
+    """What one DAG run was asked to do (its Params, validated).
+
+    :param migration_id: names the migration's folder in S3.
+    :param databases: the databases to move (the environment's when the run names none).
+    :param dry_run: check everything, change nothing.
+    :param environment: the Variable that describes the environment.
+    """
+
+    migration_id: str
+    databases: list[str]
+    dry_run: bool = False
+    environment: str = DEFAULT_VARIABLE
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], config: BackoverConfig | None = None) -> RunParams:
+        """Validate a run's Params; ``databases`` falls back to the environment's list."""
+        migration_id = str(params.get("migration_id") or "")
+        if not MIGRATION_ID.match(migration_id):
+            raise ConfigError(
+                f"invalid migration id {migration_id!r}: letters, digits, '.', '_' and '-', up to 128"
+            )
+        databases = list(params.get("databases") or (config.databases if config else []))
+        if not databases:
+            raise ConfigError("no databases: name them in the run's 'databases' or in the Variable")
+        return cls(
+            migration_id=migration_id,
+            databases=databases,
+            dry_run=bool(params.get("dry_run", False)),
+            environment=str(params.get("environment") or DEFAULT_VARIABLE),
+        )
+
+
+def load(params: Mapping[str, Any]) -> tuple[BackoverConfig, RunParams]:
+    """The environment named by the run's ``environment`` Param, and the run's validated Params."""
+    config = BackoverConfig.from_variable(str(params.get("environment") or DEFAULT_VARIABLE))
+    return config, RunParams.from_params(params, config)
+
+
+def layout_for(params: Mapping[str, Any]) -> MigrationLayout:
+    """The S3 layout of the migration a run works on."""
+    config, run = load(params)
+    try:
+        return config.layout(run.migration_id)
+    except UsageError as e:
+        raise ConfigError(str(e)) from e

@@ -1,0 +1,113 @@
+"""What every Back Over DAG shares: the trigger form's Params, default_args, templates, the dry-run gate.
+
+The DAG files stay thin and agree with each other: the same Param has the same name, type and
+description everywhere. Values of the environment reach operator arguments as Jinja templates
+(:func:`env_value`), rendered at run time, so nothing reads the Variable while a DAG file is parsed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Param
+
+from backover.layout import MIGRATION_ID
+from backover_airflow.config import DEFAULT_VARIABLE
+
+log = logging.getLogger(__name__)
+
+START_DATE = datetime(2026, 1, 1)
+TAGS = ["backover", "migration"]
+POLL_INTERVAL_SECONDS = 30
+HEARTBEAT_MAX_AGE_SECONDS = 300
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "backover",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+}
+
+
+def migration_id_param(default: str | None = None, description: str | None = None,
+                       optional: bool = False) -> Param:
+    """The migration id; ``optional`` lets it be empty (the DAG then picks one)."""
+    return Param(
+        default,
+        type="string",
+        pattern=f"^$|{MIGRATION_ID.pattern}" if optional else MIGRATION_ID.pattern,
+        title="Migration id",
+        description=description
+        or "Names the migration: its files live under s3://{bucket}/{prefix}/{migration_id}/. Use the same id "
+        "for backover_start, backover_restore and backover_clean (letters, digits, '.', '_', '-').",
+    )
+
+
+def databases_param() -> Param:
+    return Param(
+        [],
+        type="array",
+        items={"type": "string", "minLength": 1},
+        uniqueItems=True,
+        title="Databases",
+        description="Databases to move back to MongoDB. Empty: the environment's list (Variable field "
+        "'databases').",
+    )
+
+
+def dry_run_param() -> Param:
+    return Param(
+        False,
+        type="boolean",
+        title="Dry run",
+        description="Run the checks (environment, bucket, both databases, the microservices' user) and stop: "
+        "nothing is changed.",
+    )
+
+
+def environment_param() -> Param:
+    return Param(
+        DEFAULT_VARIABLE,
+        type="string",
+        minLength=1,
+        title="Environment",
+        description="Name of the Airflow Variable (JSON) describing the environment: bucket, prefix, worker "
+        "instance id, Lambda names, secret ids (see `backover sandbox env`).",
+    )
+
+
+def lifecycle_params() -> dict[str, Param]:
+    """The trigger form of backover_start, backover_restore, backover_clean and backover_abort."""
+    return {
+        "migration_id": migration_id_param(),
+        "databases": databases_param(),
+        "dry_run": dry_run_param(),
+        "environment": environment_param(),
+    }
+
+
+def env_value(field: str, default: Any = None) -> str:
+    """A template for one field of the environment Variable named by the run's ``environment`` Param
+    (``default`` when the Variable lacks an optional field)."""
+    variable = f"var.json.get(params.environment or {DEFAULT_VARIABLE!r})"
+    if default is None:
+        return f"{{{{ {variable}[{field!r}] }}}}"
+    return f"{{{{ {variable}.get({field!r}, {default!r}) }}}}"
+
+
+def migration_location() -> dict[str, str]:
+    """``bucket``, ``prefix``, ``migration_id`` arguments of the migration sensors (templates)."""
+    return {
+        "bucket": env_value("bucket"),
+        "prefix": env_value("prefix"),
+        "migration_id": "{{ params.migration_id }}",
+        "poll_interval_seconds": env_value("poll_interval_seconds", POLL_INTERVAL_SECONDS),
+    }
+
+
+def proceed_unless_dry_run(params: dict[str, Any]) -> bool:
+    """The dry-run gate: True (go on) unless the run is a dry run (skip everything after)."""
+    if params.get("dry_run"):
+        log.info("Dry run: the checks passed; stopping here, nothing was changed")
+        return False
+    return True

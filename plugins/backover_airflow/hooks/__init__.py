@@ -1,0 +1,1 @@
+"""Hooks: how the Airflow side reads a migration."""

@@ -1,0 +1,1 @@
+"""Operators: run backover on the worker, call the Lambdas, check the databases."""

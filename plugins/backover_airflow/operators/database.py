@@ -1,0 +1,194 @@
+"""Checks on DocumentDB and MongoDB through the mongo provider's ``MongoHook``.
+
+:class:`PreflightOperator` runs before a DAG changes anything: the environment Variable, the
+bucket, both databases reachable (with their versions), the microservices' user and its roles,
+change-stream status on the source. :class:`AppUserRolesOperator` proves after an abort that the
+microservices' user has its prior roles back. Connections: ``backover_documentdb`` and
+``backover_mongodb`` (type ``mongo``); their passwords never reach a log line or an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure, PyMongoError
+
+from backover.errors import BackoverError
+from backover.layout import MigrationLayout
+from backover.lifecycle import change_streams, users
+from backover_airflow import config
+from backover_airflow.hooks.migration import MigrationHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+SERVER_SELECTION_TIMEOUT_MS = 10_000
+
+
+def _redact(message: str, password: str | None) -> str:
+    return message.replace(password, "***") if password else message
+
+
+@contextmanager
+def mongo_client(conn_id: str) -> Iterator[MongoClient]:
+    """A client for an Airflow ``mongo`` connection; driver errors become one-line, password-free
+    :class:`AirflowException`s naming the connection."""
+    from airflow.providers.mongo.hooks.mongo import MongoHook
+
+    hook = MongoHook(mongo_conn_id=conn_id)
+    hook.extras.setdefault("serverSelectionTimeoutMS", SERVER_SELECTION_TIMEOUT_MS)
+    password = hook.connection.password
+    try:
+        with hook:
+            yield hook.get_conn()
+    except PyMongoError as e:
+        detail = _redact(f"{type(e).__name__}: {e}", password).splitlines()[0]
+        raise AirflowException(f"connection {conn_id!r}: {detail}") from None
+
+
+def server_facts(client: MongoClient) -> dict[str, Any]:
+    """Version and replica set of a server (after an authenticated ``ping``)."""
+    client.admin.command("ping")
+    hello = client.admin.command("hello")
+    version = client.admin.command("buildInfo").get("version", "?")
+    return {"version": version, "replica_set": hello.get("setName")}
+
+
+class PreflightOperator(BaseOperator):
+    """Check the environment and both databases before a DAG changes anything.
+
+    Fails (without retries when retrying cannot help) on: an invalid environment Variable or
+    Params, an unusable bucket, a database that cannot be reached or refuses the login, a source
+    that is not a replica set (no change streams), a missing microservices' user, and with
+    ``require_started`` a migration without ``state/start.json``. Returns what it found (versions,
+    the user's roles, enabled change streams): no secret.
+
+    :param require_started: the migration must have been started (restore, clean, abort).
+    :param documentdb_conn_id: the source's connection (default ``backover_documentdb``).
+    :param mongodb_conn_id: the target's connection (default ``backover_mongodb``).
+    :param aws_conn_id: AWS connection for S3 (default ``aws_default``).
+    """
+
+    template_fields: Sequence[str] = ("documentdb_conn_id", "mongodb_conn_id")
+    ui_color = "#e8f7e4"
+
+    def __init__(
+        self,
+        *,
+        require_started: bool = False,
+        documentdb_conn_id: str = config.DOCUMENTDB_CONN_ID,
+        mongodb_conn_id: str = config.MONGODB_CONN_ID,
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.require_started = require_started
+        self.documentdb_conn_id = documentdb_conn_id
+        self.mongodb_conn_id = mongodb_conn_id
+        self.aws_conn_id = aws_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            env, run = config.load(context["params"])
+            layout = env.layout(run.migration_id)
+        except (config.ConfigError, BackoverError) as e:
+            raise AirflowFailException(str(e)) from e
+        self.log.info(
+            "Migration %s in s3://%s/%s; databases %s; worker %s",
+            run.migration_id, layout.bucket, layout.root, ", ".join(run.databases), env.worker_instance_id,
+        )
+        found: dict[str, Any] = {"migration_id": run.migration_id, "databases": run.databases}
+        found["migration"] = self.check_bucket(layout)
+        found["documentdb"] = self.check_source(env, run)
+        with mongo_client(self.mongodb_conn_id) as client:
+            found["mongodb"] = server_facts(client)
+        self.log.info("MongoDB (%s): version %s", self.mongodb_conn_id, found["mongodb"]["version"])
+        return found
+
+    def check_bucket(self, layout: MigrationLayout) -> dict[str, Any]:
+        hook = MigrationHook(aws_conn_id=self.aws_conn_id)
+        if not hook.check_for_bucket(layout.bucket):
+            raise AirflowFailException(f"bucket {layout.bucket!r} does not exist or cannot be reached")
+        start = hook.start_state(layout)
+        if self.require_started and start is None:
+            raise AirflowFailException(
+                f"migration {layout.migration_id!r} was not started: no s3://{layout.bucket}/{layout.start_state}"
+            )
+        self.log.info("Bucket %s reachable; migration %s", layout.bucket, "started" if start else "not started yet")
+        return {"started": start is not None}
+
+    def check_source(self, env: config.BackoverConfig, run: config.RunParams) -> dict[str, Any]:
+        with mongo_client(self.documentdb_conn_id) as client:
+            facts = server_facts(client)
+            if not facts["replica_set"]:
+                raise AirflowFailException(
+                    f"connection {self.documentdb_conn_id!r} is not a replica set: it has no change streams"
+                )
+            try:
+                facts["flavour"] = change_streams.detect_flavour(client)
+                roles = users.get_roles(client, env.app_user)
+                enabled = (
+                    sorted(str(ns) for ns in change_streams.list_enabled(client))
+                    if facts["flavour"] == change_streams.DOCUMENTDB
+                    else ["always on (MongoDB)"]
+                )
+            except BackoverError as e:
+                raise AirflowFailException(str(e)) from e
+            except OperationFailure as e:
+                raise AirflowException(f"connection {self.documentdb_conn_id!r}: {e.code} {e.details}") from None
+        writable = [db for db in run.databases if users.write_roles_on(roles, db)]
+        facts.update(app_user=env.app_user, app_user_roles=roles, app_user_can_write=writable,
+                     change_streams_enabled=enabled)
+        self.log.info("Source (%s): %s %s, replica set %s", self.documentdb_conn_id, facts["flavour"],
+                      facts["version"], facts["replica_set"])
+        self.log.info("User %s: roles %s; can write %s", env.app_user, _roles(roles), ", ".join(writable) or "nothing")
+        self.log.info("Change streams enabled: %s", ", ".join(enabled) or "none")
+        return facts
+
+
+def _roles(roles: Sequence[dict[str, str]]) -> str:
+    return ", ".join(f"{r['role']}@{r['db']}" for r in roles) or "none"
+
+
+class AppUserRolesOperator(BaseOperator):
+    """Prove that the microservices' user holds exactly the roles it had before the migration.
+
+    Compares ``usersInfo`` on the source with ``prior_roles`` in ``state/start.json``; fails with
+    both lists when they differ. Returns the roles.
+
+    :param documentdb_conn_id: the source's connection (default ``backover_documentdb``).
+    :param aws_conn_id: AWS connection for S3 (default ``aws_default``).
+    """
+
+    template_fields: Sequence[str] = ("documentdb_conn_id",)
+    ui_color = "#e8f7e4"
+
+    def __init__(self, *, documentdb_conn_id: str = config.DOCUMENTDB_CONN_ID,
+                 aws_conn_id: str | None = "aws_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.documentdb_conn_id = documentdb_conn_id
+        self.aws_conn_id = aws_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            layout = config.layout_for(context["params"])
+        except config.ConfigError as e:
+            raise AirflowFailException(str(e)) from e
+        start = MigrationHook(aws_conn_id=self.aws_conn_id).start_state(layout)
+        if start is None:
+            raise AirflowFailException(f"no s3://{layout.bucket}/{layout.start_state}: nothing to compare with")
+        user = str(start["app_user"])
+        prior = users.normalise(start.get("prior_roles", []))
+        with mongo_client(self.documentdb_conn_id) as client:
+            try:
+                current = users.get_roles(client, user)
+            except BackoverError as e:
+                raise AirflowFailException(str(e)) from e
+        if sorted(map(str, current)) != sorted(map(str, prior)):
+            raise AirflowException(f"user {user} has roles {_roles(current)}, not its prior roles {_roles(prior)}")
+        self.log.info("User %s has its prior roles back: %s", user, _roles(prior))
+        return {"app_user": user, "roles": current}

@@ -1,0 +1,216 @@
+"""What a migration's state objects say about one phase: pending, done or failed, and how far.
+
+Pure functions over the records of :mod:`backover.state` and the JSON state objects; the hook
+reads S3 and calls them, the sensors and triggers log the message. Each message says what is
+awaited and how far it is (lag behind the freeze position, segments left), so a task log answers
+"what is it waiting for?" without opening S3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from bson.timestamp import Timestamp
+
+from backover import clustertime
+from backover.state import ReplicatorCheckpoint, RestoreCheckpoint
+
+PENDING, SUCCESS, FAILED = "pending", "success", "failed"
+Status = Literal["pending", "success", "failed"]
+#: How many namespaces with differences a failure message names.
+MAX_NAMESPACES_IN_MESSAGE = 5
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One look at a phase: its status and a line that says why."""
+
+    status: Status
+    message: str
+
+    @property
+    def done(self) -> bool:
+        return self.status == SUCCESS
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAILED
+
+    def to_event(self) -> dict[str, str]:
+        """The trigger event payload."""
+        return {"status": self.status, "message": self.message}
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _age(moment: datetime | None, now: datetime) -> float | None:
+    if not isinstance(moment, datetime):
+        return None
+    return max(0.0, (_aware(now) - _aware(moment)).total_seconds())
+
+
+def _ts(value: Timestamp | None) -> str:
+    return clustertime.format(value) if isinstance(value, Timestamp) else "none"
+
+
+def _captured(cp: ReplicatorCheckpoint) -> str:
+    return f"{cp.events_total} events in {cp.last_seq} segments"
+
+
+def _heartbeat(cp: ReplicatorCheckpoint, now: datetime) -> str:
+    age = _age(cp.heartbeat_at, now)
+    return "no heartbeat" if age is None else f"heartbeat {age:.0f} s ago"
+
+
+def replicator_health(cp: ReplicatorCheckpoint | None, max_age_seconds: float, now: datetime,
+                      where: str) -> Progress:
+    """Healthy = a checkpoint in state running (or already draining/drained) with a fresh heartbeat."""
+    if cp is None:
+        return Progress(PENDING, f"waiting for the replicator's first checkpoint at {where}")
+    if cp.state == "failed":
+        return Progress(FAILED, f"replicator failed: {cp.reason or 'no reason given'}")
+    if cp.state == "stopped":
+        return Progress(FAILED, f"replicator is stopped (aborted?) after {_captured(cp)}")
+    age = _age(cp.heartbeat_at, now)
+    if age is None or age > max_age_seconds:
+        return Progress(
+            PENDING,
+            f"replicator state {cp.state} but {_heartbeat(cp, now)} (older than {max_age_seconds:.0f} s); "
+            "waiting for a fresh heartbeat",
+        )
+    return Progress(
+        SUCCESS,
+        f"replicator healthy: state {cp.state}, {_heartbeat(cp, now)}, {_captured(cp)}, "
+        f"last event at cluster time {_ts(cp.last_cluster_time)}",
+    )
+
+
+def replication_drained(freeze: Mapping[str, Any] | None, cp: ReplicatorCheckpoint | None,
+                        max_age_seconds: float, now: datetime) -> Progress:
+    """Drained = the checkpoint says ``drained`` at or past the freeze position F."""
+    if freeze is None or not isinstance(freeze.get("f"), Timestamp):
+        return Progress(PENDING, "waiting for the freeze position F (state/freeze.json, from the restore Lambda)")
+    f: Timestamp = freeze["f"]
+    if cp is None:
+        return Progress(PENDING, f"F = {_ts(f)}; waiting for the replicator's first checkpoint")
+    if cp.state == "failed":
+        return Progress(FAILED, f"replicator failed before draining past F = {_ts(f)}: {cp.reason or 'no reason given'}")
+    reached = max((t for t in (cp.drained_until, cp.last_cluster_time) if isinstance(t, Timestamp)), default=None)
+    if cp.state == "drained" and reached is not None and reached >= f:
+        return Progress(
+            SUCCESS, f"replication drained past F = {_ts(f)}: captured up to {_ts(reached)}, {_captured(cp)}"
+        )
+    if cp.state == "stopped":
+        return Progress(FAILED, f"replicator stopped before draining past F = {_ts(f)} ({_captured(cp)})")
+    behind = f"{max(0, f.time - reached.time)} s behind" if reached is not None else "nothing captured yet"
+    line = (
+        f"state {cp.state}: captured up to {_ts(reached)}, F = {_ts(f)} ({behind}); "
+        f"{_captured(cp)}, {_heartbeat(cp, now)}"
+    )
+    age = _age(cp.heartbeat_at, now)
+    if age is None or age > max_age_seconds:
+        line += f" - the replicator may not be running (no heartbeat for over {max_age_seconds:.0f} s)"
+    return Progress(PENDING, line)
+
+
+def differences(report: Mapping[str, Any]) -> str:
+    parts = []
+    for ns, result in (report.get("namespaces") or {}).items():
+        if not isinstance(result, Mapping):
+            continue
+        counts = [f"{result.get(k)} {k}" for k in ("missing", "extra", "different") if result.get(k)]
+        if result.get("indexes_identical") is False:
+            counts.append("indexes differ")
+        if counts:
+            parts.append(f"{ns}: {', '.join(counts)}")
+    shown = "; ".join(parts[:MAX_NAMESPACES_IN_MESSAGE])
+    more = len(parts) - MAX_NAMESPACES_IN_MESSAGE
+    return (shown or "see reports/verify.json") + (f"; and {more} more namespaces" if more > 0 else "")
+
+
+def restore_completed(cp: RestoreCheckpoint | None, replicator: ReplicatorCheckpoint | None,
+                      report: Mapping[str, Any] | None, require_identical: bool,
+                      clean: Mapping[str, Any] | None = None) -> Progress:
+    """Completed = the restore checkpoint says ``completed``; with ``require_identical`` the
+    verification report (newer than the restore) must also say ``identical``.
+
+    Clean-up deletes the restore checkpoint; the check that allowed it stays in
+    ``state/clean.json`` (``guard``), so a migration already cleaned after a verified restore
+    still counts as completed and verified (a re-run of the clean DAG finds it so).
+    """
+    guard = (clean or {}).get("guard") if cp is None else None
+    if isinstance(guard, Mapping):
+        if guard.get("restore_state") == "completed" and (guard.get("verified") or not require_identical):
+            return Progress(SUCCESS, "restore completed and verified identical (recorded in state/clean.json "
+                                     "by the clean-up, which removed the restore checkpoint)")
+        if guard.get("forced"):
+            return Progress(FAILED, "the clean-up was forced without a verified restore (state/clean.json)")
+    if cp is None:
+        return Progress(PENDING, "waiting for the restore's checkpoint (restore/_checkpoint.json)")
+    if cp.state == "failed":
+        return Progress(FAILED, f"restore failed: {cp.reason or 'no reason given'}")
+    total = replicator.last_seq if replicator is not None else None
+    if cp.state != "completed":
+        left = f"{max(0, total - cp.last_applied_seq)} segments left" if total is not None else "total unknown"
+        return Progress(
+            PENDING,
+            f"restoring: applied segment {cp.last_applied_seq} of {total if total is not None else '?'} "
+            f"({left}), {cp.events_applied} events applied",
+        )
+    done = f"restore completed: {cp.last_applied_seq} segments, {cp.events_applied} events applied"
+    if not require_identical:
+        return Progress(SUCCESS, done)
+    if report is None:
+        return Progress(PENDING, f"{done}; waiting for the verification report (reports/verify.json)")
+    checked = report.get("checked_at")
+    if isinstance(checked, datetime) and isinstance(cp.updated_at, datetime) and _aware(checked) < _aware(cp.updated_at):
+        return Progress(PENDING, f"{done}; the verification report predates the restore, waiting for a new one")
+    if report.get("identical") is True:
+        count = len(report.get("namespaces") or {})
+        return Progress(SUCCESS, f"{done}; verified identical ({count} namespaces)")
+    return Progress(FAILED, f"verification found differences: {differences(report)}")
+
+
+def _namespaces(docs: Any) -> str:
+    if not isinstance(docs, list) or not docs:
+        return "none"
+    names = [".".join(p for p in (d.get("database"), d.get("collection")) if p) if isinstance(d, Mapping) else str(d)
+             for d in docs]
+    return ", ".join(names) or "the whole cluster"
+
+
+def clean_completed(clean: Mapping[str, Any] | None, segments_left: int) -> Progress:
+    """Completed = ``state/clean.json`` has ``cleaned_at`` (the S3 clean-up finished) and no change
+    segment is left. The clean Lambda and clean's own guard write the file earlier, without it."""
+    if clean is None or not clean.get("cleaned_at"):
+        return Progress(PENDING, f"waiting for the clean-up to finish (state/clean.json 'cleaned_at'); "
+                                 f"{segments_left} change segments left")
+    if segments_left:
+        return Progress(PENDING, f"clean-up recorded but {segments_left} change segments are left")
+    return Progress(
+        SUCCESS,
+        f"clean completed: {clean.get('segments_deleted', '?')} segments deleted, no segments left; "
+        f"change streams disabled: {_namespaces(clean.get('change_streams_disabled'))}",
+    )
+
+
+def capture_window(start: Mapping[str, Any] | None, cp: ReplicatorCheckpoint | None, min_seconds: float,
+                   now: datetime) -> Progress:
+    """Done once the capture has run ``min_seconds`` since T0 (``state/start.json``) and the replicator
+    has not failed; the message counts what was captured so far (a rehearsal's load window)."""
+    t0 = start.get("t0") if start else None
+    if not isinstance(t0, Timestamp):
+        return Progress(PENDING, "waiting for the start position T0 (state/start.json, from the start Lambda)")
+    if cp is not None and cp.state in ("failed", "stopped"):
+        why = (cp.reason or "no reason given") if cp.state == "failed" else "aborted?"
+        return Progress(FAILED, f"replicator {cp.state} during the capture window: {why}")
+    elapsed = max(0.0, _aware(now).timestamp() - t0.time)
+    captured = _captured(cp) if cp is not None else "nothing captured yet"
+    if elapsed >= min_seconds:
+        return Progress(SUCCESS, f"capture window over: {captured} in {elapsed:.0f} s since T0 = {_ts(t0)}")
+    return Progress(PENDING, f"capturing: {captured}; {elapsed:.0f} s of {min_seconds:.0f} s since T0 = {_ts(t0)}")

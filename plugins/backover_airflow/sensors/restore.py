@@ -1,0 +1,32 @@
+"""Sensor on the restore: completed, and with ``require_identical`` verified identical."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from backover_airflow.sensors.base import MigrationStateSensor
+from backover_airflow.triggers.restore import RestoreCompletedTrigger
+
+
+class RestoreCompletedSensor(MigrationStateSensor):
+    """Wait until ``restore/_checkpoint.json`` says ``completed``.
+
+    While waiting the log says which segment was applied last and how many are left; fails at
+    once when the restore failed. With ``require_identical`` it also needs
+    ``reports/verify.json`` to be newer than the restore and to say ``identical``, and fails
+    with the differences when it does not.
+
+    :param require_identical: also require a verification that found no difference (default
+        False).
+    """
+
+    trigger_class = RestoreCompletedTrigger
+    template_fields: Sequence[str] = MigrationStateSensor.template_fields
+
+    def __init__(self, *, require_identical: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.require_identical = require_identical
+
+    def check_kwargs(self) -> dict[str, Any]:
+        return {"require_identical": bool(self.require_identical)}

@@ -1,0 +1,1 @@
+"""Triggers: the sensors' waiting, done in the triggerer for ``deferrable=True``."""
