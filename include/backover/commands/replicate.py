@@ -28,7 +28,8 @@ _FORWARDED = (
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("replicate", help="capture change streams into BSON segments in S3",
-                            description=__doc__.splitlines()[0])
+                            description="Capture change streams (DocumentDB) into gapless, checkpointed BSON "
+                                        "segments in S3; resume after the checkpoint, drain on request.")
     add_migration_options(parser)
     add_database_options(parser, "source", "DocumentDB source")
     group = parser.add_argument_group("capture")
