@@ -69,4 +69,6 @@ def source(standins: dict[str, Any], standin_password: str, bucket: str, moto_se
     """The documentdb stand-in prepared for one test."""
     made = make_source("documentdb", standins, standin_password, bucket, moto_server)
     yield made
+    # The stand-in is shared by the session: leave no cluster-wide change streams behind.
+    made.root.admin.command("modifyChangeStreams", 1, database="", collection="", enable=False)
     made.root.close()

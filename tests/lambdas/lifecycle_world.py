@@ -108,7 +108,7 @@ class Source:
 
     def enabled_streams(self) -> list[dict[str, str]]:
         return [dict(d) for d in self.root.admin.aggregate([{"$listChangeStreams": {}}])
-                if d["database"] in self.databases + [self.other_db]]
+                if d["database"] in [*self.databases, self.other_db, ""]]
 
     def secrets(self) -> list[str]:
         return [self.master_password, self.app_password]

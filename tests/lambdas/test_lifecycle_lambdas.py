@@ -66,14 +66,13 @@ def test_start_restore_abort_give_writes_then_freeze_then_give_them_back(
     started = _ok(first)
     assert started["source_flavour"] == "documentdb"
     assert started["roles_granted"] == [{"role": "readWrite", "db": stock}]
-    assert started["change_streams_enabled"] == [orders, stock]
-    assert source.enabled_streams() == [{"database": orders, "collection": ""},
-                                        {"database": stock, "collection": ""}]
+    # Two databases: the replicator watches the cluster, so the cluster's change streams are enabled.
+    assert started["change_streams_enabled"] == ["*"]
+    assert source.enabled_streams() == [{"database": "", "collection": ""}]
     _write_as_app(source, stock)  # the granted role works
     state = s3_json(source.bucket, layout.start_state)
     assert state["prior_roles"] == source.prior_roles
-    assert state["change_streams_enabled"] == [{"database": orders, "collection": ""},
-                                               {"database": stock, "collection": ""}]
+    assert state["change_streams_enabled"] == [{"database": "", "collection": ""}]
     assert f"{state['t0'].time}:{state['t0'].inc}" == started["t0"]
     start_bytes = boto3.client("s3").get_object(Bucket=source.bucket, Key=layout.start_state)["Body"].read()
 
@@ -122,18 +121,18 @@ def test_clean_disables_only_the_change_streams_start_enabled(
     orders, stock = source.databases
     source.root.admin.command("modifyChangeStreams", 1, database=orders, collection="", enable=True)
     started = _ok(lambdas.invoke("start", source.event("start")))
-    assert started["change_streams_enabled"] == [stock]
+    assert started["change_streams_enabled"] == ["*"]  # two databases: the cluster is watched
     _finished_restore(source)
 
     first = lambdas.invoke("clean", source.event("clean"))
     cleaned = _ok(first)
-    assert cleaned["disabled_now"] == [stock] and cleaned["change_streams_disabled"] == [stock]
+    assert cleaned["disabled_now"] == ["*"] and cleaned["change_streams_disabled"] == ["*"]
     assert source.enabled_streams() == [{"database": orders, "collection": ""}]
     clean_state = s3_json(source.bucket, _layout(source).clean_state)
-    assert clean_state["change_streams_disabled"] == [{"database": stock, "collection": ""}]
+    assert clean_state["change_streams_disabled"] == [{"database": "", "collection": ""}]
 
     second = _ok(lambdas.invoke("clean", source.event("clean")))
-    assert second["disabled_now"] == [] and second["change_streams_disabled"] == [stock]
+    assert second["disabled_now"] == [] and second["change_streams_disabled"] == ["*"]
     assert source.enabled_streams() == [{"database": orders, "collection": ""}]
     _assert_no_secret(source, lambdas, first)
 
@@ -151,10 +150,10 @@ def test_clean_refuses_an_unfinished_migration_unless_forced(
     assert refused.function_error == "Unhandled"
     assert refused.payload["errorType"] == "CleanRefused"
     assert reason in refused.payload["errorMessage"]
-    assert len(source.enabled_streams()) == 2  # nothing disabled
+    assert source.enabled_streams() == [{"database": "", "collection": ""}]  # nothing disabled
 
     forced = _ok(lambdas.invoke("clean", source.event("clean", force=True)))
-    assert forced["disabled_now"] == source.databases
+    assert forced["disabled_now"] == ["*"]
     assert source.enabled_streams() == []
 
 

@@ -19,6 +19,8 @@ from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
 from ..errors import JobFailed
+from ..replication.namespaces import Namespace as WatchedNamespace
+from ..replication.namespaces import narrowest_scope
 from .events import Namespace
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,19 @@ def list_enabled(client: MongoClient) -> set[Namespace]:
 def is_covered(namespace: Namespace, enabled: Iterable[Namespace]) -> bool:
     """Whether an enabled entry (the namespace, its database or the cluster) covers ``namespace``."""
     return any(entry.covers(namespace) for entry in enabled)
+
+
+def stream_namespaces(namespaces: Iterable[Namespace]) -> tuple[Namespace, ...]:
+    """What must be enabled so the replicator's watch works.
+
+    The replicator watches the narrowest scope that covers the namespaces
+    (:func:`backover.replication.namespaces.narrowest_scope`); across several databases that is the
+    whole cluster, which DocumentDB streams only when change streams are enabled for the cluster
+    (``database: "", collection: ""``). The replicator filters out the other namespaces.
+    """
+    wanted = tuple(sorted(set(namespaces)))
+    scope = narrowest_scope(tuple(WatchedNamespace(ns.database, ns.collection) for ns in wanted))
+    return (Namespace("", ""),) if scope.level == "cluster" else wanted
 
 
 def _modify(client: MongoClient, namespace: Namespace, enable: bool) -> bool:

@@ -83,6 +83,8 @@ class Namespace:
         return cls(str(doc.get("database", "")), str(doc.get("collection", "")))
 
     def __str__(self) -> str:
+        if not self.database:
+            return "*"  # the whole cluster (``modifyChangeStreams`` with both names empty)
         return f"{self.database}.{self.collection}" if self.collection else self.database
 
 

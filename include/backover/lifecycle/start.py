@@ -92,7 +92,8 @@ def start(event: LifecycleEvent, source: DatabaseUri | None = None, s3: S3Object
         for granted in grant:
             log.info("granted %s@%s to %s", granted["role"], granted["db"], event.app_user)
         recorded = {Namespace.from_doc(d) for d in doc["change_streams_enabled"]}
-        missing = _not_enabled(client, flavour, event.namespaces)
+        streamed = change_streams.stream_namespaces(event.namespaces)
+        missing = _not_enabled(client, flavour, streamed)
         if missing - recorded:
             # Recorded before enabling: clean disables only what start enabled, even after a crash here.
             doc["change_streams_enabled"] = [ns.to_doc() for ns in sorted(recorded | missing)]
@@ -100,7 +101,7 @@ def start(event: LifecycleEvent, source: DatabaseUri | None = None, s3: S3Object
         if doc["t0"] is not None and missing:
             log.warning("change streams of %s were disabled since the first start: changes made meanwhile "
                         "are not captured", ", ".join(map(str, sorted(missing))))
-        change_streams.enable(client, flavour, event.namespaces)
+        change_streams.enable(client, flavour, streamed)
         already_started = doc["t0"] is not None
         if not already_started:
             doc["t0"] = cluster_time(client)

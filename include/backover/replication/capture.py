@@ -122,7 +122,7 @@ class Capture:
         monotonic = time.monotonic
         until: int | None = None
         while True:
-            if stopping():
+            if stopping() or self.drain.stop_requested:
                 return _Finish("stopped")
             now = monotonic()
             if now >= self._next_housekeeping:

@@ -55,22 +55,34 @@ def reached(position: Timestamp | int | None, until: Timestamp | int) -> bool:
 
 
 class DrainPoller:
-    """Reads ``control/drain.json`` at most every ``interval`` seconds, until a request is found."""
+    """Reads ``control/drain.json`` (and the abort's ``control/stop.json``) at most every
+    ``interval`` seconds."""
 
     def __init__(self, s3: S3Objects, layout: MigrationLayout, interval: float) -> None:
         self.s3 = s3
         self.key = layout.drain_request
+        self.stop_key = layout.stop_request
         self.interval = interval
         self.until: Timestamp | None = None
+        self.stop_requested = False
         self._next = 0.0
         self._warned = False
 
     def poll(self, now: float) -> Timestamp | None:
-        """F once requested (cached afterwards); S3 errors are logged and retried at the next poll."""
-        if self.until is not None or now < self._next:
+        """F once requested (cached afterwards); S3 errors are logged and retried at the next poll.
+
+        Also notices an abort's stop request (``stop_requested``): the capture then stops like on
+        SIGTERM, keeping every file."""
+        if now < self._next or self.stop_requested:
             return self.until
         self._next = now + self.interval
         try:
+            if self.s3.head(self.stop_key) is not None:
+                log.info("stop requested by an abort (%s): stopping the capture", self.stop_key)
+                self.stop_requested = True
+                return self.until
+            if self.until is not None:
+                return self.until
             doc = self.s3.get_json(self.key)
         except (BackoverError, BotoCoreError, ValueError) as e:
             log.warning("cannot read the drain request %s: %s", self.key, e)

@@ -309,3 +309,24 @@ def test_an_invalidated_stream_fails_after_keeping_what_came_before(docdb: tuple
     cp = checkpoint(s3, layout)
     assert cp.state == "failed" and "invalidated" in cp.reason
     assert [RawBSONDocument(e)["operationType"] for e in read_events(s3, layout)] == ["insert", "drop"]
+
+
+def test_abort_stop_request_stops_the_capture_and_keeps_every_file(docdb: tuple, bucket: str) -> None:
+    """``control/stop.json`` (written by abort) ends the capture like SIGTERM: flushed, ``stopped``."""
+    _, uri, db = docdb
+    s3 = S3Objects(bucket)
+    layout = new_layout(bucket)
+    with MongoClient(uri) as client:
+        t0 = start_time(client)
+        write_start(s3, layout, t0, [db])
+        client[db].items.insert_many([{"_id": f"before-{i}"} for i in range(50)])
+        until = operation_time(client)
+        running = start_thread(config_for(layout, uri, max_seconds=120))
+        wait_until(lambda: checkpoint(s3, layout) is not None, what="a first checkpoint")
+        s3.put_json(layout.stop_request, {"requested_at": time.time(), "reason": "abort"})
+        result = running.wait(60)
+        expected = reference_events(raw_target(client, db), t0, until)
+    assert result.state == "stopped"
+    assert checkpoint(s3, layout).state == "stopped"
+    captured = read_events(s3, layout)
+    assert captured == expected[: len(captured)]  # what was read is flushed, in order, without gaps
