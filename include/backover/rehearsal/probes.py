@@ -40,7 +40,9 @@ def sandbox_checks(state: SandboxState, report: RehearsalReport) -> None:
         master, app = secret("documentdb"), secret("app_user")
         with MongoClient(host=master["host"], port=master["port"], username=app["username"], password=app["password"],
                          authSource="admin", directConnection=True, retryWrites=False) as c:
+            # The probe leaves no trace: the migrated databases must stay as both sides were seeded.
             c.shop.rehearsal_probe.replace_one({"_id": "probe"}, {"at": time.time()}, upsert=True)
+            c.shop.drop_collection("rehearsal_probe")
             try:
                 c.admin.command("createUser", "intruder", pwd="x", roles=[])
             except OperationFailure as e:
