@@ -33,16 +33,15 @@ from backover.layout import MigrationLayout
 from backover.rehearsal.lifecycle import app_client
 from backover.s3objects import S3Objects
 from backover.sandbox import manager, seed
-from backover.sandbox.config import Ports, SandboxConfig, SandboxState
+from backover.sandbox.config import Ports, SandboxConfig, SandboxState, free_port_base
 from backover.sandbox.loadgen import LoadGenerator
 
 ROOT = Path(__file__).resolve().parents[2]
-PORT_BASE = 47400
+PORT_BASE = free_port_base(47400)
 #: Writes the load makes while the replicator captures, before the freeze.
 WRITES_BEFORE_FREEZE = 300
-#: One database: the replicator watches a single database at database level; two or more need
-#: cluster-level change streams, which the start Lambda does not enable (per-database only).
-DATABASES = ["shop"]
+#: Two databases: the replicator watches the cluster, whose change streams the start Lambda enables.
+DATABASES = ["shop", "inventory"]
 
 pytestmark = pytest.mark.slow
 
@@ -186,7 +185,7 @@ def test_abort_gives_the_writes_back(lifecycle: Lifecycle) -> None:
     result = lifecycle.run("backover_abort", _conf(migration_id))
     assert result.state == "success", result.tasks
     assert result.tasks["abort.writes_given_back"] == "success"
-    assert load.running, "the microservices never lost their writes"
+    assert load.running, f"the microservices never lost their writes: {load.report}"
     assert load.stop().error is None
     with app_client(lifecycle.state) as app:
         app.shop.orders.insert_one({"after": "abort"})  # writes are given back

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,24 @@ class Ports:
     @classmethod
     def from_base(cls, base: int) -> Ports:
         return cls(moto=base, runner=base + 1, documentdb=base + 17, mongodb=base + 18)
+
+
+def free_port_base(start: int, host: str = "127.0.0.1", step: int = 100, tries: int = 50) -> int:
+    """The first base from ``start`` (in ``step``s) whose four sandbox ports are all free now."""
+    for base in range(start, start + step * tries, step):
+        if all(port_free(host, port) for port in vars(Ports.from_base(base)).values()):
+            return base
+    raise OSError(f"no free sandbox ports between {start} and {start + step * tries}")
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,8 @@ class LoadGenerator:
         second = customers.find_one({"_id": b})
         if first is None or second is None:
             return
-        customers.update_one({"_id": a}, {"$set": {"email": f"swap-{a}-{self._seq}@example.com"}})
+        # A parking address no other generator run can have left behind (a run refused mid-swap keeps it).
+        customers.update_one({"_id": a}, {"$set": {"email": f"swap-{ObjectId()}@example.com"}})
         self.report.count("update")
         customers.update_one({"_id": b}, {"$set": {"email": first["email"]}})
         self.report.count("update")

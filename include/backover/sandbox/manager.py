@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import sys
 import urllib.error
 import urllib.request
@@ -25,7 +24,7 @@ from pymongo.errors import PyMongoError
 
 from ..errors import UsageError
 from . import environment, processes, seed
-from .config import SandboxConfig, SandboxState
+from .config import SandboxConfig, SandboxState, port_free
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +37,6 @@ class SandboxError(UsageError):
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - loopback URL built here
@@ -123,7 +112,7 @@ def up(config: SandboxConfig) -> SandboxState:
     busy = [
         f"{name} port {port}"
         for name, port in vars(config.ports).items()
-        if not _port_free(config.host, port)
+        if not port_free(config.host, port)
     ]
     if busy:
         raise SandboxError(

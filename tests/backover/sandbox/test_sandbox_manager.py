@@ -17,9 +17,9 @@ from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
 from backover.sandbox import manager, processes
-from backover.sandbox.config import Ports, SandboxConfig
+from backover.sandbox.config import Ports, SandboxConfig, free_port_base
 
-PORT_BASE = 47600  # apart from a hand-started sandbox (47000) and the rehearsal's (47200)
+PORT_BASE = free_port_base(47600)  # apart from a hand-started sandbox (47000) and the rehearsal's (47200)
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -107,7 +107,7 @@ def test_up_twice_is_harmless_and_status_reports(sandbox):
 
 
 def test_port_in_use_gives_one_line_and_starts_nothing(tmp_path):
-    base = PORT_BASE + 50
+    base = free_port_base(PORT_BASE + 50)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", base + 17))  # the documentdb stand-in's port
         busy.listen(1)
@@ -120,7 +120,7 @@ def test_port_in_use_gives_one_line_and_starts_nothing(tmp_path):
 
 
 def test_service_that_does_not_come_up_stops_everything(tmp_path, monkeypatch):
-    config = SandboxConfig(directory=tmp_path, ports=Ports.from_base(PORT_BASE + 80), project_root=REPO)
+    config = SandboxConfig(directory=tmp_path, ports=Ports.from_base(free_port_base(PORT_BASE + 80)), project_root=REPO)
     real_argv = manager._argv
 
     def broken_mongodb(cfg, name, registry):
@@ -151,7 +151,7 @@ def _pids_with_marker(directory: Path) -> list[int]:
 
 
 def test_down_stops_exactly_what_up_started(tmp_path):
-    base = PORT_BASE + 100
+    base = free_port_base(PORT_BASE + 100)
     assert backover("up", directory=tmp_path, port_base=base).returncode == 0
     pids = json.loads((tmp_path / "state.json").read_text())["pids"]
     assert sorted(pids) == ["documentdb", "mongodb", "moto", "runner"]
