@@ -20,41 +20,18 @@ Re-running is safe: a migration already cleaned after a verified restore is foun
 
 from __future__ import annotations
 
-from airflow.providers.amazon.aws.operators.ec2 import EC2StartInstanceOperator, EC2StopInstanceOperator
-from airflow.providers.amazon.aws.sensors.ec2 import EC2InstanceStateSensor
-from airflow.providers.standard.operators.python import ShortCircuitOperator
+from airflow.providers.amazon.aws.operators.ec2 import EC2StopInstanceOperator
 from airflow.sdk import DAG, TaskGroup, chain
 
 from backover_airflow import dag_defaults as d
-from backover_airflow.operators.database import PreflightOperator
 from backover_airflow.operators.lambda_function import MigrationLambdaOperator
 from backover_airflow.operators.worker import WorkerCommandOperator
 from backover_airflow.sensors.clean import CleanCompletedSensor
 from backover_airflow.sensors.restore import RestoreCompletedSensor
+from backover_airflow.task_groups import check_group, lifecycle_dag, worker_group
 
-with DAG(
-    dag_id="backover_clean",
-    doc_md=__doc__,
-    schedule=None,
-    start_date=d.START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    tags=d.TAGS,
-    default_args=d.DEFAULT_ARGS,
-    params=d.lifecycle_params(),
-) as dag:
-    with TaskGroup("check", tooltip="Environment, bucket, databases; the migration was started"):
-        preflight = PreflightOperator(
-            task_id="preflight",
-            require_started=True,
-            doc_md="Checks the environment, the bucket, both databases and that `state/start.json` exists.",
-        )
-        dry_run_gate = ShortCircuitOperator(
-            task_id="stop_if_dry_run",
-            python_callable=d.proceed_unless_dry_run,
-            ignore_downstream_trigger_rules=True,
-            doc_md="A dry run stops here: every later task is skipped.",
-        )
+with DAG(**lifecycle_dag("backover_clean", __doc__)) as dag:
+    preflight, dry_run_gate = check_group(tooltip="Environment, bucket, databases; the migration was started")
 
     with TaskGroup("verified", tooltip="Only a verified restore is cleaned up"):
         restore_verified = RestoreCompletedSensor(
@@ -66,21 +43,7 @@ with DAG(
             "otherwise.",
         )
 
-    with TaskGroup("worker", tooltip="The worker runs backover clean"):
-        start_worker = EC2StartInstanceOperator(
-            task_id="start_worker",
-            instance_id=d.env_value("worker_instance_id"),
-            check_interval=5,
-            doc_md="Starts the EC2 worker if it is stopped (a running worker stays as it is).",
-        )
-        worker_running = EC2InstanceStateSensor(
-            task_id="worker_running",
-            instance_id=d.env_value("worker_instance_id"),
-            target_state="running",
-            poke_interval=5,
-            timeout=15 * 60,
-            doc_md="Waits until EC2 reports the worker `running`.",
-        )
+    start_worker, worker_running = worker_group(tooltip="The worker runs backover clean")
 
     with TaskGroup("clean", tooltip="Change streams off, segments deleted"):
         clean_lambda = MigrationLambdaOperator(

@@ -22,40 +22,17 @@ Every SSM task's log holds the command's own output. Then trigger `backover_clea
 
 from __future__ import annotations
 
-from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.sdk import DAG, TaskGroup, chain
 
 from backover_airflow import dag_defaults as d
-from backover_airflow.operators.database import PreflightOperator
 from backover_airflow.operators.lambda_function import MigrationLambdaOperator
 from backover_airflow.operators.worker import WorkerCommandOperator
 from backover_airflow.sensors.replication import ReplicationDrainedSensor
 from backover_airflow.sensors.restore import RestoreCompletedSensor
+from backover_airflow.task_groups import check_group, lifecycle_dag
 
-with DAG(
-    dag_id="backover_restore",
-    doc_md=__doc__,
-    schedule=None,
-    start_date=d.START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    tags=d.TAGS,
-    default_args=d.DEFAULT_ARGS,
-    params=d.lifecycle_params(),
-) as dag:
-    with TaskGroup("check", tooltip="Environment, bucket, databases; the migration was started"):
-        preflight = PreflightOperator(
-            task_id="preflight",
-            require_started=True,
-            doc_md="Checks the environment, the bucket, both databases and that `state/start.json` exists. "
-            "Changes nothing.",
-        )
-        dry_run_gate = ShortCircuitOperator(
-            task_id="stop_if_dry_run",
-            python_callable=d.proceed_unless_dry_run,
-            ignore_downstream_trigger_rules=True,
-            doc_md="A dry run stops here: every later task is skipped.",
-        )
+with DAG(**lifecycle_dag("backover_restore", __doc__)) as dag:
+    preflight, dry_run_gate = check_group(tooltip="Environment, bucket, databases; the migration was started")
 
     with TaskGroup("freeze", tooltip="Read-only, freeze position F, drain"):
         restore_lambda = MigrationLambdaOperator(

@@ -19,56 +19,23 @@ migration id.
 
 from __future__ import annotations
 
-from airflow.providers.amazon.aws.operators.ec2 import EC2StartInstanceOperator
-from airflow.providers.amazon.aws.sensors.ec2 import EC2InstanceStateSensor
-from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.sdk import DAG, TaskGroup, chain
 
 from backover_airflow import dag_defaults as d
-from backover_airflow.operators.database import PreflightOperator
 from backover_airflow.operators.lambda_function import MigrationLambdaOperator
 from backover_airflow.operators.worker import WorkerCommandOperator
 from backover_airflow.sensors.replication import ReplicatorHealthySensor
+from backover_airflow.task_groups import check_group, lifecycle_dag, worker_group
 
-with DAG(
-    dag_id="backover_start",
-    doc_md=__doc__,
-    schedule=None,
-    start_date=d.START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    tags=d.TAGS,
-    default_args=d.DEFAULT_ARGS,
-    params=d.lifecycle_params(),
-) as dag:
-    with TaskGroup("check", tooltip="Environment, bucket, databases, user: before anything changes"):
-        preflight = PreflightOperator(
-            task_id="preflight",
-            doc_md="Checks the environment Variable, the bucket, both databases (versions, replica set), the "
-            "microservices' user and its roles, and which change streams are enabled. Changes nothing.",
-        )
-        dry_run_gate = ShortCircuitOperator(
-            task_id="stop_if_dry_run",
-            python_callable=d.proceed_unless_dry_run,
-            ignore_downstream_trigger_rules=True,
-            doc_md="A dry run stops here: every later task is skipped.",
-        )
+with DAG(**lifecycle_dag("backover_start", __doc__)) as dag:
+    preflight, dry_run_gate = check_group(
+        tooltip="Environment, bucket, databases, user: before anything changes",
+        require_started=False,
+        doc_md="Checks the environment Variable, the bucket, both databases (versions, replica set), the "
+        "microservices' user and its roles, and which change streams are enabled. Changes nothing.",
+    )
 
-    with TaskGroup("worker", tooltip="The EC2 worker that runs the replicator"):
-        start_worker = EC2StartInstanceOperator(
-            task_id="start_worker",
-            instance_id=d.env_value("worker_instance_id"),
-            check_interval=5,
-            doc_md="Starts the EC2 worker (a running worker stays as it is).",
-        )
-        worker_running = EC2InstanceStateSensor(
-            task_id="worker_running",
-            instance_id=d.env_value("worker_instance_id"),
-            target_state="running",
-            poke_interval=5,
-            timeout=15 * 60,
-            doc_md="Waits until EC2 reports the worker `running`.",
-        )
+    start_worker, worker_running = worker_group(tooltip="The EC2 worker that runs the replicator")
 
     with TaskGroup("capture", tooltip="Start Lambda, replicator, first heartbeat"):
         start_lambda = MigrationLambdaOperator(

@@ -28,6 +28,8 @@ from typing import Any
 
 import boto3
 import pytest
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 
 from backover.layout import MigrationLayout
 from backover.rehearsal.lifecycle import app_client
@@ -117,12 +119,32 @@ def _conf(migration_id: str) -> dict[str, Any]:
     return {"migration_id": migration_id, "databases": DATABASES}
 
 
+def _rebaseline(lifecycle: Lifecycle) -> None:
+    """Make MongoDB hold DocumentDB's data again (docs/architecture.md: after an abort, writes made
+    on DocumentDB never reached MongoDB, so a new migration starts from a re-copied MongoDB)."""
+    raw = CodecOptions(document_class=RawBSONDocument)
+    with lifecycle.master("documentdb") as docdb, lifecycle.master("mongodb") as mongo:
+        for db in DATABASES:
+            mongo.drop_database(db)
+            for name in docdb[db].list_collection_names():
+                docs = list(docdb[db].get_collection(name, codec_options=raw).find())
+                target = mongo[db].get_collection(name, codec_options=raw)
+                if docs:
+                    target.insert_many(docs)
+                for index in docdb[db][name].list_indexes():
+                    if index["name"] != "_id_":
+                        target.create_index(list(index["key"].items()), name=index["name"],
+                                            unique=index.get("unique", False))
+
+
 def _start_under_load(lifecycle: Lifecycle, migration_id: str) -> LoadGenerator:
     """backover_start, then the load writes until ``WRITES_BEFORE_FREEZE`` are acknowledged.
 
-    Each migration starts from a writing application: an earlier test's freeze left the
-    microservices' user read-only, so its seeded roles are given back first.
+    Each migration starts from a writing application and a MongoDB holding DocumentDB's data: an
+    earlier test's freeze left the microservices' user read-only, so its seeded roles are given
+    back first, and an earlier abort left writes that only DocumentDB has.
     """
+    _rebaseline(lifecycle)
     with lifecycle.master("documentdb") as docdb:
         roles = [{"role": "readWrite", "db": db} for db in seed.DEMO_DATABASES]
         docdb.admin.command("updateUser", lifecycle.state.app_user, roles=roles)

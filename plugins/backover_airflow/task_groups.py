@@ -1,0 +1,69 @@
+"""Task groups and DAG arguments the lifecycle DAGs share, built in one place.
+
+``lifecycle_dag(dag_id, doc)`` gives the common DAG arguments; ``check_group`` the preflight and
+the dry-run gate (``check.preflight``, ``check.stop_if_dry_run``); ``worker_group`` the EC2 worker
+start and wait (``worker.start_worker``, ``worker.worker_running``). Call them inside ``with DAG``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.amazon.aws.operators.ec2 import EC2StartInstanceOperator
+from airflow.providers.amazon.aws.sensors.ec2 import EC2InstanceStateSensor
+from airflow.providers.standard.operators.python import ShortCircuitOperator
+from airflow.sdk import TaskGroup
+
+from backover_airflow import dag_defaults as d
+from backover_airflow.operators.database import PreflightOperator
+
+STARTED_PREFLIGHT_DOC = "Checks the environment, the bucket, both databases and that `state/start.json` exists."
+
+
+def lifecycle_dag(dag_id: str, doc_md: str | None) -> dict[str, Any]:
+    """The arguments of ``DAG(...)`` shared by the lifecycle DAGs (triggered by hand, one run at a time)."""
+    return {
+        "dag_id": dag_id,
+        "doc_md": doc_md,
+        "schedule": None,
+        "start_date": d.START_DATE,
+        "catchup": False,
+        "max_active_runs": 1,
+        "tags": d.TAGS,
+        "default_args": d.DEFAULT_ARGS,
+        "params": d.lifecycle_params(),
+    }
+
+
+def check_group(*, tooltip: str, require_started: bool = True,
+                doc_md: str = STARTED_PREFLIGHT_DOC) -> tuple[PreflightOperator, ShortCircuitOperator]:
+    """``check``: the preflight (changes nothing), then the gate where a dry run stops."""
+    with TaskGroup("check", tooltip=tooltip):
+        preflight = PreflightOperator(task_id="preflight", require_started=require_started, doc_md=doc_md)
+        gate = ShortCircuitOperator(
+            task_id="stop_if_dry_run",
+            python_callable=d.proceed_unless_dry_run,
+            ignore_downstream_trigger_rules=True,
+            doc_md="A dry run stops here: every later task is skipped.",
+        )
+    return preflight, gate
+
+
+def worker_group(*, tooltip: str) -> tuple[EC2StartInstanceOperator, EC2InstanceStateSensor]:
+    """``worker``: start the EC2 worker (a running one stays as it is) and wait until it runs."""
+    with TaskGroup("worker", tooltip=tooltip):
+        start_worker = EC2StartInstanceOperator(
+            task_id="start_worker",
+            instance_id=d.env_value("worker_instance_id"),
+            check_interval=5,
+            doc_md="Starts the EC2 worker if it is stopped (a running worker stays as it is).",
+        )
+        worker_running = EC2InstanceStateSensor(
+            task_id="worker_running",
+            instance_id=d.env_value("worker_instance_id"),
+            target_state="running",
+            poke_interval=5,
+            timeout=15 * 60,
+            doc_md="Waits until EC2 reports the worker `running`.",
+        )
+    return start_worker, worker_running
