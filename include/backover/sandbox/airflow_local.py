@@ -55,6 +55,8 @@ class LocalAirflow:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER}:admin",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            # `airflow standalone` starts its components as `airflow ...` found on PATH.
+            "PATH": os.pathsep.join([str(Path(self.airflow).parent), env.get("PATH", "")]),
             "PYTHONPATH": os.pathsep.join([str(self.project_root / "plugins"), env.get("PYTHONPATH", "")]).rstrip(
                 os.pathsep),
         })
