@@ -1,6 +1,6 @@
 """The DAGs end to end with ``DAG.test()`` against a running sandbox, unchanged.
 
-One sandbox for the module (its own directory, ports from 47400): moto, the local Lambda/SSM
+One sandbox for the module (its own directory, ports from 31400): moto, the local Lambda/SSM
 runner (which runs the real Lambdas and the real ``backover`` commands), both MongoDB stand-ins.
 Airflow reads the sandbox's ``AIRFLOW_CONN_*`` and ``AIRFLOW_VAR_BACKOVER`` exactly as
 ``backover sandbox env`` prints them. The microservice load generator writes as the microservices'
@@ -39,7 +39,7 @@ from backover.sandbox.config import Ports, SandboxConfig, SandboxState, free_por
 from backover.sandbox.loadgen import LoadGenerator
 
 ROOT = Path(__file__).resolve().parents[2]
-PORT_BASE = free_port_base(47400)
+PORT_BASE = free_port_base(31400)
 #: Writes the load makes while the replicator captures, before the freeze.
 WRITES_BEFORE_FREEZE = 300
 #: Two databases: the replicator watches the cluster, whose change streams the start Lambda enables.

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("action", choices=("up", "down", "status", "env"))
     parser.add_argument("--dir", help="pid, log and state files (default .sandbox or BACKOVER_SANDBOX_DIR)")
     parser.add_argument("--port-base", type=int,
-                        help="first of the loopback ports (default 47000 or BACKOVER_SANDBOX_PORT_BASE)")
+                        help="first of the loopback ports (default 31000 or BACKOVER_SANDBOX_PORT_BASE)")
     parser.set_defaults(run=run)
 
 

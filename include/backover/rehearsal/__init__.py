@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 #: The rehearsal runs its own sandbox, so a sandbox started by hand is left alone.
 DEFAULT_DIR = ".sandbox/rehearsal"
-DEFAULT_PORT_BASE = 47200
+DEFAULT_PORT_BASE = 31200
 
 __all__ = ["DEFAULT_DIR", "DEFAULT_PORT_BASE", "RehearsalReport", "run", "summary"]
 

@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-DEFAULT_PORT_BASE = 47000
+#: Below Linux's ephemeral range (32768-60999), so client connections never hold a sandbox port.
+DEFAULT_PORT_BASE = 31000
 REGION = "us-east-1"
 #: moto accepts any key pair; these are not secrets.
 AWS_TEST_KEY_ID = "testing"
@@ -54,7 +55,7 @@ class SandboxConfig:
 
     :param directory: pid, log and state files (default ``.sandbox`` in the current directory,
         or ``BACKOVER_SANDBOX_DIR``).
-    :param ports: loopback ports (default from ``BACKOVER_SANDBOX_PORT_BASE``, else 47000).
+    :param ports: loopback ports (default from ``BACKOVER_SANDBOX_PORT_BASE``, else 31000).
     """
 
     directory: Path
