@@ -320,6 +320,47 @@ def test_user_admin_of_one_db_cannot_grant_roles_elsewhere(server: SimpleNamespa
     assert code(run, server, users.create_user, "other", {"createUser": "x", "pwd": "pw", "roles": []}, conn, UA) == 13
 
 
+def test_grant_and_revoke_need_user_admin_on_the_roles_database_only(server: SimpleNamespace) -> None:
+    """mongod checks grantRole/revokeRole on each role's database, not on the user's: a user of
+    ``admin`` holding ``userAdmin@shop`` gives itself ``readWrite@shop`` (and nothing elsewhere)."""
+    server.auth.create_user("admin", "app", "pw", [{"role": "userAdmin", "db": "shop"}])
+    conn = make_conn(("app", "admin"))
+    run(server, users.grant_roles, "admin", {"grantRolesToUser": "app",
+                                             "roles": [{"role": "readWrite", "db": "shop"}]}, conn)
+    assert ("readWrite", "shop") in server.auth.get_user("admin", "app").roles
+    assert server.auth.is_authorized(conn.principals, W, "shop")
+    assert code(run, server, users.grant_roles, "admin",
+                {"grantRolesToUser": "app", "roles": [{"role": "readWrite", "db": "other"}]}, conn) == 13
+    run(server, users.revoke_roles, "admin", {"revokeRolesFromUser": "app",
+                                              "roles": [{"role": "readWrite", "db": "shop"}]}, conn)
+    assert server.auth.get_user("admin", "app").roles == (("userAdmin", "shop"),)
+    assert code(run, server, users.revoke_roles, "admin",
+                {"revokeRolesFromUser": "app", "roles": [{"role": "read", "db": "other"}]}, conn) == 13
+    assert code(run, server, users.grant_roles, "admin", {"grantRolesToUser": "app", "roles": ["read"]},
+                make_conn()) == 13  # not authenticated
+
+
+@pytest.mark.parametrize(("role", "allowed"), [
+    pytest.param({"role": "userAdmin", "db": "admin"}, False, id="userAdmin-admin"),
+    pytest.param({"role": "userAdmin", "db": "shop"}, False, id="userAdmin-shop"),
+    pytest.param({"role": "userAdminAnyDatabase", "db": "admin"}, True, id="userAdminAnyDatabase"),
+])
+def test_update_user_roles_needs_user_admin_on_every_database(server: SimpleNamespace, role: dict[str, str],
+                                                               allowed: bool) -> None:
+    server.auth.create_user("admin", "ua", "pw", [role])
+    server.auth.create_user("admin", "app", "pw", [])
+    conn = make_conn(("ua", "admin"))
+    cmd = {"updateUser": "app", "roles": [{"role": "read", "db": role["db"]}]}
+    if allowed:
+        run(server, users.update_user, "admin", cmd, conn, UA)
+        assert server.auth.get_user("admin", "app").roles == (("read", role["db"]),)
+    else:
+        with pytest.raises(CommandError) as refused:
+            run(server, users.update_user, "admin", cmd, conn, UA)
+        assert refused.value.code == 13
+        assert server.auth.get_user("admin", "app").roles == ()
+
+
 # --------------------------------------------------------------------------------------------
 # usersInfo and connectionStatus
 # --------------------------------------------------------------------------------------------
@@ -450,3 +491,15 @@ def test_pymongo_user_sees_own_info_only(live_server: Any) -> None:
             assert [u["user"] for u in viewer["it_view"].command("usersInfo", "viewer")["users"]] == ["viewer"]
             assert _op_code(viewer["it_view"].command, "usersInfo", "other") == 13
             assert _op_code(viewer["it_view"].command, "createUser", "x", pwd="pw", roles=[]) == 13
+
+
+def test_pymongo_user_admin_of_a_database_grants_itself_write_there(live_server: Any) -> None:
+    with _client(live_server, "root", "pw") as root:
+        root.admin.command("createUser", "it_self_granter", pwd="pw", roles=[{"role": "userAdmin", "db": "it_grant"}])
+        with _client(live_server, "it_self_granter", "pw") as app:
+            assert _op_code(app["it_grant"].items.insert_one, {"n": 1}) == 13
+            app.admin.command("grantRolesToUser", "it_self_granter", roles=[{"role": "readWrite", "db": "it_grant"}])
+            app["it_grant"].items.insert_one({"n": 2})
+            assert _op_code(app.admin.command, "grantRolesToUser", "it_self_granter",
+                            roles=[{"role": "readWrite", "db": "it_other"}]) == 13
+        root.admin.command("dropUser", "it_self_granter")

@@ -3,6 +3,11 @@
 The SCRAM conversation, the user store and the privilege model live in
 :mod:`backover.standin.auth`; these handlers parse commands the way mongod 6.0 does and answer
 with its replies and error codes.
+
+Privileges of the user-management commands are mongod's: ``createUser`` needs userAdmin on the
+user's database and on each granted role's database; ``grantRolesToUser``/``revokeRolesFromUser``
+only on each role's database (so a ``userAdmin@shop`` in ``admin`` may give itself
+``readWrite@shop``); ``updateUser`` with ``roles`` needs userAdmin on every database.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from bson.binary import Binary
 
 from ...bsonvalues import to_plain
 from ..auth import MECHANISMS, Principal, User, parse_role
-from ..errors import CommandError, bad_value, type_mismatch
+from ..errors import CommandError, bad_value, type_mismatch, unauthorized
 from ..registry import Action, Context, command
 
 AUTH_FAILED = 18
@@ -52,10 +57,25 @@ def _role_list(cmd: Mapping[str, Any], command_name: str, required: bool = True)
     return plain
 
 
-def _authorize_role_dbs(ctx: Context, roles: Iterable[Any]) -> None:
-    """Granting a role needs user-admin rights on the role's database too (as mongod)."""
-    for role_db in sorted({parse_role(r, ctx.db)[1] for r in roles} - {ctx.db}):
+def _authorize_role_dbs(ctx: Context, roles: Iterable[Any], *, own_db_checked: bool = True) -> None:
+    """Granting (revoking) a role needs ``grantRole`` (``revokeRole``) on the role's database.
+
+    That is mongod's whole check for ``grantRolesToUser``/``revokeRolesFromUser``: the user's own
+    database does not matter, so a ``userAdmin`` of ``shop`` may give any user (itself included)
+    ``readWrite@shop``. ``own_db_checked``: the registered action already covered ``ctx.db``.
+    """
+    role_dbs = {parse_role(r, ctx.db)[1] for r in roles}
+    for role_db in sorted(role_dbs - {ctx.db} if own_db_checked else role_dbs):
         ctx.authorize(Action.USER_ADMIN, role_db)
+
+
+def _authorize_role_replacement(ctx: Context, command_name: str) -> None:
+    """mongod: replacing a user's roles may revoke any role, so it needs ``revokeRole`` on every
+    database (``userAdminAnyDatabase``, ``root``), whatever the user's database."""
+    # "" is no database's name: only privileges granted on every database apply to it.
+    if not ctx.server.auth.is_authorized(ctx.conn.principals, Action.USER_ADMIN, ""):
+        raise unauthorized(f"In order to use {command_name} to set roles array, must be authorized to revoke "
+                           "any role in the system")
 
 
 def _optional_doc(cmd: Mapping[str, Any], name: str) -> dict[str, Any] | None:
@@ -174,6 +194,7 @@ def update_user(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
         raise bad_value("Must specify at least one field to update in updateUser")
     roles = _role_list(cmd, "updateUser", required=False)
     if roles is not None:
+        _authorize_role_replacement(ctx, "updateUser")
         _authorize_role_dbs(ctx, roles)
     ctx.server.auth.update_user(ctx.db, name, password=cmd.get("pwd"), roles=roles,
                                 mechanisms=_mechanisms(cmd), custom_data=_optional_doc(cmd, "customData"),
@@ -194,24 +215,26 @@ def drop_all_users(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     return {"n": ctx.server.auth.drop_all_users(ctx.db)}
 
 
-@command("grantRolesToUser", action=Action.USER_ADMIN)
+@command("grantRolesToUser", action=Action.CUSTOM)
 def grant_roles(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
-    """Add roles to a user; effective on its next command."""
+    """Add roles to a user; effective on its next command. Needs grantRole on each role's database."""
+    ctx.authorize(Action.AUTHENTICATED)
     name = _string_arg(cmd, "grantRolesToUser")
     roles = _role_list(cmd, "grantRolesToUser")
     assert roles is not None
-    _authorize_role_dbs(ctx, roles)
+    _authorize_role_dbs(ctx, roles, own_db_checked=False)
     ctx.server.auth.grant_roles(ctx.db, name, roles)
     return {}
 
 
-@command("revokeRolesFromUser", action=Action.USER_ADMIN)
+@command("revokeRolesFromUser", action=Action.CUSTOM)
 def revoke_roles(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
-    """Remove roles from a user; effective on its next command."""
+    """Remove roles from a user; effective on its next command. Needs revokeRole on each role's database."""
+    ctx.authorize(Action.AUTHENTICATED)
     name = _string_arg(cmd, "revokeRolesFromUser")
     roles = _role_list(cmd, "revokeRolesFromUser")
     assert roles is not None
-    _authorize_role_dbs(ctx, roles)
+    _authorize_role_dbs(ctx, roles, own_db_checked=False)
     ctx.server.auth.revoke_roles(ctx.db, name, roles)
     return {}
 
