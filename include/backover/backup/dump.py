@@ -9,16 +9,19 @@ Per collection, in parallel (one thread each, up to ``parallel``):
   that changed during the backup fails the job (back up a frozen source);
 * ``{coll}.metadata.json.gz`` follows, only once the data is complete, in mongodump's format
   (canonical Extended JSON ``options``, ``indexes``, ``uuid``, ``collectionName``, ``type``) plus
-  a ``backover`` field (documents, uncompressed bytes, SHA-256) that ``--restore`` checks.
+  a ``backover`` field (documents, uncompressed and compressed bytes, SHA-256, the data object's
+  ETag) that ``--restore`` checks (:mod:`.metadata`).
 
-Skipped, with a log line: ``admin``/``config``/``local``, ``system.*`` collections and views
-(mongodump keeps only a view's definition). Objects of an earlier dump of the same databases that
-this dump did not write (a collection dropped since) are deleted, so the folder is one dump.
+Before the first upload, the in-progress multipart uploads under ``backups/{label}/`` (left by a
+killed backup of the same label) are aborted and counted. Skipped, with a log line:
+``admin``/``config``/``local``, ``system.*`` collections, views (mongodump keeps only a view's
+definition) and a restore's staging collections (:data:`.names.STAGING_PREFIX`). Objects of an
+earlier dump of the same databases that this dump did not write (a collection dropped since) are
+deleted, so the folder is one dump.
 """
 
 from __future__ import annotations
 
-import gzip
 import logging
 import threading
 import time
@@ -26,11 +29,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bson.binary import Binary
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from .. import extjson
 from ..connections import DatabaseUri
 from ..errors import JobFailed, UsageError
 from ..layout import MigrationLayout
@@ -39,8 +40,9 @@ from ..lifecycle.results import ResultRecord
 from ..lifecycle.source import connect
 from ..s3objects import S3Objects
 from ..segments import iter_raw_events
-from .multipart import MIN_PART_SIZE, GzipMultipartUpload
-from .names import escape
+from . import metadata
+from .multipart import MIN_PART_SIZE, GzipMultipartUpload, abort_incomplete_uploads
+from .names import STAGING_PREFIX, escape
 from .parallel import run_parallel
 
 log = logging.getLogger(__name__)
@@ -96,22 +98,7 @@ class BackupResult(ResultRecord):
     bytes_total: int = 0
     skipped: list[str] = field(default_factory=list)
     stale_deleted: int = 0
-
-
-def metadata_document(info: dict[str, Any], indexes: list[dict[str, Any]], backup: CollectionBackup) -> dict[str, Any]:
-    """``{coll}.metadata.json`` as mongodump writes it, plus Back Over's ``backover`` checks."""
-    doc: dict[str, Any] = {
-        "options": info.get("options") or {},
-        "indexes": [{k: v for k, v in ix.items() if k != "ns"} for ix in indexes],
-    }
-    uuid = (info.get("info") or {}).get("uuid")
-    if isinstance(uuid, Binary):
-        doc["uuid"] = uuid.hex()
-    doc["collectionName"] = info["name"]
-    doc["type"] = info.get("type", "collection")
-    doc["backover"] = {"documents": backup.documents, "uncompressedBytes": backup.uncompressed_bytes,
-                       "sha256": backup.sha256}
-    return doc
+    uploads_aborted: int = 0  # unfinished multipart uploads of killed runs, aborted before this one
 
 
 class Progress:
@@ -163,6 +150,9 @@ def list_collections(client: MongoClient, db: str, skipped: list[str]) -> list[d
         if name.startswith("system."):
             log.info("skipping %s.%s: a system collection", db, name)
             skipped.append(f"{db}.{name}")
+        elif name.startswith(STAGING_PREFIX):
+            log.info("skipping %s.%s: left by an interrupted backover backup --restore", db, name)
+            skipped.append(f"{db}.{name}")
         elif info.get("type", "collection") != "collection":
             log.info("skipping %s.%s: a %s (mongodump keeps only its definition)", db, name, info.get("type"))
             skipped.append(f"{db}.{name}")
@@ -197,8 +187,9 @@ def dump_collection(client: MongoClient, s3: S3Objects, config: BackupConfig, db
                         f"{expected}; it changed during the backup (is the source frozen?)")
     backup = CollectionBackup(namespace, documents, upload.raw_bytes, upload.compressed_bytes, upload.sha256,
                               len(indexes), data_key, metadata_key)
-    body = extjson.dumps(metadata_document(info, indexes, backup)).encode()
-    s3.put_bytes(metadata_key, gzip.compress(body, mtime=0), content_type="application/gzip")
+    check = metadata.DataCheck(documents, upload.raw_bytes, upload.sha256, upload.compressed_bytes, upload.etag)
+    s3.put_bytes(metadata_key, metadata.encode(metadata.metadata_document(info, indexes, check)),
+                 content_type="application/gzip")
     report(documents, upload.raw_bytes, True)
     progress.finished(backup)
     return backup
@@ -230,6 +221,10 @@ def backup(config: BackupConfig, s3: S3Objects | None = None) -> BackupResult:
         databases = list_databases(client, config.databases)
         result = BackupResult(config.label, f"s3://{s3.bucket}/{prefix}", databases)
         plan = [(db, info) for db in databases for info in list_collections(client, db, result.skipped)]
+        # Only now (the source answered, the databases are known): the first change to S3.
+        result.uploads_aborted = abort_incomplete_uploads(s3.client, s3.bucket, prefix)
+        log.info("backup %s: %d unfinished upload(s) of an interrupted backup aborted", config.label,
+                 result.uploads_aborted)
         progress = Progress(config.label, len(plan))
         log.info("backup %s: %d collections in %d databases, %d at a time", config.label, len(plan),
                  len(databases), config.parallel)

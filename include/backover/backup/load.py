@@ -1,33 +1,39 @@
-"""``backover backup --restore``: bring a backup in S3 back into a database, byte for byte.
+"""``backover backup --restore``: bring a backup in S3 back into a database, byte for byte, all or nothing.
 
 The counterpart of :mod:`.dump` (``mongorestore --gzip --dir <downloaded backups/{label}>`` does
-the same from a local copy). Per collection, in parallel:
+the same from a local copy). Three phases:
 
-1. ``{coll}.metadata.json.gz`` first: a data file without it is an incomplete dump and is refused;
-2. the target collection is dropped with ``drop``; otherwise it must be absent or empty (nothing
-   is overwritten silently); it is created with the dumped options;
-3. the gzip stream is read from S3 in chunks and split into raw BSON documents, inserted in
-   batches as :class:`~bson.raw_bson.RawBSONDocument` (never decoded or re-encoded, so every
-   value keeps its exact bytes and type);
-4. count and SHA-256 are checked against the metadata's ``backover`` field, then the indexes
-   (all but ``_id_``) are built, as mongorestore does, after the data.
+1. **Check, writing nothing.** Every collection of the backup has both objects; every metadata
+   object parses and is complete (:class:`~.metadata.CollectionMetadata`); every data object is
+   the one its metadata was written for (HEAD: ETag and size; a backup without an ETag, written
+   before it was recorded, has its data read once here to check count, size and SHA-256); and
+   without ``--drop`` every target collection of the backup is absent or empty.
+2. **Stage.** Each collection is loaded, in parallel, into ``backover.restore.<coll>`` in its
+   database (:func:`.names.staging`): created with the dumped options, filled from the gzip
+   stream read with ``If-Match`` (split into raw BSON documents, inserted as
+   :class:`~bson.raw_bson.RawBSONDocument`, never decoded or re-encoded), checked (count,
+   uncompressed bytes, SHA-256), then given its indexes (all but ``_id_``), as mongorestore does,
+   after the data. Any failure drops every staging collection: the target is as it was.
+3. **Swap in.** Each staging collection is renamed onto its target (``renameCollection``,
+   ``dropTarget``), replacing the old collection with ``--drop`` or an empty one without it.
+
+Staging collections left by a killed restore are dropped at the start of phase 2.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
+import itertools
 import logging
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from .. import extjson
 from ..connections import DatabaseUri
 from ..errors import JobFailed, UsageError
 from ..layout import MigrationLayout
@@ -36,8 +42,9 @@ from ..lifecycle.source import connect
 from ..s3objects import S3Objects
 from .bsonstream import BsonSplitter
 from .dump import LABELS
+from .metadata import CollectionMetadata, DataCheck, normalise_etag, one_line
 from .multipart import GZIP_WBITS
-from .names import unescape
+from .names import STAGING_PREFIX, staging, unescape
 from .parallel import run_parallel
 
 log = logging.getLogger(__name__)
@@ -45,6 +52,7 @@ log = logging.getLogger(__name__)
 DATA_SUFFIX = ".bson.gz"
 METADATA_SUFFIX = ".metadata.json.gz"
 CHUNK = 1024 * 1024
+MAX_NAMESPACE_BYTES = 255  # MongoDB's limit for ``db.collection`` (4.4 and later)
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,7 @@ class LoadResult(ResultRecord):
     location: str
     collections: list[LoadedCollection] = field(default_factory=list)
     documents_total: int = 0
+    staging_dropped: int = 0  # staging collections of an interrupted restore, dropped first
 
 
 @dataclass(frozen=True)
@@ -91,18 +100,43 @@ class BackupFiles:
     data_key: str
     metadata_key: str
 
+    @property
+    def namespace(self) -> str:
+        return f"{self.db}.{self.collection}"
+
+
+@dataclass(frozen=True)
+class CheckedCollection:
+    """A collection whose backup passed phase 1: its metadata, and the ETag its data was checked at."""
+
+    files: BackupFiles
+    metadata: CollectionMetadata
+    etag: str
+
+    @property
+    def staging(self) -> str:
+        return staging(self.files.collection)
+
 
 def find_backups(s3: S3Objects, config: LoadConfig) -> list[BackupFiles]:
-    """Every collection of the backup (of ``config.databases`` if given); UsageError when none."""
+    """Every collection of the backup (of ``config.databases`` if given); UsageError when none.
+
+    JobFailed when a collection has only one of its two objects (an interrupted dump).
+    """
     prefix = config.layout.backup_prefix(config.label)
     keys = set(s3.list_keys(prefix))
     found = []
     for key in sorted(keys):
-        relative = key[len(prefix):]
-        db, sep, file_name = relative.partition("/")
-        if not sep or "/" in file_name or not file_name.endswith(DATA_SUFFIX):
+        db, sep, file_name = key[len(prefix):].partition("/")
+        if not sep or "/" in file_name or (config.databases and db not in config.databases):
             continue
-        if config.databases and db not in config.databases:
+        if file_name.endswith(METADATA_SUFFIX):
+            data_key = f"{prefix}{db}/{file_name[: -len(METADATA_SUFFIX)]}{DATA_SUFFIX}"
+            if data_key not in keys:
+                raise JobFailed(f"the backup of {db}.{unescape(file_name[: -len(METADATA_SUFFIX)])} is "
+                                f"incomplete: {data_key} is missing")
+            continue
+        if not file_name.endswith(DATA_SUFFIX):
             continue
         escaped = file_name[: -len(DATA_SUFFIX)]
         metadata_key = f"{prefix}{db}/{escaped}{METADATA_SUFFIX}"
@@ -115,108 +149,178 @@ def find_backups(s3: S3Objects, config: LoadConfig) -> list[BackupFiles]:
     return found
 
 
-def _metadata(s3: S3Objects, key: str) -> dict[str, Any]:
-    body = s3.get_bytes(key)
-    if body is None:
-        raise JobFailed(f"{key} disappeared during the restore")
+def read_documents(s3: S3Objects, key: str, check: DataCheck, etag: str) -> Iterator[bytes]:
+    """The raw BSON documents of data object ``key`` at ``etag``; JobFailed naming ``key`` when the
+    object changed, is not gzip, is truncated, or does not match ``check`` (all checked at the end)."""
     try:
-        return extjson.loads(gzip.decompress(body))
-    except (OSError, ValueError) as e:
-        raise JobFailed(f"{key} is corrupt: {e}") from None
-
-
-def _prepare(client: MongoClient, files: BackupFiles, metadata: dict[str, Any], drop: bool) -> None:
-    db = client[files.db]
-    namespace = f"{files.db}.{files.collection}"
-    exists = files.collection in db.list_collection_names(filter={"name": files.collection})
-    if exists and drop:
-        db.drop_collection(files.collection)
-        log.info("dropped %s before restoring it", namespace)
-        exists = False
-    if exists:
-        if db[files.collection].find_one({}, projection={"_id": 1}) is not None:
-            raise JobFailed(f"{namespace} is not empty on the target; pass --drop to replace it")
-        return
-    db.command({"create": files.collection, **(metadata.get("options") or {})})
-
-
-def _stream_documents(s3: S3Objects, key: str) -> Any:
-    try:
-        return s3.client.get_object(Bucket=s3.bucket, Key=key)["Body"]
-    except (ClientError, BotoCoreError) as e:
-        raise JobFailed(f"cannot read s3://{s3.bucket}/{key}: {e}") from None
-
-
-def load_collection(client: MongoClient, s3: S3Objects, config: LoadConfig, files: BackupFiles) -> LoadedCollection:
-    """Restore one collection; checks count and SHA-256 against the metadata."""
-    namespace = f"{files.db}.{files.collection}"
-    metadata = _metadata(s3, files.metadata_key)
-    expected = metadata.get("backover") or {}
-    collection = client[files.db][files.collection]
-    splitter = BsonSplitter(files.data_key)
+        body = s3.client.get_object(Bucket=s3.bucket, Key=key, IfMatch=etag)["Body"]
+    except ClientError as e:
+        code = str(e.response.get("Error", {}).get("Code", ""))
+        if code in ("PreconditionFailed", "412"):
+            raise JobFailed(f"{key} changed since it was checked (is another backup of this label running?)") from None
+        raise JobFailed(f"cannot read s3://{s3.bucket}/{key}: {code or one_line(e)}") from None
+    except BotoCoreError as e:
+        raise JobFailed(f"cannot read s3://{s3.bucket}/{key}: {one_line(e)}") from None
+    splitter = BsonSplitter(key)
     inflate = zlib.decompressobj(GZIP_WBITS)
     digest = hashlib.sha256()
+    documents = size = 0
+    try:
+        for chunk in itertools.chain(body.iter_chunks(CHUNK), [None]):  # None: the end, flush
+            data = inflate.decompress(chunk) if chunk is not None else inflate.flush()
+            if inflate.unused_data:
+                raise JobFailed(f"{key} is corrupt: bytes follow the end of its gzip stream")
+            digest.update(data)
+            size += len(data)
+            for raw in splitter.feed(data):
+                documents += 1
+                yield raw
+    except zlib.error as e:
+        raise JobFailed(f"{key} is corrupt: {one_line(e)}") from None
+    except (BotoCoreError, ClientError) as e:
+        raise JobFailed(f"cannot read s3://{s3.bucket}/{key}: {one_line(e)}") from None
+    splitter.finish()
+    if not inflate.eof:
+        raise JobFailed(f"{key} is truncated: the gzip stream does not end")
+    if documents != check.documents or size != check.uncompressed_bytes:
+        raise JobFailed(f"{key} holds {documents} documents ({size} bytes), its metadata says "
+                        f"{check.documents} ({check.uncompressed_bytes} bytes)")
+    if digest.hexdigest() != check.sha256:
+        raise JobFailed(f"{key} does not match the SHA-256 in its metadata")
+
+
+def check_collection(s3: S3Objects, files: BackupFiles) -> CheckedCollection:
+    """Phase 1 for one collection (reads only): metadata complete, data object the one it describes."""
+    body = s3.get_bytes(files.metadata_key)
+    if body is None:
+        raise JobFailed(f"{files.metadata_key} disappeared during the restore")
+    metadata = CollectionMetadata.parse(files.metadata_key, body, files.collection)
+    head = s3.head(files.data_key)
+    if head is None:
+        raise JobFailed(f"{files.data_key} disappeared during the restore")
+    etag, size = normalise_etag(head["ETag"]), head["ContentLength"]
+    check = metadata.check
+    if check.etag is None:
+        log.info("%s: its metadata has no ETag (an older backup): reading it once now, before any write, to "
+                 "check it", files.data_key)
+        for _ in read_documents(s3, files.data_key, check, etag):
+            pass
+    elif etag != check.etag or (check.compressed_bytes is not None and size != check.compressed_bytes):
+        raise JobFailed(f"{files.data_key} is not the object its metadata describes (ETag {etag}, {size} bytes; "
+                        f"the metadata says {check.etag}, {check.compressed_bytes} bytes): a backup was "
+                        "interrupted between the two; run the backup again")
+    return CheckedCollection(files, metadata, etag)
+
+
+def check_target(client: MongoClient, checked: list[CheckedCollection], drop: bool) -> None:
+    """Phase 1 on the target (reads only): every target collection absent or empty unless ``drop``."""
+    try:
+        for c in checked:
+            if len(f"{c.files.db}.{c.staging}".encode()) > MAX_NAMESPACE_BYTES:
+                raise JobFailed(f"{c.files.namespace}: the staging name {c.staging} is longer than MongoDB's "
+                                f"{MAX_NAMESPACE_BYTES}-byte namespace limit")
+        if drop:
+            return
+        full = [c.files.namespace for c in checked
+                if client[c.files.db][c.files.collection].find_one({}, projection={"_id": 1}) is not None]
+    except PyMongoError as e:
+        raise JobFailed(f"cannot check the target's collections: {type(e).__name__}: {e}") from None
+    if full:
+        raise JobFailed(f"not empty on the target: {', '.join(full)}; pass --drop to replace "
+                        + ("it" if len(full) == 1 else "them") + " (nothing was written)")
+
+
+def drop_leftover_staging(client: MongoClient, databases: list[str]) -> int:
+    """Drop the staging collections an interrupted restore left in ``databases``; how many."""
+    dropped = 0
+    try:
+        for db in databases:
+            for name in client[db].list_collection_names():
+                if name.startswith(STAGING_PREFIX):
+                    client[db].drop_collection(name)
+                    log.info("dropped %s.%s: left by an interrupted restore", db, name)
+                    dropped += 1
+    except PyMongoError as e:
+        raise JobFailed(f"cannot drop the staging collections of an earlier restore: {type(e).__name__}: {e}") from None
+    return dropped
+
+
+def stage_collection(client: MongoClient, s3: S3Objects, config: LoadConfig, c: CheckedCollection) -> LoadedCollection:
+    """Phase 2 for one collection: load and check it under its staging name, then build its indexes."""
+    db = client[c.files.db]
+    staged = db[c.staging]
     batch: list[RawBSONDocument] = []
     batch_bytes = documents = 0
-
-    def flush() -> None:
-        nonlocal batch, batch_bytes
-        if batch:
-            collection.insert_many(batch, ordered=True, bypass_document_validation=True)
-            batch, batch_bytes = [], 0
-
     try:
-        _prepare(client, files, metadata, config.drop)
-        body = _stream_documents(s3, files.data_key)
-        for chunk in body.iter_chunks(CHUNK):
-            data = inflate.decompress(chunk)
-            digest.update(data)
-            for raw in splitter.feed(data):
-                batch.append(RawBSONDocument(raw))
-                batch_bytes += len(raw)
-                documents += 1
-                if len(batch) >= config.batch_documents or batch_bytes >= config.batch_bytes:
-                    flush()
-        tail = inflate.flush()
-        digest.update(tail)
-        for raw in splitter.feed(tail):
+        db.command({"create": c.staging, **c.metadata.options})
+        for raw in read_documents(s3, c.files.data_key, c.metadata.check, c.etag):
             batch.append(RawBSONDocument(raw))
+            batch_bytes += len(raw)
             documents += 1
-        flush()
-        splitter.finish()
-        if not inflate.eof:
-            raise JobFailed(f"{files.data_key} is truncated: the gzip stream does not end")
-        if "documents" in expected and documents != expected["documents"]:
-            raise JobFailed(f"restore of {namespace}: {documents} documents read, the backup says "
-                            f"{expected['documents']}")
-        if "sha256" in expected and digest.hexdigest() != expected["sha256"]:
-            raise JobFailed(f"restore of {namespace}: the data does not match the backup's SHA-256")
-        indexes = [{k: v for k, v in ix.items() if k != "ns"} for ix in metadata.get("indexes", [])
-                   if ix.get("name") != "_id_"]
+            if len(batch) >= config.batch_documents or batch_bytes >= config.batch_bytes:
+                staged.insert_many(batch, ordered=True, bypass_document_validation=True)
+                batch, batch_bytes = [], 0
+        if batch:
+            staged.insert_many(batch, ordered=True, bypass_document_validation=True)
+        indexes = c.metadata.secondary_indexes
         if indexes:
-            client[files.db].command("createIndexes", files.collection, indexes=indexes)
+            db.command("createIndexes", c.staging, indexes=indexes)
     except PyMongoError as e:
-        raise JobFailed(f"restore of {namespace} failed: {type(e).__name__}: {e}") from None
-    except zlib.error as e:
-        raise JobFailed(f"{files.data_key} is corrupt: {e}") from None
-    log.info("restored %s from backup %s: %d documents, %d indexes", namespace, config.label, documents,
-             len(indexes))
-    return LoadedCollection(namespace, documents, len(indexes))
+        raise JobFailed(f"restore of {c.files.namespace} failed: {type(e).__name__}: {e}") from None
+    log.info("loaded %s from backup %s: %d documents, %d indexes (staged as %s)", c.files.namespace, config.label,
+             documents, len(indexes), c.staging)
+    return LoadedCollection(c.files.namespace, documents, len(indexes))
+
+
+def discard_staging(client: MongoClient, checked: list[CheckedCollection]) -> None:
+    """After a failure in phase 2: drop every staging collection (errors are logged, never raised)."""
+    for c in checked:
+        try:
+            client[c.files.db].drop_collection(c.staging)
+        except PyMongoError as e:
+            log.warning("could not drop %s.%s (the next restore drops it): %s", c.files.db, c.staging, e)
+
+
+def swap_in(client: MongoClient, checked: list[CheckedCollection], drop: bool) -> None:
+    """Phase 3: rename each staging collection onto its target."""
+    done = 0
+    try:
+        for c in checked:
+            target = client[c.files.db][c.files.collection]
+            if not drop and target.find_one({}, projection={"_id": 1}) is not None:
+                raise JobFailed(f"{c.files.namespace} was written to during the restore; pass --drop to replace it")
+            client.admin.command({"renameCollection": f"{c.files.db}.{c.staging}", "to": c.files.namespace,
+                                  "dropTarget": True})
+            done += 1
+    except (PyMongoError, JobFailed) as e:
+        discard_staging(client, checked[done:])
+        reason = f"{type(e).__name__}: {e}" if isinstance(e, PyMongoError) else str(e)
+        raise JobFailed(f"restore stopped after {done} of {len(checked)} collections were put in place "
+                        f"({', '.join(c.files.namespace for c in checked[:done]) or 'none'}): {reason}") from None
 
 
 def load(config: LoadConfig, s3: S3Objects | None = None) -> LoadResult:
-    """Restore the ``config.label`` backup into ``config.target``."""
+    """Restore the ``config.label`` backup into ``config.target``: check all, stage all, swap all in."""
     s3 = s3 or S3Objects(config.layout.bucket)
     s3.check_bucket()
     prefix = config.layout.backup_prefix(config.label)
-    backups = find_backups(s3, config)
-    log.info("restore of backup %s: %d collections from s3://%s/%s into %s", config.label, len(backups),
+    found = find_backups(s3, config)
+    log.info("restore of backup %s: %d collections from s3://%s/%s into %s", config.label, len(found),
              s3.bucket, prefix, config.target)
     with connect(config.target) as client:
-        tasks = [lambda files=files: load_collection(client, s3, config, files) for files in backups]
-        collections = run_parallel(tasks, config.parallel)
-    result = LoadResult(config.label, f"s3://{s3.bucket}/{prefix}", collections,
-                        sum(c.documents for c in collections))
-    log.info("restore of backup %s done: %d collections, %d documents", config.label, len(collections),
+        checked = run_parallel([lambda files=files: check_collection(s3, files) for files in found], config.parallel)
+        check_target(client, checked, config.drop)
+        log.info("restore of backup %s: all %d collections checked; nothing written yet", config.label, len(checked))
+        result = LoadResult(config.label, f"s3://{s3.bucket}/{prefix}")
+        result.staging_dropped = drop_leftover_staging(client, sorted({c.files.db for c in checked}))
+        try:
+            result.collections = run_parallel(
+                [lambda c=c: stage_collection(client, s3, config, c) for c in checked], config.parallel)
+        except BaseException:
+            discard_staging(client, checked)
+            raise
+        swap_in(client, checked, config.drop)
+    result.documents_total = sum(c.documents for c in result.collections)
+    log.info("restore of backup %s done: %d collections, %d documents", config.label, len(result.collections),
              result.documents_total)
     return result

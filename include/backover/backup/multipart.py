@@ -3,7 +3,9 @@
 Memory stays at about one part (plus what the caller holds): compressed bytes are buffered until
 a part is full, then uploaded. Parts grow by one ``part_size`` every 1,000 parts, so S3's limit of
 10,000 parts is never the limit of a collection's size. The upload is aborted on any error, so a
-failed run leaves no half object behind (S3 shows nothing until ``complete``).
+failed run leaves no half object behind (S3 shows nothing until ``complete``). A killed run cannot
+abort its upload: its parts stay in S3, billed and absent from listings, until
+:func:`abort_incomplete_uploads` (every backup calls it on its own prefix before it starts).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class GzipMultipartUpload:
         self._buffer = bytearray()
         self._parts: list[dict[str, Any]] = []
         self._upload_id: str | None = None
+        self.etag: str | None = None  # the completed object's ETag
 
     @property
     def sha256(self) -> str:
@@ -74,11 +77,13 @@ class GzipMultipartUpload:
         self._upload_part(bytes(self._buffer))
         self._buffer.clear()
         try:
-            self.client.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
-                                                  MultipartUpload={"Parts": self._parts})
+            reply = self.client.complete_multipart_upload(Bucket=self.bucket, Key=self.key,
+                                                          UploadId=self._upload_id,
+                                                          MultipartUpload={"Parts": self._parts})
         except (ClientError, BotoCoreError) as e:
             raise BackoverError(f"cannot complete the upload of s3://{self.bucket}/{self.key}: {e}") from e
         self._upload_id = None
+        self.etag = reply["ETag"]
 
     def abort(self) -> None:
         """Abort the upload (S3 frees its parts); errors are logged, never raised."""
@@ -100,3 +105,21 @@ class GzipMultipartUpload:
             raise BackoverError(f"cannot upload part {number} of s3://{self.bucket}/{self.key}: {e}") from e
         self._parts.append({"PartNumber": number, "ETag": reply["ETag"]})
         self.compressed_bytes += len(body)
+
+
+def abort_incomplete_uploads(client: Any, bucket: str, prefix: str) -> int:
+    """Abort every in-progress multipart upload under ``prefix`` (left by killed runs); how many.
+
+    Only for a prefix that one writer owns at a time: an upload still being written is aborted too.
+    """
+    aborted = 0
+    try:
+        for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                log.info("aborted the unfinished upload of s3://%s/%s (started %s by a run that did not end)",
+                         bucket, upload["Key"], upload.get("Initiated"))
+                aborted += 1
+    except (ClientError, BotoCoreError) as e:
+        raise BackoverError(f"cannot abort the unfinished uploads under s3://{bucket}/{prefix}: {e}") from e
+    return aborted

@@ -14,3 +14,13 @@ def escape(name: str) -> str:
 
 def unescape(name: str) -> str:
     return urllib.parse.unquote(name)
+
+
+#: ``backover backup --restore`` loads each collection under this prefix and renames it into place
+#: once every collection is loaded and checked; the dump never backs such a collection up.
+STAGING_PREFIX = "backover.restore."
+
+
+def staging(name: str) -> str:
+    """The name a collection is loaded under before it is renamed into place."""
+    return STAGING_PREFIX + name
