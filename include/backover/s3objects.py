@@ -15,7 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import extjson
-from .errors import BackoverError, UsageError
+from .errors import BackoverError, JobFailed, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,16 @@ class S3Objects:
             raise BackoverError(f"cannot write s3://{self.bucket}/{key}: {_code(e)}") from e
 
     def get_json(self, key: str) -> Any:
-        """A JSON state file (canonical Extended JSON), or None when it does not exist."""
+        """A JSON state file (canonical Extended JSON), or None when it does not exist; JobFailed
+        naming the key when it is not valid Extended JSON (a damaged state file is never guessed at)."""
         data = self.get_bytes(key)
-        return None if data is None else extjson.loads(data)
+        if data is None:
+            return None
+        try:
+            return extjson.loads(data)
+        except (ValueError, TypeError, UnicodeDecodeError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise JobFailed(f"s3://{self.bucket}/{key} is not a valid JSON state file ({reason})") from None
 
     def put_json(self, key: str, doc: Any) -> None:
         self.put_bytes(key, extjson.dumps(doc).encode(), content_type="application/json")

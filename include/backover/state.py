@@ -60,6 +60,7 @@ class RestoreCheckpoint:
     per_namespace: dict[str, dict[str, int]] = field(default_factory=dict)
     updated_at: datetime = field(default_factory=utc_now)
     reason: str | None = None
+    displaced_generation: int = 0  # the saved ``restore/displaced.bson`` this checkpoint relies on
 
     def to_doc(self) -> dict[str, Any]:
         return asdict(self)

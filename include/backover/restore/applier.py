@@ -9,7 +9,8 @@
   an ``updateLookup`` image that is newer than its neighbours'). Such duplicate-key rejections
   are collected, and after the round, one at a time: the holder of the key is moved aside
   (deleted and kept in :class:`~backover.restore.displaced.Displaced`, which explains why it
-  always comes back) and the write is sent again. So no write is ever lost or rejected because
+  always comes back) and the write is sent again. The kept copy is saved (``before_remove``)
+  before the holder leaves the target, so a crash at any point loses no document. So no write is ever lost or rejected because
   of reordering, and lanes stay parallel for every collection. Any other rejection stops the
   restore.
 * A barrier's DDL runs alone, after every write before it, and exactly once: the restore records
@@ -67,13 +68,15 @@ class Applier:
     def __init__(self, target: Target, *, workers: int = 4, lane_size: int = LANE_SIZE,
                  displaced: Displaced | None = None,
                  before_ddl: Callable[[Barrier], None] | None = None,
-                 after_ddl: Callable[[Barrier], None] | None = None) -> None:
+                 after_ddl: Callable[[Barrier], None] | None = None,
+                 before_remove: Callable[[], None] | None = None) -> None:
         self.target = target
         self.workers = workers
         self.lane_size = lane_size
         self.displaced = displaced if displaced is not None else Displaced()
         self.before_ddl = before_ddl
         self.after_ddl = after_ddl
+        self.before_remove = before_remove  # saves the kept copies: a crash must not lose a holder
         self.stats = ApplyStats()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="restore-lane") if workers > 1 else None
 
@@ -151,6 +154,8 @@ class Applier:
             holder = self.target.find_holder(ns, failure.key_value, write.document_key)
             if holder is not None:
                 self.displaced.put(ns, holder)
+                if self.before_remove is not None:
+                    self.before_remove()
                 self.target.remove(ns, _key_of(holder))
                 log.debug("%s.%s: moved aside the holder of %s", ns[0], ns[1], failure.key_value)
             retry = self.target.write(ns, [write])

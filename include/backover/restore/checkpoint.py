@@ -4,6 +4,10 @@ The checkpoint names the last segment applied in full; a crashed or re-run resto
 after it (the segment after it may have been applied in part: applying it again is harmless).
 ``restore/_ddl.json`` records the last DDL event, as started before it is applied and as
 applied after: no event before an applied DDL is ever applied again.
+The documents moved aside (``restore/displaced.bson``) are saved before each of these records, and
+each record names the generation of the saved set it relies on: a restart that skips events up to
+a record always finds the kept copies as they were at that record, or newer (never older, which
+would write back a copy that a skipped event had replaced).
 Event counts per namespace move into the checkpoint only when their segment is complete, so a
 re-applied segment is never counted twice.
 """
@@ -11,11 +15,12 @@ re-applied segment is never counted twice.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from ..errors import UsageError
+from ..errors import JobFailed, UsageError
 from ..layout import MigrationLayout
 from ..s3objects import S3Objects
-from ..state import ReplicatorCheckpoint, RestoreCheckpoint, utc_now
+from ..state import RESTORE_STATES, ReplicatorCheckpoint, RestoreCheckpoint, utc_now
 from .displaced import Displaced
 from .planner import Barrier, SegmentDone
 
@@ -37,19 +42,41 @@ class CheckpointStore:
     def ddl_key(self) -> str:
         return self.layout.key("restore/_ddl.json")
 
-    def applied_through(self) -> tuple[int, int] | None:
-        """The position ``(seq, index)`` up to which every event is applied, from the last DDL
-        recorded: an applied DDL and all before it; for a DDL only started, all before it."""
+    def ddl_record(self) -> dict[str, Any] | None:
+        """``restore/_ddl.json``, checked; JobFailed naming the key when it is not a DDL record."""
         doc = self.s3.get_json(self.ddl_key)
         if doc is None:
             return None
-        seq, index = int(doc["seq"]), int(doc["index"])
-        return (seq, index) if doc.get("state") == "applied" else (seq, index - 1)
+        if (not isinstance(doc, dict) or not _is_count(doc.get("seq")) or not _is_count(doc.get("index"))
+                or doc.get("state") not in ("started", "applied")
+                or not _is_count(doc.get("displaced_generation", 0))):
+            raise JobFailed(f"s3://{self.s3.bucket}/{self.ddl_key} is not a DDL record "
+                            "(needs seq, index, state started|applied)")
+        return doc
 
-    def record_ddl(self, barrier: Barrier, state: str) -> None:
+    def applied_through(self) -> tuple[int, int] | None:
+        """The position ``(seq, index)`` up to which every event is applied, from the last DDL
+        recorded: an applied DDL and all before it; for a DDL only started, all before it."""
+        doc = self.ddl_record()
+        if doc is None:
+            return None
+        seq, index = int(doc["seq"]), int(doc["index"])
+        return (seq, index) if doc["state"] == "applied" else (seq, index - 1)
+
+    def record_ddl(self, barrier: Barrier, state: str, displaced: Displaced) -> None:
+        """The DDL record, after the documents moved aside as they are at this point."""
+        self.save_displaced(displaced)
         event = barrier.event
         self.s3.put_json(self.ddl_key, {"seq": barrier.seq, "index": barrier.index, "state": state,
-                                        "op": event.op, "ns": event.ns, "at": utc_now()})
+                                        "op": event.op, "ns": event.ns, "at": utc_now(),
+                                        "displaced_generation": displaced.generation})
+
+    def save_displaced(self, displaced: Displaced) -> None:
+        """Save the documents moved aside if they changed since the last save (a new generation)."""
+        if displaced.changed:
+            displaced.generation += 1
+            self.s3.put_bytes(self.displaced_key, displaced.to_bytes())
+            displaced.changed = False
 
     def reset(self) -> None:
         """Forget this restore's state (checkpoint, DDL record, documents moved aside)."""
@@ -63,23 +90,57 @@ class CheckpointStore:
         return ReplicatorCheckpoint.from_doc(doc)
 
     def load(self) -> RestoreCheckpoint | None:
-        doc = self.s3.get_json(self.layout.restore_checkpoint)
-        return None if doc is None else RestoreCheckpoint.from_doc(doc)
+        """The restore checkpoint, checked; UsageError when it is another migration's, JobFailed
+        when it is not a restore checkpoint."""
+        key = self.layout.restore_checkpoint
+        doc = self.s3.get_json(key)
+        if doc is None:
+            return None
+        where = f"s3://{self.s3.bucket}/{key}"
+        if not isinstance(doc, dict) or not isinstance(doc.get("migration_id"), str):
+            raise JobFailed(f"{where} is not a restore checkpoint (no migration_id)")
+        checkpoint = RestoreCheckpoint.from_doc(doc)
+        if checkpoint.migration_id != self.layout.migration_id:
+            raise UsageError(f"{where} belongs to migration {checkpoint.migration_id!r}, "
+                             f"not {self.layout.migration_id!r}")
+        for name in ("last_applied_seq", "events_applied", "displaced_generation"):
+            if not _is_count(getattr(checkpoint, name)):
+                raise JobFailed(f"{where} has an invalid {name} {getattr(checkpoint, name)!r}")
+        if checkpoint.state not in RESTORE_STATES:
+            raise JobFailed(f"{where} has an unknown state {checkpoint.state!r}")
+        if not isinstance(checkpoint.per_namespace, dict) or not all(
+                isinstance(counts, dict) and all(_is_count(n) for n in counts.values())
+                for counts in checkpoint.per_namespace.values()):
+            raise JobFailed(f"{where} has invalid per_namespace counts")
+        return checkpoint
 
     def save(self, checkpoint: RestoreCheckpoint, displaced: Displaced | None = None) -> None:
         """Documents moved aside first, then the checkpoint that relies on them."""
-        if displaced is not None and displaced.changed:
-            self.s3.put_bytes(self.displaced_key, displaced.to_bytes())
-            displaced.changed = False
+        if displaced is not None:
+            self.save_displaced(displaced)
+            checkpoint.displaced_generation = displaced.generation
         checkpoint.updated_at = utc_now()
         self.s3.put_json(self.layout.restore_checkpoint, checkpoint.to_doc())
 
-    def load_displaced(self) -> Displaced:
+    def load_displaced(self, checkpoint: RestoreCheckpoint | None) -> Displaced:
+        """The documents moved aside by earlier runs; JobFailed when the saved set is older than
+        a record that relies on it (the checkpoint or the DDL record)."""
         data = self.s3.get_bytes(self.displaced_key)
-        displaced = Displaced.from_bytes(data) if data else Displaced()
+        displaced = Displaced.from_bytes(data, self.displaced_key) if data else Displaced()
+        ddl = self.ddl_record()
+        needed = max(checkpoint.displaced_generation if checkpoint else 0,
+                     int(ddl.get("displaced_generation", 0)) if ddl else 0)
+        if displaced.generation < needed:
+            raise JobFailed(f"s3://{self.s3.bucket}/{self.displaced_key} is generation {displaced.generation} but the "
+                            f"restore's records rely on generation {needed}: the restore state is inconsistent; "
+                            "put the target back to its pre-restore state and run with --reset")
         if displaced:
             log.info("%d document(s) moved aside by an earlier run are waiting for their later writes", len(displaced))
         return displaced
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def commit(checkpoint: RestoreCheckpoint, done: SegmentDone) -> bool:

@@ -10,6 +10,12 @@ updateLookup, or a null lookup) is applied to the kept copy, with the stand-in's
 (``backover.standin.update``, which follows mongod's rules), since there is nothing on the target
 to update. What is still here when the stream is complete is written back at the end (and the
 restore fails, naming it, if that is rejected).
+
+Crash safety: the kept copies are saved to S3 *before* their holder is removed from the target,
+and before any record that lets a restarted restore skip events (the checkpoint, the DDL record).
+``generation`` counts the saved states; each record names the generation it relies on, and a
+saved state older than a record is refused (it would resurrect a document that a skipped event
+had brought back).
 """
 
 from __future__ import annotations
@@ -18,9 +24,11 @@ from collections.abc import Hashable, Iterator
 from typing import Any
 
 import bson
+from bson.errors import BSONError
 from bson.raw_bson import RawBSONDocument
 
 from ..bsonvalues import RAW, decode, element_document, encode, to_plain
+from ..errors import JobFailed
 from ..standin.update import apply_update
 from .events import id_element_of, identity_of
 from .planner import Namespace
@@ -29,9 +37,14 @@ from .planner import Namespace
 class Displaced:
     """Raw documents by namespace and identity."""
 
-    def __init__(self) -> None:
+    #: The first document of the saved file: what it is, its format and its generation.
+    HEADER = "backover-displaced"
+    FORMAT = 1
+
+    def __init__(self, generation: int = 0) -> None:
         self._docs: dict[Namespace, dict[Hashable, bytes]] = {}
         self.changed = False
+        self.generation = generation  # of the last state saved (0: never saved)
 
     def __len__(self) -> int:
         return sum(len(docs) for docs in self._docs.values())
@@ -82,13 +95,27 @@ class Displaced:
                 yield ns, element_document(id_element_of(raw)), raw
 
     def to_bytes(self) -> bytes:
-        return b"".join(bson.encode({"db": ns[0], "coll": ns[1], "doc": RawBSONDocument(raw)})
-                        for ns, _key, raw in self.items())
+        """The saved form: a header ``{backover-displaced: FORMAT, generation}``, then one
+        ``{db, coll, doc}`` per document (concatenated BSON, ``bsondump`` reads it)."""
+        header = bson.encode({self.HEADER: self.FORMAT, "generation": self.generation})
+        return header + b"".join(bson.encode({"db": ns[0], "coll": ns[1], "doc": RawBSONDocument(raw)})
+                                 for ns, _key, raw in self.items())
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Displaced:
-        out = cls()
-        for entry in bson.decode_all(data, RAW):
-            out.put((entry["db"], entry["coll"]), entry["doc"].raw)
+    def from_bytes(cls, data: bytes, key: str = "restore/displaced.bson") -> Displaced:
+        """The saved state; JobFailed naming ``key`` when the bytes are not one."""
+        try:
+            entries = bson.decode_all(data, RAW)
+            header = entries[0] if entries else None
+            if header is None or header.get(cls.HEADER) != cls.FORMAT or not isinstance(header.get("generation"), int):
+                raise ValueError("no backover-displaced header of format 1")
+            out = cls(generation=int(header["generation"]))
+            for entry in entries[1:]:
+                db, coll, doc = entry["db"], entry["coll"], entry["doc"]
+                if not isinstance(db, str) or not isinstance(coll, str) or not isinstance(doc, RawBSONDocument):
+                    raise ValueError("an entry is not {db: string, coll: string, doc: document}")
+                out.put((db, coll), doc.raw)
+        except (BSONError, ValueError, KeyError, IndexError, TypeError) as e:
+            raise JobFailed(f"{key} is not a saved set of displaced documents ({e})") from None
         out.changed = False
         return out

@@ -106,11 +106,12 @@ def run_restore(config: RestoreConfig, *, s3: S3Objects | None = None,
     checkpoint = previous or RestoreCheckpoint(config.layout.migration_id)
     checkpoint.state, checkpoint.reason = "running", None
     applied_through = None if config.reset else store.applied_through()
-    displaced = Displaced() if config.reset else store.load_displaced()
-    store.save(checkpoint)
+    displaced = Displaced() if config.reset else store.load_displaced(previous)
+    store.save(checkpoint, displaced)
     applier = Applier(target, workers=config.workers, displaced=displaced,
-                      before_ddl=lambda b: store.record_ddl(b, "started"),
-                      after_ddl=lambda b: store.record_ddl(b, "applied"))
+                      before_ddl=lambda b: store.record_ddl(b, "started", displaced),
+                      after_ddl=lambda b: store.record_ddl(b, "applied", displaced),
+                      before_remove=lambda: store.save_displaced(displaced))
     progress = Progress(first_seq=first, total_segments=replicator.last_seq, total_events=replicator.events_total,
                         events_before=checkpoint.events_applied, interval=config.progress_seconds)
     result = RestoreResult(state="running", first_seq=first, last_seq=replicator.last_seq)
