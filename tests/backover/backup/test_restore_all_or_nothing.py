@@ -138,6 +138,8 @@ def test_an_interrupted_restore_s_staging_collections_are_dropped_and_the_restor
     _seed(world)
     _backup(world)
     world.target[world.db][staging("alpha")].insert_many([{"_id": i} for i in range(5)])  # a killed restore's
+    of_target = backup(BackupConfig(world.target_db_uri, world.layout, "mongodb", (world.db,)))
+    assert of_target.collections == [] and of_target.skipped == [f"{world.db}.{staging('alpha')}"]
 
     result = load(LoadConfig(world.target_db_uri, world.layout, "documentdb"))
     assert result.staging_dropped == 1
