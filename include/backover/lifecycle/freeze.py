@@ -1,8 +1,12 @@
 """The restore Lambda: the microservices' user becomes read-only, F is recorded, the drain asked.
 
-1. The user's write roles on the migrated databases become ``read`` (one ``updateUser``).
+1. The user's write roles on the migrated databases become ``read`` and every role that lets it
+   change users or roles is taken away (one ``updateUser``; see :mod:`.users`); a role the freeze
+   cannot classify (not built in) or cannot take away (``root``...) is refused before any change.
 2. Proof: with ``app_secret_id`` a write as the user must be refused with code 13; without it the
-   roles the server reports must hold no write role (the result says which proof was made).
+   roles the server reports must hold no write role (the result says which proof was made). In
+   both cases the re-read roles must hold no user-admin role; the result and the log name the
+   roles kept and the roles removed.
 3. F = the cluster time after the proof: every write the user made is at or before F.
 4. ``state/freeze.json`` (F, the read-only roles) and ``control/drain.json`` (``{"until": F}``).
 
@@ -52,9 +56,11 @@ def freeze(event: LifecycleEvent, source: DatabaseUri | None = None, app: Databa
     with connect(source) as client:
         current = users.get_roles(client, event.app_user)
         read_only = users.read_only_roles(current, databases)
+        removed = users.removed_roles(current, read_only)
         if read_only != current:
             users.set_roles(client, event.app_user, read_only)
-            log.info("%s is now read-only on %s", event.app_user, ", ".join(databases))
+            log.info("%s is now read-only on %s; removed %s", event.app_user, ", ".join(databases),
+                     users.describe(removed))
         else:
             log.info("%s was already read-only on %s", event.app_user, ", ".join(databases))
         if app is not None:
@@ -65,12 +71,17 @@ def freeze(event: LifecycleEvent, source: DatabaseUri | None = None, app: Databa
             proof, note = PROOF_ROLES, ("no app_secret_id: read-only checked from the roles the server "
                                         "reports (usersInfo), not proven by a write")
             log.warning("read-only not proven by a write: %s", note)
+        kept = users.prove_no_user_admin(client, event.app_user, databases)
+        log.info("%s keeps %s: none of them writes %s or changes users or roles", event.app_user,
+                 users.describe(kept), ", ".join(databases))
         f = previous["f"] if previous else cluster_time(client)
+    removed_total = users.normalise([*(previous or {}).get("roles_removed", []), *removed])
     doc = {
         "migration_id": event.migration_id,
         "f": f,
         "app_user": event.app_user,
-        "read_only_roles": read_only,
+        "read_only_roles": kept,
+        "roles_removed": removed_total,
         "read_only_proof": proof,
         "frozen_at": previous["frozen_at"] if previous else now_ms(),
     }
@@ -82,7 +93,8 @@ def freeze(event: LifecycleEvent, source: DatabaseUri | None = None, app: Databa
         migration_id=event.migration_id,
         f=f,
         app_user=event.app_user,
-        read_only_roles=read_only,
+        read_only_roles=kept,
+        roles_removed=removed_total,
         read_only_proof=proof,
         proof_note=note,
         already_frozen=previous is not None,

@@ -83,7 +83,8 @@ class FreezeResult(ResultRecord):
     migration_id: str
     f: Timestamp
     app_user: str
-    read_only_roles: list[dict[str, str]]
+    read_only_roles: list[dict[str, str]]  # the roles the user kept (re-read after the change)
+    roles_removed: list[dict[str, str]]  # the write and user-admin roles taken away or replaced
     read_only_proof: str  # "write-refused" or "roles-only"
     proof_note: str
     already_frozen: bool

@@ -84,6 +84,7 @@ def start(event: LifecycleEvent, source: DatabaseUri | None = None, s3: S3Object
         flavour = change_streams.detect_flavour(client)
         retention = ensure_retention(client, flavour, event.required_retention_hours, event.retention_hours)
         current = users.get_roles(client, event.app_user)
+        users.check_freezable(current)  # refused now rather than at the freeze, after hours of capture
         doc = _state(event, previous, current, flavour)
         # The prior roles are saved before any role changes, so abort can always give them back.
         s3.put_json(layout.start_state, doc)

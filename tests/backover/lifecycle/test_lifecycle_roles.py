@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from backover.errors import UsageError
-from backover.lifecycle.users import read_only_roles, read_write_roles, role, write_roles_on
+from backover.lifecycle.users import (
+    check_freezable,
+    read_only_roles,
+    read_write_roles,
+    role,
+    user_admin_roles,
+    write_roles_on,
+)
 
 
 def test_start_grants_read_write_only_where_the_user_cannot_write() -> None:
@@ -36,3 +43,29 @@ def test_freeze_turns_write_roles_on_migrated_databases_into_read(before: list, 
 def test_freeze_refuses_a_user_that_writes_everything(name: str) -> None:
     with pytest.raises(UsageError, match=f"holds {name}@admin"):
         read_only_roles([role(name, "admin")], ["shop"])
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    pytest.param([role("userAdminAnyDatabase", "admin")], [], id="userAdminAnyDatabase"),
+    pytest.param([role("userAdmin", "shop")], [], id="userAdmin-migrated"),
+    pytest.param([role("userAdmin", "admin")], [], id="userAdmin-admin"),
+    pytest.param([role("dbOwner", "admin")], [role("readWrite", "admin"), role("dbAdmin", "admin")],
+                 id="dbOwner-admin-keeps-its-other-parts"),
+    pytest.param([role("userAdmin", "other"), role("dbOwner", "other")],
+                 [role("userAdmin", "other"), role("dbOwner", "other")], id="other-database-untouched"),
+])
+def test_freeze_takes_away_every_role_that_can_change_users_or_roles(before: list, after: list) -> None:
+    frozen = read_only_roles([role("readWrite", "shop"), *before], ["shop"])
+    assert frozen == [role("read", "shop"), *after]
+    assert user_admin_roles(frozen, ["shop"]) == []
+
+
+@pytest.mark.parametrize("roles", [
+    pytest.param([role("appWriter", "admin")], id="user-defined-in-admin"),
+    pytest.param([role("read", "shop"), role("ordersEditor", "shop")], id="user-defined-in-a-database"),
+])
+def test_a_role_that_is_not_built_in_is_refused(roles: list) -> None:
+    with pytest.raises(UsageError, match=f"holds {roles[-1]['role']}@{roles[-1]['db']}, which is not a built-in role"):
+        check_freezable(roles)
+    with pytest.raises(UsageError, match="not a built-in role"):
+        read_only_roles(roles, ["shop"])
