@@ -5,9 +5,9 @@ the same from a local copy). Three phases:
 
 1. **Check, writing nothing.** Every collection of the backup has both objects; every metadata
    object parses and is complete (:class:`~.metadata.CollectionMetadata`); every data object is
-   the one its metadata was written for (HEAD: ETag and size; a backup without an ETag, written
-   before it was recorded, has its data read once here to check count, size and SHA-256); and
-   without ``--drop`` every target collection of the backup is absent or empty.
+   the one its metadata was written for (HEAD: size and ETag; when the ETag is not the recorded
+   one, a copy or an older backup without it, the data is read once here to check count, size
+   and SHA-256); and without ``--drop`` every target collection of the backup is absent or empty.
 2. **Stage.** Each collection is loaded, in parallel, into ``backover.restore.<coll>`` in its
    database (:func:`.names.staging`): created with the dumped options, filled from the gzip
    stream read with ``If-Match`` (split into raw BSON documents, inserted as
@@ -200,15 +200,22 @@ def check_collection(s3: S3Objects, files: BackupFiles) -> CheckedCollection:
         raise JobFailed(f"{files.data_key} disappeared during the restore")
     etag, size = normalise_etag(head["ETag"]), head["ContentLength"]
     check = metadata.check
-    if check.etag is None:
-        log.info("%s: its metadata has no ETag (an older backup): reading it once now, before any write, to "
-                 "check it", files.data_key)
-        for _ in read_documents(s3, files.data_key, check, etag):
-            pass
-    elif etag != check.etag or (check.compressed_bytes is not None and size != check.compressed_bytes):
-        raise JobFailed(f"{files.data_key} is not the object its metadata describes (ETag {etag}, {size} bytes; "
-                        f"the metadata says {check.etag}, {check.compressed_bytes} bytes): a backup was "
-                        "interrupted between the two; run the backup again")
+    mismatch = (f"{files.data_key} is not the object its metadata describes (ETag {etag}, {size} bytes; the "
+                f"metadata says {check.etag}, {check.compressed_bytes} bytes): a backup was interrupted between "
+                "the two? run the backup again")
+    if check.compressed_bytes is not None and size != check.compressed_bytes:
+        raise JobFailed(mismatch)
+    if check.etag is None or etag != check.etag:
+        # An older backup (no ETag recorded), or a copied object (a copy gets an ETag of its own):
+        # only the content can tell, so it is read once now, before any write.
+        log.info("%s: %s; reading it once now, before any write, to check it", files.data_key,
+                 "its metadata has no ETag (an older backup)" if check.etag is None else
+                 "its ETag is not the one recorded (copied, or a dump interrupted after it)")
+        try:
+            for _ in read_documents(s3, files.data_key, check, etag):
+                pass
+        except JobFailed as e:
+            raise JobFailed(str(e) if check.etag is None else f"{mismatch}; {e}") from None
     return CheckedCollection(files, metadata, etag)
 
 

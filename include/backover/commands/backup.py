@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--parallel", type=int, default=4, help="collections at a time (default 4)")
     parser.add_argument("--restore", action="store_true",
                         help="bring the backup back into the database instead of dumping it")
-    parser.add_argument("--drop", action="store_true", help="with --restore: drop each collection first")
+    parser.add_argument("--drop", action="store_true",
+                        help="with --restore: replace the target's collections (each is replaced only once every "
+                             "collection of the backup is loaded and checked; without it, they must be empty)")
     parser.set_defaults(run=run)
 
 

@@ -134,6 +134,31 @@ def test_a_sha256_mismatch_found_while_loading_leaves_the_target_as_it_was(
     assert _target_state(world) == before  # no staging collection left, old bravo/delta kept
 
 
+def test_a_copied_data_object_is_read_once_before_any_write_and_restores(world: World) -> None:
+    """A copy gets an ETag of its own: the content decides, checked before the first write."""
+    _seed(world)
+    _backup(world)
+    s3 = boto3.client("s3")
+    for name in ("alpha", "delta"):
+        key = _data_key(world, name)
+        s3.copy_object(Bucket=world.bucket, Key=key, CopySource={"Bucket": world.bucket, "Key": key},
+                       MetadataDirective="REPLACE", ContentType="application/gzip")
+    recorded: list[str] = []
+    _rewrite_metadata(world, "delta", lambda doc: recorded.append(doc["backover"].pop("sha256")) or
+                      doc["backover"].update(sha256="0" * 64))
+    before = _old_target(world)
+
+    with pytest.raises(JobFailed, match=f"{_data_key(world, 'delta')} is not the object its metadata describes.*"
+                                        "does not match the SHA-256"):
+        load(LoadConfig(world.target_db_uri, world.layout, "documentdb", drop=True))
+    assert _target_state(world) == before
+
+    _rewrite_metadata(world, "delta", lambda doc: doc["backover"].update(sha256=recorded[0]))
+    load(LoadConfig(world.target_db_uri, world.layout, "documentdb", drop=True))
+    for name in COLLECTIONS:
+        assert raw_by_id(world.target, world.db, name) == raw_by_id(world.source, world.db, name)
+
+
 def test_an_interrupted_restore_s_staging_collections_are_dropped_and_the_restore_completes(world: World) -> None:
     _seed(world)
     _backup(world)
@@ -151,19 +176,21 @@ def test_an_interrupted_restore_s_staging_collections_are_dropped_and_the_restor
         "_id_": False, "n_1": True}
 
 
+def _as_older_backup(doc: dict[str, Any]) -> None:
+    """Backups written before the data object's size and ETag were recorded."""
+    doc["backover"].pop("etag")
+    doc["backover"].pop("compressedBytes")
+
+
 def test_a_backup_written_before_etags_were_recorded_is_checked_by_reading_it_first(world: World) -> None:
     _seed(world)
     _backup(world)
     for name in COLLECTIONS:
-        _rewrite_metadata(world, name, lambda doc: [doc["backover"].pop(k) for k in ("etag", "compressedBytes")])
+        _rewrite_metadata(world, name, _as_older_backup)
 
     load(LoadConfig(world.target_db_uri, world.layout, "documentdb"))
     for name in COLLECTIONS:
         assert raw_by_id(world.target, world.db, name) == raw_by_id(world.source, world.db, name)
-
-
-def _without_etag(doc: dict[str, Any]) -> None:
-    doc["backover"].pop("etag")
 
 
 def _damage(world: World, how: str) -> tuple[str, str]:
@@ -198,11 +225,11 @@ def _damage(world: World, how: str) -> tuple[str, str]:
         return data, "is not the object its metadata describes"
     if how == "data-truncated-older-backup":
         s3.put_bytes(data, good_data[:-20])
-        _rewrite_metadata(world, "charlie", _without_etag)
+        _rewrite_metadata(world, "charlie", _as_older_backup)
         return data, "is truncated"
     if how == "data-not-gzip-older-backup":
         s3.put_bytes(data, b"not gzip at all" * 50)
-        _rewrite_metadata(world, "charlie", _without_etag)
+        _rewrite_metadata(world, "charlie", _as_older_backup)
         return data, "is corrupt"
     raise AssertionError(how)
 
