@@ -179,6 +179,8 @@ def read_documents(s3: S3Objects, key: str, check: DataCheck, etag: str) -> Iter
         raise JobFailed(f"{key} is corrupt: {one_line(e)}") from None
     except (BotoCoreError, ClientError) as e:
         raise JobFailed(f"cannot read s3://{s3.bucket}/{key}: {one_line(e)}") from None
+    finally:
+        body.close()  # also when the caller stops early (a failed insert)
     splitter.finish()
     if not inflate.eof:
         raise JobFailed(f"{key} is truncated: the gzip stream does not end")
