@@ -1,12 +1,16 @@
 """The start Lambda: read-write user, change streams on, T0 recorded in ``state/start.json``.
 
 Order matters: the retention check runs before anything changes; T0 is read *after* the change
-streams are enabled, so the replicator's ``startAtOperationTime: T0`` never asks DocumentDB for a
-moment before the enablement, and every write from T0 on is captured.
+streams are enabled and recorded only once a change stream on the replicator's scope opened at it
+(``startAtOperationTime: T0``), so the replicator never asks DocumentDB for a moment before the
+enablement (code 136), and every write from T0 on is captured. A T0 refused that way (a write in
+the same second just before the enablement) is replaced by a later one.
 
 Idempotent: a second start of the same migration keeps the first T0 and the first prior roles
 (so abort still gives back the roles the user had before Back Over), re-asserts the roles and the
-change streams, and rewrites the same ``state/start.json``. A migration already frozen or
+change streams, proves the recorded T0 still opens the stream (it fails when the streams were off
+meanwhile: changes were lost, a new migration id is needed), and rewrites the same
+``state/start.json``. A start that died before recording T0 takes a new one. A migration already frozen or
 cleaned or aborted is refused, since starting it again would hand writes back behind the freeze
 or restart a stopped capture with a gap.
 """
@@ -26,7 +30,7 @@ from .abort import refuse_if_aborted
 from .events import LifecycleEvent, Namespace
 from .results import StartResult, now_ms
 from .retention import ensure_retention
-from .source import cluster_time, connect, master_uri
+from .source import connect, master_uri
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +103,12 @@ def start(event: LifecycleEvent, source: DatabaseUri | None = None, s3: S3Object
             # Recorded before enabling: clean disables only what start enabled, even after a crash here.
             doc["change_streams_enabled"] = [ns.to_doc() for ns in sorted(recorded | missing)]
             s3.put_json(layout.start_state, doc)
-        if doc["t0"] is not None and missing:
-            log.warning("change streams of %s were disabled since the first start: changes made meanwhile "
-                        "are not captured", ", ".join(map(str, sorted(missing))))
         change_streams.enable(client, flavour, streamed)
         already_started = doc["t0"] is not None
-        if not already_started:
-            doc["t0"] = cluster_time(client)
+        if already_started:
+            change_streams.prove_t0(client, event.namespaces, doc["t0"])
+        else:
+            doc["t0"] = change_streams.streamable_t0(client, event.namespaces)
     t0 = doc["t0"]
     s3.put_json(layout.start_state, doc)
     log.info("start %s done: T0 %s:%s recorded in s3://%s/%s", event.migration_id, t0.time, t0.inc,
