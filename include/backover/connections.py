@@ -1,7 +1,11 @@
 """Database credentials from an option, the environment or a Secrets Manager secret.
 
 A URI is wrapped in :class:`DatabaseUri`, whose ``str``/``repr`` hide the password, so it cannot
-reach a log line, an exception or S3 by accident. Secrets are DocumentDB-style JSON
+reach a log line, an exception or S3 by accident. Redaction reads the URI the way the driver must
+for the password to stay hidden whatever it holds: everything between ``://`` and the *last* ``@``
+is credentials. When that part is not a well-formed (percent-escaped) ``user:password``, nothing
+of it is shown, and :meth:`DatabaseUri.client` refuses the URI before the driver reads it (the
+driver would cut an unescaped password at its ``/`` or ``?`` and report the pieces as host names). Secrets are DocumentDB-style JSON
 (``{"engine", "username", "password", "host", "port", "ssl"}``) as AWS keeps a cluster's master
 credentials; a secret may also hold ``{"uri": "mongodb://..."}``.
 """
@@ -9,6 +13,7 @@ credentials; a secret may also hold ``{"uri": "mongodb://..."}``.
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +22,6 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pymongo import MongoClient
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
-from pymongo.uri_parser import parse_uri
 
 from .errors import UsageError
 
@@ -44,31 +48,94 @@ class DatabaseUri:
         if self.tls_ca_file:
             kwargs["tlsCAFile"] = self.tls_ca_file
         kwargs.update(options)
+        _refuse_unescaped(self.value)
         try:
             return MongoClient(self.value, **kwargs)
         except (ConfigurationError, ValueError) as e:
             raise UsageError(f"invalid database URI {self}: {_strip(str(e), self.value)}") from None
 
 
+SCHEMES = ("mongodb://", "mongodb+srv://")
+#: RFC 3986 userinfo: unreserved and sub-delimiter characters, percent escapes, and ':'.
+_USERINFO = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=:-]|%[0-9A-Fa-f]{2})*")
+#: URI options whose values are secrets (a key file's password, an AWS session token).
+_SECRET_OPTIONS = re.compile(
+    r"(?i)([?&;](?:tlsCertificateKeyFilePassword|sslPEMKeyPassword|authMechanismProperties)=)[^&;]*")
+_DELIMITERS = re.compile(r"[:/?#\[\]@]")
+NOT_A_URI = "<not a mongodb:// URI>"
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """A URI cut where the password cannot be: ``scheme``, ``userinfo`` (before the last '@') and ``rest``."""
+
+    scheme: str
+    userinfo: str | None  # None: no '@', so no credentials
+    rest: str
+
+    @property
+    def well_formed(self) -> bool:
+        """``user[:password]``, percent-escaped, so the driver reads exactly these credentials."""
+        return self.userinfo is not None and self.userinfo.count(":") <= 1 and bool(
+            _USERINFO.fullmatch(self.userinfo))
+
+    def secrets(self) -> list[str]:
+        """Every text that may hold the password as it could appear in a driver's message."""
+        if self.userinfo is None:
+            return []
+        if not self.well_formed:  # the password may be any piece of it
+            pieces = [p for p in _DELIMITERS.split(self.userinfo) if len(p) >= 4]
+            return [self.userinfo, urllib.parse.unquote_plus(self.userinfo), *pieces]
+        escaped = self.userinfo.partition(":")[2]
+        password = urllib.parse.unquote_plus(escaped)
+        return [escaped, password, urllib.parse.quote_plus(password), urllib.parse.quote(password, safe="")]
+
+
+def _parts(uri: str) -> _Parts | None:
+    for scheme in SCHEMES:
+        if uri.startswith(scheme):
+            userinfo, at, rest = uri[len(scheme):].rpartition("@")
+            return _Parts(scheme, userinfo if at else None, rest)
+    return None
+
+
 def redact(uri: str) -> str:
-    """``mongodb://user:secret@host/`` -> ``mongodb://user:***@host/``."""
-    scheme, sep, rest = uri.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
-        return uri
-    userinfo, _, hostpart = rest.partition("@")
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{hostpart}"
+    """``mongodb://user:secret@host/`` -> ``mongodb://user:***@host/``; never any of the password.
+
+    Credentials end at the last '@'. A user name is shown only when the credentials are
+    well-formed; otherwise they are all ``***``. Secret options' values are ``***`` too. A text
+    that is not a ``mongodb://``/``mongodb+srv://`` URI is not shown at all.
+    """
+    parts = _parts(uri)
+    if parts is None:
+        return NOT_A_URI
+    rest = _SECRET_OPTIONS.sub(r"\1***", parts.rest)
+    if parts.userinfo is None:
+        return parts.scheme + rest
+    if parts.well_formed:
+        user, colon, _ = parts.userinfo.partition(":")
+        return f"{parts.scheme}{user}{':***' if colon else ''}@{rest}"
+    return f"{parts.scheme}***@{rest}"
+
+
+def _refuse_unescaped(uri: str) -> None:
+    """UsageError, before the driver reads it, when a URI's credentials are not percent-escaped."""
+    parts = _parts(uri)
+    if parts is not None and parts.userinfo is not None and not parts.well_formed:
+        raise UsageError(
+            f"invalid database URI {redact(uri)}: the user name and password (all before the last '@') "
+            "must be percent-escaped (urllib.parse.quote_plus) where they hold ':', '/', '?', '#', '[', ']', "
+            "'@' or '%'")
 
 
 def _strip(message: str, uri: str) -> str:
     """A driver message with any trace of the URI's password removed."""
-    try:
-        password = parse_uri(uri).get("password")
-    except (ConfigurationError, ValueError):
-        password = None
-    if password:
-        message = message.replace(password, "***").replace(urllib.parse.quote_plus(password), "***")
-    return message.replace(uri, redact(uri))
+    parts = _parts(uri)
+    message = message.replace(uri, redact(uri))
+    for secret in sorted(set(parts.secrets() if parts else [uri]), key=len, reverse=True):
+        if secret:
+            message = message.replace(secret, "***")
+    return message
 
 
 def uri_from_secret(secret: dict[str, Any]) -> DatabaseUri:
@@ -135,3 +202,5 @@ def check_connection(uri: DatabaseUri, client: MongoClient) -> dict[str, Any]:
         raise UsageError(f"{uri} refused the connection check: {_strip(str(e), uri.value)}") from None
     except PyMongoError as e:
         raise UsageError(f"cannot reach {uri}: {_strip(str(e), uri.value)}") from None
+    except ValueError as e:  # the driver's SASLprep refuses the password before sending it
+        raise UsageError(f"authentication failed for {uri}: {_strip(str(e), uri.value)}") from None
