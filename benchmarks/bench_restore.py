@@ -114,11 +114,14 @@ def upload(s3: S3Objects, migration_id: str, stream: Iterator[bytes], keep_bodie
     seq = count = 0
     bodies = []
     batch: list[bytes] = []
+    positions: list[Timestamp] = []
 
     def flush() -> None:
         nonlocal seq
         seq += 1
-        body, info = segments.build(batch, Timestamp(1, seq), Timestamp(1, seq), "zstd")
+        first, last = (RawBSONDocument(batch[i])["clusterTime"] for i in (0, -1))
+        body, info = segments.build(batch, first, last, "zstd", migration_id=migration_id, seq=seq)
+        positions.append(last)
         s3.put_bytes(layout.segment(seq, "zstd"), body, info.metadata())
         if keep_bodies:
             bodies.append((body, info))
@@ -132,7 +135,8 @@ def upload(s3: S3Objects, migration_id: str, stream: Iterator[bytes], keep_bodie
     if batch:
         flush()
     s3.put_json(layout.replicator_checkpoint,
-                ReplicatorCheckpoint(migration_id, last_seq=seq, events_total=count, state="drained").to_doc())
+                ReplicatorCheckpoint(migration_id, last_seq=seq, events_total=count, state="drained",
+                                     last_cluster_time=positions[-1] if positions else None).to_doc())
     return Dataset(layout, count, bodies)
 
 

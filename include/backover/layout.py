@@ -69,8 +69,18 @@ class MigrationLayout:
         return self.key("changes/_checkpoint.json")
 
     @property
+    def replicator_lease(self) -> str:
+        """The single-writer lease of the replicator (:mod:`backover.lease`)."""
+        return self.key("changes/_lease.json")
+
+    @property
     def restore_checkpoint(self) -> str:
         return self.key("restore/_checkpoint.json")
+
+    @property
+    def restore_lease(self) -> str:
+        """The single-writer lease of the restore (:mod:`backover.lease`)."""
+        return self.key("restore/_lease.json")
 
     @property
     def verify_report(self) -> str:

@@ -90,8 +90,14 @@ class S3Objects:
         """A JSON state file (canonical Extended JSON), or None when it does not exist; JobFailed
         naming the key when it is not valid Extended JSON (a damaged state file is never guessed at)."""
         data = self.get_bytes(key)
-        if data is None:
-            return None
+        return None if data is None else self._parse_json(key, data)
+
+    def get_json_versioned(self, key: str) -> tuple[Any, str] | None:
+        """A JSON state file and its ETag (for a conditional write after it), or None."""
+        got = self.get_versioned(key)
+        return None if got is None else (self._parse_json(key, got[0]), got[2])
+
+    def _parse_json(self, key: str, data: bytes) -> Any:
         try:
             return extjson.loads(data)
         except (ValueError, TypeError, UnicodeDecodeError) as e:
@@ -124,3 +130,48 @@ class S3Objects:
                 raise BackoverError(f"cannot delete s3://{self.bucket}/{first['Key']}: {first.get('Code')}")
             deleted += len(batch)
         return deleted
+
+    # -- conditional writes (the leases and the replicator's segments and checkpoint) -----------------
+    def put_if(self, key: str, data: bytes, *, etag: str | None, metadata: Mapping[str, str] | None = None,
+               content_type: str = "application/octet-stream") -> str:
+        """One conditional PUT; returns the new ETag. ``etag`` None: only if the key does not exist
+        (``If-None-Match: *``); else only if the object's ETag is still ``etag`` (``If-Match``).
+        :class:`Conflict` when the condition does not hold."""
+        condition = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
+        try:
+            resp = self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=dict(metadata or {}),
+                                          ContentType=content_type, **condition)
+        except ClientError as e:
+            if _code(e) in _CONFLICT_CODES:
+                raise Conflict(f"s3://{self.bucket}/{key} changed meanwhile ({_code(e)})") from e
+            raise BackoverError(f"cannot write s3://{self.bucket}/{key}: {_code(e)}") from e
+        return str(resp["ETag"])
+
+    def get_versioned(self, key: str) -> tuple[bytes, dict[str, str], str] | None:
+        """Bytes, user metadata and ETag, or None when the object does not exist."""
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as e:
+            if _code(e) in ("NoSuchKey", "404"):
+                return None
+            raise BackoverError(f"cannot read s3://{self.bucket}/{key}: {_code(e)}") from e
+        return resp["Body"].read(), resp.get("Metadata", {}), str(resp["ETag"])
+
+    def delete_if(self, key: str, etag: str) -> None:
+        """Delete the object only if its ETag is still ``etag``; :class:`Conflict` if it changed or is gone."""
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag)
+        except ClientError as e:
+            if _code(e) in (*_CONFLICT_CODES, "NoSuchKey", "404"):
+                raise Conflict(f"s3://{self.bucket}/{key} changed meanwhile ({_code(e)})") from e
+            raise BackoverError(f"cannot delete s3://{self.bucket}/{key}: {_code(e)}") from e
+
+
+#: A conditional request whose condition failed (412), or that met a concurrent one (409: AWS asks
+#: to retry; the retry then sees the other request's result).
+_CONFLICT_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+
+
+class Conflict(BackoverError):
+    """A conditional write or delete was refused: the object is not (or no longer) what the caller
+    expected."""

@@ -3,7 +3,8 @@
 A segment's bytes after decompression are a sequence of BSON documents (``bsondump`` reads them).
 Its S3 metadata says how many events it holds, their first and last cluster times and the SHA-256
 of the uncompressed bytes, so a reader can prove it got the whole segment before applying any of
-it.
+it; and whose segment it is (migration id, sequence number, the writing replicator's lease token),
+so a reader can prove it is the segment it asked for, not another one copied or moved there.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ META_FIRST = "first-cluster-time"
 META_LAST = "last-cluster-time"
 META_SHA256 = "sha256"
 META_BYTES = "uncompressed-bytes"
+META_MIGRATION = "migration-id"
+META_SEQ = "seq"
+META_WRITER = "writer"
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,9 @@ class SegmentInfo:
     last_cluster_time: Timestamp
     sha256: str
     uncompressed_bytes: int
+    migration_id: str
+    seq: int
+    writer: str = ""  # the replicator's lease token
 
     def metadata(self) -> dict[str, str]:
         return {
@@ -49,10 +56,19 @@ class SegmentInfo:
             META_LAST: clustertime.format(self.last_cluster_time),
             META_SHA256: self.sha256,
             META_BYTES: str(self.uncompressed_bytes),
+            META_MIGRATION: self.migration_id,
+            META_SEQ: str(self.seq),
+            META_WRITER: self.writer,
         }
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, str], key: str) -> SegmentInfo:
+        """The metadata as a record; JobFailed naming ``key`` when a field is missing or invalid
+        (segments written before the identity fields existed are refused too)."""
+        missing = [name for name in (META_MIGRATION, META_SEQ) if name not in meta]
+        if missing and all(name in meta for name in (META_EVENTS, META_SHA256)):
+            raise JobFailed(f"segment {key} has no {' or '.join(missing)} metadata: it was not written by this "
+                            "version of the replicator, and its identity cannot be proven")
         try:
             return cls(
                 events=int(meta[META_EVENTS]),
@@ -60,9 +76,20 @@ class SegmentInfo:
                 last_cluster_time=clustertime.parse(meta[META_LAST]),
                 sha256=meta[META_SHA256],
                 uncompressed_bytes=int(meta[META_BYTES]),
+                migration_id=meta[META_MIGRATION],
+                seq=int(meta[META_SEQ]),
+                writer=meta.get(META_WRITER, ""),
             )
         except (KeyError, ValueError) as e:
             raise JobFailed(f"segment {key} has incomplete metadata ({e})") from None
+
+    def identity_error(self, migration_id: str, seq: int) -> str | None:
+        """Why this is not segment ``seq`` of ``migration_id``, or None when it is."""
+        if self.migration_id != migration_id:
+            return f"belongs to migration {self.migration_id!r}, not {migration_id!r}"
+        if self.seq != seq:
+            return f"is segment {self.seq}, not {seq} (moved or copied from another key)"
+        return None
 
 
 def compress(data: bytes, compression: str) -> bytes:
@@ -88,10 +115,12 @@ def decompress(data: bytes, compression: str, key: str = "segment") -> bytes:
     raise ValueError(f"unknown compression {compression!r}")
 
 
-def build(events: list[bytes], first: Timestamp, last: Timestamp, compression: str) -> tuple[bytes, SegmentInfo]:
-    """The compressed body and the metadata of a segment holding ``events`` (raw BSON each)."""
+def build(events: list[bytes], first: Timestamp, last: Timestamp, compression: str, *, migration_id: str,
+          seq: int, writer: str = "") -> tuple[bytes, SegmentInfo]:
+    """The compressed body and the metadata of segment ``seq`` of ``migration_id`` holding
+    ``events`` (raw BSON each)."""
     raw = b"".join(events)
-    info = SegmentInfo(len(events), first, last, hashlib.sha256(raw).hexdigest(), len(raw))
+    info = SegmentInfo(len(events), first, last, hashlib.sha256(raw).hexdigest(), len(raw), migration_id, seq, writer)
     return compress(raw, compression), info
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .. import clustertime
+from ..lease import DEFAULT_RENEW_SECONDS, DEFAULT_TTL_SECONDS
 from ..options import add_database_options, add_migration_options, database_uri, migration_layout
 from ..replication import config as defaults
 from ..replication import detach
@@ -22,7 +23,8 @@ _FORWARDED = (
     ("--max-bytes", "max_bytes"), ("--max-seconds", "max_seconds"), ("--heartbeat-seconds", "heartbeat_seconds"),
     ("--drain-poll-seconds", "drain_poll_seconds"), ("--await-ms", "await_ms"),
     ("--connect-timeout", "connect_timeout"), ("--give-up-seconds", "give_up_seconds"),
-    ("--progress-seconds", "progress_seconds"), ("--source-secret-id", "source_secret_id"),
+    ("--progress-seconds", "progress_seconds"), ("--lease-ttl-seconds", "lease_ttl_seconds"),
+    ("--lease-renew-seconds", "lease_renew_seconds"), ("--source-secret-id", "source_secret_id"),
 )
 
 
@@ -56,6 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="retry a transient source or S3 error this long before failing (default %(default)g)")
     group.add_argument("--progress-seconds", type=float, default=defaults.DEFAULT_PROGRESS_SECONDS,
                        help="log a progress line this often (default %(default)g)")
+    group.add_argument("--lease-ttl-seconds", type=float, default=DEFAULT_TTL_SECONDS,
+                       help="another replicator may take over the lease when it was not renewed for this long "
+                            "(default %(default)g)")
+    group.add_argument("--lease-renew-seconds", type=float, default=DEFAULT_RENEW_SECONDS,
+                       help="renew the lease this often, at most half the TTL (default %(default)g)")
     background = parser.add_argument_group("background")
     background.add_argument("--detach", action="store_true",
                             help="run in the background (pid and log files); return once it is capturing")
@@ -81,6 +88,8 @@ def build_config(args: argparse.Namespace) -> ReplicateConfig:
         connect_timeout=args.connect_timeout,
         give_up_seconds=args.give_up_seconds,
         progress_seconds=args.progress_seconds,
+        lease_ttl_seconds=args.lease_ttl_seconds,
+        lease_renew_seconds=args.lease_renew_seconds,
     )
 
 

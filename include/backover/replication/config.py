@@ -9,6 +9,7 @@ from bson.timestamp import Timestamp
 from ..connections import DatabaseUri
 from ..errors import UsageError
 from ..layout import MigrationLayout
+from ..lease import DEFAULT_RENEW_SECONDS, DEFAULT_TTL_SECONDS, check_timing
 from ..segments import COMPRESSIONS
 
 #: Segments roll at whichever comes first. 16 MiB is the largest BSON document, a sensible unit
@@ -23,6 +24,8 @@ DEFAULT_AWAIT_MS = 1000
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_GIVE_UP_SECONDS = 600.0
 DEFAULT_PROGRESS_SECONDS = 30.0
+#: A --start-at this far past the source's current cluster time is still accepted (it only waits).
+START_AT_TOLERANCE_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class ReplicateConfig:
     :param connect_timeout: seconds to find the source server.
     :param give_up_seconds: a transient error (source or S3) retried this long becomes a failure.
     :param progress_seconds: log a progress line this often.
+    :param lease_ttl_seconds: the replicator lease lapses when not renewed for this long.
+    :param lease_renew_seconds: the holder renews it this often (and before every PUT).
     """
 
     layout: MigrationLayout
@@ -59,6 +64,8 @@ class ReplicateConfig:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     give_up_seconds: float = DEFAULT_GIVE_UP_SECONDS
     progress_seconds: float = DEFAULT_PROGRESS_SECONDS
+    lease_ttl_seconds: float = DEFAULT_TTL_SECONDS
+    lease_renew_seconds: float = DEFAULT_RENEW_SECONDS
 
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:
@@ -70,3 +77,4 @@ class ReplicateConfig:
                      "give_up_seconds", "progress_seconds"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be positive")
+        check_timing(self.lease_ttl_seconds, self.lease_renew_seconds)

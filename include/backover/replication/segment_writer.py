@@ -5,9 +5,17 @@
 that compresses each segment, PUTs it as ``changes/{seq:012d}.bson.zst`` and only then PUTs the
 checkpoint that counts it, so capture keeps reading while S3 works. Jobs run in the order they
 were given: segment ``n``, checkpoint ``n``, segment ``n + 1`` ... A crash between a segment and
-its checkpoint leaves an orphan segment ``last_seq + 1``, which the next run removes (or
-overwrites). S3 errors are retried with backoff; the capture blocks while a segment waits
+its checkpoint leaves an orphan segment ``last_seq + 1``, which the next run removes once it holds
+the replicator lease. S3 errors are retried with backoff; the capture blocks while a segment waits
 for the one being written (bounded memory).
+
+Single writer: before every PUT the lease is renewed (:meth:`backover.lease.Lease.fence`), a
+segment is PUT only if its key does not exist (``If-None-Match: *``) and the checkpoint only if it
+is still the one this process wrote (``If-Match``), so a replicator that lost its lease (paused
+past the TTL, another one took over) stops before it overwrites or deletes anything of the new
+holder's. A segment key already taken is this process's own earlier attempt (same writer token
+and SHA-256: done), or a fenced writer's never-checkpointed segment, which the lease holder
+deletes before writing its own.
 """
 
 from __future__ import annotations
@@ -26,10 +34,11 @@ from bson.timestamp import Timestamp
 from .. import clustertime, segments
 from ..errors import BackoverError, JobFailed
 from ..layout import COMPRESSION_SUFFIX, MigrationLayout
-from ..s3objects import S3Objects
+from ..lease import Lease, LeaseLost
+from ..s3objects import Conflict, S3Objects
 from ..state import ReplicatorCheckpoint
 from . import tokens
-from .checkpoint import CheckpointStore
+from .checkpoint import CheckpointChanged, CheckpointStore
 from .events import unpack
 from .retry import Backoff
 
@@ -131,8 +140,9 @@ class SegmentWriter:
     """Writes segments and checkpoints in order on one background thread."""
 
     def __init__(self, store: CheckpointStore, checkpoint: ReplicatorCheckpoint, compression: str,
-                 backoff: Callable[[], Backoff]) -> None:
+                 backoff: Callable[[], Backoff], lease: Lease) -> None:
         self.store = store
+        self.lease = lease
         self.s3 = store.s3
         self.layout = store.layout
         self.compression = compression
@@ -168,8 +178,10 @@ class SegmentWriter:
         return self.checkpoint
 
     def raise_if_failed(self) -> None:
+        """The writer's error, or the lease's loss seen by its renewing thread."""
         if self.error is not None:
             raise self.error
+        self.lease.raise_if_lost()
 
     def _put(self, job: _SegmentJob | _CheckpointJob | None) -> None:
         while True:
@@ -200,9 +212,10 @@ class SegmentWriter:
         seq = self.checkpoint.last_seq + 1
         key = self.layout.segment(seq, self.compression)
         began = time.monotonic()
-        body, info = segments.build(batch.events, batch.first, batch.last, self.compression)
+        body, info = segments.build(batch.events, batch.first, batch.last, self.compression,
+                                    migration_id=self.layout.migration_id, seq=seq, writer=self.lease.holder.token)
         batch.events = []  # free the raw events before the upload: only the compressed body is needed
-        self._durably(key, lambda: self.s3.put_bytes(key, body, info.metadata()))
+        self._durably(key, lambda: self._put_segment(key, body, info))
         self.segments_written += 1
         log.info("segment %d: %d events, %d bytes (%d compressed), cluster time %s .. %s, %.2fs",
                  seq, info.events, info.uncompressed_bytes, len(body), clustertime.format(batch.first),
@@ -230,14 +243,38 @@ class SegmentWriter:
             cp.drained_until = job.drained_until
         self._durably(self.store.key, lambda: self.store.save(cp))
 
+    def _put_segment(self, key: str, body: bytes, info: segments.SegmentInfo) -> None:
+        """PUT segment ``info.seq`` if its key is free; a key taken by another writer's segment
+        (never checkpointed: the checkpoint is this process's) is deleted under the lease first."""
+        try:
+            self.s3.put_if(key, body, etag=None, metadata=info.metadata())
+            return
+        except Conflict:
+            pass
+        got = self.s3.head(key)
+        if got is None:
+            raise BackoverError(f"{key} was being written by another request; retrying")
+        theirs = got.get("Metadata", {})
+        if theirs.get(segments.META_WRITER) == info.writer and theirs.get(segments.META_SHA256) == info.sha256:
+            return  # this process's own earlier attempt landed
+        self.lease.fence()
+        log.warning("segment key %s holds a segment of another writer (%s), never checkpointed: replacing it",
+                    key, theirs.get(segments.META_WRITER) or "unknown")
+        self.s3.delete_if(key, got["ETag"])
+        raise BackoverError(f"{key} was taken by a fenced writer's segment, now removed; retrying")
+
     def _durably(self, key: str, put: Callable[[], None]) -> None:
-        """Run one PUT until it succeeds; JobFailed when S3 keeps failing past the backoff's limit."""
+        """Renew the lease, then run one PUT, until it succeeds; JobFailed when S3 keeps failing
+        past the backoff's limit; :class:`LeaseLost` or :class:`CheckpointChanged` at once."""
         backoff = self._backoff()
         while True:
             try:
                 self.put_count += 1
+                self.lease.fence()
                 put()
                 return
+            except (LeaseLost, CheckpointChanged):
+                raise
             except (BackoverError, BotoCoreError) as e:
                 if not backoff.failed():
                     raise JobFailed(f"S3 kept failing for {backoff.failing_for:.0f}s writing {key}: {e}") from e

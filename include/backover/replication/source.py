@@ -67,21 +67,24 @@ def connect(uri: DatabaseUri, connect_timeout: float) -> MongoClient:
     return client
 
 
-def check_namespaces(client: MongoClient, namespaces: tuple[Namespace, ...]) -> None:
-    """UsageError for a database or collection that does not exist on the source."""
+def missing_namespaces(client: MongoClient, namespaces: tuple[Namespace, ...]) -> dict[Namespace, str]:
+    """The namespaces that do not exist on the source, each with the reason (UsageError when the
+    source's namespaces cannot be listed; none when the user may not list them)."""
+    missing: dict[Namespace, str] = {}
     try:
         databases = set(client.list_database_names())
         for ns in namespaces:
             if ns.db not in databases:
-                raise UsageError(f"namespace {ns} does not exist on the source: there is no database {ns.db!r}")
-            if ns.coll and ns.coll not in client[ns.db].list_collection_names():
-                raise UsageError(f"namespace {ns} does not exist on the source: database {ns.db!r} "
-                                 f"has no collection {ns.coll!r}")
+                missing[ns] = f"namespace {ns} does not exist on the source: there is no database {ns.db!r}"
+            elif ns.coll and ns.coll not in client[ns.db].list_collection_names():
+                missing[ns] = (f"namespace {ns} does not exist on the source: database {ns.db!r} "
+                               f"has no collection {ns.coll!r}")
     except OperationFailure as e:
         if e.code == UNAUTHORIZED:
             log.warning("cannot list the source's namespaces to check them (not authorized); going on")
-            return
+            return {}
         raise UsageError(f"cannot list the source's namespaces: {_message(e)}") from None
+    return missing
 
 
 def open_stream(client: MongoClient, scope: WatchScope, start: StreamStart, await_ms: int

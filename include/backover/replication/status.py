@@ -3,7 +3,9 @@
 ``replicator`` comes from ``changes/_checkpoint.json``: ``heartbeat_age_seconds`` is how long ago
 the replicator last wrote it (a running replicator writes it every few seconds, even when idle),
 ``lag_seconds`` how far its captured position (``last_cluster_time``) was behind the wall clock
-at that heartbeat. ``start``, ``drain``, ``restore`` and ``clean`` are shown when present.
+at that heartbeat. ``replicator_lease`` and ``restore_lease`` show who holds each single-writer
+lease, since when, and when it expires unless renewed. ``start``, ``drain``, ``restore`` and
+``clean`` are shown when present.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from bson.timestamp import Timestamp
 
 from .. import clustertime
 from ..layout import MigrationLayout
+from ..lease import describe as describe_lease
 from ..s3objects import S3Objects
 from ..state import ReplicatorCheckpoint, utc_now
 from .checkpoint import validate
@@ -65,6 +68,8 @@ def status(layout: MigrationLayout, s3: S3Objects | None = None) -> dict[str, An
     report: dict[str, Any] = {"migration_id": layout.migration_id, "location": f"s3://{layout.bucket}/{layout.root}"}
     doc = s3.get_json(layout.replicator_checkpoint)
     report["replicator"] = None if doc is None else replicator_status(validate(doc, layout.replicator_checkpoint))
+    report["replicator_lease"] = describe_lease(s3, layout.replicator_lease)
+    report["restore_lease"] = describe_lease(s3, layout.restore_lease)
     start = s3.get_json(layout.start_state)
     report["start"] = None if start is None else plain(
         {k: start.get(k) for k in ("t0", "namespaces", "source_flavour", "started_at") if k in start})

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import JobFailed, UsageError
 from ..layout import MigrationLayout
+from ..replication import checkpoint as replication_checkpoint
 from ..s3objects import S3Objects
 from ..state import RESTORE_STATES, ReplicatorCheckpoint, RestoreCheckpoint, utc_now
 from .displaced import Displaced
@@ -83,11 +84,14 @@ class CheckpointStore:
         self.s3.delete_keys([self.layout.restore_checkpoint, self.ddl_key, self.displaced_key])
 
     def replicator(self) -> ReplicatorCheckpoint:
-        doc = self.s3.get_json(self.layout.replicator_checkpoint)
-        if doc is None:
+        """The replicator checkpoint, checked as the replicator checks it (this migration's, a valid
+        record, its last segment there and not ahead of it); UsageError when there is none."""
+        checkpoint = replication_checkpoint.load(self.s3, self.layout)
+        if checkpoint is None:
             raise UsageError(f"no replicator checkpoint at s3://{self.s3.bucket}/{self.layout.replicator_checkpoint}: "
                              "nothing was captured for this migration id")
-        return ReplicatorCheckpoint.from_doc(doc)
+        replication_checkpoint.check_last_segment(self.s3, self.layout, checkpoint)
+        return checkpoint
 
     def load(self) -> RestoreCheckpoint | None:
         """The restore checkpoint, checked; UsageError when it is another migration's, JobFailed

@@ -3,6 +3,11 @@
 Only segments up to the replicator checkpoint's ``last_seq`` are read: a higher one is an orphan a
 crashed replicator left (it will be overwritten), never applied. The next few segments are
 downloaded in the background while the current one is applied.
+
+A segment is used only when it is the one asked for: its metadata names this migration and its
+own sequence number (a segment copied from another migration, or moved to another number, passes
+its SHA-256 but not this), its first and last events carry the cluster times the metadata says,
+and it starts no earlier than the one before it ended (cluster-time continuity).
 """
 
 from __future__ import annotations
@@ -12,6 +17,10 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from bson.raw_bson import RawBSONDocument
+from bson.timestamp import Timestamp
+
+from .. import clustertime
 from ..errors import JobFailed
 from ..layout import MigrationLayout
 from ..s3objects import S3Objects
@@ -23,11 +32,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SegmentRef:
-    """Where segment ``seq`` is and how it is compressed."""
+    """Where segment ``seq`` of migration ``migration_id`` is and how it is compressed."""
 
     seq: int
     key: str
     compression: str
+    migration_id: str
 
 
 def list_segments(s3: S3Objects, layout: MigrationLayout, first: int, last: int) -> list[SegmentRef]:
@@ -43,7 +53,7 @@ def list_segments(s3: S3Objects, layout: MigrationLayout, first: int, last: int)
         if seq > last:
             orphans.append(key)
         elif seq >= first:
-            found.setdefault(seq, []).append(SegmentRef(seq, key, compression))
+            found.setdefault(seq, []).append(SegmentRef(seq, key, compression, layout.migration_id))
     if orphans:
         log.info("ignoring %d segment(s) above the replicator checkpoint's last_seq %d (orphans): %s",
                  len(orphans), last, ", ".join(orphans[:3]))
@@ -60,12 +70,19 @@ def list_segments(s3: S3Objects, layout: MigrationLayout, first: int, last: int)
 
 
 def read_segment(s3: S3Objects, ref: SegmentRef) -> SegmentEvents:
-    """Download, decompress, check size and SHA-256 against the metadata, split into events."""
+    """Download, decompress, check identity, size and SHA-256 against the metadata, split into events."""
+    return _read(s3, ref)[0]
+
+
+def _read(s3: S3Objects, ref: SegmentRef) -> tuple[SegmentEvents, SegmentInfo]:
     got = s3.get_object(ref.key)
     if got is None:
         raise JobFailed(f"segment {ref.key} disappeared while the restore was reading it")
     body, metadata = got
     info = SegmentInfo.from_metadata(metadata, ref.key)
+    wrong = info.identity_error(ref.migration_id, ref.seq)
+    if wrong is not None:
+        raise JobFailed(f"segment {ref.key} {wrong}: refusing to apply it")
     raw = verified_events(body, info, ref.compression, ref.key)
     try:
         events = list(iter_raw_events(raw))
@@ -73,7 +90,29 @@ def read_segment(s3: S3Objects, ref: SegmentRef) -> SegmentEvents:
         raise JobFailed(f"{ref.key} is corrupt: {e}") from None
     if len(events) != info.events:
         raise JobFailed(f"{ref.key} is corrupt: {len(events)} events, metadata says {info.events}")
-    return SegmentEvents(ref.seq, ref.key, events)
+    if events:
+        times = (_cluster_time(events[0], ref.key), _cluster_time(events[-1], ref.key))
+        if times != (info.first_cluster_time, info.last_cluster_time):
+            raise JobFailed(f"segment {ref.key} holds events from {clustertime.format(times[0])} to "
+                            f"{clustertime.format(times[1])}, its metadata says "
+                            f"{clustertime.format(info.first_cluster_time)} to "
+                            f"{clustertime.format(info.last_cluster_time)}: refusing to apply it")
+    return SegmentEvents(ref.seq, ref.key, events), info
+
+
+def _cluster_time(event: bytes, key: str) -> Timestamp:
+    value = RawBSONDocument(event).get("clusterTime")
+    if not isinstance(value, Timestamp):
+        raise JobFailed(f"{key} is corrupt: an event without a clusterTime")
+    return value
+
+
+def check_continuity(previous: SegmentInfo | None, info: SegmentInfo, key: str) -> None:
+    """JobFailed when a segment starts before the previous one ended (a segment out of place)."""
+    if previous is not None and info.first_cluster_time < previous.last_cluster_time:
+        raise JobFailed(f"segment {key} starts at {clustertime.format(info.first_cluster_time)}, before segment "
+                        f"{previous.seq} ended ({clustertime.format(previous.last_cluster_time)}): the segments are "
+                        "out of order; refusing to apply it")
 
 
 class SegmentReader:
@@ -85,16 +124,25 @@ class SegmentReader:
         self.prefetch = max(1, prefetch)
 
     def __iter__(self) -> Iterator[SegmentEvents]:
+        previous: SegmentInfo | None = None
+
+        def checked(future: Future[tuple[SegmentEvents, SegmentInfo]]) -> SegmentEvents:
+            nonlocal previous
+            segment, info = future.result()
+            check_continuity(previous, info, segment.key)
+            previous = info
+            return segment
+
         with ThreadPoolExecutor(self.prefetch, thread_name_prefix="restore-fetch") as pool:
-            ahead: list[Future[SegmentEvents]] = []
+            ahead: list[Future[tuple[SegmentEvents, SegmentInfo]]] = []
             upcoming = iter(self.refs)
             try:
                 for ref in upcoming:
-                    ahead.append(pool.submit(read_segment, self.s3, ref))
+                    ahead.append(pool.submit(_read, self.s3, ref))
                     if len(ahead) > self.prefetch:
-                        yield ahead.pop(0).result()
+                        yield checked(ahead.pop(0))
                 while ahead:
-                    yield ahead.pop(0).result()
+                    yield checked(ahead.pop(0))
             finally:
                 for future in ahead:
                     future.cancel()

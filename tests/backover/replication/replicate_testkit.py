@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import bson
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from bson.timestamp import Timestamp
@@ -136,6 +137,38 @@ def read_events(s3: S3Objects, layout: MigrationLayout) -> list[bytes]:
         events += batch
     assert len(events) == cp.events_total
     return events
+
+
+def put_segment(s3: S3Objects, layout: MigrationLayout, seq: int, events: list[bytes], compression: str = "zstd",
+                migration_id: str | None = None, writer: str = "test") -> str:
+    """Segment ``seq`` the way the replicator writes it (identity metadata included)."""
+    times = [RawBSONDocument(e)["clusterTime"] for e in events]
+    body, info = segments.build(events, times[0], times[-1], compression,
+                                migration_id=migration_id or layout.migration_id, seq=seq, writer=writer)
+    key = layout.segment(seq, compression)
+    s3.put_bytes(key, body, info.metadata())
+    return key
+
+
+def fake_event(cluster_time: Timestamp, i: int = 0) -> bytes:
+    """A minimal insert event (as the server sends it) at ``cluster_time``."""
+    return bson.encode({"_id": {"_data": f"{cluster_time.time:08X}{cluster_time.inc:08X}{i:04X}"},
+                        "operationType": "insert", "clusterTime": cluster_time,
+                        "ns": {"db": "d", "coll": "c"}, "documentKey": {"_id": i}, "fullDocument": {"_id": i}})
+
+
+def put_captured(s3: S3Objects, layout: MigrationLayout, segments_count: int, per_segment: int = 10,
+                 state: str = "drained") -> ReplicatorCheckpoint:
+    """Segments ``1..segments_count`` of ``per_segment`` events and the checkpoint counting them."""
+    seconds = 1_700_000_000
+    for seq in range(1, segments_count + 1):
+        put_segment(s3, layout, seq, [fake_event(Timestamp(seconds + seq, i + 1), i) for i in range(per_segment)])
+    last = Timestamp(seconds + segments_count, per_segment)
+    cp = ReplicatorCheckpoint(migration_id=layout.migration_id, last_seq=segments_count,
+                              events_total=segments_count * per_segment, state=state, last_cluster_time=last,
+                              drained_until=last if state == "drained" else None)
+    s3.put_json(layout.replicator_checkpoint, cp.to_doc())
+    return cp
 
 
 def reference_events(target: Any, start: Timestamp, until: Timestamp) -> list[bytes]:

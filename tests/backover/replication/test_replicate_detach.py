@@ -16,6 +16,7 @@ from replicate_testkit import (
     cli_env,
     enable_change_streams,
     new_layout,
+    put_captured,
     read_events,
     run_cli,
     start_time,
@@ -24,7 +25,6 @@ from replicate_testkit import (
 )
 
 from backover.s3objects import S3Objects
-from backover.state import ReplicatorCheckpoint
 
 FAST = ["--max-seconds", "120", "--progress-seconds", "0.2", "--await-ms", "100", "--heartbeat-seconds", "0.2",
         "--drain-poll-seconds", "0.1", "--connect-timeout", "5"]
@@ -98,8 +98,7 @@ def test_detach_on_a_drained_migration_reports_it_and_exits_0(standins: dict, st
     uri = standins["documentdb"].uri("root", standin_password)
     layout = new_layout(bucket)
     s3 = S3Objects(bucket)
-    s3.put_json(layout.replicator_checkpoint, ReplicatorCheckpoint(
-        migration_id=layout.migration_id, last_seq=3, events_total=30, state="drained").to_doc())
+    put_captured(s3, layout, 3, per_segment=10, state="drained")
     before = s3.get_bytes(layout.replicator_checkpoint)
     pid_file = tmp_path / "replicate.pid"
     done = run_cli(cli_argv(layout, "--detach", "--pid-file", str(pid_file), *FAST),

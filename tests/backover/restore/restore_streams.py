@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import bson
@@ -73,6 +73,7 @@ class Migration:
 
     s3: S3Objects
     layout: MigrationLayout
+    last_times: dict[int, Timestamp] = field(default_factory=dict)  # last cluster time of each segment put
 
     def write_segments(self, events: list[bytes], per_segment: int, compression: str = "zstd",
                        first_seq: int = 1, state: str = "drained") -> int:
@@ -86,14 +87,20 @@ class Migration:
         return seq
 
     def put_segment(self, seq: int, events: list[bytes], compression: str = "zstd") -> str:
-        body, info = segments.build(events, Timestamp(1, seq), Timestamp(1, seq), compression)
+        """Segment ``seq`` with the replicator's metadata (identity, the events' cluster times)."""
+        times = [RawBSONDocument(e)["clusterTime"] for e in events]
+        body, info = segments.build(events, times[0], times[-1], compression, migration_id=self.layout.migration_id,
+                                    seq=seq, writer="restore-tests")
         key = self.layout.segment(seq, compression)
         self.s3.put_bytes(key, body, info.metadata())
+        self.last_times[seq] = times[-1]
         return key
 
     def put_checkpoint(self, last_seq: int, events_total: int, state: str = "drained") -> None:
+        """The replicator checkpoint; its position is the end of the last segment written."""
+        last_time = self.last_times.get(last_seq) or max(self.last_times.values(), default=None)
         checkpoint = ReplicatorCheckpoint(self.layout.migration_id, last_seq=last_seq, events_total=events_total,
-                                          state=state)
+                                          state=state, last_cluster_time=last_time or Timestamp(1, 1))
         self.s3.put_json(self.layout.replicator_checkpoint, checkpoint.to_doc())
 
     def restore_checkpoint(self) -> dict[str, Any] | None:
