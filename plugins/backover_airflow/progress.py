@@ -16,6 +16,7 @@ from typing import Any, Literal
 from bson.timestamp import Timestamp
 
 from backover import clustertime
+from backover.cleanup import guard as clean_guard
 from backover.state import ReplicatorCheckpoint, RestoreCheckpoint
 
 PENDING, SUCCESS, FAILED = "pending", "success", "failed"
@@ -135,9 +136,12 @@ def differences(report: Mapping[str, Any]) -> str:
 
 def restore_completed(cp: RestoreCheckpoint | None, replicator: ReplicatorCheckpoint | None,
                       report: Mapping[str, Any] | None, require_identical: bool,
-                      clean: Mapping[str, Any] | None = None) -> Progress:
-    """Completed = the restore checkpoint says ``completed``; with ``require_identical`` the
-    verification report (newer than the restore) must also say ``identical``.
+                      clean: Mapping[str, Any] | None = None, frozen: bool | None = None) -> Progress:
+    """Completed = the restore checkpoint says ``completed``; with ``require_identical`` (the clean
+    DAG's "restore verified") the verification report (newer than the restore) must also say
+    ``identical``, and the capture must be over as clean's guard requires
+    (:func:`backover.cleanup.guard.capture_refusal`: frozen, replicator drained or stopped);
+    ``frozen`` None = not known here (then only the replicator's state is checked).
 
     Clean-up deletes the restore checkpoint; the check that allowed it stays in
     ``state/clean.json`` (``guard``), so a migration already cleaned after a verified restore
@@ -145,7 +149,7 @@ def restore_completed(cp: RestoreCheckpoint | None, replicator: ReplicatorCheckp
     """
     guard = (clean or {}).get("guard") if cp is None else None
     if isinstance(guard, Mapping):
-        if guard.get("restore_state") == "completed" and (guard.get("verified") or not require_identical):
+        if clean_guard.recorded_pass(guard):
             return Progress(SUCCESS, "restore completed and verified identical (recorded in state/clean.json "
                                      "by the clean-up, which removed the restore checkpoint)")
         if guard.get("forced"):
@@ -167,13 +171,16 @@ def restore_completed(cp: RestoreCheckpoint | None, replicator: ReplicatorCheckp
         return Progress(SUCCESS, done)
     if report is None:
         return Progress(PENDING, f"{done}; waiting for the verification report (reports/verify.json)")
-    checked = report.get("checked_at")
-    if isinstance(checked, datetime) and isinstance(cp.updated_at, datetime) and _aware(checked) < _aware(cp.updated_at):
+    if clean_guard.report_predates(report, cp):
         return Progress(PENDING, f"{done}; the verification report predates the restore, waiting for a new one")
-    if report.get("identical") is True:
-        count = len(report.get("namespaces") or {})
-        return Progress(SUCCESS, f"{done}; verified identical ({count} namespaces)")
-    return Progress(FAILED, f"verification found differences: {differences(report)}")
+    if report.get("identical") is not True:
+        return Progress(FAILED, f"verification found differences: {differences(report)}")
+    count = len(report.get("namespaces") or {})
+    capture = clean_guard.capture_refusal(replicator.state if replicator is not None else None,
+                                          frozen if frozen is not None else True)
+    if capture:
+        return Progress(PENDING, f"{done}; verified identical ({count} namespaces), but {capture}")
+    return Progress(SUCCESS, f"{done}; verified identical ({count} namespaces)")
 
 
 def _namespaces(docs: Any) -> str:

@@ -22,7 +22,7 @@ from backover.lifecycle.abort import abort
 from backover.lifecycle.events import LifecycleEvent
 from backover.lifecycle.source import master_uri
 from backover.s3objects import S3Objects
-from backover.state import RestoreCheckpoint
+from backover.state import ReplicatorCheckpoint, RestoreCheckpoint
 
 PREFIX = "lambda-tests"
 
@@ -50,8 +50,13 @@ def _assert_no_secret(source: Source, lambdas: LambdaWorld, *invocations: Invoca
         assert not [line for line in lambdas.log_lines if secret in line]
 
 
-def _finished_restore(source: Source, identical: bool = True, state: str = "completed") -> None:
+def _finished_restore(source: Source, identical: bool = True, state: str = "completed",
+                      replicator: str = "drained") -> None:
+    """The state objects of a frozen migration whose replicator is ``replicator`` and whose restore
+    is ``state``, as the restore Lambda, the replicator, restore and verify write them."""
     layout, s3 = _layout(source), S3Objects(source.bucket)
+    s3.put_json(layout.freeze_state, {"migration_id": source.migration_id, "f": Timestamp(1, 1)})
+    s3.put_json(layout.replicator_checkpoint, ReplicatorCheckpoint(source.migration_id, state=replicator).to_doc())
     s3.put_json(layout.restore_checkpoint, RestoreCheckpoint(source.migration_id, state=state).to_doc())
     s3.put_json(layout.verify_report, {"identical": identical, "namespaces": {}})
 
@@ -137,15 +142,18 @@ def test_clean_disables_only_the_change_streams_start_enabled(
     _assert_no_secret(source, lambdas, first)
 
 
-@pytest.mark.parametrize(("identical", "state", "reason"), [
-    pytest.param(True, "running", "the restore is running", id="restore-running"),
-    pytest.param(False, "completed", "verification found differences", id="not-identical"),
+@pytest.mark.parametrize(("identical", "state", "replicator", "reason"), [
+    pytest.param(True, "running", "drained", "the restore is running", id="restore-running"),
+    pytest.param(False, "completed", "drained", "verification found differences", id="not-identical"),
+    pytest.param(True, "completed", "running", "the replicator is running (needs drained or stopped)",
+                 id="replicator-still-capturing"),
 ])
 def test_clean_refuses_an_unfinished_migration_unless_forced(
-    lambdas: LambdaWorld, source: Source, aws_endpoints: str, identical: bool, state: str, reason: str
+    lambdas: LambdaWorld, source: Source, aws_endpoints: str, identical: bool, state: str, replicator: str,
+    reason: str,
 ) -> None:
     _ok(lambdas.invoke("start", source.event("start")))
-    _finished_restore(source, identical=identical, state=state)
+    _finished_restore(source, identical=identical, state=state, replicator=replicator)
     refused = lambdas.invoke("clean", source.event("clean"))
     assert refused.function_error == "Unhandled"
     assert refused.payload["errorType"] == "CleanRefused"

@@ -83,7 +83,7 @@ class Migration:
         doc: dict[str, Any] = {
             "migration_id": self.layout.migration_id,
             "guard": {"restore_state": "completed" if verified else "running", "verified": verified,
-                      "forced": forced, "checked_at": now()},
+                      "replicator_state": "drained", "frozen": True, "forced": forced, "checked_at": now()},
             "change_streams_disabled": [{"database": "shop", "collection": ""}],
         }
         if finished:

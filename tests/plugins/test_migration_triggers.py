@@ -38,7 +38,7 @@ PAIRS: dict[str, tuple[str, dict[str, Any], Callable[[Migration], Any], Callable
         "backover_airflow.sensors.restore.RestoreCompletedSensor",
         {"require_identical": True},
         lambda m: m.restore("running"),
-        lambda m: (m.restore("completed"), m.verify(True)),
+        lambda m: (m.freeze(), m.replicator("drained"), m.restore("completed"), m.verify(True)),
         lambda m: m.restore("failed", reason="unique index violation on shop.users"),
         "unique index violation on shop.users",
     ),

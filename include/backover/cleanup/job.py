@@ -1,7 +1,8 @@
 """``backover clean``: delete a finished migration's change segments and checkpoints.
 
-1. :func:`guard.check`: the restore must be ``completed`` and ``reports/verify.json`` identical,
-   unless ``force`` (the passing check is recorded in ``state/clean.json``).
+1. :func:`guard.check`: the restore must be ``completed``, ``reports/verify.json`` identical, the
+   migration frozen and the replicator ``drained`` or ``stopped``, unless ``force`` (the passing
+   check is recorded in ``state/clean.json``).
 2. With the source given, the change streams ``state/start.json`` lists are disabled (as the
    clean Lambda does).
 3. Everything under ``changes/`` (segments, orphan segments, the replicator checkpoint) and
@@ -9,6 +10,11 @@
    so an interrupted run leaves a state a re-run finishes. ``backups/`` stays unless
    ``delete_backups``. State files, control files and reports stay: they are the record.
 4. ``state/clean.json`` gets ``cleaned_at`` and the totals.
+
+The totals count what is really gone, even across a run killed mid-way: before each batch is
+deleted, ``state/clean.json`` records the totals with that batch counted and the batch's keys
+(``deleting``). A run killed after that write leaves keys of that batch behind; the next run
+deletes them without counting them again. So a key is counted once, when it is about to go.
 
 Idempotent: a re-run deletes what is left (usually nothing), and the totals stay the same.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from .. import s3objects
 from ..connections import DatabaseUri
 from ..layout import MigrationLayout
 from ..lifecycle.clean import disable_started_streams
@@ -71,19 +78,17 @@ def clean(config: CleanConfig, s3: S3Objects | None = None) -> CleanupResult:
     log.info("clean %s: %d segments, %d other change files, %d checkpoints, %d backup files to delete",
              layout.migration_id, len(segments), len(others), len(checkpoints), len(backups))
 
-    deleted = _delete(s3, "segments", segments + others)
-    deleted += _delete(s3, "backup files", backups)
-    deleted += _delete(s3, "checkpoints", checkpoints)
-
     before = record.read(s3, layout)
-    totals = {
-        "segments_deleted": int(before.get("segments_deleted", 0)) + len(segments),
-        "checkpoints_deleted": int(before.get("checkpoints_deleted", 0)) + len(checkpoints),
-        "backups_deleted": int(before.get("backups_deleted", 0)) + len(backups),
-    }
+    run = _Deletion(s3, layout, {name: int(before.get(name, 0)) for name in TOTALS}, set(before.get("deleting") or []))
+    deleted = run.delete("segments", "segments_deleted", segments)
+    deleted += run.delete("other change files", None, others)
+    deleted += run.delete("backup files", "backups_deleted", backups)
+    deleted += run.delete("checkpoints", "checkpoints_deleted", checkpoints)
+
+    totals = run.totals
     backups_kept = not config.delete_backups and before.get("backups_kept") is not False
     record.update(s3, layout, cleaned_at=before.get("cleaned_at") or now_ms(), backups_kept=backups_kept,
-                  **totals)
+                  deleting=[], **totals)
     log.info("clean %s done: %d files deleted now; totals %s", layout.migration_id, deleted, totals)
     return CleanupResult(
         migration_id=layout.migration_id,
@@ -95,9 +100,27 @@ def clean(config: CleanConfig, s3: S3Objects | None = None) -> CleanupResult:
     )
 
 
-def _delete(s3: S3Objects, what: str, keys: list[str]) -> int:
-    if not keys:
-        return 0
-    deleted = s3.delete_keys(keys)
-    log.info("deleted %d %s", deleted, what)
-    return deleted
+TOTALS = ("segments_deleted", "checkpoints_deleted", "backups_deleted")
+
+
+@dataclass
+class _Deletion:
+    """Deletes batch by batch, counting each batch in ``state/clean.json`` before deleting it."""
+
+    s3: S3Objects
+    layout: MigrationLayout
+    totals: dict[str, int]
+    counted: set[str]  # keys an earlier run counted and may not have deleted
+
+    def delete(self, what: str, total: str | None, keys: list[str]) -> int:
+        deleted = 0
+        size = s3objects.DELETE_BATCH
+        for i in range(0, len(keys), size):
+            batch = keys[i : i + size]
+            if total is not None:
+                self.totals[total] += sum(1 for key in batch if key not in self.counted)
+            record.update(self.s3, self.layout, deleting=batch, **self.totals)
+            deleted += self.s3.delete_keys(batch)
+        if keys:
+            log.info("deleted %d %s", deleted, what)
+        return deleted

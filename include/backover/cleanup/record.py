@@ -3,13 +3,16 @@
 Fields (canonical Extended JSON):
 
 * ``migration_id``;
-* ``guard``: ``{restore_state, verified, forced, checked_at}``, the check that allowed clean-up
-  (kept, so a re-run after the checkpoints are gone is still allowed);
+* ``guard``: ``{restore_state, verified, replicator_state, frozen, forced, checked_at}``, the check
+  that allowed clean-up (kept, so a re-run after the checkpoints are gone is still allowed; a
+  forced one only allows a forced re-run);
 * ``change_streams_disabled`` (list of ``{database, collection}``), ``change_streams_disabled_at``:
   by the clean Lambda, or by ``backover clean`` when given the source;
 * ``cleaned_at``, ``segments_deleted``, ``checkpoints_deleted``, ``backups_kept``,
   ``backups_deleted``: by ``backover clean``; ``cleaned_at`` present = the S3 clean-up finished.
-  The counts are totals over every run, so a re-run leaves them unchanged.
+  The counts are totals over every run, so a re-run leaves them unchanged; each batch is counted
+  just before it is deleted, with its keys in ``deleting`` (empty once the run finished), so a
+  killed run's batch is never counted twice.
 """
 
 from __future__ import annotations

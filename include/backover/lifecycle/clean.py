@@ -1,8 +1,9 @@
 """The clean Lambda: disable the change streams that start enabled, and only those.
 
 Streams that were on before Back Over started (``state/start.json`` does not list them) stay on.
-Refused, like ``backover clean``, until the restore completed and verification found the databases
-identical, unless the event says ``"force": true``. Writes its part of ``state/clean.json``
+Refused, like ``backover clean`` (the same :func:`backover.cleanup.guard.check`), until the restore
+completed, verification found the databases identical and the capture is over (frozen, replicator
+drained or stopped), unless the event says ``"force": true``. Writes its part of ``state/clean.json``
 (``change_streams_disabled``); idempotent.
 """
 

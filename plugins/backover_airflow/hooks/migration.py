@@ -89,8 +89,9 @@ class MigrationHook(S3Hook):
         report = self.verify_report(layout) if require_identical else None
         checkpoint = self.restore_checkpoint(layout)
         clean = self.clean_state(layout) if checkpoint is None else None
+        frozen = self.freeze_state(layout) is not None if require_identical else None
         return progress.restore_completed(
-            checkpoint, self.replicator_checkpoint(layout), report, require_identical, clean
+            checkpoint, self.replicator_checkpoint(layout), report, require_identical, clean, frozen
         )
 
     def clean_completed(self, layout: MigrationLayout) -> Progress:

@@ -38,14 +38,15 @@ class Migration:
 
 
 def make_migration(bucket: str, segments: int = 3, restore_state: str = "completed", identical: bool = True,
-                   start: dict[str, Any] | None = None) -> Migration:
+                   start: dict[str, Any] | None = None, replicator_state: str = "drained",
+                   frozen: bool = True) -> Migration:
     layout = MigrationLayout(bucket, PREFIX, f"cl-{uuid.uuid4().hex[:8]}")
     s3 = S3Objects(bucket)
     segment_keys = [layout.segment(seq, "zstd") for seq in range(1, segments + 1)]
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda key: s3.put_bytes(key, b"segment"), segment_keys))
     s3.put_json(layout.replicator_checkpoint, ReplicatorCheckpoint(layout.migration_id, last_seq=segments,
-                                                                   state="drained").to_doc())
+                                                                   state=replicator_state).to_doc())
     s3.put_json(layout.restore_checkpoint, RestoreCheckpoint(layout.migration_id, last_applied_seq=segments,
                                                              state=restore_state).to_doc())
     s3.put_json(layout.verify_report, {"identical": identical, "namespaces": {}})
@@ -54,8 +55,11 @@ def make_migration(bucket: str, segments: int = 3, restore_state: str = "complet
         s3.put_bytes(key, b"backup")
     s3.put_json(layout.start_state, start or {"migration_id": layout.migration_id, "change_streams_enabled": []})
     s3.put_json(layout.drain_request, {"until": None})
-    return Migration(layout, s3, segment_keys, backups,
-                     [layout.start_state, layout.drain_request, layout.verify_report])
+    kept = [layout.start_state, layout.drain_request, layout.verify_report]
+    if frozen:
+        s3.put_json(layout.freeze_state, {"migration_id": layout.migration_id, "f": None})
+        kept.append(layout.freeze_state)
+    return Migration(layout, s3, segment_keys, backups, kept)
 
 
 def test_clean_deletes_segments_and_checkpoints_keeps_backups_and_is_idempotent(
@@ -94,6 +98,71 @@ def test_clean_refuses_an_unfinished_migration_and_deletes_nothing(
     assert main(migration.cli("--force")) == 0
     assert migration.s3.get_json(migration.layout.clean_state)["guard"]["forced"] is True
     assert not set(migration.segments) & migration.keys()
+
+
+@pytest.mark.parametrize(("replicator_state", "frozen", "reason"), [
+    pytest.param("running", True, "the replicator is running (needs drained or stopped)", id="still-capturing"),
+    pytest.param("draining", True, "the replicator is draining", id="still-draining"),
+    pytest.param("stopped", False, "the migration was never frozen", id="stopped-but-never-frozen"),
+    pytest.param("running", False, "the migration was never frozen", id="not-frozen"),
+])
+def test_clean_refuses_while_the_replicator_may_still_capture(
+    bucket: str, capsys: pytest.CaptureFixture[str], replicator_state: str, frozen: bool, reason: str
+) -> None:
+    """Restore completed and verified identical *now* says nothing about the writes still to come."""
+    migration = make_migration(bucket, replicator_state=replicator_state, frozen=frozen)
+    before = migration.keys()
+    assert main(migration.cli()) == 1
+    assert reason in capsys.readouterr().err
+    assert migration.keys() == before
+
+
+def test_clean_after_a_stop_following_the_freeze_is_allowed(bucket: str) -> None:
+    migration = make_migration(bucket, replicator_state="stopped")
+    result = clean(CleanConfig(migration.layout))
+    assert result.segments_deleted == 3 and result.guard["replicator_state"] == "stopped"
+
+
+def test_a_failed_forced_clean_does_not_let_a_plain_clean_through(
+    bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    migration = make_migration(bucket, restore_state="running", replicator_state="running", frozen=False)
+    before = migration.keys()
+    # The forced run records its approval, then fails before deleting (the source is unreachable).
+    assert main(migration.cli("--force", "--source-uri", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200")) != 0
+    assert migration.s3.get_json(migration.layout.clean_state)["guard"]["forced"] is True
+    capsys.readouterr()
+    assert main(migration.cli()) == 1
+    assert "the restore is running" in capsys.readouterr().err
+    assert set(migration.segments) <= migration.keys() and before <= migration.keys()
+
+
+def test_totals_are_right_after_a_run_killed_mid_way(bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed after deleting some keys and before it recorded them: the re-run's totals
+    still count every key deleted once."""
+    monkeypatch.setattr("backover.s3objects.DELETE_BATCH", 10)
+    migration = make_migration(bucket, segments=25)
+    real_delete = S3Objects.delete_keys
+    calls = []
+
+    def killed_on_the_second_delete(self: S3Objects, keys: list[str]) -> int:
+        calls.append(len(keys))
+        deleted = real_delete(self, keys)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")  # the keys are gone; the process dies before recording more
+        return deleted
+
+    monkeypatch.setattr(S3Objects, "delete_keys", killed_on_the_second_delete)
+    with pytest.raises(KeyboardInterrupt):
+        clean(CleanConfig(migration.layout))
+    monkeypatch.setattr(S3Objects, "delete_keys", real_delete)
+    assert len([k for k in migration.segments if k in migration.keys()]) < 25  # some were deleted
+
+    result = clean(CleanConfig(migration.layout))
+    assert (result.segments_deleted, result.checkpoints_deleted) == (25, 2)
+    state = migration.s3.get_json(migration.layout.clean_state)
+    assert (state["segments_deleted"], state["checkpoints_deleted"], state["deleting"]) == (25, 2, [])
+    assert clean(CleanConfig(migration.layout)).segments_deleted == 25  # and a further run changes nothing
 
 
 def test_clean_without_a_verify_report_is_refused(bucket: str) -> None:
