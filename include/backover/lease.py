@@ -25,12 +25,14 @@ it guards are conditional too (the replicator's segments ``If-None-Match: *``, i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -294,6 +296,20 @@ class Lease:
         by = f"taken over by {current.holder} at {current.acquired_at.isoformat()}" if current else "gone"
         return LeaseLost(f"lost the {self.role} lease {self.where} ({by}): this process was paused or cut off "
                          f"longer than its {self.ttl_seconds:g}s TTL; stopping without writing anything more")
+
+
+@contextlib.contextmanager
+def holding(lease: Lease) -> Iterator[Lease]:
+    """Acquire ``lease``, renew it in the background while the block runs, release it after.
+
+    A lease lost meanwhile fails the block at its end (:class:`LeaseLost`) if nothing else did."""
+    lease.acquire()
+    lease.start_renewing()
+    try:
+        yield lease
+        lease.raise_if_lost()
+    finally:
+        lease.release()
 
 
 def check_timing(ttl_seconds: float, renew_seconds: float) -> None:

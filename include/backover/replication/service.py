@@ -23,7 +23,7 @@ from pymongo.errors import PyMongoError
 
 from .. import clustertime
 from ..errors import JobFailed, UsageError
-from ..lease import Lease
+from ..lease import Lease, holding
 from ..lifecycle.source import cluster_time
 from ..s3objects import S3Objects
 from ..state import ReplicatorCheckpoint
@@ -72,9 +72,8 @@ def replicate(config: ReplicateConfig, stop: threading.Event | None = None,
         start, opened, history_lost = _open(config, client, scope, opener, s3, store, checkpoint, start_doc)
         # Everything checked: from here on S3 is written, by the lease holder only.
         lease = Lease(s3, layout.replicator_lease, role="replicator", migration_id=layout.migration_id,
-                      ttl_seconds=config.lease_ttl_seconds, renew_seconds=config.lease_renew_seconds).acquire()
-        try:
-            lease.start_renewing()
+                      ttl_seconds=config.lease_ttl_seconds, renew_seconds=config.lease_renew_seconds)
+        with holding(lease):
             fresh = store.load()
             if store.etag != seen:  # another replicator wrote it between our look and the lease
                 log.info("the checkpoint changed before the lease was taken: starting again from it")
@@ -104,8 +103,6 @@ def replicate(config: ReplicateConfig, stop: threading.Event | None = None,
             writer.start()
             with _stop_on_signals(stop):
                 return capture.run()
-        finally:
-            lease.release()
     finally:
         client.close()
 

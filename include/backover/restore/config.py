@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..connections import DatabaseUri
 from ..errors import UsageError
 from ..layout import MigrationLayout
+from ..lease import DEFAULT_RENEW_SECONDS, DEFAULT_TTL_SECONDS, check_timing
 
 DEFAULT_WORKERS = 4
 DEFAULT_WINDOW = 10_000
@@ -28,6 +29,8 @@ class RestoreConfig:
     :param checkpoint_seconds: at most one checkpoint write per this many seconds (the last
         completed segment is always saved at the end and on failure).
     :param prefetch: segments downloaded ahead.
+    :param lease_ttl_seconds: the restore lease lapses when not renewed for this long.
+    :param lease_renew_seconds: the running restore renews it this often.
     """
 
     layout: MigrationLayout
@@ -40,6 +43,8 @@ class RestoreConfig:
     progress_seconds: float = 5.0
     checkpoint_seconds: float = 2.0
     prefetch: int = 2
+    lease_ttl_seconds: float = DEFAULT_TTL_SECONDS
+    lease_renew_seconds: float = DEFAULT_RENEW_SECONDS
 
     def __post_init__(self) -> None:
         if not 1 <= self.workers <= MAX_WORKERS:
@@ -52,5 +57,6 @@ class RestoreConfig:
             raise UsageError("--checkpoint-seconds must not be negative")
         if self.from_seq is not None and self.from_seq < 1:
             raise UsageError(f"--from-seq must be at least 1, not {self.from_seq}")
+        check_timing(self.lease_ttl_seconds, self.lease_renew_seconds)
         if self.target is None and not self.dry_run:
             raise UsageError("no target: pass --target-uri or --target-secret-id (or --dry-run)")

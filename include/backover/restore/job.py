@@ -18,6 +18,7 @@ from pymongo import MongoClient
 
 from ..connections import check_connection
 from ..errors import BackoverError, UsageError
+from ..lease import Lease, holding
 from ..s3objects import S3Objects
 from ..state import RestoreCheckpoint
 from .applier import Applier, ApplyStats
@@ -72,9 +73,20 @@ class PlanSummary:
 
 def run_restore(config: RestoreConfig, *, s3: S3Objects | None = None,
                 target: Target | None = None) -> RestoreResult | PlanSummary:
-    """Apply (or with ``dry_run`` only plan) the segments after the restore checkpoint."""
+    """Apply (or with ``dry_run`` only plan) the segments after the restore checkpoint.
+
+    Only the holder of the restore lease writes (a second restore is refused, exit 2, before
+    writing anything); a dry run writes nothing and takes no lease."""
     s3 = s3 or S3Objects(config.layout.bucket)
     s3.check_bucket()
+    if config.dry_run:
+        return _run_restore(config, s3, target)
+    with holding(Lease(s3, config.layout.restore_lease, role="restore", migration_id=config.layout.migration_id,
+                       ttl_seconds=config.lease_ttl_seconds, renew_seconds=config.lease_renew_seconds)):
+        return _run_restore(config, s3, target)
+
+
+def _run_restore(config: RestoreConfig, s3: S3Objects, target: Target | None) -> RestoreResult | PlanSummary:
     store = CheckpointStore(s3, config.layout)
     replicator = store.replicator()
     if config.reset and not config.dry_run:

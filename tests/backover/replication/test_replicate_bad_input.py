@@ -38,6 +38,11 @@ class Case:
         return argv + list(extra)
 
 
+def _a_day_after(t0: str) -> str:
+    seconds, inc = t0.split(":")
+    return f"{int(seconds) + 86_400}:{inc}"
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -79,6 +84,10 @@ CASES: list[tuple[str, Callable[[Case], list[str]], str]] = [
     ("start-of-another-migration", _other_migrations_start, "belongs to migration 'someone-else'"),
     ("no-start-position", _no_start_position, "no start position"),
     ("bad-start-at", lambda c: [*c.argv(), "--start-at", "yesterday"], "not a cluster time"),
+    ("start-at-a-day-ahead", lambda c: [*c.argv(start_at=False), "--start-at", _a_day_after(c.t0)],
+     "s after the source's current cluster time"),
+    ("lease-renewal-too-slow", lambda c: [*c.argv(), "--lease-ttl-seconds", "4", "--lease-renew-seconds", "3"],
+     "must be at most half of --lease-ttl-seconds"),
     ("no-such-secret", lambda c: [*c.argv(uri=""), "--source-secret-id", "backover/none"], "cannot read secret"),
     ("zero-max-events", lambda c: [*c.argv(), "--max-events", "0"], "--max-events must be at least 1"),
 ]
