@@ -11,9 +11,65 @@ from dataclasses import dataclass
 
 from .errors import UsageError
 
+#: A migration id (also the DAG Param's JSON-schema pattern; match it with ``fullmatch``, as
+#: ``check_migration_id`` does, because ``$`` also matches before a trailing newline).
 MIGRATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MIGRATION_ID_RULE = "1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+#: The longest prefix: with a 128-character migration id, the longest backup key (a 255-byte
+#: namespace) is under 700 bytes, which leaves S3's 1,024 room for escaped '/' and '%'.
+PREFIX_MAX = 256
+_PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
+PREFIX_RULE = (f"'/'-separated segments of letters, digits, '.', '_' or '-' (no empty, '.' or '..' segment), "
+               f"up to {PREFIX_MAX} characters")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IP_ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+")
+_BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+BUCKET_RULE = ("an S3 bucket name: 3 to 63 lower-case letters, digits, '.' or '-', starting and ending with a "
+               "letter or digit, no '..', not an IP address, no reserved prefix "
+               f"({', '.join(_BUCKET_RESERVED_PREFIXES)}) or suffix ({', '.join(_BUCKET_RESERVED_SUFFIXES)})")
 COMPRESSION_SUFFIX = {"zstd": ".bson.zst", "gzip": ".bson.gz", "none": ".bson"}
 _SEGMENT = re.compile(r"^(\d{12})(\.bson(?:\.zst|\.gz)?)$")
+
+
+class InvalidName(UsageError):
+    """A bucket, prefix or migration id that breaks its rule; ``rule`` says what it must be."""
+
+    def __init__(self, what: str, value: object, rule: str) -> None:
+        self.rule = rule
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = f"{shown[:60]}... ({len(value) if isinstance(value, str) else len(shown)} characters)"
+        super().__init__(f"invalid {what} {shown}: must be {rule}")
+
+
+def check_migration_id(value: object) -> str:
+    """``value`` when it is a valid migration id (exactly: no trailing newline), else :class:`InvalidName`."""
+    if not isinstance(value, str) or not MIGRATION_ID.fullmatch(value):
+        raise InvalidName("migration id", value, MIGRATION_ID_RULE)
+    return value
+
+
+def check_prefix(value: object) -> str:
+    """The key prefix without its outer '/' (``"a/b/"`` -> ``"a/b"``; ``""`` is the bucket's top),
+    else :class:`InvalidName`: no ``..`` can climb out of it and no key gets an empty segment."""
+    if not isinstance(value, str) or "//" in value:
+        raise InvalidName("prefix", value, PREFIX_RULE)
+    prefix = value.removeprefix("/").removesuffix("/")
+    segments = prefix.split("/") if prefix else []
+    if len(prefix) > PREFIX_MAX or any(
+            s in (".", "..") or not _PREFIX_SEGMENT.fullmatch(s) for s in segments):
+        raise InvalidName("prefix", value, PREFIX_RULE)
+    return prefix
+
+
+def check_bucket_name(value: object) -> str:
+    """``value`` when it follows S3's bucket naming rules, else :class:`InvalidName` (no network call)."""
+    if (not isinstance(value, str) or not _BUCKET.fullmatch(value) or ".." in value
+            or _IP_ADDRESS.fullmatch(value) or value.startswith(_BUCKET_RESERVED_PREFIXES)
+            or value.endswith(_BUCKET_RESERVED_SUFFIXES)):
+        raise InvalidName("bucket name", value, BUCKET_RULE)
+    return value
 
 
 @dataclass(frozen=True)
@@ -27,11 +83,9 @@ class MigrationLayout:
     def __post_init__(self) -> None:
         if not self.bucket:
             raise UsageError("no bucket: pass --bucket or set BACKOVER_BUCKET")
-        if not MIGRATION_ID.match(self.migration_id or ""):
-            raise UsageError(
-                f"invalid migration id {self.migration_id!r}: letters, digits, '.', '_' and '-', up to 128"
-            )
-        object.__setattr__(self, "prefix", self.prefix.strip("/"))
+        check_bucket_name(self.bucket)
+        check_migration_id(self.migration_id)
+        object.__setattr__(self, "prefix", check_prefix(self.prefix))
 
     @property
     def root(self) -> str:

@@ -15,7 +15,8 @@ def add_migration_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--bucket", default=os.environ.get("BACKOVER_BUCKET"),
                        help="S3 bucket (default: BACKOVER_BUCKET)")
     group.add_argument("--prefix", default=os.environ.get("BACKOVER_PREFIX", "backover"),
-                       help="key prefix in the bucket (default: BACKOVER_PREFIX or 'backover')")
+                       help="key prefix in the bucket: '/'-separated segments of letters, digits, '.', '_', '-' "
+                            "(default: BACKOVER_PREFIX or 'backover')")
     group.add_argument("--migration-id", default=os.environ.get("BACKOVER_MIGRATION_ID"),
                        help="this migration's id (default: BACKOVER_MIGRATION_ID)")
 

@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import extjson
 from .errors import BackoverError, JobFailed, UsageError
+from .layout import check_bucket_name
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ class S3Objects:
         self.client = client or s3_client()
 
     def check_bucket(self) -> None:
-        """UsageError (exit 2) when the bucket is missing or not ours to use."""
+        """UsageError (exit 2) when the bucket's name is invalid (before any call), or the bucket is
+        missing or not ours to use."""
+        check_bucket_name(self.bucket)
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError as e:
@@ -48,7 +51,8 @@ class S3Objects:
             reason = {"404": "does not exist", "NoSuchBucket": "does not exist", "403": "access denied"}.get(code, code)
             raise UsageError(f"bucket {self.bucket!r} cannot be used: {reason}") from e
         except BotoCoreError as e:
-            raise UsageError(f"S3 cannot be reached for bucket {self.bucket!r}: {e}") from e
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise UsageError(f"S3 cannot be reached for bucket {self.bucket!r}: {reason}") from e
 
     def get_bytes(self, key: str) -> bytes | None:
         """The object's bytes, or None when it does not exist."""

@@ -9,12 +9,12 @@ time, never at parse time. Secrets themselves are never here: only their ids.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from backover.errors import UsageError
-from backover.layout import MIGRATION_ID, MigrationLayout
+from backover.layout import InvalidName, MigrationLayout, check_bucket_name, check_migration_id, check_prefix
 
 #: The Airflow Variable (JSON) that describes the environment; a DAG's ``environment`` Param can
 #: name another one (a rehearsal environment, say).
@@ -45,6 +45,14 @@ def _names(data: Mapping[str, Any], name: str, key: str, required: tuple[str, ..
     if missing:
         raise ConfigError(f"Variable {name!r}: {key!r} lacks {', '.join(missing)}")
     return {k: str(v) for k, v in value.items()}
+
+
+def _checked(name: str, key: str, check: Callable[[object], str], value: object) -> str:
+    """The Variable's bucket or prefix, checked by the rule the command line and the Lambdas apply."""
+    try:
+        return check(value)
+    except InvalidName as e:
+        raise ConfigError(f"Variable {name!r}: {key!r}: {e}") from None
 
 
 def _positive(data: Mapping[str, Any], name: str, key: str, default: int) -> int:
@@ -99,8 +107,6 @@ class BackoverConfig:
         if not isinstance(databases, list) or not all(isinstance(d, str) and d for d in databases):
             raise ConfigError(f"Variable {variable!r}: 'databases' must be a list of database names")
         return cls(
-            bucket=_require(data, variable, "bucket", str),
-            prefix=str(data.get("prefix") or ""),
             worker_instance_id=_require(data, variable, "worker_instance_id", str),
             lambda_names=_names(data, variable, "lambda_names", LAMBDAS),
             secret_ids=_names(data, variable, "secret_ids", SECRETS),
@@ -111,6 +117,9 @@ class BackoverConfig:
             command_timeout_seconds=_positive(data, variable, "command_timeout_seconds", 86_400),
             heartbeat_max_age_seconds=_positive(data, variable, "heartbeat_max_age_seconds", 300),
             variable=variable,
+            # last, so a missing field is named before a malformed name
+            bucket=_checked(variable, "bucket", check_bucket_name, _require(data, variable, "bucket", str)),
+            prefix=_checked(variable, "prefix", check_prefix, data.get("prefix") or ""),
         )
 
     @classmethod
@@ -150,11 +159,10 @@ class RunParams:
     @classmethod
     def from_params(cls, params: Mapping[str, Any], config: BackoverConfig | None = None) -> RunParams:
         """Validate a run's Params; ``databases`` falls back to the environment's list."""
-        migration_id = str(params.get("migration_id") or "")
-        if not MIGRATION_ID.match(migration_id):
-            raise ConfigError(
-                f"invalid migration id {migration_id!r}: letters, digits, '.', '_' and '-', up to 128"
-            )
+        try:
+            migration_id = check_migration_id(params.get("migration_id") or "")
+        except InvalidName as e:
+            raise ConfigError(str(e)) from None
         databases = list(params.get("databases") or (config.databases if config else []))
         if not databases:
             raise ConfigError("no databases: name them in the run's 'databases' or in the Variable")

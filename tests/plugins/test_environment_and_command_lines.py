@@ -52,13 +52,13 @@ def test_the_sandbox_variable_is_a_valid_environment() -> None:
     ],
 )
 def test_an_invalid_variable_is_named_with_its_field(change: dict[str, Any], message: str) -> None:
-    doc = {**environment("b", "i-1"), **change}
+    doc = {**environment("bkt", "i-1"), **change}
     with pytest.raises(ConfigError, match=message):
         BackoverConfig.from_mapping(doc, "backover")
 
 
 def test_run_params_fall_back_to_the_environment_databases() -> None:
-    config = BackoverConfig.from_mapping(environment("b", "i-1"))
+    config = BackoverConfig.from_mapping(environment("bkt", "i-1"))
     assert RunParams.from_params({"migration_id": "m-1"}, config).databases == ["shop", "inventory"]
     assert RunParams.from_params({"migration_id": "m-1", "databases": ["shop"]}, config).databases == ["shop"]
     with pytest.raises(ConfigError, match="invalid migration id 'no/slash'"):
@@ -66,11 +66,12 @@ def test_run_params_fall_back_to_the_environment_databases() -> None:
 
 
 def test_command_lines_name_secret_ids_and_quote_for_the_shell() -> None:
-    config = BackoverConfig.from_mapping(environment("b", "i-1", prefix="team a/migrations"))
-    run = RunParams.from_params({"migration_id": "m-1"}, config)
+    config = BackoverConfig.from_mapping(environment("bkt", "i-1", prefix="team-a/migrations"))
+    run = RunParams.from_params({"migration_id": "m-1", "databases": ["shop&co", "inventory"]}, config)
     line = commands.command_line(config, commands.arguments("verify", config, run))
     assert line == ("backover verify --source-secret-id sb/docdb-master --target-secret-id sb/mongo-master "
-                    "--bucket b --prefix 'team a/migrations' --migration-id m-1 --namespace shop --namespace inventory")
+                    "--bucket bkt --prefix team-a/migrations --migration-id m-1 --namespace 'shop&co' "
+                    "--namespace inventory")
     with pytest.raises(ConfigError, match="backup label must be one of documentdb, mongodb"):
         commands.arguments("backup", config, run, label="postgres")
     with pytest.raises(ConfigError, match="unknown backover command 'drop'"):
@@ -114,10 +115,10 @@ def test_every_command_line_is_one_backover_accepts(command: str, options: dict[
     """The worker's own parser accepts what the DAGs send, with the values where they belong."""
     from backover.cli import build_parser
 
-    config = BackoverConfig.from_mapping(environment("b", "i-1"))
+    config = BackoverConfig.from_mapping(environment("bkt", "i-1"))
     run = RunParams.from_params({"migration_id": "m-1", "databases": ["shop"]}, config)
     args = build_parser().parse_args(commands.arguments(command, config, run, **options))
-    assert (args.command, args.bucket, args.prefix, args.migration_id) == (command, "b", "migrations", "m-1")
+    assert (args.command, args.bucket, args.prefix, args.migration_id) == (command, "bkt", "migrations", "m-1")
     secrets = {k: v for k, v in vars(args).items() if k.endswith("secret_id") and v}
     assert set(secrets.values()) <= set(config.secret_ids.values())
     if command == "replicate":

@@ -207,7 +207,9 @@ def delete_stale(s3: S3Objects, config: BackupConfig, databases: list[str], writ
 
 def default_databases(layout: MigrationLayout, s3: S3Objects | None = None) -> tuple[str, ...]:
     """The migration's databases from ``state/start.json``; empty (= every database) without it."""
-    started = (s3 or S3Objects(layout.bucket)).get_json(layout.start_state) or {}
+    s3 = s3 or S3Objects(layout.bucket)
+    s3.check_bucket()  # a missing bucket is bad usage (exit 2), not a failed read
+    started = s3.get_json(layout.start_state) or {}
     return tuple(started.get("databases") or ())
 
 

@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    layout = migration_layout(args)  # names checked before a secret is read
     source = database_uri(args, "source", documentdb=None) if (args.source_uri or args.source_secret_id) else None
-    result = clean(CleanConfig(migration_layout(args), delete_backups=args.delete_backups, force=args.force,
+    result = clean(CleanConfig(layout, delete_backups=args.delete_backups, force=args.force,
                                source=source))
     print(json.dumps(result.to_dict(), indent=2))
     return 0

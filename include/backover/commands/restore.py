@@ -34,10 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    target = None
+    layout, target = migration_layout(args), None  # names checked before a secret is read
     if not args.dry_run or args.target_uri or args.target_secret_id:
         target = database_uri(args, "target")
-    config = RestoreConfig(layout=migration_layout(args), target=target, workers=args.workers, window=args.window,
+    config = RestoreConfig(layout=layout, target=target, workers=args.workers, window=args.window,
                            dry_run=args.dry_run, from_seq=args.from_seq, reset=args.reset, progress_seconds=args.progress_seconds,
                            checkpoint_seconds=args.checkpoint_seconds)
     result = run_restore(config)

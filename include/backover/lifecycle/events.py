@@ -17,24 +17,25 @@
     }
 
 A malformed event raises :class:`InvalidEvent`, whose message names the field, before anything
-is read or changed. Unknown fields are refused too, so a misspelt option is never ignored.
+is read or changed. Unknown fields are refused too, so a misspelt option is never ignored. The
+migration id, bucket and prefix follow the command line's rules (``backover.layout``), and are
+taken exactly as given: an id with a trailing newline is refused, never stripped, so a Lambda and
+a worker command can never work in two different folders.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UsageError
-from ..layout import MIGRATION_ID, MigrationLayout
+from ..layout import InvalidName, MigrationLayout, check_bucket_name, check_migration_id, check_prefix
 
 DEFAULT_PREFIX = "backover"
 #: Databases a migration never touches.
 INTERNAL_DATABASES = frozenset({"admin", "config", "local"})
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _DB_FORBIDDEN = set('/\\. "$\x00')
 REQUIRED = ("migration_id", "bucket", "master_secret_id", "app_user")
 OPTIONAL = ("prefix", "databases", "namespaces", "tls_ca_file", "app_secret_id",
@@ -122,15 +123,9 @@ class LifecycleEvent:
         for name in REQUIRED:
             if name not in raw:
                 raise InvalidEvent(name, "is missing")
-        migration_id = _string(raw, "migration_id")
-        if not MIGRATION_ID.match(migration_id):
-            raise InvalidEvent("migration_id", "must be letters, digits, '.', '_' or '-' (up to 128)")
-        bucket = _string(raw, "bucket")
-        if not _BUCKET.match(bucket):
-            raise InvalidEvent("bucket", "is not a valid S3 bucket name")
-        prefix = raw.get("prefix", DEFAULT_PREFIX)
-        if not isinstance(prefix, str):
-            raise InvalidEvent("prefix", "must be a string")
+        migration_id = _named(raw, "migration_id", check_migration_id)
+        bucket = _named(raw, "bucket", check_bucket_name)
+        prefix = _named(raw, "prefix", check_prefix, default=DEFAULT_PREFIX)
         return cls(
             migration_id=migration_id,
             bucket=bucket,
@@ -144,6 +139,18 @@ class LifecycleEvent:
             retention_hours=_optional_hours(raw, "retention_hours"),
             force=_optional_bool(raw, "force"),
         )
+
+
+def _named(raw: Mapping[str, Any], name: str, check: Callable[[object], str], default: str | None = None) -> str:
+    """A bucket, prefix or migration id, exactly as given (never stripped), checked by the rule in
+    ``backover.layout`` that the command line applies too."""
+    value = raw.get(name, default)
+    if not isinstance(value, str):
+        raise InvalidEvent(name, "must be a string")
+    try:
+        return check(value)
+    except InvalidName as e:
+        raise InvalidEvent(name, f"must be {e.rule}") from None
 
 
 def _string(raw: Mapping[str, Any], name: str) -> str:

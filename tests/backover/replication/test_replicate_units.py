@@ -125,7 +125,7 @@ def test_checkpoint_validation() -> None:
 
 
 def test_config_is_validated() -> None:
-    layout = MigrationLayout("b", "p", "m")
+    layout = MigrationLayout("bkt", "p", "m")
     uri = DatabaseUri("mongodb://h/")
     assert ReplicateConfig(layout, uri).max_events == 100_000
     for bad in [{"compression": "lz4"}, {"max_events": 0}, {"max_bytes": 0}, {"max_seconds": 0},
