@@ -240,6 +240,14 @@ class Lease:
         if self.lost is not None:
             raise self.lost
 
+    def check(self) -> None:
+        """The cheap check before writes that cannot be conditional (the restore's writes to
+        MongoDB): :class:`LeaseLost` if it is lost; renewed now (:meth:`fence`) when less than half
+        of the TTL is surely left, so no round of writes starts on a lease that may have lapsed."""
+        self.raise_if_lost()
+        if self.valid_for() < self.ttl_seconds / 2:
+            self.fence()
+
     def start_renewing(self) -> None:
         """Renew every ``renew_seconds`` on a daemon thread until :meth:`release`."""
         if self._thread is None:

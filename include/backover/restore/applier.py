@@ -69,7 +69,8 @@ class Applier:
                  displaced: Displaced | None = None,
                  before_ddl: Callable[[Barrier], None] | None = None,
                  after_ddl: Callable[[Barrier], None] | None = None,
-                 before_remove: Callable[[], None] | None = None) -> None:
+                 before_remove: Callable[[], None] | None = None,
+                 before_writes: Callable[[], None] | None = None) -> None:
         self.target = target
         self.workers = workers
         self.lane_size = lane_size
@@ -77,6 +78,7 @@ class Applier:
         self.before_ddl = before_ddl
         self.after_ddl = after_ddl
         self.before_remove = before_remove  # saves the kept copies: a crash must not lose a holder
+        self.before_writes = before_writes or (lambda: None)  # the lease check before each round and DDL
         self.stats = ApplyStats()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="restore-lane") if workers > 1 else None
 
@@ -94,6 +96,7 @@ class Applier:
     def _apply_window(self, window: Window) -> None:
         self.stats.windows += 1
         for round_writes in window.rounds():
+            self.before_writes()
             self.stats.rounds += 1
             if self.displaced:
                 round_writes = self._update_displaced(round_writes)
@@ -173,6 +176,7 @@ class Applier:
         event = barrier.event
         log.info("DDL %s of %s%s (segment %d event %d)", event.op, event.ns,
                  f" to {event.to[0]}.{event.to[1]}" if event.to else "", barrier.seq, barrier.index)
+        self.before_writes()
         if self.before_ddl is not None:
             self.before_ddl(barrier)
         self.target.apply_ddl(event)
@@ -188,6 +192,7 @@ class Applier:
     # -- the end ------------------------------------------------------------------------------
     def write_back_displaced(self) -> int:
         """Write back the documents still moved aside once the stream is complete."""
+        self.before_writes()
         count = 0
         for ns, key, raw in list(self.displaced.items()):
             write = Write(UPSERT, key, None, document=raw)

@@ -15,6 +15,7 @@ re-applied segment is never counted twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import JobFailed, UsageError
@@ -31,9 +32,12 @@ log = logging.getLogger(__name__)
 class CheckpointStore:
     """Reads and writes one migration's restore state."""
 
-    def __init__(self, s3: S3Objects, layout: MigrationLayout) -> None:
+    def __init__(self, s3: S3Objects, layout: MigrationLayout, fence: Callable[[], None] | None = None) -> None:
         self.s3 = s3
         self.layout = layout
+        #: Called before every write of the restore's state (the restore lease's fence): a restore
+        #: whose lease was taken over stops before it replaces the new holder's records.
+        self.fence = fence or (lambda: None)
 
     @property
     def displaced_key(self) -> str:
@@ -66,7 +70,8 @@ class CheckpointStore:
 
     def record_ddl(self, barrier: Barrier, state: str, displaced: Displaced) -> None:
         """The DDL record, after the documents moved aside as they are at this point."""
-        self.save_displaced(displaced)
+        self.fence()
+        self._save_displaced(displaced)
         event = barrier.event
         self.s3.put_json(self.ddl_key, {"seq": barrier.seq, "index": barrier.index, "state": state,
                                         "op": event.op, "ns": event.ns, "at": utc_now(),
@@ -74,6 +79,11 @@ class CheckpointStore:
 
     def save_displaced(self, displaced: Displaced) -> None:
         """Save the documents moved aside if they changed since the last save (a new generation)."""
+        if displaced.changed:
+            self.fence()
+            self._save_displaced(displaced)
+
+    def _save_displaced(self, displaced: Displaced) -> None:
         if displaced.changed:
             displaced.generation += 1
             self.s3.put_bytes(self.displaced_key, displaced.to_bytes())
@@ -120,8 +130,9 @@ class CheckpointStore:
 
     def save(self, checkpoint: RestoreCheckpoint, displaced: Displaced | None = None) -> None:
         """Documents moved aside first, then the checkpoint that relies on them."""
+        self.fence()
         if displaced is not None:
-            self.save_displaced(displaced)
+            self._save_displaced(displaced)
             checkpoint.displaced_generation = displaced.generation
         checkpoint.updated_at = utc_now()
         self.s3.put_json(self.layout.restore_checkpoint, checkpoint.to_doc())

@@ -82,12 +82,13 @@ def run_restore(config: RestoreConfig, *, s3: S3Objects | None = None,
     if config.dry_run:
         return _run_restore(config, s3, target)
     with holding(Lease(s3, config.layout.restore_lease, role="restore", migration_id=config.layout.migration_id,
-                       ttl_seconds=config.lease_ttl_seconds, renew_seconds=config.lease_renew_seconds)):
-        return _run_restore(config, s3, target)
+                       ttl_seconds=config.lease_ttl_seconds, renew_seconds=config.lease_renew_seconds)) as lease:
+        return _run_restore(config, s3, target, lease)
 
 
-def _run_restore(config: RestoreConfig, s3: S3Objects, target: Target | None) -> RestoreResult | PlanSummary:
-    store = CheckpointStore(s3, config.layout)
+def _run_restore(config: RestoreConfig, s3: S3Objects, target: Target | None,
+                 lease: Lease | None = None) -> RestoreResult | PlanSummary:
+    store = CheckpointStore(s3, config.layout, fence=lease.fence if lease is not None else None)
     replicator = store.replicator()
     if config.reset and not config.dry_run:
         log.warning("--reset: forgetting this restore's checkpoint, DDL record and documents moved aside")
@@ -123,7 +124,8 @@ def _run_restore(config: RestoreConfig, s3: S3Objects, target: Target | None) ->
     applier = Applier(target, workers=config.workers, displaced=displaced,
                       before_ddl=lambda b: store.record_ddl(b, "started", displaced),
                       after_ddl=lambda b: store.record_ddl(b, "applied", displaced),
-                      before_remove=lambda: store.save_displaced(displaced))
+                      before_remove=lambda: store.save_displaced(displaced),
+                      before_writes=lease.check if lease is not None else None)
     progress = Progress(first_seq=first, total_segments=replicator.last_seq, total_events=replicator.events_total,
                         events_before=checkpoint.events_applied, interval=config.progress_seconds)
     result = RestoreResult(state="running", first_seq=first, last_seq=replicator.last_seq)

@@ -8,9 +8,12 @@ the S3 client's PUT, which the restore cannot catch, like SIGKILL): the soak ben
 
 from __future__ import annotations
 
+import time
+
 import bson
 import pytest
 from bson.timestamp import Timestamp
+from pymongo import MongoClient
 from restore_streams import built_event, raw_contents
 
 from backover.errors import JobFailed
@@ -181,3 +184,41 @@ def test_another_migrations_restore_checkpoint_is_refused(sides, migration) -> N
                                                                  "updated_at": Timestamp(1, 1)})
     with pytest.raises(UsageError, match=r"belongs to migration 'someone-else'"):
         restore(migration, sides)
+
+
+def test_a_restore_whose_lease_was_taken_over_stops_writing(sides, migration) -> None:
+    """Cut off longer than its lease's TTL and replaced by another restore, the first restore stops
+    before its next round of writes and never replaces the new holder's records."""
+    from backover.lease import Holder, LeaseLost, LeaseRecord
+    from backover.restore.target import MongoTarget
+    from backover.state import utc_now
+
+    events = [built_event("insert", "items", i, db=sides.db, full={"_id": i, "n": i}) for i in range(40)]
+    for seq in range(1, 5):
+        migration.put_segment(seq, events[(seq - 1) * 10 : seq * 10])
+    migration.put_checkpoint(4, 40, "drained")
+    lease_key = migration.layout.restore_lease
+    takeover: dict = {}
+
+    class TakenOverMidway(MongoTarget):
+        def write(self, ns, writes):
+            if "at" in takeover:
+                takeover["writes_after"] = takeover.get("writes_after", 0) + len(writes)
+            elif sides.target[sides.db].items.count_documents({}) >= 10:
+                now = utc_now()
+                other = LeaseRecord("restore", migration.layout.migration_id,
+                                    Holder("another-host", 4242, "f" * 16), now, now, 30.0)
+                migration.s3.put_bytes(lease_key, other.to_bytes())
+                takeover["at"] = migration.s3.get_bytes(migration.layout.restore_checkpoint)
+                time.sleep(1.2)  # cut off: the renewals now find another holder
+            return super().write(ns, writes)
+
+    config = RestoreConfig(layout=migration.layout, target=sides.target_uri, workers=1, window=5,
+                           checkpoint_seconds=0.0, progress_seconds=60.0, lease_ttl_seconds=1.0,
+                           lease_renew_seconds=0.5)
+    with MongoClient(sides.target_uri_text) as client:
+        with pytest.raises(LeaseLost, match=r"lost the restore lease .* \(taken over by another-host pid 4242 at "):
+            run_restore(config, s3=migration.s3, target=TakenOverMidway(client))
+    assert takeover.get("writes_after", 0) <= 5  # at most the one round already under way
+    assert migration.s3.get_bytes(migration.layout.restore_checkpoint) == takeover["at"]  # not replaced
+    assert b"another-host" in migration.s3.get_bytes(lease_key)  # and the new holder's lease is left alone
