@@ -65,13 +65,8 @@ class S3Objects:
 
     def get_object(self, key: str) -> tuple[bytes, dict[str, str]] | None:
         """Bytes and user metadata, or None when the object does not exist."""
-        try:
-            resp = self.client.get_object(Bucket=self.bucket, Key=key)
-        except ClientError as e:
-            if _code(e) in ("NoSuchKey", "404"):
-                return None
-            raise BackoverError(f"cannot read s3://{self.bucket}/{key}: {_code(e)}") from e
-        return resp["Body"].read(), resp.get("Metadata", {})
+        got = self.get_versioned(key)
+        return None if got is None else (got[0], got[1])
 
     def head(self, key: str) -> dict[str, Any] | None:
         try:

@@ -196,7 +196,7 @@ def test_memory_stays_flat_whatever_the_collection_size() -> None:
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, monkeypatch) -> None:
     from backover.cli import main
 
-    for name, value in (("BACKOVER_BUCKET", "b"), ("BACKOVER_MIGRATION_ID", "m-1"),
+    for name, value in (("BACKOVER_BUCKET", "bkt"), ("BACKOVER_MIGRATION_ID", "m-1"),
                         ("BACKOVER_SOURCE_URI", "mongodb://source"), ("BACKOVER_TARGET_URI", "mongodb://target")):
         monkeypatch.setenv(name, value)
     assert main(["verify", *argv]) == 2
