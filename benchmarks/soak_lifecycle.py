@@ -195,6 +195,7 @@ class Commands:
     def __init__(self, servers: Servers, layout: MigrationLayout, db: str, rng: random.Random,
                  result: SoakResult, say: Callable[[str], None]) -> None:
         self.servers, self.layout, self.db, self.rng, self.result, self.say = servers, layout, db, rng, result, say
+        self.began = time.monotonic()
         self.common = ["--bucket", layout.bucket, "--prefix", layout.prefix, "--migration-id", layout.migration_id]
         self.env = {**servers.env, "BACKOVER_SOURCE_URI": servers.source_uri,
                     "BACKOVER_TARGET_URI": servers.target_uri}
@@ -232,6 +233,9 @@ class Commands:
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGKILL)
                     self.result.kills[phase] += 1
+                    if self.result.total_kills % 50 == 0:
+                        self.say(f"{self.result.total_kills} kills so far ({phase} {self.result.kills[phase]}), "
+                                 f"{time.monotonic() - self.began:.0f}s")
                 proc.wait()
             for proc, was_alive in zip(procs, alive, strict=True):
                 err = proc.stderr.read() if proc.stderr else ""

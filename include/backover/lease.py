@@ -79,8 +79,14 @@ class Holder:
         if (self.host != socket.gethostname() or self.boot_id is None or self.boot_id != _boot_id()
                 or self.pid_namespace is None or self.pid_namespace != _pid_namespace()):
             return False
+        try:
+            os.kill(self.pid, 0)  # existence only: no signal is sent
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass  # alive, another user's (its /proc entry may be hidden: hidepid)
         started = _process_start(self.pid)
-        return started is None or (self.process_start is not None and started != self.process_start)
+        return started is not None and self.process_start is not None and started != self.process_start
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,9 @@ class Lease:
         self.etag: str | None = None
         self.lost: LeaseLost | None = None
         self._renewed_monotonic = 0.0
+        #: Bodies sent since the last confirmed write: a renewal that failed in transit may have
+        #: landed, and a later renewal must then recognise it as this holder's (not a takeover).
+        self._unconfirmed: list[bytes] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -227,13 +236,13 @@ class Lease:
             renewed = LeaseRecord(self.role, self.migration_id, self.holder, self.record.acquired_at, utc_now(),
                                   self.ttl_seconds)
             body = renewed.to_bytes()
+            self._unconfirmed.append(body)
             try:
-                etag = self.s3.put_if(self.key, body, etag=self.etag, content_type="application/json")
+                etag = self.s3.put_if(self.key, body, etag=self.etag, content_type="application/json",
+                                      attempted=self._unconfirmed)
             except Conflict:
-                etag = self._own_write(body)
-                if etag is None:
-                    self.lost = self._lost_reason()
-                    raise self.lost from None
+                self.lost = self._lost_reason()
+                raise self.lost from None
             self._written(renewed, started, etag)
 
     def raise_if_lost(self) -> None:
@@ -291,12 +300,7 @@ class Lease:
     # -- helpers ------------------------------------------------------------------------------
     def _written(self, record: LeaseRecord, started: float, etag: str) -> None:
         self.record, self.etag, self._renewed_monotonic = record, etag, started
-
-    def _own_write(self, body: bytes) -> str | None:
-        """After a refused renewal: the ETag if the object is this very write (a retried request
-        whose first attempt landed), else None."""
-        got = self.s3.get_versioned(self.key)
-        return got[2] if got is not None and got[0] == body else None
+        self._unconfirmed.clear()
 
     def _lost_reason(self) -> LeaseLost:
         got = self.s3.get_versioned(self.key)

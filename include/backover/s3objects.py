@@ -7,7 +7,8 @@ the same code runs against AWS and the sandbox's moto.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import boto3
@@ -89,14 +90,15 @@ class S3Objects:
         """A JSON state file (canonical Extended JSON), or None when it does not exist; JobFailed
         naming the key when it is not valid Extended JSON (a damaged state file is never guessed at)."""
         data = self.get_bytes(key)
-        return None if data is None else self._parse_json(key, data)
+        return None if data is None else self.parse_json(key, data)
 
     def get_json_versioned(self, key: str) -> tuple[Any, str] | None:
         """A JSON state file and its ETag (for a conditional write after it), or None."""
         got = self.get_versioned(key)
-        return None if got is None else (self._parse_json(key, got[0]), got[2])
+        return None if got is None else (self.parse_json(key, got[0]), got[2])
 
-    def _parse_json(self, key: str, data: bytes) -> Any:
+    def parse_json(self, key: str, data: bytes) -> Any:
+        """``data`` (the object at ``key``) as Extended JSON; JobFailed naming the key if it is not."""
         try:
             return extjson.loads(data)
         except (ValueError, TypeError, UnicodeDecodeError) as e:
@@ -132,19 +134,36 @@ class S3Objects:
 
     # -- conditional writes (the leases and the replicator's segments and checkpoint) -----------------
     def put_if(self, key: str, data: bytes, *, etag: str | None, metadata: Mapping[str, str] | None = None,
-               content_type: str = "application/octet-stream") -> str:
+               content_type: str = "application/octet-stream", attempted: Sequence[bytes] = ()) -> str:
         """One conditional PUT; returns the new ETag. ``etag`` None: only if the key does not exist
         (``If-None-Match: *``); else only if the object's ETag is still ``etag`` (``If-Match``).
-        :class:`Conflict` when the condition does not hold."""
+
+        A refused condition (412) is :class:`Conflict` unless the object holds this very write
+        (``data`` with ``metadata``: a retried PUT whose first attempt landed, its answer lost), or
+        one of the caller's earlier unconfirmed bodies (``attempted``), which this write then
+        replaces (``If-Match`` on it). A 409
+        (a concurrent conditional request) is retried, as AWS asks."""
         condition = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
-        try:
-            resp = self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=dict(metadata or {}),
-                                          ContentType=content_type, **condition)
-        except ClientError as e:
-            if _code(e) in _CONFLICT_CODES:
-                raise Conflict(f"s3://{self.bucket}/{key} changed meanwhile ({_code(e)})") from e
-            raise BackoverError(f"cannot write s3://{self.bucket}/{key}: {_code(e)}") from e
-        return str(resp["ETag"])
+        for attempt in range(_CONCURRENT_RETRIES):
+            try:
+                resp = self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=dict(metadata or {}),
+                                              ContentType=content_type, **condition)
+                return str(resp["ETag"])
+            except ClientError as e:
+                code = _code(e)
+                if code in _CONCURRENT_CODES:
+                    time.sleep(0.05 * 2**attempt)
+                    continue
+                if code not in _PRECONDITION_CODES:
+                    raise BackoverError(f"cannot write s3://{self.bucket}/{key}: {code}") from e
+                got = self.get_versioned(key)
+                if got is not None and got[0] == data and got[1] == dict(metadata or {}):
+                    return got[2]  # this very write landed
+                if got is not None and got[0] in attempted and condition != {"IfMatch": got[2]}:
+                    condition = {"IfMatch": got[2]}  # an earlier attempt of the caller's landed: write over it
+                    continue
+                raise Conflict(f"s3://{self.bucket}/{key} changed meanwhile ({code})") from e
+        raise Conflict(f"s3://{self.bucket}/{key}: {_CONCURRENT_RETRIES} writes met a concurrent request")
 
     def get_versioned(self, key: str) -> tuple[bytes, dict[str, str], str] | None:
         """Bytes, user metadata and ETag, or None when the object does not exist."""
@@ -158,17 +177,26 @@ class S3Objects:
 
     def delete_if(self, key: str, etag: str) -> None:
         """Delete the object only if its ETag is still ``etag``; :class:`Conflict` if it changed or is gone."""
-        try:
-            self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag)
-        except ClientError as e:
-            if _code(e) in (*_CONFLICT_CODES, "NoSuchKey", "404"):
-                raise Conflict(f"s3://{self.bucket}/{key} changed meanwhile ({_code(e)})") from e
-            raise BackoverError(f"cannot delete s3://{self.bucket}/{key}: {_code(e)}") from e
+        for attempt in range(_CONCURRENT_RETRIES):
+            try:
+                self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag)
+                return
+            except ClientError as e:
+                if _code(e) in _CONCURRENT_CODES:
+                    time.sleep(0.05 * 2**attempt)
+                    continue
+                if _code(e) in (*_PRECONDITION_CODES, "NoSuchKey", "404"):
+                    raise Conflict(f"s3://{self.bucket}/{key} changed meanwhile ({_code(e)})") from e
+                raise BackoverError(f"cannot delete s3://{self.bucket}/{key}: {_code(e)}") from e
+        raise Conflict(f"s3://{self.bucket}/{key}: {_CONCURRENT_RETRIES} deletes met a concurrent request")
 
 
-#: A conditional request whose condition failed (412), or that met a concurrent one (409: AWS asks
-#: to retry; the retry then sees the other request's result).
-_CONFLICT_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+#: A conditional request whose condition failed.
+_PRECONDITION_CODES = ("PreconditionFailed", "412")
+#: A conditional request that met a concurrent one: AWS asks to retry (the retry then sees the
+#: other request's result).
+_CONCURRENT_CODES = ("ConditionalRequestConflict", "409")
+_CONCURRENT_RETRIES = 6
 
 
 class Conflict(BackoverError):

@@ -105,6 +105,7 @@ class CheckpointStore:
         self.layout = layout
         self.key = layout.replicator_checkpoint
         self.etag: str | None = None  # of the checkpoint last read or written; None: there was none
+        self._unconfirmed: list[bytes] = []  # bodies sent since the last confirmed save
 
     @property
     def where(self) -> str:
@@ -128,12 +129,11 @@ class CheckpointStore:
         Conditional on the last ETag; :class:`CheckpointChanged` when another process changed it."""
         checkpoint.heartbeat_at = utc_now()
         body = extjson.dumps(checkpoint.to_doc()).encode()
+        self._unconfirmed.append(body)  # a failed attempt may have landed: the next one knows it
         try:
-            self.etag = self.s3.put_if(self.key, body, etag=self.etag, content_type="application/json")
+            self.etag = self.s3.put_if(self.key, body, etag=self.etag, content_type="application/json",
+                                       attempted=self._unconfirmed)
+            self._unconfirmed.clear()
         except Conflict:
-            got = self.s3.get_versioned(self.key)
-            if got is not None and got[0] == body:  # a retried PUT whose first attempt landed
-                self.etag = got[2]
-                return
             raise CheckpointChanged(f"{self.where} was changed by another replicator since this one last wrote it: "
                                     "stopping without writing anything more") from None

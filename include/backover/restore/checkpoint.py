@@ -18,10 +18,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from .. import extjson
 from ..errors import JobFailed, UsageError
 from ..layout import MigrationLayout
 from ..replication import checkpoint as replication_checkpoint
-from ..s3objects import S3Objects
+from ..s3objects import Conflict, S3Objects
 from ..state import RESTORE_STATES, ReplicatorCheckpoint, RestoreCheckpoint, utc_now
 from .displaced import Displaced
 from .planner import Barrier, SegmentDone
@@ -38,6 +39,35 @@ class CheckpointStore:
         #: Called before every write of the restore's state (the restore lease's fence): a restore
         #: whose lease was taken over stops before it replaces the new holder's records.
         self.fence = fence or (lambda: None)
+        #: The ETag of each state object as this restore last read or wrote it (None: absent). The
+        #: writes are conditional on it, so a restore paused past its lease (its PUT stalled, then
+        #: landing late) cannot replace what the new holder wrote meanwhile.
+        self._etags: dict[str, str | None] = {}
+        self._unconfirmed: dict[str, list[bytes]] = {}
+
+    def _read(self, key: str) -> bytes | None:
+        got = self.s3.get_versioned(key)
+        self._etags[key] = got[2] if got is not None else None
+        return got[0] if got is not None else None
+
+    def _read_json(self, key: str) -> Any:
+        data = self._read(key)
+        return None if data is None else self.s3.parse_json(key, data)
+
+    def _put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
+        """A conditional PUT over the version this restore knows; JobFailed when another restore
+        changed the object since."""
+        if key not in self._etags:
+            self._read(key)
+        unconfirmed = self._unconfirmed.setdefault(key, [])
+        unconfirmed.append(body)
+        try:
+            self._etags[key] = self.s3.put_if(key, body, etag=self._etags[key], content_type=content_type,
+                                              attempted=unconfirmed)
+        except Conflict:
+            raise JobFailed(f"s3://{self.s3.bucket}/{key} was changed by another restore since this one read it: "
+                            "stopping without writing anything more") from None
+        unconfirmed.clear()
 
     @property
     def displaced_key(self) -> str:
@@ -49,7 +79,7 @@ class CheckpointStore:
 
     def ddl_record(self) -> dict[str, Any] | None:
         """``restore/_ddl.json``, checked; JobFailed naming the key when it is not a DDL record."""
-        doc = self.s3.get_json(self.ddl_key)
+        doc = self._read_json(self.ddl_key)
         if doc is None:
             return None
         if (not isinstance(doc, dict) or not _is_count(doc.get("seq")) or not _is_count(doc.get("index"))
@@ -73,9 +103,9 @@ class CheckpointStore:
         self.fence()
         self._save_displaced(displaced)
         event = barrier.event
-        self.s3.put_json(self.ddl_key, {"seq": barrier.seq, "index": barrier.index, "state": state,
-                                        "op": event.op, "ns": event.ns, "at": utc_now(),
-                                        "displaced_generation": displaced.generation})
+        record = {"seq": barrier.seq, "index": barrier.index, "state": state, "op": event.op, "ns": event.ns,
+                  "at": utc_now(), "displaced_generation": displaced.generation}
+        self._put(self.ddl_key, extjson.dumps(record).encode(), "application/json")
 
     def save_displaced(self, displaced: Displaced) -> None:
         """Save the documents moved aside if they changed since the last save (a new generation)."""
@@ -86,12 +116,14 @@ class CheckpointStore:
     def _save_displaced(self, displaced: Displaced) -> None:
         if displaced.changed:
             displaced.generation += 1
-            self.s3.put_bytes(self.displaced_key, displaced.to_bytes())
+            self._put(self.displaced_key, displaced.to_bytes())
             displaced.changed = False
 
     def reset(self) -> None:
         """Forget this restore's state (checkpoint, DDL record, documents moved aside)."""
-        self.s3.delete_keys([self.layout.restore_checkpoint, self.ddl_key, self.displaced_key])
+        keys = [self.layout.restore_checkpoint, self.ddl_key, self.displaced_key]
+        self.s3.delete_keys(keys)
+        self._etags.update(dict.fromkeys(keys))
 
     def replicator(self) -> ReplicatorCheckpoint:
         """The replicator checkpoint, checked as the replicator checks it (this migration's, a valid
@@ -107,7 +139,7 @@ class CheckpointStore:
         """The restore checkpoint, checked; UsageError when it is another migration's, JobFailed
         when it is not a restore checkpoint."""
         key = self.layout.restore_checkpoint
-        doc = self.s3.get_json(key)
+        doc = self._read_json(key)
         if doc is None:
             return None
         where = f"s3://{self.s3.bucket}/{key}"
@@ -135,12 +167,12 @@ class CheckpointStore:
             self._save_displaced(displaced)
             checkpoint.displaced_generation = displaced.generation
         checkpoint.updated_at = utc_now()
-        self.s3.put_json(self.layout.restore_checkpoint, checkpoint.to_doc())
+        self._put(self.layout.restore_checkpoint, extjson.dumps(checkpoint.to_doc()).encode(), "application/json")
 
     def load_displaced(self, checkpoint: RestoreCheckpoint | None) -> Displaced:
         """The documents moved aside by earlier runs; JobFailed when the saved set is older than
         a record that relies on it (the checkpoint or the DDL record)."""
-        data = self.s3.get_bytes(self.displaced_key)
+        data = self._read(self.displaced_key)
         displaced = Displaced.from_bytes(data, self.displaced_key) if data else Displaced()
         ddl = self.ddl_record()
         needed = max(checkpoint.displaced_generation if checkpoint else 0,

@@ -124,7 +124,7 @@ def _run_restore(config: RestoreConfig, s3: S3Objects, target: Target | None,
     applier = Applier(target, workers=config.workers, displaced=displaced,
                       before_ddl=lambda b: store.record_ddl(b, "started", displaced),
                       after_ddl=lambda b: store.record_ddl(b, "applied", displaced),
-                      before_remove=lambda: store.save_displaced(displaced),
+                      before_remove=lambda: _kept_before_removal(store, displaced, lease),
                       before_writes=lease.check if lease is not None else None)
     progress = Progress(first_seq=first, total_segments=replicator.last_seq, total_events=replicator.events_total,
                         events_before=checkpoint.events_applied, interval=config.progress_seconds)
@@ -156,6 +156,14 @@ def _run_restore(config: RestoreConfig, s3: S3Objects, target: Target | None,
              "%d unique-key conflict(s) resolved, %.1f s", checkpoint.state, checkpoint.last_applied_seq,
              result.events_applied, result.writes, result.commands, result.conflicts_resolved, result.seconds)
     return result
+
+
+def _kept_before_removal(store: CheckpointStore, displaced: Displaced, lease: Lease | None) -> None:
+    """Before a holder leaves the target: its kept copy is in S3, and the lease is still this
+    restore's (the save may have stalled past the TTL: then another restore owns the target)."""
+    store.save_displaced(displaced)
+    if lease is not None:
+        lease.check()
 
 
 def _apply_all(steps: Any, applier: Applier, store: CheckpointStore, checkpoint: RestoreCheckpoint,

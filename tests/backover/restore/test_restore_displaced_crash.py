@@ -27,18 +27,18 @@ class Killed(BaseException):
 
 
 class CrashingS3(S3Objects):
-    """moto's S3, dying at the first PUT for which ``crash_at(key, s3)`` says so."""
+    """moto's S3, dying at the first (conditional) PUT for which ``crash_at(key, s3)`` says so."""
 
     def __init__(self, bucket: str, crash_at) -> None:
         super().__init__(bucket)
         self.crash_at = crash_at
         self.armed = True
 
-    def put_bytes(self, key, data, metadata=None, content_type="application/octet-stream") -> None:
+    def put_if(self, key, data, **options) -> str:
         if self.armed and self.crash_at(key, self):
             self.armed = False
             raise Killed(key)
-        super().put_bytes(key, data, metadata, content_type)
+        return super().put_if(key, data, **options)
 
 
 def users_with_unique_email(sides) -> None:
@@ -132,10 +132,10 @@ def test_a_saved_set_older_than_the_records_is_refused_not_used(sides, migration
     saved = {}
 
     class Recording(S3Objects):
-        def put_bytes(self, k, data, metadata=None, content_type="application/octet-stream") -> None:
+        def put_if(self, k, data, **options) -> str:
             if k == key and "old" not in saved and len(Displaced.from_bytes(data)) == 1:
                 saved["old"] = data  # the first saved state: user 1 moved aside
-            super().put_bytes(k, data, metadata, content_type)
+            return super().put_if(k, data, **options)
 
     restore(migration, sides, Recording(migration.layout.bucket))
     assert "old" in saved
