@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_database_options(parser, "source", "source (DocumentDB); given: disable the change streams start enabled")
     parser.add_argument("--delete-backups", action="store_true", help="delete backups/ too (kept by default)")
     parser.add_argument("--force", action="store_true",
-                        help="clean even if the restore is not completed or not verified identical")
+                        help="clean even if the migration was not frozen, the replicator still captures, the "
+                             "restore is not completed or not verified identical (a forced approval is never "
+                             "reused by a run without --force)")
     parser.set_defaults(run=run)
 
 
