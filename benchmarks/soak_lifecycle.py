@@ -49,7 +49,7 @@ SHARES = {"replicate": 0.4, "backup": 0.15, "restore": 0.3, "clean": 0.15}
 # over a dead holder's lease at once, and a second process beside a live one is refused.
 REPLICATE = ["--max-events", "40", "--max-seconds", "0.3", "--await-ms", "100", "--heartbeat-seconds", "0.2",
              "--drain-poll-seconds", "0.1"]
-RESTORE = ["--workers", "2", "--window", "50", "--checkpoint-seconds", "0"]
+RESTORE = ["--workers", "2", "--window", "50", "--checkpoint-seconds", "0.2"]
 
 
 @dataclass
@@ -105,8 +105,9 @@ class Load(threading.Thread):
     unique e-mail (swaps through a temporary key, a key handed from a deleted user to a new one)
     and DDL (a scratch collection created, filled, then dropped or renamed)."""
 
-    def __init__(self, client: MongoClient, db: str, seed: int) -> None:
+    def __init__(self, client: MongoClient, db: str, seed: int, pause: float = 0.002) -> None:
         super().__init__(name="soak-load", daemon=True)
+        self.pause = pause
         self.db = client[db]
         self.rng = random.Random(seed)
         self.stopping = threading.Event()
@@ -119,7 +120,7 @@ class Load(threading.Thread):
             while not self.stopping.is_set():
                 n += 1
                 self.step(n)
-                time.sleep(0.002)
+                time.sleep(self.pause)
         except BaseException as e:  # noqa: BLE001 - reported by the soak, which fails on it
             self.error = e
 
@@ -250,7 +251,7 @@ class Commands:
                 last = (err.strip().splitlines() or [""])[-1]
                 self.result.problems.append(f"{phase} ended by itself with exit {proc.returncode}: {last[:300]}")
 
-    def finish(self, phase: str, extra: list[str], *, attempts: int = 6, timeout: float = 600) -> bool:
+    def finish(self, phase: str, extra: list[str], *, attempts: int = 6, timeout: float = 3600) -> bool:
         """Run ``phase`` without killing it until it exits 0; a refusal because an earlier process's
         lease has not expired yet is waited out (a few attempts), anything else is stuck."""
         for _attempt in range(attempts):
@@ -363,7 +364,8 @@ def backup_documents(s3: S3Objects, layout: MigrationLayout, label: str, db: str
 
 
 # -- the soak ----------------------------------------------------------------------------------------
-def run(servers: Servers, *, kills: int = 20, seed: int = 1, say: Callable[[str], None] = print) -> SoakResult:
+def run(servers: Servers, *, kills: int = 20, seed: int = 1, say: Callable[[str], None] = print,
+        load_pause: float = 0.002) -> SoakResult:
     rng = random.Random(seed)
     result = SoakResult()
     began = time.monotonic()
@@ -380,7 +382,7 @@ def run(servers: Servers, *, kills: int = 20, seed: int = 1, say: Callable[[str]
         t0 = cluster_time(source)
         s3.put_json(layout.start_state, {"migration_id": layout.migration_id, "t0": t0, "namespaces": [db],
                                          "databases": [db]})
-        load = Load(source, db, seed)
+        load = Load(source, db, seed, load_pause)
         load.start()
         # 1. capture under load, killed (sometimes two replicators at once), then the drain
         drain_kills = max(1, budget["replicate"] // 5)
