@@ -415,7 +415,10 @@ def run(servers: Servers, *, kills: int = 20, seed: int = 1, say: Callable[[str]
             checkpoint = s3.get_json(layout.restore_checkpoint)
             return ["--from-seq", "1"] if checkpoint and checkpoint.get("state") == "completed" else []
 
-        commands.kill_cycles("restore", budget["restore"], restore_extra, concurrent=0.25, low=0.3, high=3.0)
+        # a drain or a backup that ends before it can be killed leaves kills over: the restore takes
+        # them (it can always be killed again: once completed it re-applies from segment 1)
+        restore_kills = budget["restore"] + sum(budget[p] - result.kills[p] for p in ("replicate", "backup"))
+        commands.kill_cycles("restore", restore_kills, restore_extra, concurrent=0.25, low=0.3, high=3.0)
         if not commands.finish("restore", []):
             return _done(result, began, say)
         actual = raw_collections(target, db)
