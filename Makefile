@@ -8,12 +8,15 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-# The virtual environment is rebuilt when the pinned dependencies change.
-$(STAMP): requirements.txt constraints.txt pyproject.toml
+# The virtual environment is rebuilt when the pinned dependencies change. A developer's machine
+# gets everything (requirements/dev.txt) and both distributions: `backover` (what ships) and
+# `backover-sandbox` (sandbox/: the stand-ins, the local AWS runner, the rehearsal).
+$(STAMP): requirements/runtime.txt requirements/airflow.txt requirements/dev.txt constraints.txt \
+		pyproject.toml sandbox/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "pip==26.3"
-	$(BIN)/python -m pip install -q -r requirements.txt -c constraints.txt
-	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m pip install -q -r requirements/dev.txt -c constraints.txt
+	$(BIN)/python -m pip install -q --no-deps -e . -e ./sandbox
 	touch $(STAMP)
 
 lint: $(STAMP)

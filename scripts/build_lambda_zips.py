@@ -1,17 +1,18 @@
 """Build the deployable Lambda zips: ``dist/<name>.zip`` for every ``lambdas/<name>/handler.py``.
 
 Each zip holds, at its root: ``handler.py`` (Lambda handler setting ``handler.handler``), the
-``backover`` package (without the sandbox and the stand-ins, which only run locally) and the
-libraries it imports that the Lambda Python runtime lacks: pymongo (with ``bson`` and
-``gridfs``) and dnspython. boto3/botocore come with the runtime and are left out.
+``backover`` package (the sandbox and the stand-ins are another package, ``backover_sandbox``, and
+never in a zip) and the libraries it imports that the Lambda Python runtime lacks: pymongo (with
+``bson`` and ``gridfs``) and dnspython. boto3/botocore come with the runtime and are left out.
 
 The libraries are copied from this interpreter's installation, compiled parts included: build on
 Linux x86_64 with CPython 3.11 for Lambda's ``python3.11``/``x86_64`` runtime (the script warns
 otherwise; pymongo then runs its pure-Python code, slower but correct, if given ``--pure``).
 
 Checks: Lambda's limits of 50 MB zipped (direct upload) and 250 MB unzipped, and a smoke test
-per zip: the handler is imported in a fresh interpreter from the unpacked zip (``backover`` and
-``pymongo`` must come from it) and answers a malformed event with ``InvalidEvent``. The zips are
+per zip: in a fresh interpreter from the unpacked zip, every module of ``backover`` is imported
+(``backover`` and ``pymongo`` must come from the zip; nothing may need the sandbox) and the handler
+answers a malformed event with ``InvalidEvent``. The zips are
 reproducible: sorted entries, fixed timestamps.
 
 Usage: ``python scripts/build_lambda_zips.py [--out dist] [--pure]``; exit 0 built, 1 a check failed.
@@ -38,19 +39,25 @@ PACKAGE = ROOT / "include" / "backover"
 LAMBDAS = ROOT / "lambdas"
 #: Distributions the handlers need beyond the runtime (which ships boto3 and botocore).
 DISTRIBUTIONS = ("pymongo", "dnspython")
-#: Parts of ``backover`` that only run on a developer's machine.
-LOCAL_ONLY = ("sandbox", "standin")
 MAX_ZIPPED = 50 * 1000 * 1000
 MAX_UNZIPPED = 250 * 1000 * 1000
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 SKIPPED_PARTS = {"__pycache__"}
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
 SMOKE = """
-import json, sys
+import importlib, json, pkgutil, sys
 root = sys.argv[1]
 import handler, backover, pymongo
 for module in (backover, pymongo):
     assert module.__file__.startswith(root), f"{module.__name__} came from {module.__file__}, not the zip"
+for info in pkgutil.walk_packages(backover.__path__, "backover."):
+    if info.name.endswith(".__main__"):  # runs the command line; cli is imported on its own
+        continue
+    try:
+        importlib.import_module(info.name)
+    except ImportError as e:
+        print(json.dumps({"error": "ImportError", "message": f"{info.name}: {e}"}))
+        sys.exit(0)
 try:
     handler.handler({"migration_id": "smoke"}, None)
 except Exception as e:
@@ -82,7 +89,7 @@ def package_files(pure: bool) -> list[tuple[Path, str]]:
     files = []
     for path in sorted(PACKAGE.rglob("*")):
         relative = path.relative_to(PACKAGE)
-        if path.is_file() and _wanted(relative) and relative.parts[0] not in LOCAL_ONLY:
+        if path.is_file() and _wanted(relative):
             files.append((path, f"backover/{relative.as_posix()}"))
     for name in DISTRIBUTIONS:
         dist = importlib.metadata.distribution(name)
@@ -137,6 +144,8 @@ def smoke_test(report: ZipReport) -> None:
         raise BuildError(f"{report.path}: the handler does not import from the zip: "
                          f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    if outcome["error"] == "ImportError":
+        raise BuildError(f"{report.path}: a shipped module does not import from the zip: {outcome['message']}")
     if outcome["error"] != "InvalidEvent":
         raise BuildError(f"{report.path}: a malformed event gave {outcome}, not InvalidEvent")
 

@@ -6,7 +6,7 @@ Everything here is session-scoped and started on free loopback ports:
 * ``moto_server``: moto's threaded server (S3, Secrets Manager, EC2 ...); its base URL.
 * ``ec2_instances``: two running and one stopped EC2 instance in moto (:class:`Instances`).
 * ``runner_workdir`` / ``runner``: the local AWS runner (Lambda Invoke + SSM Run Command), checking
-  instance ids against moto's EC2; a :class:`~backover.sandbox.runner.RunnerServer` (``.url``).
+  instance ids against moto's EC2; a :class:`~backover_sandbox.runner.RunnerServer` (``.url``).
 * ``airflow_home``: an initialised Airflow 3 metadata DB in a temporary ``AIRFLOW_HOME``.
 * ``airflow_aws_connection``: ``AIRFLOW_CONN_AWS_DEFAULT`` routing lambda/ssm to the runner and
   ec2/s3/secretsmanager to moto.
@@ -38,7 +38,7 @@ from typing import Any
 import boto3
 import pytest
 
-from backover.sandbox.runner import RunnerServer, start_in_thread
+from backover_sandbox.runner import RunnerServer, start_in_thread
 
 REGION = "us-east-1"
 
@@ -253,8 +253,8 @@ def standin_password() -> str:
 @pytest.fixture(scope="session")
 def standins(standin_password: str) -> Iterator[dict[str, Any]]:
     """Both stand-in flavours, started once per session; tests use their own database names."""
-    from backover.standin.server import ServerConfig
-    from backover.standin.server import start_in_thread as start_standin
+    from backover_sandbox.standin.server import ServerConfig
+    from backover_sandbox.standin.server import start_in_thread as start_standin
 
     servers = {
         flavour: start_standin(

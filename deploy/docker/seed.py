@@ -1,7 +1,7 @@
 """Seed the Docker Compose environment once: the sandbox's AWS objects in moto, the demo data in both
 MongoDB replica sets, and the Airflow Variable ``backover``.
 
-It reuses the sandbox's own seeding (``backover.sandbox.seed``), so the compose environment holds
+It reuses the sandbox's own seeding (``backover_sandbox.seed``), so the compose environment holds
 what ``backover sandbox up`` seeds: bucket, the three secrets, a running EC2 worker tagged
 ``backover-worker``, the microservices' user and the demo data. The difference: the databases are
 real MongoDB replica sets whose root passwords come from the environment (``.env``), and the
@@ -65,7 +65,7 @@ class SeedConfig:
 
 def master_secrets(config: SeedConfig) -> dict[str, dict[str, Any]]:
     """Master-credential secrets for both replica sets (both are real MongoDB: engine ``mongo``)."""
-    from backover.sandbox import seed
+    from backover_sandbox import seed
 
     return {
         label: seed.master_secret("mongodb", host, port, config.passwords[label])
@@ -90,8 +90,8 @@ def variable(state: Any, backover_command: str = "python -m backover") -> dict[s
 
 def seed_all(config: SeedConfig, databases: bool = True) -> dict[str, Any]:
     """Seed moto (and the databases unless ``databases`` is false); return the Variable."""
-    from backover.sandbox import seed
-    from backover.sandbox.config import Ports, SandboxConfig, SandboxState
+    from backover_sandbox import seed
+    from backover_sandbox.config import Ports, SandboxConfig, SandboxState
 
     sandbox = SandboxConfig(directory=Path("/tmp"), ports=Ports.from_base(0), bucket=config.bucket,
                             prefix=config.prefix)

@@ -1,5 +1,9 @@
 """``backover`` command line: one sub-command per job, found in ``backover.commands``.
 
+Development commands (``sandbox``, ``rehearsal``, ``airflow``) come from the ``backover-sandbox``
+distribution through the ``backover.commands`` entry-point group, so the worker, which installs
+only ``backover``, does not list them.
+
 Exit status: 0 done, 1 the job failed, 2 bad usage or configuration (one-line reason on stderr).
 """
 
@@ -7,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import logging
 import pkgutil
 import sys
@@ -15,14 +20,24 @@ from . import commands
 from .errors import BackoverError
 
 EXIT_FAILED = 1
+#: Entry-point group of sub-commands from other distributions (the sandbox's development commands).
+COMMAND_GROUP = "backover.commands"
+
+
+def command_modules() -> dict[str, str]:
+    """``{name: module}`` of every sub-command: the worker's own, then those installed alongside."""
+    found = {m.name: f"{commands.__name__}.{m.name}" for m in pkgutil.iter_modules(commands.__path__)}
+    for entry in importlib.metadata.entry_points(group=COMMAND_GROUP):
+        found.setdefault(entry.name, entry.value)
+    return dict(sorted(found.items()))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backover", description=__doc__.splitlines()[0])
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        importlib.import_module(f"{commands.__name__}.{module.name}").register(sub)
+    for module in command_modules().values():
+        importlib.import_module(module).register(sub)
     return parser
 
 

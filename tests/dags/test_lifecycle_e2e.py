@@ -32,11 +32,11 @@ from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 
 from backover.layout import MigrationLayout
-from backover.rehearsal.lifecycle import app_client
 from backover.s3objects import S3Objects
-from backover.sandbox import manager, seed
-from backover.sandbox.config import Ports, SandboxConfig, SandboxState, free_port_base
-from backover.sandbox.loadgen import LoadGenerator
+from backover_sandbox import manager, seed
+from backover_sandbox.config import Ports, SandboxConfig, SandboxState, free_port_base
+from backover_sandbox.loadgen import LoadGenerator
+from backover_sandbox.rehearsal.lifecycle import app_client
 
 ROOT = Path(__file__).resolve().parents[2]
 PORT_BASE = free_port_base(31400)

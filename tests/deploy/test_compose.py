@@ -15,9 +15,9 @@ import jsonschema
 import pytest
 import yaml
 
-from backover.sandbox import environment, seed
-from backover.sandbox.config import SandboxState
-from backover.sandbox.runner.registry import FunctionRegistry
+from backover_sandbox import environment, seed
+from backover_sandbox.config import SandboxState
+from backover_sandbox.runner.registry import FunctionRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yaml"

@@ -23,7 +23,7 @@ from pymongo import MongoClient
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = Path(__file__).with_name("events")
-FUNCTION_LOGGER = "backover.sandbox.runner.function"
+FUNCTION_LOGGER = "backover_sandbox.runner.function"
 LAMBDAS = ("start", "restore", "clean")
 
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from migration_states import environment
 
-from backover.sandbox.config import SandboxState
-from backover.sandbox.environment import airflow_env
 from backover_airflow import commands
 from backover_airflow.config import BackoverConfig, ConfigError, RunParams
+from backover_sandbox.config import SandboxState
+from backover_sandbox.environment import airflow_env
 
 
 def _sandbox_variable() -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from migration_states import Migration, environment, task_log
 
-from backover.sandbox.environment import mongo_connection
+from backover_sandbox.environment import mongo_connection
 
 
 @pytest.fixture(autouse=True)

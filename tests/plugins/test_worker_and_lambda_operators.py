@@ -114,7 +114,7 @@ def test_lambda_gets_the_run_event_with_secret_ids_only(runner: Any, set_environ
                                                         capfd: pytest.CaptureFixture[str]) -> None:
     from backover_airflow.operators.lambda_function import MigrationLambdaOperator
 
-    runner.registry.put("echo-start", {"handler": "backover.sandbox.probe:handler"})
+    runner.registry.put("echo-start", {"handler": "backover_sandbox.probe:handler"})
     env = environment("sandbox-bucket", ec2_instances.running,
                       lambda_names={"start": "echo-start", "restore": "r", "clean": "c"})
     set_environment(env)

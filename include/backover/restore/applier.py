@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from ..bsonvalues import element_document
 from ..errors import JobFailed
-from ..standin.errors import CommandError
+from ..mongo.errors import CommandError
 from .displaced import Displaced
 from .events import describe_id, id_element_of, identity_of
 from .planner import UPDATE, UPSERT, Barrier, Namespace, Step, Window, Write

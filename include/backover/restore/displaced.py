@@ -7,7 +7,7 @@ index held at both; so between them ``Y`` lost ``k`` or gained it, by an event a
 later write brings it back; until then it is kept here, and saved with the restore checkpoint so a
 crash cannot lose it. A later ``updateDescription`` of a document kept here (a stream without
 updateLookup, or a null lookup) is applied to the kept copy, with the stand-in's update engine
-(``backover.standin.update``, which follows mongod's rules), since there is nothing on the target
+(``backover.mongo.update``, which follows mongod's rules), since there is nothing on the target
 to update. What is still here when the stream is complete is written back at the end (and the
 restore fails, naming it, if that is rejected).
 
@@ -29,7 +29,7 @@ from bson.raw_bson import RawBSONDocument
 
 from ..bsonvalues import RAW, decode, element_document, encode, to_plain
 from ..errors import JobFailed
-from ..standin.update import apply_update
+from ..mongo.update import apply_update
 from .events import id_element_of, identity_of
 from .planner import Namespace
 

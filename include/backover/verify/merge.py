@@ -14,8 +14,8 @@ from itertools import chain
 from typing import Any
 
 from ..bsonvalues import element_value, elements, first_element
+from ..mongo.ordering import compare
 from ..segments import iter_raw_events
-from ..standin.ordering import compare
 
 MISSING, EXTRA, DIFFERENT = "missing", "extra", "different"
 

@@ -33,7 +33,7 @@ from replicate_testkit import (
 
 from backover.errors import JobFailed
 from backover.s3objects import S3Objects
-from backover.standin.server import ServerConfig, StandinServer, start_in_thread
+from backover_sandbox.standin.server import ServerConfig, StandinServer, start_in_thread
 
 
 class Writer(threading.Thread):

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from backover.sandbox.airflow_local import LocalAirflow
+from backover_sandbox.airflow_local import LocalAirflow
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -6,7 +6,7 @@ import time
 
 from pymongo import MongoClient
 
-from backover.sandbox.loadgen import LoadGenerator
+from backover_sandbox.loadgen import LoadGenerator
 
 
 def test_load_runs_until_the_user_is_read_only(standins, standin_password):

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from backover.sandbox.runner import RunnerServer
+from backover_sandbox.runner import RunnerServer
 
 HANDLER = """
 def handler(event, context):

@@ -18,7 +18,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from backover.sandbox.runner import RunnerServer, start_in_thread
+from backover_sandbox.runner import RunnerServer, start_in_thread
 
 HANDLER = """
 import os
@@ -340,7 +340,7 @@ def test_cli_serves_and_stops_on_sigterm_without_logging_bodies(tmp_path: Path, 
             [
                 sys.executable,
                 "-m",
-                "backover.sandbox.runner",
+                "backover_sandbox.runner",
                 "--port",
                 "0",
                 "--port-file",

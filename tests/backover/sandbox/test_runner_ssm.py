@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, WaiterError
 
-from backover.sandbox.runner import RunnerServer
+from backover_sandbox.runner import RunnerServer
 
 
 class Instances(Protocol):

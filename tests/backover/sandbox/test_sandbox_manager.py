@@ -16,8 +16,8 @@ import pytest
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
-from backover.sandbox import manager, processes
-from backover.sandbox.config import Ports, SandboxConfig, free_port_base
+from backover_sandbox import manager, processes
+from backover_sandbox.config import Ports, SandboxConfig, free_port_base
 
 PORT_BASE = free_port_base(31600)  # apart from a hand-started sandbox (31000) and the rehearsal's (31200)
 REPO = Path(__file__).resolve().parents[3]

@@ -1,7 +1,7 @@
 """Privileges of the stand-in: built-in roles x actions, user management commands, live role changes.
 
 Unit tests call ``AuthManager.check`` and the command handlers directly; the integration tests at
-the end run the same scenarios through real pymongo over TCP against ``backover.standin.server``.
+the end run the same scenarios through real pymongo over TCP against ``backover_sandbox.standin.server``.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ import pytest
 from bson.raw_bson import RawBSONDocument
 
 from backover.bsonvalues import RAW
-from backover.standin.auth import SCRAM_SHA_1, SCRAM_SHA_256, AuthManager
-from backover.standin.commands import users
-from backover.standin.errors import CommandError
-from backover.standin.registry import Action, Context
+from backover.mongo.errors import CommandError
+from backover_sandbox.standin.auth import SCRAM_SHA_1, SCRAM_SHA_256, AuthManager
+from backover_sandbox.standin.commands import users
+from backover_sandbox.standin.registry import Action, Context
 
 FAST = {SCRAM_SHA_1: 4096, SCRAM_SHA_256: 4096}
 R, W, DBA, UA, CA = Action.READ, Action.WRITE, Action.DB_ADMIN, Action.USER_ADMIN, Action.CLUSTER_ADMIN
 CHECKED = (R, W, DBA, UA, CA)
+BI_PASSWORD = "bi-reads-the-shop-catalogue-every-night"
 
 # role -> (db it is granted in, actions it gives on "shop")
 ROLE_MATRIX: dict[str, tuple[str, set[Action]]] = {
@@ -367,7 +368,7 @@ def test_update_user_roles_needs_user_admin_on_every_database(server: SimpleName
 @pytest.fixture
 def populated(server: SimpleNamespace) -> SimpleNamespace:
     server.auth.create_user("shop", "app", "pw", ["readWrite"], custom_data={"team": "web"})
-    server.auth.create_user("shop", "bi", "pw", ["read"], mechanisms=["SCRAM-SHA-256"])
+    server.auth.create_user("shop", "bi", BI_PASSWORD, ["read"], mechanisms=["SCRAM-SHA-256"])
     server.auth.create_user("other", "app", "pw", ["read"])
     return server
 
@@ -404,7 +405,8 @@ def test_users_info_show_credentials_are_mongods_fields_only(populated: SimpleNa
     (doc,) = run(populated, users.users_info, "shop", {"usersInfo": "bi", "showCredentials": True})["users"]
     assert list(doc["credentials"]) == ["SCRAM-SHA-256"]
     assert set(doc["credentials"]["SCRAM-SHA-256"]) == {"iterationCount", "salt", "storedKey", "serverKey"}
-    assert "pw" not in repr(doc["credentials"]).replace("serverKey", "").replace("storedKey", "")
+    # A long password: the random salt and keys cannot hold it by chance (a 2-letter one could).
+    assert BI_PASSWORD not in repr(doc["credentials"])
 
 
 def test_users_info_own_user_without_user_admin(populated: SimpleNamespace) -> None:
@@ -431,12 +433,12 @@ def test_connection_status(populated: SimpleNamespace) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# INTEGRATION: real pymongo over TCP against backover.standin.server
+# INTEGRATION: real pymongo over TCP against backover_sandbox.standin.server
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def live_server():
-    """A stand-in with auth on and root/pw (needs ``backover.standin.server``)."""
-    from backover.standin.server import ServerConfig, start_in_thread
+    """A stand-in with auth on and root/pw (needs ``backover_sandbox.standin.server``)."""
+    from backover_sandbox.standin.server import ServerConfig, start_in_thread
 
     srv = start_in_thread(ServerConfig(flavour="mongodb", port=0, auth=True, root_user="root", root_password="pw"))
     yield srv

@@ -2,7 +2,7 @@
 
 Unit tests run the conversation through the command handlers (``saslStart``/``saslContinue``)
 with a small client written from RFC 5802/7677 here; the integration tests at the end
-authenticate real pymongo clients over TCP against ``backover.standin.server``.
+authenticate real pymongo clients over TCP against ``backover_sandbox.standin.server``.
 """
 
 from __future__ import annotations
@@ -24,17 +24,17 @@ from bson.raw_bson import RawBSONDocument
 from pymongo.saslprep import saslprep
 
 from backover.bsonvalues import RAW
-from backover.standin import auth as auth_mod
-from backover.standin.auth import (
+from backover.mongo.errors import CommandError
+from backover_sandbox.standin import auth as auth_mod
+from backover_sandbox.standin.auth import (
     SCRAM_SHA_1,
     SCRAM_SHA_256,
     AuthManager,
     ScramConversation,
     derive_credential,
 )
-from backover.standin.commands import users
-from backover.standin.errors import CommandError
-from backover.standin.registry import Context
+from backover_sandbox.standin.commands import users
+from backover_sandbox.standin.registry import Context
 
 FAST = {SCRAM_SHA_1: 4096, SCRAM_SHA_256: 4096}
 BOTH = [pytest.param(SCRAM_SHA_1, id="sha1"), pytest.param(SCRAM_SHA_256, id="sha256")]
@@ -449,12 +449,12 @@ def test_iteration_constants_match_mongod() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# INTEGRATION: real pymongo over TCP against backover.standin.server
+# INTEGRATION: real pymongo over TCP against backover_sandbox.standin.server
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def live_server():
-    """A stand-in with auth on and root/pw (needs ``backover.standin.server``)."""
-    from backover.standin.server import ServerConfig, start_in_thread
+    """A stand-in with auth on and root/pw (needs ``backover_sandbox.standin.server``)."""
+    from backover_sandbox.standin.server import ServerConfig, start_in_thread
 
     srv = start_in_thread(ServerConfig(flavour="mongodb", port=0, auth=True, root_user="root", root_password="pw"))
     yield srv

@@ -14,8 +14,8 @@ from pymongo import MongoClient
 from pymongo.change_stream import ChangeStream
 from pymongo.errors import OperationFailure
 
-from backover.standin.changestreams import ResumeToken
-from backover.standin.server import ServerConfig, StandinServer, start_in_thread
+from backover_sandbox.standin.changestreams import ResumeToken
+from backover_sandbox.standin.server import ServerConfig, StandinServer, start_in_thread
 
 COMMON = ["_id", "operationType", "clusterTime", "wallTime"]
 

@@ -1,4 +1,4 @@
-"""BSON comparison order of the stand-in (``backover.standin.ordering``)."""
+"""BSON comparison order of the stand-in (``backover.mongo.ordering``)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backover.bsonvalues import canonical_key
-from backover.standin.ordering import bson_type, compare, sort_key, type_name
+from backover.mongo.ordering import bson_type, compare, sort_key, type_name
 
 DAY = datetime.datetime(2024, 5, 1, 12, 0, 0)
 OID_LOW = ObjectId("000000000000000000000001")

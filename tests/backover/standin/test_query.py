@@ -1,4 +1,4 @@
-"""The stand-in's query engine (``backover.standin.query``): which documents a filter matches."""
+"""The stand-in's query engine (``backover.mongo.query``): which documents a filter matches."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backover.bsonvalues import encode
-from backover.standin.errors import CommandError
-from backover.standin.ordering import bracket, compare
-from backover.standin.query import MISSING, compile_filter, compile_value_predicate, path_values
+from backover.mongo.errors import CommandError
+from backover.mongo.ordering import bracket, compare
+from backover.mongo.query import MISSING, compile_filter, compile_value_predicate, path_values
 
 OID = ObjectId("65a000000000000000000001")
 OTHER_OID = ObjectId("65a000000000000000000002")

@@ -1,4 +1,4 @@
-"""The stand-in's update engine (``backover.standin.update``): what an update does to a document."""
+"""The stand-in's update engine (``backover.mongo.update``): what an update does to a document."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backover.bsonvalues import encode
-from backover.standin.errors import CommandError
-from backover.standin.update import (
+from backover.mongo.errors import CommandError
+from backover.mongo.update import (
     apply_replacement,
     apply_update,
     is_replacement,

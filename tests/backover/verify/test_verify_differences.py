@@ -19,8 +19,8 @@ from pymongo import MongoClient
 from backover.connections import DatabaseUri
 from backover.layout import MigrationLayout
 from backover.s3objects import S3Objects
-from backover.standin.server import ServerConfig, start_in_thread
 from backover.verify import VerifyConfig, run_verify
+from backover_sandbox.standin.server import ServerConfig, start_in_thread
 
 
 @dataclass

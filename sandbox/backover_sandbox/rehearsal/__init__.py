@@ -1,0 +1,49 @@
+"""The main job: a full lifecycle rehearsal on a fresh local sandbox (``make rehearsal``).
+
+It starts its own sandbox, probes every endpoint the lifecycle uses, then runs the three DAGs
+(``backover_start``, ``backover_restore``, ``backover_clean``) unchanged with ``airflow dags test``
+while a microservice load writes to DocumentDB as the microservices' user, stops the sandbox and
+prints a summary. It passes only when verification found MongoDB byte-identical to DocumentDB.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from backover.errors import BackoverError
+
+from .. import manager
+from ..airflow_local import LocalAirflow
+from ..config import SandboxConfig
+from .lifecycle import run_lifecycle
+from .probes import sandbox_checks
+from .report import RehearsalReport, summary
+
+log = logging.getLogger(__name__)
+
+#: The rehearsal runs its own sandbox, so a sandbox started by hand is left alone.
+DEFAULT_DIR = ".sandbox/rehearsal"
+DEFAULT_PORT_BASE = 31200
+
+__all__ = ["DEFAULT_DIR", "DEFAULT_PORT_BASE", "RehearsalReport", "run", "summary"]
+
+
+def run(config: SandboxConfig) -> RehearsalReport:
+    """Start the sandbox, rehearse, stop it; the report says what passed."""
+    started = time.monotonic()
+    report = RehearsalReport()
+    manager.down(config)  # a sandbox left over from an interrupted rehearsal
+    state = manager.up(config)
+    try:
+        with manager.aws_environment(state):
+            sandbox_checks(state, report)
+            if all(v == "ok" for v in report.checks.values()):
+                airflow = LocalAirflow(config.directory / "airflow", config.project_root, manager.env(config))
+                run_lifecycle(report, state, airflow)
+    except BackoverError as e:
+        report.error = str(e)
+    finally:
+        manager.down(config)
+    report.seconds = time.monotonic() - started
+    return report

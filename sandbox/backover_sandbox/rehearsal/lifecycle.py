@@ -1,0 +1,103 @@
+"""The lifecycle part of the rehearsal: the three DAGs, unchanged, under a microservice load.
+
+``backover_start`` -> load runs while changes are captured -> ``backover_restore`` (the app user
+becomes read-only, the load is refused and stops, drain, backups, replay, verify) -> figures read
+from S3 -> ``backover_clean``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+import boto3
+from pymongo import MongoClient
+
+from backover.layout import MigrationLayout
+from backover.s3objects import S3Objects
+
+from ..airflow_local import LocalAirflow
+from ..config import SandboxState
+from ..loadgen import LoadGenerator
+from .report import RehearsalReport
+
+log = logging.getLogger(__name__)
+
+LIFECYCLE_DAGS = ("backover_start", "backover_restore", "backover_clean")
+#: Writes the load makes between start and restore (the capture has something to do).
+LOAD_WRITES_BEFORE_RESTORE = 2000
+LOAD_TIMEOUT_SECONDS = 120
+
+
+def app_client(state: SandboxState) -> MongoClient:
+    """The microservices' own connection to DocumentDB, from the sandbox's secrets."""
+    sm = boto3.client("secretsmanager")
+    master = json.loads(sm.get_secret_value(SecretId=state.secret_ids["documentdb"])["SecretString"])
+    app = json.loads(sm.get_secret_value(SecretId=state.secret_ids["app_user"])["SecretString"])
+    return MongoClient(host=master["host"], port=int(master["port"]), username=app["username"],
+                       password=app["password"], authSource="admin", directConnection=True, retryWrites=False)
+
+
+def _phase(report: RehearsalReport, airflow: LocalAirflow, dag_id: str, conf: dict[str, Any]) -> bool:
+    result = airflow.dags_test(dag_id, conf)
+    report.phases[dag_id] = {"ok": result.ok, "seconds": result.seconds, "log": str(result.log_file)}
+    return result.ok
+
+
+def _seconds_between(start: Any, end: Any) -> float | None:
+    if isinstance(start, datetime) and isinstance(end, datetime):
+        return (end - start).total_seconds()
+    return None
+
+
+def collect_figures(report: RehearsalReport, layout: MigrationLayout, acknowledged: int) -> None:
+    """Figures from the migration's state objects (read before clean deletes the checkpoints)."""
+    s3 = S3Objects(layout.bucket)
+    checkpoint = s3.get_json(layout.replicator_checkpoint) or {}
+    restore = s3.get_json(layout.restore_checkpoint) or {}
+    verify = s3.get_json(layout.verify_report) or {}
+    freeze = s3.get_json(layout.freeze_state) or {}
+    report.figures["writes acknowledged by DocumentDB"] = acknowledged
+    # A write that changes nothing (an update to the same value) is acknowledged but makes no event.
+    report.figures["events captured (no-op writes make none)"] = checkpoint.get("events_total")
+    report.figures["segments written"] = checkpoint.get("last_seq")
+    report.figures["events replayed"] = restore.get("events_applied")
+    restored = sum((v.get("target_count") or 0) for v in (verify.get("namespaces") or {}).values())
+    report.figures["documents in MongoDB after restore"] = restored
+    window = _seconds_between(freeze.get("frozen_at"), verify.get("checked_at"))
+    report.figures["write-freeze window (read-only -> verified)"] = (
+        f"{window:.1f} s" if window is not None else "unknown")
+    restore_phase = report.phases.get("backover_restore", {})
+    if restore.get("events_applied") and restore_phase.get("seconds"):
+        report.figures["events replayed per second of the whole restore DAG"] = round(
+            restore["events_applied"] / restore_phase["seconds"], 1)
+    report.identical = verify.get("identical") if verify else None
+
+
+def run_lifecycle(report: RehearsalReport, state: SandboxState, airflow: LocalAirflow) -> None:
+    migration_id = f"rehearsal-{time.strftime('%Y%m%d-%H%M%S')}"
+    conf = {"migration_id": migration_id}
+    layout = MigrationLayout(state.bucket, state.prefix, migration_id)
+    log.info("rehearsal migration %s", migration_id)
+    airflow.migrate()
+    if not _phase(report, airflow, "backover_start", conf):
+        return
+    with app_client(state) as client:
+        load = LoadGenerator(client, pause_seconds=0.001).start()
+        deadline = time.monotonic() + LOAD_TIMEOUT_SECONDS
+        while load.running and load.report.acknowledged < LOAD_WRITES_BEFORE_RESTORE and time.monotonic() < deadline:
+            time.sleep(0.2)
+        log.info("load: %d writes acknowledged so far; starting the restore", load.report.acknowledged)
+        restore_ok = _phase(report, airflow, "backover_restore", conf)
+        refused = load.wait_until_refused(timeout=5) if restore_ok else False
+        load_report = load.stop()
+    if load_report.error:
+        report.error = f"the load generator stopped on an error: {load_report.error}"
+    elif restore_ok and not refused:
+        report.error = "the microservices' user could still write after the restore Lambda"
+    collect_figures(report, layout, load_report.acknowledged)
+    if restore_ok:
+        _phase(report, airflow, "backover_clean", conf)

@@ -1,0 +1,145 @@
+"""Open cursors: ``find``/``aggregate`` results and change streams, served by ``getMore``."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from bson.int64 import Int64
+from bson.raw_bson import RawBSONDocument
+
+from backover.mongo import errors
+
+#: A reply batch stops growing past this size, as mongod's 16 MB batches do.
+MAX_BATCH_BYTES = 16 * 1024 * 1024
+DEFAULT_FIRST_BATCH = 101
+IDLE_TIMEOUT_SECONDS = 600
+
+
+class Cursor(Protocol):
+    """What ``getMore`` needs from a cursor."""
+
+    ns: str
+    owner: frozenset[tuple[str, str]]
+
+    def next_batch(self, batch_size: int | None, max_await_ms: int | None) -> list[Any]: ...
+
+    @property
+    def exhausted(self) -> bool: ...
+
+    def extra_fields(self) -> dict[str, Any]: ...
+
+
+class ListCursor:
+    """A cursor over documents already computed (raw BSON bytes or RawBSONDocuments)."""
+
+    def __init__(self, ns: str, docs: Iterator[Any], owner: frozenset[tuple[str, str]]) -> None:
+        self.ns = ns
+        self.owner = owner
+        self._docs = docs
+        self._pending: Any = None
+        self._done = False
+
+    def next_batch(self, batch_size: int | None, max_await_ms: int | None) -> list[Any]:
+        batch: list[Any] = []
+        size = 0
+        limit = batch_size or None
+        while limit is None or len(batch) < limit:
+            doc = self._take()
+            if doc is None:
+                break
+            n = len(doc.raw) if hasattr(doc, "raw") else len(doc)
+            if batch and size + n > MAX_BATCH_BYTES:
+                self._pending = doc
+                break
+            batch.append(doc)
+            size += n
+        return batch
+
+    def _take(self) -> Any:
+        if self._pending is not None:
+            doc, self._pending = self._pending, None
+            return doc
+        if self._done:
+            return None
+        doc = next(self._docs, None)
+        if doc is None:
+            self._done = True
+        return doc
+
+    @property
+    def exhausted(self) -> bool:
+        if self._pending is not None or self._done:
+            return self._pending is None and self._done
+        doc = next(self._docs, None)
+        if doc is None:
+            self._done = True
+            return True
+        self._pending = doc
+        return False
+
+    def extra_fields(self) -> dict[str, Any]:
+        return {}
+
+
+class CursorRegistry:
+    """Cursor ids to cursors; idle cursors are reaped after ten minutes, like mongod's."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1_000_001)
+        self._cursors: dict[int, tuple[Cursor, float]] = {}
+
+    def register(self, cursor: Cursor) -> int:
+        with self._lock:
+            self._reap_locked()
+            cursor_id = next(self._ids)
+            self._cursors[cursor_id] = (cursor, time.monotonic())
+            return cursor_id
+
+    def get(self, cursor_id: int, principals: frozenset[tuple[str, str]]) -> Cursor:
+        with self._lock:
+            entry = self._cursors.get(cursor_id)
+            if entry is None:
+                raise errors.CommandError(errors.CURSOR_NOT_FOUND, "CursorNotFound", f"cursor id {cursor_id} not found")
+            cursor = entry[0]
+            if cursor.owner and not cursor.owner <= principals:
+                raise errors.unauthorized(f"cursor id {cursor_id} was not created by the authenticated user")
+            self._cursors[cursor_id] = (cursor, time.monotonic())
+            return cursor
+
+    def close(self, cursor_id: int) -> bool:
+        with self._lock:
+            return self._cursors.pop(cursor_id, None) is not None
+
+    def _reap_locked(self) -> None:
+        horizon = time.monotonic() - IDLE_TIMEOUT_SECONDS
+        for cursor_id in [cid for cid, (_, seen) in self._cursors.items() if seen < horizon]:
+            del self._cursors[cursor_id]
+
+
+def cursor_reply(registry: CursorRegistry, cursor: Cursor, batch_size: int | None, first: bool,
+                 max_await_ms: int | None = None, cursor_id: int | None = None) -> dict[str, Any]:
+    """The ``cursor`` reply of find/aggregate (``firstBatch``) or getMore (``nextBatch``)."""
+    if first and batch_size is None:
+        batch_size = DEFAULT_FIRST_BATCH
+    batch = cursor.next_batch(batch_size, max_await_ms)
+    if cursor.exhausted:
+        if cursor_id is not None:
+            registry.close(cursor_id)
+        cursor_id = 0
+    elif cursor_id is None:
+        cursor_id = registry.register(cursor)
+    body: dict[str, Any] = {"id": Int64(cursor_id), "ns": cursor.ns}
+    body["firstBatch" if first else "nextBatch"] = [_as_doc(d) for d in batch]
+    body.update(cursor.extra_fields())
+    return {"cursor": body}
+
+
+def _as_doc(doc: Any) -> Any:
+    if isinstance(doc, (bytes, bytearray)):
+        return RawBSONDocument(bytes(doc))
+    return doc
