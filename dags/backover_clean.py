@@ -54,6 +54,7 @@ with DAG(**lifecycle_dag("backover_clean", __doc__)) as dag:
         clean = WorkerCommandOperator(
             task_id="clean",
             command="clean",
+            deferrable=True,
             doc_md="SSM: `backover clean` deletes the change segments and records `state/clean.json`; backups "
             "and reports stay.",
         )

@@ -55,12 +55,14 @@ with DAG(**lifecycle_dag("backover_restore", __doc__)) as dag:
             task_id="backup_documentdb",
             command="backup",
             options={"label": "documentdb"},
+            deferrable=True,
             doc_md="SSM: `backover backup --label documentdb` (the frozen source) to `backups/documentdb/`.",
         )
         backup_mongodb = WorkerCommandOperator(
             task_id="backup_mongodb",
             command="backup",
             options={"label": "mongodb"},
+            deferrable=True,
             doc_md="SSM: `backover backup --label mongodb` (the target before the restore) to `backups/mongodb/`.",
         )
 
@@ -68,6 +70,7 @@ with DAG(**lifecycle_dag("backover_restore", __doc__)) as dag:
         restore = WorkerCommandOperator(
             task_id="restore",
             command="restore",
+            deferrable=True,
             doc_md="SSM: `backover restore` replays every captured segment into MongoDB; its progress lines "
             "are in this log.",
         )
@@ -84,6 +87,7 @@ with DAG(**lifecycle_dag("backover_restore", __doc__)) as dag:
             task_id="verify",
             command="verify",
             retries=0,
+            deferrable=True,
             doc_md="SSM: `backover verify` compares DocumentDB and MongoDB; exit 1 on any difference fails "
             "this task and the run (no retry: a difference does not go away by itself). Report: "
             "`reports/verify.json`.",

@@ -15,6 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
 LIFECYCLE = ("backover_start", "backover_restore", "backover_clean", "backover_abort")
+#: Worker commands that can run for hours: their tasks defer.
+LONG_COMMANDS = {"backup", "restore", "verify", "clean"}
 #: Tasks that must not be retried, and why (the task's doc says so too).
 NO_RETRY = {
     "verify.verify": "a difference does not go away by retrying",
@@ -151,14 +153,16 @@ class TestPolicy:
             assert dag.schedule is None, "lifecycle DAGs run only when a user triggers them"
 
     def test_worker_commands_log_their_output(self, dags: dict[str, Any], dag_id: str) -> None:
-        """Every SSM task is a WorkerCommandOperator, which writes the command's output into the task log."""
+        """No task runs SSM commands but WorkerCommandOperator, which writes the command's output into
+        the task log; the long ones (backup, restore, verify, clean) wait in the triggerer."""
         from airflow.providers.amazon.aws.operators.ssm import SsmRunCommandOperator
 
         from backover_airflow.operators.worker import WorkerCommandOperator
 
         for task in dags[dag_id].tasks:
-            if isinstance(task, SsmRunCommandOperator):
-                assert isinstance(task, WorkerCommandOperator), task.task_id
+            assert not isinstance(task, SsmRunCommandOperator), task.task_id
+            if isinstance(task, WorkerCommandOperator) and task.command in LONG_COMMANDS:
+                assert task.deferrable, f"{task.task_id} would hold a worker slot while it runs"
 
 
 def test_lifecycle_dags_share_the_same_trigger_form(dags: dict[str, Any]) -> None:

@@ -3,12 +3,19 @@
 The local runner executes SSM Run Command and Lambda Invoke for real (a shell on this machine, a
 handler in a subprocess). For the SSM tests ``backover_command`` is a small shell script standing in
 for ``backover`` (the real sub-commands are exercised end to end in tests/dags): it prints its
-arguments and a progress line, and exits like ``backover`` does (0 done, 1 failed, 2 bad usage).
+arguments and a progress line, and exits like ``backover`` does (0 done, 1 failed, 2 bad usage);
+``replicate`` runs on (it sleeps) until cancelled.
+
+``deferrable=True`` hands the wait to :class:`~backover_airflow.triggers.worker.WorkerCommandTrigger`,
+run here to its event with asyncio against the runner; its event comes back to ``execute_complete``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +26,7 @@ FAKE_BACKOVER = """\
 echo "backover $*"
 echo "progress: 3 of 3 segments applied" >&2
 case "$1" in
+  replicate) echo "capturing"; sleep 60 ;;
   verify) echo "verification found differences in shop.orders" >&2; exit 1 ;;
   abort) echo "no --migration-id: pass --migration-id or set BACKOVER_MIGRATION_ID" >&2; exit 2 ;;
 esac
@@ -43,10 +51,42 @@ def worker_env(ec2_instances: Any, set_environment: Any, tmp_path: Path) -> dict
 PARAMS = {"migration_id": "orders-2026", "databases": [], "dry_run": False, "environment": "backover"}
 
 
-def _run(command: str, **kwargs: Any) -> Any:
+def _operator(command: str, **kwargs: Any) -> Any:
     from backover_airflow.operators.worker import WorkerCommandOperator
 
-    return WorkerCommandOperator(task_id=command, command=command, **kwargs).execute({"params": PARAMS})
+    return WorkerCommandOperator(task_id=command, command=command, **kwargs)
+
+
+def _run(command: str, **kwargs: Any) -> Any:
+    return _operator(command, **kwargs).execute({"params": PARAMS})
+
+
+def _deferred(operator: Any) -> Any:
+    """Execute a deferrable operator; the trigger it deferred to (it must defer, not wait)."""
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({"params": PARAMS})
+    assert deferred.value.method_name == "execute_complete"
+    return deferred.value.trigger
+
+
+def _fire(trigger: Any) -> dict[str, Any]:
+    """Run the trigger the way the triggerer does, to its first event; the event's payload."""
+    return asyncio.run(asyncio.wait_for(anext(trigger.run()), 60)).payload
+
+
+def _final_status(runner: Any, command_id: str, instance_id: str) -> str:
+    """The invocation's status once SSM (the runner) reports it ended."""
+    import boto3
+
+    ssm = boto3.client("ssm", endpoint_url=runner.url, region_name="us-east-1")
+    deadline = time.monotonic() + 30
+    while True:
+        status = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)["Status"]
+        if status in {"Success", "Failed", "Cancelled", "TimedOut"} or time.monotonic() > deadline:
+            return str(status)
+        time.sleep(0.2)
 
 
 def test_ssm_task_log_shows_the_command_and_its_output(worker_env: dict[str, Any],
@@ -108,6 +148,95 @@ def test_a_stopped_worker_is_reported(ec2_instances: Any, set_environment: Any, 
     set_environment(environment("sandbox-bucket", ec2_instances.stopped, backover_command="true"))
     with pytest.raises(ClientError, match="InvalidInstanceId"):
         _run("restore")
+
+
+def test_deferrable_task_sends_the_command_and_defers_to_the_worker_trigger(worker_env: dict[str, Any],
+                                                                          runner: Any) -> None:
+    """A long command (here one that runs for a minute) holds no worker slot: the task defers at once."""
+    from airflow.sdk._shared.module_loading import import_string
+
+    from backover_airflow.triggers.worker import WorkerCommandTrigger
+
+    started = time.monotonic()
+    trigger = _deferred(_operator("replicate", deferrable=True, waiter_max_attempts=7))
+    assert time.monotonic() - started < 20, "the task waited for the command instead of deferring"
+    assert isinstance(trigger, WorkerCommandTrigger)
+    path, kwargs = trigger.serialize()
+    assert import_string(path)(**kwargs).serialize() == (path, kwargs), "the triggerer rebuilds it from this"
+    assert kwargs["instance_id"] == worker_env["worker_instance_id"]
+    assert kwargs["waiter_delay"] == worker_env["poll_interval_seconds"]
+    assert kwargs["waiter_max_attempts"] == 7
+    assert kwargs["aws_conn_id"] == "aws_default"
+    # Killing the deferred task (mark failed, clear) runs the trigger's on_kill: the command stops.
+    asyncio.run(trigger.on_kill())
+    assert _final_status(runner, kwargs["command_id"], kwargs["instance_id"]) == "Cancelled"
+
+
+def test_default_wait_limit_outlasts_the_command_timeout(worker_env: dict[str, Any], set_environment: Any) -> None:
+    """Unless told otherwise, the wait gives SSM time to time the command out itself."""
+    set_environment({**worker_env, "poll_interval_seconds": 30, "command_timeout_seconds": 7200})
+    trigger = _deferred(_operator("restore", deferrable=True))
+    assert trigger.waiter_delay == 30
+    assert trigger.waiter_delay * trigger.waiter_max_attempts > 7200 + 3600, "SSM's delivery + execution timeout"
+
+
+@pytest.mark.parametrize(
+    ("command", "status", "exit_code", "reason"),
+    [
+        pytest.param("restore", "Success", 0, "", id="success"),
+        pytest.param("verify", "Failed", 1, "verification found differences in shop.orders", id="exit-1"),
+        pytest.param("abort", "Failed", 2, "no --migration-id", id="exit-2"),
+    ],
+)
+def test_deferred_command_ends_in_execute_complete_with_its_output(
+    worker_env: dict[str, Any], capfd: pytest.CaptureFixture[str], command: str, status: str, exit_code: int,
+    reason: str,
+) -> None:
+    """The trigger runs to the end against the runner; execute_complete logs the output and decides."""
+    from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+    operator = _operator(command, deferrable=True)
+    event = _fire(_deferred(operator))
+    assert event["status"] == "ended", event
+    assert event["invocation"]["Status"] == status and event["invocation"]["ResponseCode"] == exit_code
+    task_log(capfd)
+    resumed = _operator(command, deferrable=True)  # the task resumes in a new process: a new operator
+    if status == "Success":
+        result = resumed.execute_complete({}, event)
+        assert result["status"] == "Success" and result["exit_code"] == 0
+        assert result["instance_id"] == worker_env["worker_instance_id"]
+    else:
+        with pytest.raises(AirflowException) as failure:
+            resumed.execute_complete({}, event)
+        assert f"(exit {exit_code}): {reason}" in str(failure.value)
+        assert isinstance(failure.value, AirflowFailException) is (exit_code == 2), "only exit 2 is not retried"
+    log = task_log(capfd)
+    assert f"| backover {command} " in log, log
+    assert "progress: 3 of 3 segments applied" in log
+
+
+@pytest.mark.parametrize("deferrable", [pytest.param(False, id="in-slot"), pytest.param(True, id="deferred")])
+def test_wait_limit_reached_fails_in_one_line_and_cancels_the_command(
+    worker_env: dict[str, Any], runner: Any, deferrable: bool,
+) -> None:
+    from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+    operator = _operator("replicate", deferrable=deferrable, waiter_delay=1, waiter_max_attempts=2)
+    started = time.monotonic()
+    with pytest.raises(AirflowException) as failure:
+        if deferrable:
+            operator.execute_complete({}, _fire(_deferred(operator)))
+        else:
+            operator.execute({"params": PARAMS})
+    assert time.monotonic() - started < 30, "the limit was not honoured"
+    message = str(failure.value)
+    assert not isinstance(failure.value, AirflowFailException), "a retry may succeed"
+    assert "\n" not in message
+    assert re.search(r"backover replicate still (Pending|InProgress) on ", message), message
+    assert "after 2 looks 1 s apart (waiter_max_attempts)" in message, message
+    command_id = operator._command_id
+    assert f"SSM command {command_id} cancelled" in message
+    assert _final_status(runner, command_id, worker_env["worker_instance_id"]) == "Cancelled"
 
 
 def test_lambda_gets_the_run_event_with_secret_ids_only(runner: Any, set_environment: Any, ec2_instances: Any,

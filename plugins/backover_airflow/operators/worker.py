@@ -1,40 +1,42 @@
 """Run one ``backover`` command on the EC2 worker through SSM Run Command, and show its output.
 
-The provider's :class:`SsmRunCommandOperator` sends the command; this subclass builds the
-command line from the environment and the run's Params at run time (:mod:`backover_airflow.commands`),
-waits for the invocation, then writes the command's own output (its progress lines, its summary,
-its one-line error) into the task log, so a user reads the replicator's, the backup's or the
-restore's progress in the Airflow UI.
+:class:`WorkerCommandOperator` builds the command line from the environment and the run's Params
+at run time (:mod:`backover_airflow.commands`), sends it with the provider's :class:`SsmHook`, and
+waits in :class:`~backover_airflow.triggers.worker.WorkerCommandTrigger`: in the triggerer with
+``deferrable=True`` (no worker slot is held while a restore runs for hours), in the worker slot
+otherwise. Either way the trigger's event comes back to :meth:`WorkerCommandOperator.execute_complete`,
+the one place that writes the command's own output (its progress lines, its summary, its one-line
+error) into the task log and decides the task's outcome.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.amazon.aws.operators.ssm import SsmRunCommandOperator
+from airflow.providers.amazon.aws.hooks.ssm import SsmHook
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, conf
 from botocore.exceptions import ClientError
 
 from backover_airflow import commands, config
+from backover_airflow.triggers.worker import ENDED, WorkerCommandTrigger, cancel_command, error_code
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 DOCUMENT = "AWS-RunShellScript"
-TERMINAL = frozenset({"Success", "Failed", "Cancelled", "TimedOut"})
 #: The worker's exit status for bad usage or configuration: retrying cannot help.
 USAGE_EXIT_CODE = 2
 #: How long to wait for a just-started worker's SSM agent to accept commands.
 AGENT_WAIT_SECONDS = 300
-#: How often a long command's progress is noted in the log while it runs.
-STILL_RUNNING_EVERY_SECONDS = 60
-
-
-def _error_code(e: ClientError) -> str:
-    return str(e.response.get("Error", {}).get("Code", ""))
+#: SendCommand's default ``TimeoutSeconds``: how long SSM lets a command wait for delivery before
+#: it reports it ``TimedOut``; the default wait limit adds it to the command's ``executionTimeout``.
+SSM_DELIVERY_TIMEOUT_SECONDS = 3600
 
 
 def last_line(text: str) -> str:
@@ -43,29 +45,55 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-class WorkerCommandOperator(SsmRunCommandOperator):
+def default_max_attempts(command_timeout_seconds: int, delay: float) -> int:
+    """Looks enough for SSM itself to end the command: delivery plus execution timeout, one more look."""
+    return math.ceil((SSM_DELIVERY_TIMEOUT_SECONDS + command_timeout_seconds) / delay) + 1
+
+
+class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
     """Run ``backover <command>`` on the environment's worker and log what it printed.
 
     The task fails when the command fails: exit status 2 (bad usage or configuration) fails it
     without retries; any other failure, a timeout or a cancel fails it with the command's last
-    output line as the reason. Killing the task cancels the command. The wait happens in the
-    worker slot (``deferrable`` is not supported: the provider's SSM trigger needs aiobotocore);
-    the long waits of a migration are the sensors', which defer.
+    output line as the reason. When the wait gives up (``waiter_max_attempts`` looks) or SSM
+    refuses a look, the command is cancelled and the task fails with a one-line reason. Killing
+    the task cancels the command (the operator's ``on_kill`` while it waits in the slot, the
+    trigger's ``on_kill`` while it is deferred).
 
     :param command: the ``backover`` sub-command (``replicate``, ``backup``, ``restore``,
         ``verify``, ``clean``, ``abort``).
     :param options: the command's own options for :func:`backover_airflow.commands.arguments`
         (``{"label": "documentdb"}`` for a backup; templated).
+    :param waiter_delay: seconds between two looks at the command (default: the environment's
+        ``poll_interval_seconds``).
+    :param waiter_max_attempts: looks before the wait gives up and cancels the command (default:
+        enough for SSM's own delivery timeout plus the environment's ``command_timeout_seconds``,
+        so SSM ends a command that runs too long before this limit does).
+    :param deferrable: wait in the triggerer instead of a worker slot (default: Airflow's
+        ``operators.default_deferrable``, else False).
     :param aws_conn_id: AWS connection for SSM (default ``aws_default``).
     """
 
+    aws_hook_class = SsmHook
     template_fields: Sequence[str] = aws_template_fields("command", "options")
     ui_color = "#c9e7ff"
 
-    def __init__(self, *, command: str, options: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(document_name=DOCUMENT, **kwargs)
+    def __init__(
+        self,
+        *,
+        command: str,
+        options: dict[str, Any] | None = None,
+        waiter_delay: float | None = None,
+        waiter_max_attempts: int | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
         self.command = command
         self.options = options or {}
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
+        self.deferrable = deferrable
         self._command_id: str | None = None
         self._instance_id: str | None = None
 
@@ -76,8 +104,9 @@ class WorkerCommandOperator(SsmRunCommandOperator):
         except config.ConfigError as e:
             raise AirflowFailException(str(e)) from e
         instance_id = env.worker_instance_id
-        self.waiter_delay = env.poll_interval_seconds
-        self.run_command_kwargs = {
+        delay = self.waiter_delay or env.poll_interval_seconds
+        send_kwargs = {
+            "DocumentName": DOCUMENT,
             "InstanceIds": [instance_id],
             "Comment": f"backover {self.command} {run.migration_id}"[:100],
             "Parameters": {
@@ -86,47 +115,50 @@ class WorkerCommandOperator(SsmRunCommandOperator):
             },
         }
         self.log.info("Running on worker %s: %s", instance_id, line)
-        command_id = self._send(instance_id)
-        invocation = self._wait(command_id, instance_id)
-        return self._finish(invocation)
+        command_id = self._send(instance_id, send_kwargs, delay)
+        trigger = WorkerCommandTrigger(
+            command=self.command,
+            command_id=command_id,
+            instance_id=instance_id,
+            waiter_delay=delay,
+            waiter_max_attempts=self.waiter_max_attempts or default_max_attempts(env.command_timeout_seconds, delay),
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            botocore_config=self.botocore_config,
+        )
+        how = "in the triggerer" if self.deferrable else "in this worker slot"
+        self.log.info("Waiting %s for SSM command %s: a look every %g s, at most %d looks",
+                      how, command_id, trigger.waiter_delay, trigger.waiter_max_attempts)
+        if self.deferrable:
+            self.defer(trigger=trigger, method_name="execute_complete")
+        return self.execute_complete(context, trigger.wait_here())
 
-    def _send(self, instance_id: str) -> str:
-        """SendCommand, waiting while a just-started worker's SSM agent is not online yet."""
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The trigger's event -> the task's outcome (deferred or not: the one place that decides)."""
+        event = validate_execute_complete_event(event)
+        self._command_id, self._instance_id = event["command_id"], event["instance_id"]
+        if event["status"] != ENDED:
+            # The task ends now: the command must not go on running unwatched.
+            raise AirflowException(f"{event['message']}; {cancel_command(self.hook, event['command_id'], self.log)}")
+        return self._finish(event["invocation"])
+
+    def _send(self, instance_id: str, send_kwargs: dict[str, Any], delay: float) -> str:
+        """SendCommand, waiting (at most :data:`AGENT_WAIT_SECONDS`) while a just-started worker's
+        SSM agent is not online yet."""
         deadline = time.monotonic() + AGENT_WAIT_SECONDS
         while True:
             try:
-                response = self.hook.conn.send_command(DocumentName=self.document_name, **self.run_command_kwargs)
+                response = self.hook.conn.send_command(**send_kwargs)
             except ClientError as e:
-                if _error_code(e) != "InvalidInstanceId" or time.monotonic() > deadline:
+                if error_code(e) != "InvalidInstanceId" or time.monotonic() > deadline:
                     raise
                 self.log.info("Worker %s does not accept commands yet (SSM agent not online); waiting", instance_id)
-                time.sleep(self.waiter_delay)
+                time.sleep(delay)
                 continue
             self._command_id, self._instance_id = response["Command"]["CommandId"], instance_id
             self.log.info("SSM command %s sent", self._command_id)
-            return self._command_id
-
-    def _wait(self, command_id: str, instance_id: str) -> dict[str, Any]:
-        """Poll the invocation until it ends; note progress every minute of a long command."""
-        started = time.monotonic()
-        noted = started
-        while True:
-            try:
-                invocation = self.hook.conn.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
-            except ClientError as e:
-                if _error_code(e) != "InvocationDoesNotExist":
-                    raise
-                invocation = {"Status": "Pending"}
-            if invocation["Status"] in TERMINAL:
-                return invocation
-            now = time.monotonic()
-            if now - noted >= STILL_RUNNING_EVERY_SECONDS:
-                noted = now
-                self.log.info(
-                    "backover %s is %s on %s after %.0f s (its output shows when it ends)",
-                    self.command, invocation["Status"], instance_id, now - started,
-                )
-            time.sleep(self.waiter_delay)
+            return str(self._command_id)
 
     def _finish(self, invocation: dict[str, Any]) -> dict[str, Any]:
         """Log the command's output; return a summary, or fail the task with the reason."""
@@ -161,11 +193,6 @@ class WorkerCommandOperator(SsmRunCommandOperator):
                 self.log.info("%s %s", prefix, line)
 
     def on_kill(self) -> None:
-        """Cancel the command on the worker when the task is killed."""
-        if self._command_id is None:
-            return
-        self.log.info("Cancelling SSM command %s", self._command_id)
-        try:
-            self.hook.conn.cancel_command(CommandId=self._command_id)
-        except ClientError as e:
-            self.log.warning("Could not cancel SSM command %s: %s", self._command_id, _error_code(e))
+        """Cancel the command on the worker when the task is killed while it waits in the slot."""
+        if self._command_id is not None:
+            cancel_command(self.hook, self._command_id, self.log)
