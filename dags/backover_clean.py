@@ -20,10 +20,9 @@ Re-running is safe: a migration already cleaned after a verified restore is foun
 
 from __future__ import annotations
 
-from airflow.providers.amazon.aws.operators.ec2 import EC2StopInstanceOperator
 from airflow.sdk import DAG, TaskGroup, chain
 
-from backover_airflow import dag_defaults as d
+from backover_airflow.operators.ec2 import WorkerStopOperator
 from backover_airflow.operators.lambda_function import MigrationLambdaOperator
 from backover_airflow.operators.worker import WorkerCommandOperator
 from backover_airflow.sensors.clean import CleanCompletedSensor
@@ -36,7 +35,6 @@ with DAG(**lifecycle_dag("backover_clean", __doc__)) as dag:
     with TaskGroup("verified", tooltip="Only a verified restore is cleaned up"):
         restore_verified = RestoreCompletedSensor(
             task_id="restore_verified",
-            **d.migration_location(),
             require_identical=True,
             timeout=10 * 60,
             doc_md="The restore completed and `reports/verify.json` says identical; fails with the differences "
@@ -60,16 +58,14 @@ with DAG(**lifecycle_dag("backover_clean", __doc__)) as dag:
         )
         clean_completed = CleanCompletedSensor(
             task_id="clean_completed",
-            **d.migration_location(),
             timeout=30 * 60,
             doc_md="Monitor clean: `state/clean.json` is written and no change segment is left (the log counts "
             "those left).",
         )
 
     with TaskGroup("stop", tooltip="Stop the EC2 worker"):
-        stop_worker = EC2StopInstanceOperator(
+        stop_worker = WorkerStopOperator(
             task_id="stop_worker",
-            instance_id=d.env_value("worker_instance_id"),
             check_interval=5,
             doc_md="Stops the EC2 worker. A teardown of *restore_verified*: it runs once the clean tasks are "
             "done, whatever their outcome, but never when the restore was not verified (the replicator may "

@@ -98,10 +98,7 @@ with DAG(
     with TaskGroup("capture", tooltip="Let the application write for a while"):
         capture_window = CaptureWindowSensor(
             task_id="capture_window",
-            bucket=d.env_value("bucket"),
-            prefix=d.env_value("prefix"),
             migration_id=MIGRATION_ID,
-            poll_interval_seconds=d.env_value("poll_interval_seconds", d.POLL_INTERVAL_SECONDS),
             min_seconds="{{ params.capture_seconds }}",
             timeout=6 * 60 * 60,
             doc_md="Waits until the replicator has captured for `capture_seconds` since T0, logging the "

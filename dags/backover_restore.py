@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, TaskGroup, chain
 
-from backover_airflow import dag_defaults as d
 from backover_airflow.operators.lambda_function import MigrationLambdaOperator
 from backover_airflow.operators.worker import WorkerCommandOperator
 from backover_airflow.sensors.replication import ReplicationDrainedSensor
@@ -43,8 +42,6 @@ with DAG(**lifecycle_dag("backover_restore", __doc__)) as dag:
         )
         replication_drained = ReplicationDrainedSensor(
             task_id="replication_drained",
-            **d.migration_location(),
-            max_heartbeat_age_seconds=d.env_value("heartbeat_max_age_seconds", d.HEARTBEAT_MAX_AGE_SECONDS),
             timeout=2 * 60 * 60,
             doc_md="Monitor replication: waits until the checkpoint says drained past F; the log shows how far "
             "behind F the capture is. Fails at once if the replicator failed.",
@@ -76,7 +73,6 @@ with DAG(**lifecycle_dag("backover_restore", __doc__)) as dag:
         )
         restore_completed = RestoreCompletedSensor(
             task_id="restore_completed",
-            **d.migration_location(),
             timeout=60 * 60,
             doc_md="Monitor restore: `restore/_checkpoint.json` says completed; fails at once on a failed "
             "restore with its reason.",

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, TaskGroup, chain
 
-from backover_airflow import dag_defaults as d
 from backover_airflow.operators.lambda_function import MigrationLambdaOperator
 from backover_airflow.operators.worker import WorkerCommandOperator
 from backover_airflow.sensors.replication import ReplicatorHealthySensor
@@ -52,8 +51,6 @@ with DAG(**lifecycle_dag("backover_start", __doc__)) as dag:
         )
         replicator_healthy = ReplicatorHealthySensor(
             task_id="replicator_healthy",
-            **d.migration_location(),
-            max_heartbeat_age_seconds=d.env_value("heartbeat_max_age_seconds", d.HEARTBEAT_MAX_AGE_SECONDS),
             timeout=15 * 60,
             doc_md="Waits until `changes/_checkpoint.json` says `running` with a fresh heartbeat; fails at "
             "once if the replicator failed (with its reason).",

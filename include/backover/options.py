@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from . import defaults
 from .connections import DatabaseUri, resolve
 from .layout import MigrationLayout
 
@@ -14,9 +15,9 @@ def add_migration_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("migration")
     group.add_argument("--bucket", default=os.environ.get("BACKOVER_BUCKET"),
                        help="S3 bucket (default: BACKOVER_BUCKET)")
-    group.add_argument("--prefix", default=os.environ.get("BACKOVER_PREFIX", "backover"),
+    group.add_argument("--prefix", default=os.environ.get("BACKOVER_PREFIX", defaults.PREFIX),
                        help="key prefix in the bucket: '/'-separated segments of letters, digits, '.', '_', '-' "
-                            "(default: BACKOVER_PREFIX or 'backover')")
+                            f"(default: BACKOVER_PREFIX or {defaults.PREFIX!r})")
     group.add_argument("--migration-id", default=os.environ.get("BACKOVER_MIGRATION_ID"),
                        help="this migration's id (default: BACKOVER_MIGRATION_ID)")
 

@@ -9,10 +9,12 @@ time, never at parse time. Secrets themselves are never here: only their ids.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from backover import defaults
 from backover.errors import UsageError
 from backover.layout import InvalidName, MigrationLayout, check_bucket_name, check_migration_id, check_prefix
 
@@ -24,6 +26,12 @@ DOCUMENTDB_CONN_ID = "backover_documentdb"
 MONGODB_CONN_ID = "backover_mongodb"
 LAMBDAS = ("start", "restore", "clean")
 SECRETS = ("documentdb", "mongodb", "app_user")
+#: Defaults of the Variable's optional fields (the prefix's is :data:`backover.defaults.PREFIX`,
+#: shared with the command line and the Lambda event).
+BACKOVER_COMMAND = "backover"
+POLL_INTERVAL_SECONDS = 30
+COMMAND_TIMEOUT_SECONDS = 86_400
+HEARTBEAT_MAX_AGE_SECONDS = 300
 
 
 class ConfigError(ValueError):
@@ -55,6 +63,12 @@ def _checked(name: str, key: str, check: Callable[[object], str], value: object)
         raise ConfigError(f"Variable {name!r}: {key!r}: {e}") from None
 
 
+def _optional(data: Mapping[str, Any], key: str, default: str) -> object:
+    """An optional field: ``default`` when absent or null; an empty string stays empty."""
+    value = data.get(key)
+    return default if value is None else value
+
+
 def _positive(data: Mapping[str, Any], name: str, key: str, default: int) -> int:
     if data.get(key) is None:
         return default
@@ -69,7 +83,8 @@ class BackoverConfig:
     """One environment, as the Variable describes it (see ``backover sandbox env`` for an example).
 
     :param bucket: S3 bucket of the migrations.
-    :param prefix: key prefix in the bucket.
+    :param prefix: key prefix in the bucket (default ``backover``, :data:`backover.defaults.PREFIX`,
+        as for the command line and the Lambdas; ``""`` is the bucket's top).
     :param worker_instance_id: the EC2 worker that SSM Run Command runs ``backover`` on.
     :param lambda_names: function names of the ``start``, ``restore`` and ``clean`` Lambdas.
     :param secret_ids: Secrets Manager ids of the ``documentdb`` and ``mongodb`` master credentials
@@ -92,10 +107,10 @@ class BackoverConfig:
     secret_ids: dict[str, str]
     app_user: str
     databases: list[str] = field(default_factory=list)
-    backover_command: str = "backover"
-    poll_interval_seconds: int = 30
-    command_timeout_seconds: int = 86_400
-    heartbeat_max_age_seconds: int = 300
+    backover_command: str = BACKOVER_COMMAND
+    poll_interval_seconds: int = POLL_INTERVAL_SECONDS
+    command_timeout_seconds: int = COMMAND_TIMEOUT_SECONDS
+    heartbeat_max_age_seconds: int = HEARTBEAT_MAX_AGE_SECONDS
     variable: str = DEFAULT_VARIABLE
 
     @classmethod
@@ -112,14 +127,15 @@ class BackoverConfig:
             secret_ids=_names(data, variable, "secret_ids", SECRETS),
             app_user=_require(data, variable, "app_user", str),
             databases=list(databases),
-            backover_command=str(data.get("backover_command") or "backover"),
-            poll_interval_seconds=_positive(data, variable, "poll_interval_seconds", 30),
-            command_timeout_seconds=_positive(data, variable, "command_timeout_seconds", 86_400),
-            heartbeat_max_age_seconds=_positive(data, variable, "heartbeat_max_age_seconds", 300),
+            backover_command=str(data.get("backover_command") or BACKOVER_COMMAND),
+            poll_interval_seconds=_positive(data, variable, "poll_interval_seconds", POLL_INTERVAL_SECONDS),
+            command_timeout_seconds=_positive(data, variable, "command_timeout_seconds", COMMAND_TIMEOUT_SECONDS),
+            heartbeat_max_age_seconds=_positive(data, variable, "heartbeat_max_age_seconds",
+                                                HEARTBEAT_MAX_AGE_SECONDS),
             variable=variable,
             # last, so a missing field is named before a malformed name
             bucket=_checked(variable, "bucket", check_bucket_name, _require(data, variable, "bucket", str)),
-            prefix=_checked(variable, "prefix", check_prefix, data.get("prefix") or ""),
+            prefix=_checked(variable, "prefix", check_prefix, _optional(data, "prefix", defaults.PREFIX)),
         )
 
     @classmethod
@@ -174,10 +190,38 @@ class RunParams:
         )
 
 
+def environment(params: Mapping[str, Any]) -> BackoverConfig:
+    """The environment named by the run's ``environment`` Param, validated (call at run time only)."""
+    return BackoverConfig.from_variable(str(params.get("environment") or DEFAULT_VARIABLE))
+
+
 def load(params: Mapping[str, Any]) -> tuple[BackoverConfig, RunParams]:
     """The environment named by the run's ``environment`` Param, and the run's validated Params."""
-    config = BackoverConfig.from_variable(str(params.get("environment") or DEFAULT_VARIABLE))
+    config = environment(params)
     return config, RunParams.from_params(params, config)
+
+
+def migration(params: Mapping[str, Any],
+              migration_id: str | None = None) -> tuple[BackoverConfig, MigrationLayout]:
+    """The environment and the S3 layout of the migration a task watches: ``migration_id``, else the
+    run's Param of that name (what a sensor needs; the run's databases are not checked)."""
+    config = environment(params)
+    try:
+        return config, config.layout(check_migration_id(migration_id or params.get("migration_id") or ""))
+    except UsageError as e:
+        raise ConfigError(str(e)) from None
+
+
+@contextmanager
+def failing_task() -> Iterator[None]:
+    """Inside a task: a :class:`ConfigError` fails it at once with its one-line reason, without
+    retries (retrying cannot fix the Variable or the Params)."""
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    try:
+        yield
+    except ConfigError as e:
+        raise AirflowFailException(str(e)) from e
 
 
 def layout_for(params: Mapping[str, Any]) -> MigrationLayout:

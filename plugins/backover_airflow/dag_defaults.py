@@ -1,8 +1,9 @@
-"""What every Back Over DAG shares: the trigger form's Params, default_args, templates, the dry-run gate.
+"""What every Back Over DAG shares: the trigger form's Params, default_args, the dry-run gate.
 
 The DAG files stay thin and agree with each other: the same Param has the same name, type and
-description everywhere. Values of the environment reach operator arguments as Jinja templates
-(:func:`env_value`), rendered at run time, so nothing reads the Variable while a DAG file is parsed.
+description everywhere. No DAG argument holds a value of the environment: every task reads the
+validated Variable when it runs (``backover_airflow.config``), so nothing reads the Variable while a
+DAG file is parsed, and one Variable is judged, with the same defaults, by every task.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ log = logging.getLogger(__name__)
 
 START_DATE = datetime(2026, 1, 1)
 TAGS = ["backover", "migration"]
-POLL_INTERVAL_SECONDS = 30
-HEARTBEAT_MAX_AGE_SECONDS = 300
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "backover",
     "retries": 2,
@@ -83,25 +82,6 @@ def lifecycle_params() -> dict[str, Param]:
         "databases": databases_param(),
         "dry_run": dry_run_param(),
         "environment": environment_param(),
-    }
-
-
-def env_value(field: str, default: Any = None) -> str:
-    """A template for one field of the environment Variable named by the run's ``environment`` Param
-    (``default`` when the Variable lacks an optional field)."""
-    variable = f"var.json.get(params.environment or {DEFAULT_VARIABLE!r})"
-    if default is None:
-        return f"{{{{ {variable}[{field!r}] }}}}"
-    return f"{{{{ {variable}.get({field!r}, {default!r}) }}}}"
-
-
-def migration_location() -> dict[str, str]:
-    """``bucket``, ``prefix``, ``migration_id`` arguments of the migration sensors (templates)."""
-    return {
-        "bucket": env_value("bucket"),
-        "prefix": env_value("prefix"),
-        "migration_id": "{{ params.migration_id }}",
-        "poll_interval_seconds": env_value("poll_interval_seconds", POLL_INTERVAL_SECONDS),
     }
 
 

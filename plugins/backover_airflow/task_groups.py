@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.providers.amazon.aws.operators.ec2 import EC2StartInstanceOperator
-from airflow.providers.amazon.aws.sensors.ec2 import EC2InstanceStateSensor
 from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.sdk import TaskGroup
 
 from backover_airflow import dag_defaults as d
 from backover_airflow.operators.database import PreflightOperator
+from backover_airflow.operators.ec2 import WorkerStartOperator
+from backover_airflow.sensors.ec2 import WorkerStateSensor
 
 STARTED_PREFLIGHT_DOC = "Checks the environment, the bucket, both databases and that `state/start.json` exists."
 
@@ -49,18 +49,16 @@ def check_group(*, tooltip: str, require_started: bool = True,
     return preflight, gate
 
 
-def worker_group(*, tooltip: str) -> tuple[EC2StartInstanceOperator, EC2InstanceStateSensor]:
-    """``worker``: start the EC2 worker (a running one stays as it is) and wait until it runs."""
+def worker_group(*, tooltip: str) -> tuple[WorkerStartOperator, WorkerStateSensor]:
+    """``worker``: start the environment's EC2 worker (a running one stays as it is) and wait until it runs."""
     with TaskGroup("worker", tooltip=tooltip):
-        start_worker = EC2StartInstanceOperator(
+        start_worker = WorkerStartOperator(
             task_id="start_worker",
-            instance_id=d.env_value("worker_instance_id"),
             check_interval=5,
             doc_md="Starts the EC2 worker if it is stopped (a running worker stays as it is).",
         )
-        worker_running = EC2InstanceStateSensor(
+        worker_running = WorkerStateSensor(
             task_id="worker_running",
-            instance_id=d.env_value("worker_instance_id"),
             target_state="running",
             poke_interval=5,
             timeout=15 * 60,

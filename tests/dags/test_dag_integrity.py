@@ -201,21 +201,64 @@ def test_dry_run_gate_skips_everything_after_the_checks(dags: dict[str, Any]) ->
         assert gate.python_callable({"dry_run": False}) is True
 
 
-def test_environment_templates_render_from_the_variable(dags: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    """The sensors' and EC2 tasks' arguments come from the Variable named by the run, at run time."""
+def _template_text(value: Any) -> str:
+    """Every string a template field holds (nested in lists and dicts too)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return " ".join(_template_text(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return " ".join(_template_text(v) for v in value)
+    return ""
+
+
+def test_no_task_reads_the_variable_through_a_template(dags: dict[str, Any]) -> None:
+    """One configuration path: the environment is read by the tasks through the validated config,
+    never through raw Jinja (which skipped the defaults and the checks)."""
+    for dag in dags.values():
+        for task in dag.tasks:
+            for name in task.template_fields:
+                assert "var." not in _template_text(getattr(task, name, None)), f"{task.task_id}.{name}"
+
+
+#: Variables every task must refuse, and what the one-line reason names.
+BAD_VARIABLES = [
+    pytest.param({"prefix": "a//b"}, "'prefix'", id="bad-prefix"),
+    pytest.param({"poll_interval_seconds": "fast"}, "'poll_interval_seconds'", id="poll-not-a-number"),
+    pytest.param({"heartbeat_max_age_seconds": -5}, "'heartbeat_max_age_seconds' must be positive",
+                 id="negative-heartbeat-age"),
+    pytest.param({"worker_instance_id": ""}, "lacks 'worker_instance_id'", id="no-worker"),
+]
+
+
+@pytest.mark.parametrize(("bad", "reason"), BAD_VARIABLES)
+def test_a_bad_variable_fails_every_lifecycle_task_at_once_with_one_reason(
+        bad: dict[str, Any], reason: str, dags: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sensors, EC2 tasks and operators judge the Variable alike: each fails without retries
+    (AirflowFailException) and with the same one line, before looking at AWS or a database."""
+    from airflow.providers.common.compat.sdk import AirflowFailException
+    from airflow.providers.standard.operators.python import ShortCircuitOperator
     from airflow.sdk.execution_time.context import VariableAccessor
 
-    monkeypatch.setenv("AIRFLOW_VAR_REHEARSAL_ENV", json.dumps(
-        {"bucket": "rehearsal-bucket", "prefix": "r", "worker_instance_id": "i-0abc", "poll_interval_seconds": 3}
-    ))
-    dag = dags["backover_restore"]
-    sensor = dag.get_task("freeze.replication_drained")
-    context = {"var": {"json": VariableAccessor(deserialize_json=True)},
-               "params": {"migration_id": "m-7", "environment": "rehearsal_env"}}
-    env = dag.get_template_env()
-    rendered = {name: env.from_string(getattr(sensor, name)).render(**context)
-                for name in ("bucket", "prefix", "migration_id", "poll_interval_seconds", "max_heartbeat_age_seconds")}
-    assert rendered == {"bucket": "rehearsal-bucket", "prefix": "r", "migration_id": "m-7",
-                        "poll_interval_seconds": "3", "max_heartbeat_age_seconds": "300"}
-    stop = dags["backover_clean"].get_task("stop.stop_worker")
-    assert env.from_string(stop.instance_id).render(**context) == "i-0abc"
+    variable = {
+        "bucket": "backover-prod", "worker_instance_id": "i-0abc", "app_user": "orders_app",
+        "lambda_names": {"start": "s", "restore": "r", "clean": "c"},
+        "secret_ids": {"documentdb": "d", "mongodb": "m", "app_user": "a"}, **bad,
+    }
+    monkeypatch.setenv("AIRFLOW_VAR_BACKOVER", json.dumps(variable))
+    context = {"params": {"migration_id": "m-7", "databases": ["shop"], "environment": "backover"},
+               "var": {"json": VariableAccessor(deserialize_json=True),
+                       "value": VariableAccessor(deserialize_json=False)}}
+    reasons: dict[str, str] = {}
+    for dag_id in LIFECYCLE:
+        for task in dags[dag_id].tasks:
+            if isinstance(task, ShortCircuitOperator):
+                continue  # the dry-run gate reads only the Params
+            task = task.prepare_for_execution()  # a copy, as a task run gets
+            task.render_template_fields(context)
+            with pytest.raises(AirflowFailException) as failure:
+                task.execute(context)
+            reasons[f"{dag_id}:{task.task_id}"] = str(failure.value)
+    assert len(set(reasons.values())) == 1, reasons
+    line = next(iter(reasons.values()))
+    assert reason in line and "\n" not in line

@@ -31,9 +31,10 @@ class Migration:
     s3: S3Objects
 
     @property
-    def location(self) -> dict[str, str]:
-        """The ``bucket``/``prefix``/``migration_id`` arguments of a sensor or trigger."""
-        return {"bucket": self.layout.bucket, "prefix": self.layout.prefix, "migration_id": self.layout.migration_id}
+    def context(self) -> dict[str, Any]:
+        """A task context of a run on this migration (its Params; the environment Variable is
+        ``backover``, see :func:`environment`)."""
+        return {"params": {"migration_id": self.layout.migration_id, "environment": "backover"}}
 
     def start(self, t0: Timestamp = T0, started_at: datetime | None = None) -> None:
         self.s3.put_json(self.layout.start_state, {

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from bson.timestamp import Timestamp
-from migration_states import F, Migration, now, task_log
+from migration_states import F, Migration, environment, now, task_log
 
 Setup = Callable[[Migration], None]
 
@@ -114,12 +114,18 @@ def _sensor(kind: str, migration: Migration, **kwargs: Any) -> Any:
 
     cls = {"healthy": ReplicatorHealthySensor, "drained": ReplicationDrainedSensor,
            "restore": RestoreCompletedSensor, "clean": CleanCompletedSensor}[kind]
-    return cls(task_id=f"watch_{kind}", aws_conn_id=None, poke_interval=1, **migration.location, **kwargs)
+    return cls(task_id=f"watch_{kind}", aws_conn_id=None, poke_interval=1, **kwargs)
 
 
 @pytest.fixture(autouse=True)
 def _airflow(airflow_home: Any) -> None:
     """Airflow is configured before any sensor module is imported."""
+
+
+@pytest.fixture(autouse=True)
+def _environment(migration: Migration, set_environment: Any) -> None:
+    """The environment Variable names the migration's bucket and prefix."""
+    set_environment(environment(migration.layout.bucket, "i-1", prefix=migration.layout.prefix))
 
 
 @pytest.mark.parametrize(("kind", "kwargs", "setup", "expected", "message"), CASES)
@@ -132,15 +138,8 @@ def test_sensor_poke(kind: str, kwargs: dict[str, Any], setup: Setup, expected: 
     capfd.readouterr()
     if expected == "failed":
         with pytest.raises(AirflowFailException) as failure:
-            sensor.poke({})
+            sensor.poke(migration.context)
         assert message in str(failure.value)
     else:
-        assert sensor.poke({}) is (expected == "success")
+        assert sensor.poke(migration.context) is (expected == "success")
     assert message in task_log(capfd), "the task log explains what the sensor waits for and how far it is"
-
-
-def test_sensor_renders_its_location_from_templates(migration: Migration) -> None:
-    """bucket, prefix, migration id and poll interval are template fields (the DAGs pass the environment)."""
-    from backover_airflow.sensors.clean import CleanCompletedSensor
-
-    assert {"bucket", "prefix", "migration_id", "poll_interval_seconds"} <= set(CleanCompletedSensor.template_fields)

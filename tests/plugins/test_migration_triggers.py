@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from bson.timestamp import Timestamp
-from migration_states import F, Migration, task_log
+from migration_states import F, Migration, environment, task_log
 
 #: kind -> (sensor class path, extra kwargs, pending setup, success setup, failed setup, failure reason)
 PAIRS: dict[str, tuple[str, dict[str, Any], Callable[[Migration], Any], Callable[[Migration], Any],
@@ -59,19 +59,25 @@ def _airflow(airflow_home: Any) -> None:
     """Airflow is configured before any plugin module is imported."""
 
 
+@pytest.fixture(autouse=True)
+def _environment(migration: Migration, set_environment: Any) -> None:
+    """The environment Variable names the migration's bucket and prefix."""
+    set_environment(environment(migration.layout.bucket, "i-1", prefix=migration.layout.prefix))
+
+
 def _sensor(kind: str, migration: Migration, **kwargs: Any) -> Any:
     from airflow.sdk._shared.module_loading import import_string
 
     path, extra, *_ = PAIRS[kind]
     return import_string(path)(task_id=f"watch_{kind}", aws_conn_id=None, poke_interval=0.05, deferrable=True,
-                               timeout=600, **migration.location, **extra, **kwargs)
+                               timeout=600, **extra, **kwargs)
 
 
-def _deferred_trigger(sensor: Any) -> Any:
+def _deferred_trigger(sensor: Any, migration: Migration) -> Any:
     from airflow.providers.common.compat.sdk import TaskDeferred
 
     with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute({})
+        sensor.execute(migration.context)
     assert deferred.value.method_name == "execute_complete"
     return deferred.value.trigger
 
@@ -82,7 +88,7 @@ def test_trigger_serializes_to_what_rebuilds_it(kind: str, migration: Migration)
     from airflow.sdk._shared.module_loading import import_string
 
     PAIRS[kind][2](migration)
-    trigger = _deferred_trigger(_sensor(kind, migration))
+    trigger = _deferred_trigger(_sensor(kind, migration), migration)
     path, kwargs = trigger.serialize()
     rebuilt = import_string(path)(**kwargs)
     assert rebuilt.serialize() == (path, kwargs)
@@ -96,8 +102,8 @@ def test_trigger_waits_while_pending_then_fires_success(kind: str, migration: Mi
     _, _, pending, success, _, _ = PAIRS[kind]
     pending(migration)
     sensor = _sensor(kind, migration)
-    pending_line = sensor.look().message[:30]
-    trigger = _deferred_trigger(sensor)
+    pending_line = sensor.look(migration.context).message[:30]
+    trigger = _deferred_trigger(sensor, migration)
     task_log(capfd)
 
     async def scenario() -> dict[str, Any]:
@@ -121,7 +127,7 @@ def test_trigger_waits_while_pending_then_fires_success(kind: str, migration: Mi
 def test_trigger_fires_failed_with_the_reason(kind: str, migration: Migration) -> None:
     _, _, pending, _, failed, reason = PAIRS[kind]
     pending(migration)
-    trigger = _deferred_trigger(_sensor(kind, migration))
+    trigger = _deferred_trigger(_sensor(kind, migration), migration)
     failed(migration)
 
     event = asyncio.run(asyncio.wait_for(anext(trigger.run()), 60)).payload
@@ -132,7 +138,7 @@ def test_trigger_fires_failed_with_the_reason(kind: str, migration: Migration) -
 @pytest.mark.parametrize("kind", KINDS)
 def test_deferrable_sensor_does_not_defer_when_already_done(kind: str, migration: Migration) -> None:
     PAIRS[kind][3](migration) if kind != "drained" else (migration.freeze(), PAIRS[kind][3](migration))
-    assert _sensor(kind, migration).execute({}) is None
+    assert _sensor(kind, migration).execute(migration.context) is None
 
 
 @pytest.mark.parametrize(

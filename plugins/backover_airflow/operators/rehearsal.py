@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
-from backover.errors import BackoverError
 from backover.s3objects import S3Objects
 from backover_airflow import config, report
 from backover_airflow.hooks.migration import MigrationHook
@@ -57,11 +56,8 @@ class MigrationFiguresOperator(BaseOperator):
 
 
 def _layout(context: Context, migration_id: str) -> Any:
-    environment = str(context["params"].get("environment") or config.DEFAULT_VARIABLE)
-    try:
-        return config.BackoverConfig.from_variable(environment).layout(migration_id)
-    except (config.ConfigError, BackoverError) as e:
-        raise AirflowFailException(str(e)) from e
+    with config.failing_task():
+        return config.migration(context["params"], migration_id)[1]
 
 
 class RehearsalReportOperator(BaseOperator):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from backover_airflow.config import BackoverConfig
 from backover_airflow.sensors.base import MigrationStateSensor
 from backover_airflow.triggers.replication import (
     CaptureWindowTrigger,
@@ -12,25 +13,21 @@ from backover_airflow.triggers.replication import (
     ReplicatorHealthyTrigger,
 )
 
-DEFAULT_MAX_HEARTBEAT_AGE_SECONDS = 300
-
 
 class _ReplicatorSensor(MigrationStateSensor):
     """A sensor on the replicator's checkpoint, which judges its heartbeat.
 
-    :param max_heartbeat_age_seconds: a heartbeat older than this is not fresh (default 300;
-        templated, so a DAG can take it from the environment).
+    :param max_heartbeat_age_seconds: a heartbeat older than this is not fresh (default: the
+        environment's ``heartbeat_max_age_seconds``).
     """
 
-    template_fields: Sequence[str] = (*MigrationStateSensor.template_fields, "max_heartbeat_age_seconds")
-
-    def __init__(self, *, max_heartbeat_age_seconds: float | str = DEFAULT_MAX_HEARTBEAT_AGE_SECONDS,
-                 **kwargs: Any) -> None:
+    def __init__(self, *, max_heartbeat_age_seconds: float | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.max_heartbeat_age_seconds = max_heartbeat_age_seconds
 
-    def check_kwargs(self) -> dict[str, Any]:
-        return {"max_heartbeat_age_seconds": float(self.max_heartbeat_age_seconds)}
+    def check_kwargs(self, env: BackoverConfig) -> dict[str, Any]:
+        given = self.max_heartbeat_age_seconds
+        return {"max_heartbeat_age_seconds": float(env.heartbeat_max_age_seconds if given is None else given)}
 
 
 class ReplicatorHealthySensor(_ReplicatorSensor):
@@ -68,5 +65,5 @@ class CaptureWindowSensor(MigrationStateSensor):
         super().__init__(**kwargs)
         self.min_seconds = min_seconds
 
-    def check_kwargs(self) -> dict[str, Any]:
+    def check_kwargs(self, env: BackoverConfig) -> dict[str, Any]:
         return {"min_seconds": float(self.min_seconds)}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
+from backover_airflow.config import BackoverConfig
 from backover_airflow.sensors.base import MigrationStateSensor
 from backover_airflow.triggers.restore import RestoreCompletedTrigger
 
@@ -22,11 +22,10 @@ class RestoreCompletedSensor(MigrationStateSensor):
     """
 
     trigger_class = RestoreCompletedTrigger
-    template_fields: Sequence[str] = MigrationStateSensor.template_fields
 
     def __init__(self, *, require_identical: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.require_identical = require_identical
 
-    def check_kwargs(self) -> dict[str, Any]:
+    def check_kwargs(self, env: BackoverConfig) -> dict[str, Any]:
         return {"require_identical": bool(self.require_identical)}

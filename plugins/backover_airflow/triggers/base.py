@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from backover.layout import MigrationLayout
+from backover_airflow.config import POLL_INTERVAL_SECONDS
 from backover_airflow.hooks.migration import MigrationHook
 
 
@@ -23,7 +24,8 @@ class MigrationStateTrigger(BaseTrigger):
     :param bucket: S3 bucket of the migration.
     :param prefix: key prefix in the bucket.
     :param migration_id: the migration.
-    :param poke_interval: seconds between two looks (default 30).
+    :param poke_interval: seconds between two looks (default 30, ``config.POLL_INTERVAL_SECONDS``; a sensor
+        passes the environment's).
     :param aws_conn_id: AWS connection (default ``aws_default``; None = boto3's own settings).
     :param region_name: AWS region (default: the connection's).
     :param verify: TLS verification for S3 (default: boto3's).
@@ -40,7 +42,7 @@ class MigrationStateTrigger(BaseTrigger):
         bucket: str,
         prefix: str,
         migration_id: str,
-        poke_interval: float = 30,
+        poke_interval: float = POLL_INTERVAL_SECONDS,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         verify: bool | str | None = None,
