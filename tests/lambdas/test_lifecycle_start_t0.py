@@ -17,14 +17,14 @@ from backover.errors import JobFailed
 from backover.lifecycle import change_streams
 from backover.lifecycle.events import LifecycleEvent
 from backover.lifecycle.start import start
-from backover.replication.namespaces import Namespace as WatchedNamespace
+from backover.namespaces import Namespace
 from backover.replication.namespaces import narrowest_scope
 from backover.replication.source import StreamStart, open_stream
 
 
 def _replicator_stream(source: Source, namespaces: list[str], t0: Timestamp) -> Any:
     """The change stream ``backover replicate`` opens for these namespaces at T0 (raises if refused)."""
-    scope = narrowest_scope(tuple(sorted(WatchedNamespace(*ns.partition(".")[::2]) for ns in namespaces)))
+    scope = narrowest_scope(tuple(sorted(Namespace(*ns.partition(".")[::2]) for ns in namespaces)))
     stream, session = open_stream(source.root, scope, StreamStart(start_at=t0), await_ms=200)
     return stream, session
 

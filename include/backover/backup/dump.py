@@ -32,14 +32,16 @@ from typing import Any
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from .. import state
 from ..connections import DatabaseUri
 from ..errors import JobFailed, UsageError
 from ..layout import MigrationLayout
-from ..lifecycle.events import INTERNAL_DATABASES
 from ..lifecycle.results import ResultRecord
 from ..lifecycle.source import connect
+from ..namespaces import INTERNAL_DATABASES
 from ..s3objects import S3Objects
 from ..segments import iter_raw_events
+from ..state import StartRecord
 from . import metadata
 from .multipart import MIN_PART_SIZE, GzipMultipartUpload, abort_incomplete_uploads
 from .names import STAGING_PREFIX, escape
@@ -199,7 +201,7 @@ def delete_stale(s3: S3Objects, config: BackupConfig, databases: list[str], writ
     """Delete objects under each backed-up database's folder that this dump did not write."""
     stale = []
     for db in databases:
-        stale += [k for k in s3.list_keys(f"{config.layout.backup_prefix(config.label)}{db}/") if k not in written]
+        stale += [k for k in s3.list_keys(config.layout.backup_database_prefix(config.label, db)) if k not in written]
     for key in stale:
         log.info("deleting %s: not part of this backup (dropped since an earlier one?)", key)
     return s3.delete_keys(stale) if stale else 0
@@ -209,8 +211,8 @@ def default_databases(layout: MigrationLayout, s3: S3Objects | None = None) -> t
     """The migration's databases from ``state/start.json``; empty (= every database) without it."""
     s3 = s3 or S3Objects(layout.bucket)
     s3.check_bucket()  # a missing bucket is bad usage (exit 2), not a failed read
-    started = s3.get_json(layout.start_state) or {}
-    return tuple(started.get("databases") or ())
+    started = state.read(s3, layout.start_state, StartRecord)
+    return tuple(started.databases) if started is not None else ()
 
 
 def backup(config: BackupConfig, s3: S3Objects | None = None) -> BackupResult:

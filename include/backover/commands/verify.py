@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ..errors import JobFailed
+from ..namespaces import parse_all
 from ..options import add_database_options, add_migration_options, database_uri, migration_layout
 from ..verify import VerifyConfig, run_verify
 from ..verify.config import DEFAULT_BATCH, DEFAULT_EXAMPLES
@@ -27,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = VerifyConfig(layout=migration_layout(args), source=database_uri(args, "source"),
-                          target=database_uri(args, "target"), namespaces=tuple(args.namespace),
+                          target=database_uri(args, "target"), namespaces=parse_all(args.namespace),
                           batch_size=args.batch_size, examples=args.examples)
     report = run_verify(config)
     print(json.dumps({"identical": report.identical, "namespaces": len(report.namespaces),

@@ -28,10 +28,9 @@ from pymongo.errors import OperationFailure
 
 from .. import clustertime
 from ..errors import JobFailed
+from ..namespaces import CLUSTER, Namespace
 from ..replication import source as replication_source
-from ..replication.namespaces import Namespace as WatchedNamespace
 from ..replication.namespaces import WatchScope, narrowest_scope
-from .events import Namespace
 from .source import cluster_time
 
 log = logging.getLogger(__name__)
@@ -72,14 +71,14 @@ def list_enabled(client: MongoClient) -> set[Namespace]:
 
 def is_covered(namespace: Namespace, enabled: Iterable[Namespace]) -> bool:
     """Whether an enabled entry (the namespace, its database or the cluster) covers ``namespace``."""
-    return any(entry.covers(namespace) for entry in enabled)
+    return any(entry.contains(namespace) for entry in enabled)
 
 
 def watch_scope(namespaces: Iterable[Namespace]) -> WatchScope:
     """The scope the replicator watches for ``namespaces``
     (:func:`backover.replication.namespaces.narrowest_scope`)."""
     wanted = tuple(sorted(set(namespaces)))
-    return narrowest_scope(tuple(WatchedNamespace(ns.database, ns.collection) for ns in wanted))
+    return narrowest_scope(wanted)
 
 
 def stream_namespaces(namespaces: Iterable[Namespace]) -> tuple[Namespace, ...]:
@@ -92,7 +91,7 @@ def stream_namespaces(namespaces: Iterable[Namespace]) -> tuple[Namespace, ...]:
     """
     scope = watch_scope(namespaces)
     if scope.level == "cluster":
-        return (Namespace("", ""),)
+        return (CLUSTER,)
     return (Namespace(scope.db, scope.coll if scope.level == "collection" else ""),)
 
 
@@ -173,8 +172,8 @@ def prove_t0(client: MongoClient, namespaces: Iterable[Namespace], t0: Timestamp
 def _modify(client: MongoClient, namespace: Namespace, enable: bool) -> bool:
     """Run ``modifyChangeStreams``; False when the server does not know it (MongoDB)."""
     try:
-        client.admin.command("modifyChangeStreams", 1, database=namespace.database,
-                             collection=namespace.collection, enable=enable)
+        client.admin.command("modifyChangeStreams", 1, database=namespace.db,
+                             collection=namespace.coll, enable=enable)
     except OperationFailure as e:
         if e.code == COMMAND_NOT_FOUND:
             return False

@@ -11,29 +11,38 @@ from __future__ import annotations
 
 import logging
 
+from .. import state
 from ..cleanup import guard, record
 from ..connections import DatabaseUri
 from ..errors import UsageError
 from ..layout import MigrationLayout
+from ..namespaces import Namespace
 from ..s3objects import S3Objects
+from ..state import StartRecord
 from . import change_streams
-from .events import LifecycleEvent, Namespace
+from .events import LifecycleEvent
 from .results import CleanResult, now_ms
 from .source import connect, master_uri
 
 log = logging.getLogger(__name__)
 
 
+def read_start(s3: S3Objects, layout: MigrationLayout) -> StartRecord:
+    """``state/start.json``; UsageError when the migration was never started."""
+    started = state.read(s3, layout.start_state, StartRecord)
+    if started is None:
+        raise UsageError(f"migration {layout.migration_id!r} has no {layout.start_state}: nothing was started")
+    return started
+
+
 def disable_started_streams(layout: MigrationLayout, source: DatabaseUri, s3: S3Objects) -> CleanResult:
     """Disable what ``state/start.json`` says start enabled; record it in ``state/clean.json``."""
-    started = s3.get_json(layout.start_state)
-    if not started:
-        raise UsageError(f"migration {layout.migration_id!r} has no {layout.start_state}: nothing was started")
-    targets = sorted({Namespace.from_doc(d) for d in started.get("change_streams_enabled", [])})
+    started = read_start(s3, layout)
+    targets = sorted({Namespace.from_doc(d) for d in started.change_streams_enabled})
     with connect(source) as client:
         flavour = change_streams.detect_flavour(client)
         disabled_now = change_streams.disable(client, flavour, targets)
-    before = {Namespace.from_doc(d) for d in record.read(s3, layout).get("change_streams_disabled", [])}
+    before = {Namespace.from_doc(d) for d in record.read(s3, layout).change_streams_disabled}
     disabled = sorted(before | set(targets))
     record.update(s3, layout, change_streams_disabled=[ns.to_doc() for ns in disabled],
                   change_streams_disabled_at=now_ms())
@@ -53,7 +62,6 @@ def clean(event: LifecycleEvent, source: DatabaseUri | None = None, s3: S3Object
     layout = event.layout()
     s3 = s3 or S3Objects(layout.bucket)
     s3.check_bucket()
-    if not s3.get_json(layout.start_state):
-        raise UsageError(f"migration {layout.migration_id!r} has no {layout.start_state}: nothing was started")
+    read_start(s3, layout)
     guard.check(s3, layout, force=event.force)
     return disable_started_streams(layout, source or master_uri(event), s3)

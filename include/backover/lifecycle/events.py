@@ -33,10 +33,8 @@ from typing import Any
 from .. import defaults
 from ..errors import UsageError
 from ..layout import InvalidName, MigrationLayout, check_bucket_name, check_migration_id, check_prefix
+from ..namespaces import InvalidNamespace, Namespace
 
-#: Databases a migration never touches.
-INTERNAL_DATABASES = frozenset({"admin", "config", "local"})
-_DB_FORBIDDEN = set('/\\. "$\x00')
 REQUIRED = ("migration_id", "bucket", "master_secret_id", "app_user")
 OPTIONAL = ("prefix", "databases", "namespaces", "tls_ca_file", "app_secret_id",
             "required_retention_hours", "retention_hours", "force")
@@ -48,45 +46,6 @@ class InvalidEvent(UsageError):
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
         super().__init__(f"invalid event: field '{field}' {problem}")
-
-
-@dataclass(frozen=True, order=True)
-class Namespace:
-    """A database (``collection == ""``) or one collection of it."""
-
-    database: str
-    collection: str = ""
-
-    @classmethod
-    def parse(cls, text: str) -> Namespace:
-        """``"shop"`` or ``"shop.orders"``; ValueError with the reason otherwise."""
-        database, _, collection = text.partition(".")
-        if not database or len(database) > 63 or _DB_FORBIDDEN & set(database):
-            raise ValueError(f"{text!r} is not a valid database name")
-        if database in INTERNAL_DATABASES:
-            raise ValueError(f"{text!r} is an internal database")
-        if "." in text and (not collection or "$" in collection or "\x00" in collection):
-            raise ValueError(f"{text!r} is not a valid namespace")
-        if collection.startswith("system."):
-            raise ValueError(f"{text!r} is a system collection")
-        return cls(database, collection)
-
-    def covers(self, other: Namespace) -> bool:
-        """Whether this namespace includes ``other`` (a database covers its collections)."""
-        return self.database in ("", other.database) and self.collection in ("", other.collection)
-
-    def to_doc(self) -> dict[str, str]:
-        """``{database, collection}`` as ``modifyChangeStreams`` and ``$listChangeStreams`` write it."""
-        return {"database": self.database, "collection": self.collection}
-
-    @classmethod
-    def from_doc(cls, doc: Mapping[str, Any]) -> Namespace:
-        return cls(str(doc.get("database", "")), str(doc.get("collection", "")))
-
-    def __str__(self) -> str:
-        if not self.database:
-            return "*"  # the whole cluster (``modifyChangeStreams`` with both names empty)
-        return f"{self.database}.{self.collection}" if self.collection else self.database
 
 
 @dataclass(frozen=True)
@@ -107,7 +66,7 @@ class LifecycleEvent:
 
     @property
     def databases(self) -> tuple[str, ...]:
-        return tuple(sorted({ns.database for ns in self.namespaces}))
+        return tuple(sorted({ns.db for ns in self.namespaces}))
 
     def layout(self) -> MigrationLayout:
         return MigrationLayout(bucket=self.bucket, prefix=self.prefix, migration_id=self.migration_id)
@@ -199,8 +158,8 @@ def _namespaces(raw: Mapping[str, Any]) -> tuple[Namespace, ...]:
             raise InvalidEvent(name, f"holds {value!r}: a database name has no '.' (use 'namespaces')")
         try:
             parsed.add(Namespace.parse(value))
-        except ValueError as e:
-            raise InvalidEvent(name, f"holds {e}") from None
+        except InvalidNamespace as e:
+            raise InvalidEvent(name, f"is invalid: {e}") from None
     # A collection inside a database that is migrated whole adds nothing.
-    kept = {ns for ns in parsed if not any(o != ns and o.covers(ns) for o in parsed)}
+    kept = {ns for ns in parsed if not any(o != ns and o.contains(ns) for o in parsed)}
     return tuple(sorted(kept))

@@ -6,6 +6,7 @@ and namespaces into ``db`` / ``db.coll``. No record holds a credential.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -13,8 +14,8 @@ from typing import Any
 from bson.timestamp import Timestamp
 
 from .. import clustertime
-from ..state import utc_now
-from .events import Namespace
+from ..namespaces import Namespace
+from ..state import ReadOnlyProof, utc_now
 
 
 def now_ms() -> datetime:
@@ -27,6 +28,8 @@ def jsonable(value: Any) -> Any:
     """``value`` with BSON and Python types a JSON encoder does not know turned into strings."""
     if isinstance(value, Timestamp):
         return clustertime.format(value)
+    if isinstance(value, enum.Enum):
+        return value.value
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Namespace):
@@ -85,7 +88,7 @@ class FreezeResult(ResultRecord):
     app_user: str
     read_only_roles: list[dict[str, str]]  # the roles the user kept (re-read after the change)
     roles_removed: list[dict[str, str]]  # the write and user-admin roles taken away or replaced
-    read_only_proof: str  # "write-refused" or "roles-only"
+    read_only_proof: ReadOnlyProof
     proof_note: str
     already_frozen: bool
     state_key: str

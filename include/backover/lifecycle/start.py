@@ -18,16 +18,18 @@ or restart a stopped capture with a gap.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from pymongo import MongoClient
 
+from .. import state
 from ..connections import DatabaseUri
 from ..errors import UsageError
+from ..namespaces import Namespace
 from ..s3objects import S3Objects
+from ..state import StartRecord
 from . import change_streams, users
 from .abort import refuse_if_aborted
-from .events import LifecycleEvent, Namespace
+from .events import LifecycleEvent
 from .results import StartResult, now_ms
 from .retention import ensure_retention
 from .source import connect, master_uri
@@ -35,30 +37,30 @@ from .source import connect, master_uri
 log = logging.getLogger(__name__)
 
 
-def _check_previous(event: LifecycleEvent, previous: dict[str, Any] | None) -> None:
+def _check_previous(event: LifecycleEvent, previous: StartRecord | None) -> None:
     if previous is None:
         return
-    same_scope = sorted(previous.get("namespaces", [])) == sorted(map(str, event.namespaces))
-    if not same_scope or previous.get("app_user") != event.app_user:
-        raise UsageError(f"migration {event.migration_id!r} was started for user {previous.get('app_user')!r} "
-                         f"on {', '.join(previous.get('namespaces', []))}; a different scope needs a new "
+    same_scope = sorted(previous.namespaces) == sorted(map(str, event.namespaces))
+    if not same_scope or previous.app_user != event.app_user:
+        raise UsageError(f"migration {event.migration_id!r} was started for user {previous.app_user!r} "
+                         f"on {', '.join(previous.namespaces)}; a different scope needs a new "
                          "migration id")
 
 
-def _state(event: LifecycleEvent, previous: dict[str, Any] | None, current: list[users.Role],
-           flavour: str) -> dict[str, Any]:
-    """The ``state/start.json`` document, keeping an earlier one's T0, prior roles and streams."""
-    return {
-        "migration_id": event.migration_id,
-        "t0": previous.get("t0") if previous else None,  # None until the start has finished
-        "databases": list(event.databases),
-        "namespaces": [str(ns) for ns in event.namespaces],
-        "app_user": event.app_user,
-        "prior_roles": users.normalise(previous["prior_roles"]) if previous else current,
-        "change_streams_enabled": list(previous.get("change_streams_enabled", [])) if previous else [],
-        "source_flavour": flavour,
-        "started_at": previous["started_at"] if previous else now_ms(),
-    }
+def _state(event: LifecycleEvent, previous: StartRecord | None, current: list[users.Role],
+           flavour: str) -> StartRecord:
+    """The ``state/start.json`` record, keeping an earlier one's T0, prior roles and streams."""
+    return StartRecord(
+        migration_id=event.migration_id,
+        t0=previous.t0 if previous else None,  # None until the start has finished
+        databases=list(event.databases),
+        namespaces=[str(ns) for ns in event.namespaces],
+        app_user=event.app_user,
+        prior_roles=users.normalise(previous.prior_roles) if previous else current,
+        change_streams_enabled=list(previous.change_streams_enabled) if previous else [],
+        source_flavour=flavour,
+        started_at=previous.started_at if previous and previous.started_at else now_ms(),
+    )
 
 
 def _not_enabled(client: MongoClient, flavour: str, namespaces: tuple[Namespace, ...]) -> set[Namespace]:
@@ -79,7 +81,7 @@ def start(event: LifecycleEvent, source: DatabaseUri | None = None, s3: S3Object
             raise UsageError(f"migration {event.migration_id!r} is already {what} ({key}); "
                              "start a new migration id")
     refuse_if_aborted(s3, layout)
-    previous = s3.get_json(layout.start_state)
+    previous = state.read(s3, layout.start_state, StartRecord)
     _check_previous(event, previous)
     source = source or master_uri(event)
     log.info("start %s: source %s, user %s, %s", event.migration_id, source, event.app_user,
@@ -89,28 +91,28 @@ def start(event: LifecycleEvent, source: DatabaseUri | None = None, s3: S3Object
         retention = ensure_retention(client, flavour, event.required_retention_hours, event.retention_hours)
         current = users.get_roles(client, event.app_user)
         users.check_freezable(current)  # refused now rather than at the freeze, after hours of capture
-        doc = _state(event, previous, current, flavour)
+        record = _state(event, previous, current, flavour)
         # The prior roles are saved before any role changes, so abort can always give them back.
-        s3.put_json(layout.start_state, doc)
+        state.write(s3, layout.start_state, record)
         _, grant = users.read_write_roles(current, event.databases)
         users.grant_roles(client, event.app_user, grant)
         for granted in grant:
             log.info("granted %s@%s to %s", granted["role"], granted["db"], event.app_user)
-        recorded = {Namespace.from_doc(d) for d in doc["change_streams_enabled"]}
+        recorded = {Namespace.from_doc(d) for d in record.change_streams_enabled}
         streamed = change_streams.stream_namespaces(event.namespaces)
         missing = _not_enabled(client, flavour, streamed)
         if missing - recorded:
             # Recorded before enabling: clean disables only what start enabled, even after a crash here.
-            doc["change_streams_enabled"] = [ns.to_doc() for ns in sorted(recorded | missing)]
-            s3.put_json(layout.start_state, doc)
+            record.change_streams_enabled = [ns.to_doc() for ns in sorted(recorded | missing)]
+            state.write(s3, layout.start_state, record)
         change_streams.enable(client, flavour, streamed)
-        already_started = doc["t0"] is not None
-        if already_started:
-            change_streams.prove_t0(client, event.namespaces, doc["t0"])
+        already_started = record.t0 is not None
+        if record.t0 is not None:
+            change_streams.prove_t0(client, event.namespaces, record.t0)
         else:
-            doc["t0"] = change_streams.streamable_t0(client, event.namespaces)
-    t0 = doc["t0"]
-    s3.put_json(layout.start_state, doc)
+            record.t0 = change_streams.streamable_t0(client, event.namespaces)
+    t0 = record.t0
+    state.write(s3, layout.start_state, record)
     log.info("start %s done: T0 %s:%s recorded in s3://%s/%s", event.migration_id, t0.time, t0.inc,
              layout.bucket, layout.start_state)
     return StartResult(
@@ -121,7 +123,7 @@ def start(event: LifecycleEvent, source: DatabaseUri | None = None, s3: S3Object
         databases=list(event.databases),
         namespaces=list(event.namespaces),
         roles_granted=grant,
-        change_streams_enabled=[Namespace.from_doc(d) for d in doc["change_streams_enabled"]],
+        change_streams_enabled=[Namespace.from_doc(d) for d in record.change_streams_enabled],
         retention=retention,
         already_started=already_started,
         state_key=layout.start_state,

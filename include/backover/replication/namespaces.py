@@ -1,6 +1,7 @@
 """Which change stream covers the namespaces a migration moves, and which of its events to keep.
 
-A namespace is a database (``shop``) or a collection (``shop.orders``). The replicator watches at
+A namespace (:class:`backover.namespaces.Namespace`) is a database (``shop``) or a collection
+(``shop.orders``). The replicator watches at
 the narrowest level that covers them all: one collection, one database, or the whole cluster. When
 that level also sees namespaces nobody asked for (two collections of a database watched at the
 database level), :class:`NamespaceFilter` drops their events.
@@ -8,49 +9,12 @@ database level), :class:`NamespaceFilter` drops their events.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UsageError
-
-INTERNAL_DATABASES = frozenset({"admin", "config", "local"})
-_BAD_DB_CHARS = frozenset('/\\. "$\x00')
-
-
-@dataclass(frozen=True, order=True)
-class Namespace:
-    """``db`` (every collection of it) or ``db.coll``."""
-
-    db: str
-    coll: str = ""
-
-    @classmethod
-    def parse(cls, text: str) -> Namespace:
-        db, sep, coll = text.strip().partition(".")
-        if not db or any(c in _BAD_DB_CHARS for c in db) or (sep and not coll) or "\x00" in coll or "$" in coll:
-            raise UsageError(f"not a namespace {text!r}: write a database 'shop' or a collection 'shop.orders'")
-        if db in INTERNAL_DATABASES:
-            raise UsageError(f"namespace {text!r} is in the internal {db} database, which is not migrated")
-        if coll.startswith("system."):
-            raise UsageError(f"namespace {text!r} is a system collection, which is not migrated")
-        return cls(db, coll)
-
-    def __str__(self) -> str:
-        return f"{self.db}.{self.coll}" if self.coll else self.db
-
-    def covers(self, db: str, coll: str | None) -> bool:
-        """True if a change to ``db.coll`` (``coll`` None: the database itself) belongs here."""
-        if db != self.db:
-            return False
-        return not self.coll or coll is None or coll == self.coll
-
-
-def parse_all(texts: Iterable[str]) -> tuple[Namespace, ...]:
-    """Parsed, de-duplicated, sorted; a collection inside a listed database is dropped as redundant."""
-    parsed = {Namespace.parse(t) for t in texts}
-    databases = {ns.db for ns in parsed if not ns.coll}
-    return tuple(sorted(ns for ns in parsed if not ns.coll or ns.db not in databases))
+from ..namespaces import Namespace
 
 
 @dataclass(frozen=True)

@@ -21,18 +21,19 @@ from bson.timestamp import Timestamp
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from .. import clustertime
+from .. import clustertime, state
 from ..errors import JobFailed, UsageError
 from ..lease import Lease, holding
 from ..lifecycle.source import cluster_time
+from ..namespaces import Namespace, parse_all
 from ..s3objects import S3Objects
-from ..state import ReplicatorCheckpoint
+from ..state import ReplicatorCheckpoint, ReplicatorState, StartRecord
 from . import source
 from .capture import Capture, ReplicateResult
 from .checkpoint import CheckpointStore, check_last_segment
 from .config import START_AT_TOLERANCE_SECONDS, ReplicateConfig
 from .drain import DrainPoller
-from .namespaces import Namespace, NamespaceFilter, WatchScope, narrowest_scope, parse_all
+from .namespaces import NamespaceFilter, WatchScope, narrowest_scope
 from .retry import Backoff
 from .segment_writer import SegmentWriter, remove_orphans
 from .source import HistoryLost, StreamStart
@@ -55,7 +56,7 @@ def replicate(config: ReplicateConfig, stop: threading.Event | None = None,
     s3.check_bucket()
     store = CheckpointStore(s3, layout)
     checkpoint = store.load()
-    if checkpoint is not None and checkpoint.state == "drained":
+    if checkpoint is not None and checkpoint.state is ReplicatorState.DRAINED:
         return _already_drained(s3, store, checkpoint)
     start_doc = _start_state(s3, layout.start_state, layout.migration_id)
     namespaces = _namespaces(config, start_doc)
@@ -78,7 +79,7 @@ def replicate(config: ReplicateConfig, stop: threading.Event | None = None,
             if store.etag != seen:  # another replicator wrote it between our look and the lease
                 log.info("the checkpoint changed before the lease was taken: starting again from it")
                 _close(opened)
-                if fresh is not None and fresh.state == "drained":
+                if fresh is not None and fresh.state is ReplicatorState.DRAINED:
                     return _already_drained(s3, store, fresh)
                 checkpoint = fresh
                 start, opened, history_lost = _open(config, client, scope, opener, s3, store, checkpoint, start_doc)
@@ -88,7 +89,7 @@ def replicate(config: ReplicateConfig, stop: threading.Event | None = None,
             if history_lost is not None:
                 _fail_at_start(writer, history_lost)
             assert opened is not None
-            first.state, first.reason = "running", None
+            first.state, first.reason = ReplicatorState.RUNNING, None
             lease.fence()
             store.save(first)  # first: a fenced predecessor's late checkpoint PUT now fails
             remove_orphans(s3, layout, first.last_seq)
@@ -111,13 +112,13 @@ def _already_drained(s3: S3Objects, store: CheckpointStore, checkpoint: Replicat
     check_last_segment(s3, store.layout, checkpoint)
     log.info("the checkpoint says drained (until %s): nothing to do",
              clustertime.format(checkpoint.drained_until) if checkpoint.drained_until else "?")
-    return ReplicateResult("drained", events_total=checkpoint.events_total, last_seq=checkpoint.last_seq,
+    return ReplicateResult(ReplicatorState.DRAINED, events_total=checkpoint.events_total, last_seq=checkpoint.last_seq,
                            drained_until=checkpoint.drained_until)
 
 
 def _open(config: ReplicateConfig, client: MongoClient, scope: WatchScope, opener: Callable[[StreamStart], Any],
           s3: S3Objects, store: CheckpointStore, checkpoint: ReplicatorCheckpoint | None,
-          start_doc: dict[str, Any] | None) -> tuple[StreamStart, Any, str | None]:
+          start_doc: StartRecord | None) -> tuple[StreamStart, Any, str | None]:
     """Check the checkpoint's last segment and the start position, then open the stream:
     ``(start, opened stream or None, the history-lost reason or None)``."""
     if checkpoint is not None:
@@ -153,13 +154,12 @@ def _check_not_in_future(client: MongoClient, start_at: Timestamp) -> None:
                          "not be captured (check --start-at)")
 
 
-def _check_namespaces(client: MongoClient, namespaces: tuple[Namespace, ...], start_doc: dict[str, Any] | None
+def _check_namespaces(client: MongoClient, namespaces: tuple[Namespace, ...], start_doc: StartRecord | None
                       ) -> None:
     """Starting from a cluster time: a namespace that does not exist now is refused, unless the
     migration's ``state/start.json`` names it (it was migrated from T0 on and dropped since: its
     events, the drop included, are in the stream since T0), which only logs a warning."""
-    texts = start_doc.get("namespaces") if start_doc is not None else None
-    recorded = set(parse_all(texts)) if isinstance(texts, list) and all(isinstance(t, str) for t in texts) else set()
+    recorded = set(parse_all(start_doc.namespaces)) if start_doc is not None else set()
     for ns, reason in source.missing_namespaces(client, namespaces).items():
         if ns not in recorded:
             raise UsageError(reason)
@@ -170,37 +170,32 @@ def _check_namespaces(client: MongoClient, namespaces: tuple[Namespace, ...], st
 def _fail_at_start(writer: SegmentWriter, reason: str) -> NoReturn:
     log.error("%s", reason)
     writer.start()
-    writer.checkpoint_only("failed", reason=reason)
+    writer.checkpoint_only(ReplicatorState.FAILED, reason=reason)
     writer.close()
     raise JobFailed(reason)
 
 
-def _start_state(s3: S3Objects, key: str, migration_id: str) -> dict[str, Any] | None:
-    doc = s3.get_json(key)
-    if doc is None:
-        return None
-    if not isinstance(doc, dict):
-        raise UsageError(f"{key} is not a JSON object")
-    other = doc.get("migration_id")
-    if other is not None and other != migration_id:
-        raise UsageError(f"{key} belongs to migration {other!r}, not {migration_id!r}")
-    return doc
+def _start_state(s3: S3Objects, key: str, migration_id: str) -> StartRecord | None:
+    """``state/start.json``; UsageError when it is another migration's, RecordError when malformed."""
+    start = state.read(s3, key, StartRecord)
+    if start is not None and start.migration_id is not None and start.migration_id != migration_id:
+        raise UsageError(f"{key} belongs to migration {start.migration_id!r}, not {migration_id!r}")
+    return start
 
 
-def _namespaces(config: ReplicateConfig, start_doc: dict[str, Any] | None) -> tuple[Namespace, ...]:
+def _namespaces(config: ReplicateConfig, start_doc: StartRecord | None) -> tuple[Namespace, ...]:
     texts = config.namespaces
     if not texts and start_doc is not None:
-        recorded = start_doc.get("namespaces")
-        if not isinstance(recorded, list) or not all(isinstance(t, str) for t in recorded):
+        if not start_doc.namespaces:
             raise UsageError("state/start.json has no list of namespaces: pass --namespace")
-        texts = tuple(recorded)
+        texts = tuple(start_doc.namespaces)
     if not texts:
         raise UsageError("no namespaces to watch: pass --namespace, or let the start Lambda write state/start.json")
     return parse_all(texts)
 
 
 def _start_position(config: ReplicateConfig, checkpoint: ReplicatorCheckpoint | None,
-                    start_doc: dict[str, Any] | None) -> StreamStart:
+                    start_doc: StartRecord | None) -> StreamStart:
     """After the checkpoint's token; else --start-at; else T0 of start.json; never "now"."""
     if checkpoint is not None and checkpoint.resume_token is not None:
         if config.start_at is not None:
@@ -209,9 +204,8 @@ def _start_position(config: ReplicateConfig, checkpoint: ReplicatorCheckpoint | 
         return StreamStart(token=checkpoint.resume_token)
     if config.start_at is not None:
         return StreamStart(start_at=config.start_at)
-    t0 = start_doc.get("t0") if start_doc is not None else None
-    if isinstance(t0, Timestamp):
-        return StreamStart(start_at=t0)
+    if start_doc is not None and start_doc.t0 is not None:
+        return StreamStart(start_at=start_doc.t0)
     if start_doc is not None:
         raise UsageError("state/start.json has no t0 timestamp: pass --start-at <seconds>:<increment>")
     raise UsageError("no start position: no checkpoint to resume from, no state/start.json and no --start-at "

@@ -22,8 +22,9 @@ from pymongo.errors import ConnectionFailure, CursorNotFound, OperationFailure, 
 from .. import clustertime
 from ..connections import DatabaseUri, check_connection
 from ..errors import UsageError
+from ..namespaces import Namespace
 from .events import RawEvent
-from .namespaces import Namespace, WatchScope
+from .namespaces import WatchScope
 
 log = logging.getLogger(__name__)
 

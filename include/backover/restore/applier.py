@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from ..bsonvalues import element_document
 from ..errors import JobFailed
 from ..mongo.errors import CommandError
+from ..namespaces import Namespace
 from .displaced import Displaced
 from .events import describe_id, id_element_of, identity_of
-from .planner import UPDATE, UPSERT, Barrier, Namespace, Step, Window, Write
+from .planner import UPDATE, UPSERT, Barrier, Step, Window, Write
 from .target import DUPLICATE_KEY, Target, WriteFailure
 
 log = logging.getLogger(__name__)
@@ -145,14 +146,14 @@ class Applier:
         for _ in range(MAX_DISPLACEMENTS):
             if write.best_effort and failure.code in PATH_CONFLICTS:
                 self.stats.already_reflected += 1
-                log.debug("%s.%s: _id %r already holds a later state: %s", ns[0], ns[1],
+                log.debug("%s: _id %r already holds a later state: %s", ns,
                           describe_id(write.document_key), failure.message)
                 return
             if failure.code != DUPLICATE_KEY:
-                raise JobFailed(f"{ns[0]}.{ns[1]}: the target rejected the {write.kind} of _id "
+                raise JobFailed(f"{ns}: the target rejected the {write.kind} of _id "
                                 f"{describe_id(write.document_key)!r}: {failure.message} (code {failure.code})")
             if not failure.key_value:
-                raise JobFailed(f"{ns[0]}.{ns[1]}: duplicate key for _id {describe_id(write.document_key)!r} and the "
+                raise JobFailed(f"{ns}: duplicate key for _id {describe_id(write.document_key)!r} and the "
                                 f"server did not say which key: {failure.message}")
             holder = self.target.find_holder(ns, failure.key_value, write.document_key)
             if holder is not None:
@@ -160,14 +161,14 @@ class Applier:
                 if self.before_remove is not None:
                     self.before_remove()
                 self.target.remove(ns, _key_of(holder))
-                log.debug("%s.%s: moved aside the holder of %s", ns[0], ns[1], failure.key_value)
+                log.debug("%s: moved aside the holder of %s", ns, failure.key_value)
             retry = self.target.write(ns, [write])
             if not retry:
                 self.stats.conflicts_resolved += 1
                 self.displaced.discard(ns, write.identity)
                 return
             failure = retry[0]
-        raise JobFailed(f"{ns[0]}.{ns[1]}: _id {describe_id(write.document_key)!r} is still rejected after moving "
+        raise JobFailed(f"{ns}: _id {describe_id(write.document_key)!r} is still rejected after moving "
                         f"{MAX_DISPLACEMENTS} documents aside: {failure.message}")
 
     # -- barriers ---------------------------------------------------------------------------
@@ -175,17 +176,17 @@ class Applier:
         self.stats.barriers += 1
         event = barrier.event
         log.info("DDL %s of %s%s (segment %d event %d)", event.op, event.ns,
-                 f" to {event.to[0]}.{event.to[1]}" if event.to else "", barrier.seq, barrier.index)
+                 f" to {event.to}" if event.to else "", barrier.seq, barrier.index)
         self.before_writes()
         if self.before_ddl is not None:
             self.before_ddl(barrier)
         self.target.apply_ddl(event)
         if event.op == "drop":
-            self.displaced.drop_namespace((event.db, event.coll))  # type: ignore[arg-type]
+            self.displaced.drop_namespace(event.namespace)
         elif event.op == "dropDatabase":
             self.displaced.drop_database(event.db)
         elif event.op == "rename" and event.to is not None:
-            self.displaced.rename((event.db, event.coll), event.to)  # type: ignore[arg-type]
+            self.displaced.rename(event.namespace, event.to)
         if self.after_ddl is not None:
             self.after_ddl(barrier)
 
@@ -198,7 +199,7 @@ class Applier:
             write = Write(UPSERT, key, None, document=raw)
             failures = self.target.write(ns, [write])
             if failures:
-                raise JobFailed(f"{ns[0]}.{ns[1]}: _id {describe_id(key)!r} was moved aside for a unique key and "
+                raise JobFailed(f"{ns}: _id {describe_id(key)!r} was moved aside for a unique key and "
                                 f"cannot be written back: {failures[0].message}")
             self.displaced.discard(ns, _identity_of_raw(raw))
             count += 1

@@ -30,8 +30,8 @@ from bson.raw_bson import RawBSONDocument
 from ..bsonvalues import RAW, decode, element_document, encode, to_plain
 from ..errors import JobFailed
 from ..mongo.update import apply_update
+from ..namespaces import Namespace
 from .events import id_element_of, identity_of
-from .planner import Namespace
 
 
 class Displaced:
@@ -79,7 +79,7 @@ class Displaced:
             self.changed = True
 
     def drop_database(self, db: str) -> None:
-        for ns in [ns for ns in self._docs if ns[0] == db]:
+        for ns in [ns for ns in self._docs if ns.db == db]:
             self.drop_namespace(ns)
 
     def rename(self, ns: Namespace, to: Namespace) -> None:
@@ -98,7 +98,7 @@ class Displaced:
         """The saved form: a header ``{backover-displaced: FORMAT, generation}``, then one
         ``{db, coll, doc}`` per document (concatenated BSON, ``bsondump`` reads it)."""
         header = bson.encode({self.HEADER: self.FORMAT, "generation": self.generation})
-        return header + b"".join(bson.encode({"db": ns[0], "coll": ns[1], "doc": RawBSONDocument(raw)})
+        return header + b"".join(bson.encode({"db": ns.db, "coll": ns.coll, "doc": RawBSONDocument(raw)})
                                  for ns, _key, raw in self.items())
 
     @classmethod
@@ -114,7 +114,7 @@ class Displaced:
                 db, coll, doc = entry["db"], entry["coll"], entry["doc"]
                 if not isinstance(db, str) or not isinstance(coll, str) or not isinstance(doc, RawBSONDocument):
                     raise ValueError("an entry is not {db: string, coll: string, doc: document}")
-                out.put((db, coll), doc.raw)
+                out.put(Namespace(db, coll), doc.raw)
         except (BSONError, ValueError, KeyError, IndexError, TypeError) as e:
             raise JobFailed(f"{key} is not a saved set of displaced documents ({e})") from None
         out.changed = False

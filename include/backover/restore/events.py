@@ -17,6 +17,7 @@ import bson
 
 from ..bsonvalues import DECODE, canonical_key, element_value, first_element, value_size
 from ..errors import JobFailed
+from ..namespaces import Namespace
 
 CRUD_OPS = frozenset({"insert", "replace", "update", "delete"})
 DDL_OPS = frozenset({"drop", "rename", "dropDatabase"})
@@ -48,7 +49,7 @@ class ChangeEvent:
         (``1``, ``Int64(1)`` and ``1.0`` are one document, as in MongoDB).
     :param full_document: raw ``fullDocument`` when :attr:`full` is PRESENT.
     :param update_description: raw ``updateDescription`` of an update.
-    :param to: ``(db, coll)`` of a rename.
+    :param to: the new namespace of a rename.
     """
 
     op: str
@@ -59,11 +60,16 @@ class ChangeEvent:
     identity: Hashable | None = None
     full_document: bytes | None = None
     update_description: bytes | None = None
-    to: tuple[str, str] | None = None
+    to: Namespace | None = None
 
     @property
     def ns(self) -> str:
         return f"{self.db}.{self.coll}" if self.coll is not None else self.db
+
+    @property
+    def namespace(self) -> Namespace:
+        """The event's collection (its database, for ``dropDatabase``)."""
+        return Namespace(self.db, self.coll or "")
 
 
 def identity_of(id_element: bytes) -> Hashable:
@@ -169,7 +175,7 @@ def parse_event(raw: bytes) -> ChangeEvent:
             to_db, to_coll = _namespace(raw, to_span)
             if to_coll is None:
                 raise EventError(f"rename event of {db}.{coll} with a 'to' namespace without a collection")
-            to = (to_db, to_coll)
+            to = Namespace(to_db, to_coll)
         return ChangeEvent(op=op, db=db, coll=coll, to=to)
     if op in DDL_OPS:
         raise EventError(f"{op} event without a namespace")

@@ -219,7 +219,7 @@ def _dry_run(steps: Any, first: int, last: int) -> PlanSummary:
         if isinstance(step, Barrier):
             event = step.event
             summary.ddl.append({"segment": step.seq, "op": event.op, "ns": event.ns,
-                                **({"to": f"{event.to[0]}.{event.to[1]}"} if event.to else {})})
+                                **({"to": str(event.to)} if event.to else {})})
         elif step.events:
             summary.windows += 1
             summary.writes += step.writes

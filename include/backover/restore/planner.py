@@ -36,9 +36,8 @@ from bson.raw_bson import RawBSONDocument
 
 from ..bsonvalues import RAW
 from ..errors import JobFailed
+from ..namespaces import Namespace
 from .events import CRUD_OPS, DDL_OPS, ChangeEvent, EventError, FullDocument, parse_event
-
-Namespace = tuple[str, str]
 
 UPSERT, UPDATE, DELETE = "upsert", "update", "delete"
 LOOKUP_NULL = "lookup_null"  # counts key: updates whose fullDocument was null
@@ -164,7 +163,7 @@ class _WindowBuilder:
         self.window = Window()
 
     def add(self, event: ChangeEvent) -> None:
-        chains = self.window.chains.setdefault((event.db, event.coll), {})  # type: ignore[arg-type]
+        chains = self.window.chains.setdefault(event.namespace, {})
         self.window.events += 1
         key, identity = event.document_key, event.identity
         assert key is not None

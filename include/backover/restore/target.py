@@ -21,8 +21,9 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from ..bsonvalues import RAW
 from ..errors import JobFailed
+from ..namespaces import Namespace
 from .events import ChangeEvent, describe_id
-from .planner import Namespace, Write
+from .planner import Write
 from .statements import Command, commands
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class NullTarget(_CommandCounter):
         self.bytes_encoded = 0
 
     def write(self, ns: Namespace, writes: list[Write]) -> list[WriteFailure]:
-        for command in commands(ns[1], writes):
+        for command in commands(ns.coll, writes):
             self.bytes_encoded += len(bson.encode(command.body))
             self._sent_one()
         return []
@@ -104,29 +105,29 @@ class MongoTarget(_CommandCounter):
     # -- documents ---------------------------------------------------------------------------
     def write(self, ns: Namespace, writes: list[Write]) -> list[WriteFailure]:
         failures: list[WriteFailure] = []
-        for command in commands(ns[1], writes):
+        for command in commands(ns.coll, writes):
             reply = self._send(ns, command)
             for error in reply.get("writeErrors", []):
                 failures.append(WriteFailure(command.writes[error["index"]], int(error.get("code", 0)),
                                              str(error.get("errmsg", "")), error.get("keyValue")))
             if reply.get("writeConcernError"):
-                raise JobFailed(f"{ns[0]}.{ns[1]}: write concern error: {reply['writeConcernError'].get('errmsg')}")
+                raise JobFailed(f"{ns}: write concern error: {reply['writeConcernError'].get('errmsg')}")
         return failures
 
     def _send(self, ns: Namespace, command: Command) -> dict[str, Any]:
         self._sent_one()
-        return self._retrying(f"{command.name} on {ns[0]}.{ns[1]}",
-                              lambda: self.client[ns[0]].command(command.body))
+        return self._retrying(f"{command.name} on {ns}",
+                              lambda: self.client[ns.db].command(command.body))
 
     def find_holder(self, ns: Namespace, key_value: dict[str, Any], document_key: bytes) -> bytes | None:
         query = {**key_value, "_id": {"$ne": describe_id(document_key)}}
-        coll = self.client[ns[0]].get_collection(ns[1], codec_options=RAW)
-        found = self._retrying(f"lookup in {ns[0]}.{ns[1]}", lambda: coll.find_one(query))
+        coll = self.client[ns.db].get_collection(ns.coll, codec_options=RAW)
+        found = self._retrying(f"lookup in {ns}", lambda: coll.find_one(query))
         return None if found is None else found.raw
 
     def remove(self, ns: Namespace, document_key: bytes) -> None:
-        body = {"delete": ns[1], "deletes": [{"q": RawBSONDocument(document_key), "limit": 1}]}
-        self._retrying(f"delete in {ns[0]}.{ns[1]}", lambda: self.client[ns[0]].command(body))
+        body = {"delete": ns.coll, "deletes": [{"q": RawBSONDocument(document_key), "limit": 1}]}
+        self._retrying(f"delete in {ns}", lambda: self.client[ns.db].command(body))
 
     # -- DDL ------------------------------------------------------------------------------------
     def apply_ddl(self, event: ChangeEvent) -> None:

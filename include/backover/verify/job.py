@@ -11,6 +11,7 @@ from pymongo.errors import PyMongoError
 from ..bsonvalues import RAW
 from ..connections import check_connection
 from ..errors import JobFailed
+from ..namespaces import Namespace, is_internal
 from ..s3objects import S3Objects
 from .config import VerifyConfig
 from .indexes import differences, index_specs
@@ -20,7 +21,6 @@ from .scan import ReadAhead, raw_batches
 
 log = logging.getLogger("backover.verify")
 
-SYSTEM_DATABASES = frozenset({"admin", "config", "local"})
 
 
 def _collections(client: MongoClient, db: str) -> set[str]:
@@ -28,19 +28,19 @@ def _collections(client: MongoClient, db: str) -> set[str]:
             if info.get("type", "collection") == "collection" and not info["name"].startswith("system.")}
 
 
-def namespaces(source: MongoClient, target: MongoClient, wanted: tuple[str, ...]) -> list[tuple[str, str]]:
+def namespaces(source: MongoClient, target: MongoClient, wanted: tuple[Namespace, ...]) -> list[Namespace]:
     """``(db, coll)`` pairs to compare: the given ``db.coll``s, every collection of a given ``db``
     on either side, or by default every non-system collection of the source's non-system
     databases (with the target's collections in those databases)."""
     if wanted:
-        databases = [ns for ns in wanted if "." not in ns]
-        pairs = {tuple(ns.split(".", 1)) for ns in wanted if "." in ns}
+        databases = [ns.db for ns in wanted if not ns.coll]
+        pairs = {ns for ns in wanted if ns.coll}
     else:
-        databases = [db for db in source.list_database_names() if db not in SYSTEM_DATABASES]
+        databases = [db for db in source.list_database_names() if not is_internal(db)]
         pairs = set()
     for db in databases:
-        pairs |= {(db, coll) for coll in _collections(source, db) | _collections(target, db)}
-    return sorted(pairs)  # type: ignore[arg-type]
+        pairs |= {Namespace(db, coll) for coll in _collections(source, db) | _collections(target, db)}
+    return sorted(pairs)
 
 
 def compare_namespace(source: MongoClient, target: MongoClient, db: str, coll: str,

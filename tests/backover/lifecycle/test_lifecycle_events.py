@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from backover.errors import UsageError
-from backover.lifecycle.events import InvalidEvent, LifecycleEvent, Namespace
+from backover.lifecycle.events import InvalidEvent, LifecycleEvent
+from backover.namespaces import Namespace
 
 GOOD: dict[str, Any] = {
     "migration_id": "orders-2026",
@@ -71,7 +72,7 @@ def test_an_event_that_is_not_an_object_is_refused() -> None:
 
 def test_namespace_coverage() -> None:
     shop, orders = Namespace("shop"), Namespace("shop", "orders")
-    assert shop.covers(orders) and not orders.covers(shop)
-    assert Namespace("", "").covers(orders)  # the whole cluster
-    assert not Namespace("inventory").covers(orders)
+    assert shop.contains(orders) and not orders.contains(shop)
+    assert Namespace("", "").contains(orders)  # the whole cluster
+    assert not Namespace("inventory").contains(orders)
     assert Namespace.from_doc(orders.to_doc()) == orders

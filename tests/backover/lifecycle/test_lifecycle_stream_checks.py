@@ -12,9 +12,9 @@ from bson.timestamp import Timestamp
 from pymongo import MongoClient
 
 from backover.lifecycle import change_streams
-from backover.lifecycle.events import Namespace
 from backover.lifecycle.results import RetentionCheck, StartResult
 from backover.lifecycle.retention import ENV_HOURS, RetentionTooShort, ensure_retention, judge, read_retention
+from backover.namespaces import Namespace
 
 
 @pytest.fixture(params=["documentdb", "mongodb"])
@@ -46,10 +46,10 @@ def test_mongodb_needs_no_enabling(standins: dict[str, Any], standin_password: s
 def test_enable_skips_what_is_covered_and_disable_touches_only_what_it_is_given(documentdb: MongoClient) -> None:
     tag = uuid.uuid4().hex[:8]
     whole, other = Namespace(f"cs{tag}_a"), Namespace(f"cs{tag}_b")
-    inside = Namespace(whole.database, "orders")
+    inside = Namespace(whole.db, "orders")
 
     def mine() -> set[Namespace]:
-        return {ns for ns in change_streams.list_enabled(documentdb) if ns.database.startswith(f"cs{tag}")}
+        return {ns for ns in change_streams.list_enabled(documentdb) if ns.db.startswith(f"cs{tag}")}
 
     assert change_streams.enable(documentdb, "documentdb", [whole, other]) == [whole, other]
     assert change_streams.enable(documentdb, "documentdb", [inside, whole]) == []  # covered already

@@ -11,11 +11,12 @@ from bson.timestamp import Timestamp
 from backover.connections import DatabaseUri
 from backover.errors import JobFailed, UsageError
 from backover.layout import MigrationLayout
+from backover.namespaces import Namespace, parse_all
 from backover.replication import drain, tokens
 from backover.replication.checkpoint import validate
 from backover.replication.config import ReplicateConfig
 from backover.replication.events import RawEvent, pack, unpack
-from backover.replication.namespaces import Namespace, NamespaceFilter, WatchScope, narrowest_scope, parse_all
+from backover.replication.namespaces import NamespaceFilter, WatchScope, narrowest_scope
 from backover.replication.retry import Backoff
 from backover.replication.segment_writer import SegmentBuffer
 

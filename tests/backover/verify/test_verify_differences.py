@@ -18,6 +18,7 @@ from pymongo import MongoClient
 
 from backover.connections import DatabaseUri
 from backover.layout import MigrationLayout
+from backover.namespaces import Namespace
 from backover.s3objects import S3Objects
 from backover.verify import VerifyConfig, run_verify
 from backover_sandbox.standin.server import ServerConfig, start_in_thread
@@ -51,7 +52,7 @@ def both(pair: Pair, coll: str, docs: list[dict]) -> None:
 def verify(pair: Pair, bucket: str, **options: Any):
     layout = MigrationLayout(bucket, "backover", "m-verify")
     config = VerifyConfig(layout=layout, source=DatabaseUri(pair.source_uri, documentdb=True),
-                          target=DatabaseUri(pair.target_uri), namespaces=(pair.db,), **options)
+                          target=DatabaseUri(pair.target_uri), namespaces=(Namespace(pair.db),), **options)
     report = run_verify(config)
     return report, S3Objects(bucket).get_json(layout.verify_report)
 
@@ -189,7 +190,7 @@ def test_memory_stays_flat_whatever_the_collection_size() -> None:
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    pytest.param(["--namespace", "bad$db"], "invalid namespace 'bad$db': write db or db.collection", id="namespace"),
+    pytest.param(["--namespace", "bad$db"], "not a namespace 'bad$db': write a database 'shop' or a collection 'shop.orders'", id="namespace"),
     pytest.param(["--batch-size", "0"], "--batch-size must be at least 1", id="batch"),
     pytest.param(["--source-uri", ""], "no source: pass --source-uri or --source-secret-id", id="no-source"),
 ])
