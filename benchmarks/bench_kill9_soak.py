@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from bench_replicate_servers import MotoProcess, source_uri
+from replicate_servers import MotoProcess, source_uri
 from soak_lifecycle import Servers, run
 from standin_process import standin_process
 

@@ -38,7 +38,7 @@ from backover.replication.config import ReplicateConfig
 from backover.replication.service import replicate
 from backover.replication.source import BATCH_SIZE
 from backover.s3objects import S3Objects
-from bench_replicate_servers import MotoProcess, source_uri
+from replicate_servers import MotoProcess, source_uri
 from standin_process import standin_process
 
 DB = "bench"

@@ -29,7 +29,7 @@ from pymongo import MongoClient
 from backover import segments
 from backover.layout import MigrationLayout
 from backover.s3objects import S3Objects
-from bench_replicate_servers import MotoProcess, source_uri
+from replicate_servers import MotoProcess, source_uri
 from standin_process import standin_process
 
 DB = "soak"

@@ -1,7 +1,8 @@
 """Run every benchmark in this folder (``make bench``), one after the other, and print their lines.
 
-Each ``bench_*.py`` is a standalone script that prints its own figures; run one alone with
-``.venv/bin/python benchmarks/bench_<name>.py --help``.
+Each ``bench_*.py`` is a standalone script that prints its own figures (every one runs: helper
+modules are named otherwise, e.g. ``replicate_servers.py``, ``soak_lifecycle.py``); run one alone
+with ``.venv/bin/python benchmarks/bench_<name>.py --help``. ``--list`` prints what would run.
 """
 
 from __future__ import annotations
@@ -13,11 +14,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def main() -> int:
+def benchmarks() -> list[Path]:
+    """Every benchmark script, in name order."""
+    return sorted(HERE.glob("bench_*.py"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    if (argv if argv is not None else sys.argv[1:]) == ["--list"]:
+        print("\n".join(script.name for script in benchmarks()))
+        return 0
     failed = []
-    for script in sorted(HERE.glob("bench_*.py")):
-        if script.stem.count("_") > 1 and script.stem.rsplit("_", 1)[0] + ".py" in {p.name for p in HERE.glob("bench_*.py")}:
-            continue  # a helper module of another benchmark
+    for script in benchmarks():
         print(f"== {script.name}", flush=True)
         result = subprocess.run([sys.executable, str(script)], cwd=HERE.parent, check=False)  # noqa: S603
         if result.returncode != 0:

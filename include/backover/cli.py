@@ -20,6 +20,8 @@ from . import commands
 from .errors import BackoverError
 
 EXIT_FAILED = 1
+#: What ``backover --help`` says (plain text: the module docstring is reStructuredText).
+DESCRIPTION = "Back Over: move a live application back from Amazon DocumentDB to MongoDB without losing a write."
 #: Entry-point group of sub-commands from other distributions (the sandbox's development commands).
 COMMAND_GROUP = "backover.commands"
 
@@ -33,7 +35,10 @@ def command_modules() -> dict[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="backover", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="backover", description=DESCRIPTION,
+        epilog="Exit status: 0 done, 1 the job failed, 2 bad usage or configuration. "
+               "`backover COMMAND --help` describes each command.")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in command_modules().values():

@@ -24,6 +24,7 @@ from pymongo import MongoClient
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
 
 from .errors import UsageError
+from .mongo import errors as codes
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ def check_connection(uri: DatabaseUri, client: MongoClient) -> dict[str, Any]:
         client.admin.command("ping")
         return client.admin.command("hello")
     except OperationFailure as e:
-        if e.code == 18:
+        if e.code == codes.AUTHENTICATION_FAILED:
             raise UsageError(f"authentication failed for {uri}") from None
         raise UsageError(f"{uri} refused the connection check: {_strip(str(e), uri.value)}") from None
     except PyMongoError as e:

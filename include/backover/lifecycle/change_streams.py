@@ -28,6 +28,7 @@ from pymongo.errors import OperationFailure
 
 from .. import clustertime
 from ..errors import JobFailed
+from ..mongo import errors as codes
 from ..namespaces import CLUSTER, Namespace
 from ..replication import source as replication_source
 from ..replication.namespaces import WatchScope, narrowest_scope
@@ -38,11 +39,10 @@ log = logging.getLogger(__name__)
 DOCUMENTDB = "documentdb"
 MONGODB = "mongodb"
 FLAVOURS = (DOCUMENTDB, MONGODB)
-COMMAND_NOT_FOUND = 59
-UNRECOGNIZED_STAGE = 40324
-_NOT_DOCUMENTDB = (COMMAND_NOT_FOUND, UNRECOGNIZED_STAGE)
-NOT_ENABLED = replication_source.DOCUMENTDB_NOT_ENABLED
-HISTORY_LOST = replication_source.HISTORY_LOST
+COMMAND_NOT_FOUND = codes.COMMAND_NOT_FOUND
+_NOT_DOCUMENTDB = (codes.COMMAND_NOT_FOUND, codes.UNRECOGNIZED_PIPELINE_STAGE)
+NOT_ENABLED = codes.DOCUMENTDB_CHANGE_STREAMS_NOT_ENABLED
+HISTORY_LOST = codes.CHANGE_STREAM_HISTORY_LOST
 #: T0 candidates start tries, and the wait before the next one: the cluster time moves on with the
 #: wall clock (a replica set's idle no-op writes), so a later T0 comes within about a second.
 T0_ATTEMPTS = 5

@@ -36,12 +36,13 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from ..connections import DatabaseUri
 from ..errors import JobFailed, UsageError
+from ..mongo import errors as codes
 from .source import connect
 
 log = logging.getLogger(__name__)
 
 USER_DB = "admin"
-UNAUTHORIZED = 13
+UNAUTHORIZED = codes.UNAUTHORIZED
 DB_WRITE_ROLES = frozenset({"readWrite", "dbOwner", "dbAdmin"})
 ANY_DB_READ_ONLY = {"readWriteAnyDatabase": "readAnyDatabase", "dbAdminAnyDatabase": "readAnyDatabase"}
 UNFREEZABLE = frozenset({"root", "restore", "__system"})

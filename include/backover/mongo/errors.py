@@ -22,48 +22,68 @@ class CommandError(Exception):
 
 
 def bad_value(message: str) -> CommandError:
-    return CommandError(2, "BadValue", message)
+    return CommandError(BAD_VALUE, "BadValue", message)
 
 
 def failed_to_parse(message: str) -> CommandError:
-    return CommandError(9, "FailedToParse", message)
+    return CommandError(FAILED_TO_PARSE, "FailedToParse", message)
 
 
 def type_mismatch(message: str) -> CommandError:
-    return CommandError(14, "TypeMismatch", message)
+    return CommandError(TYPE_MISMATCH, "TypeMismatch", message)
 
 
 def unauthorized(message: str) -> CommandError:
-    return CommandError(13, "Unauthorized", message)
+    return CommandError(UNAUTHORIZED, "Unauthorized", message)
 
 
 def namespace_not_found(message: str) -> CommandError:
-    return CommandError(26, "NamespaceNotFound", message)
+    return CommandError(NAMESPACE_NOT_FOUND, "NamespaceNotFound", message)
 
 
 def namespace_exists(message: str) -> CommandError:
-    return CommandError(48, "NamespaceExists", message)
+    return CommandError(NAMESPACE_EXISTS, "NamespaceExists", message)
 
 
 def immutable_field(message: str) -> CommandError:
-    return CommandError(66, "ImmutableField", message)
+    return CommandError(IMMUTABLE_FIELD, "ImmutableField", message)
 
 
 def illegal_operation(message: str) -> CommandError:
-    return CommandError(20, "IllegalOperation", message)
+    return CommandError(ILLEGAL_OPERATION, "IllegalOperation", message)
 
 
 def invalid_namespace(message: str) -> CommandError:
-    return CommandError(73, "InvalidNamespace", message)
+    return CommandError(INVALID_NAMESPACE, "InvalidNamespace", message)
 
 
 def command_not_found(name: str) -> CommandError:
-    return CommandError(59, "CommandNotFound", f"no such command: '{name}'")
+    return CommandError(COMMAND_NOT_FOUND, "CommandNotFound", f"no such command: '{name}'")
 
 
-# Codes used by several modules, named once.
-DUPLICATE_KEY = 11000
-CURSOR_NOT_FOUND = 43
-AUTHENTICATION_FAILED = 18
+# Server error codes, named once (the names of MongoDB's error_codes.yml), for the product and the
+# stand-ins alike.
+BAD_VALUE = 2
+FAILED_TO_PARSE = 9
 USER_NOT_FOUND = 11
+UNAUTHORIZED = 13
+TYPE_MISMATCH = 14
+AUTHENTICATION_FAILED = 18
+ILLEGAL_OPERATION = 20
+NAMESPACE_NOT_FOUND = 26
+PATH_NOT_VIABLE = 28
+CURSOR_NOT_FOUND = 43
+NAMESPACE_EXISTS = 48
+COMMAND_NOT_FOUND = 59
+IMMUTABLE_FIELD = 66
+INVALID_NAMESPACE = 73
+#: DocumentDB's answer to a change stream on a namespace whose change streams are not enabled, or
+#: that starts before they were (MongoDB uses 136 for CappedPositionLost).
+DOCUMENTDB_CHANGE_STREAMS_NOT_ENABLED = 136
 CHANGE_STREAM_HISTORY_LOST = 286
+DUPLICATE_KEY = 11000
+UNRECOGNIZED_PIPELINE_STAGE = 40324
+#: Errors after which a change stream is re-opened from its last token (network, elections,
+#: shutdowns, a reaped cursor), as the drivers' change-stream resume rules list them.
+RESUMABLE_CHANGE_STREAM_CODES = frozenset({6, 7, 43, 63, 89, 91, 133, 150, 189, 234, 262, 9001, 10107, 11600,
+                                           11602, 13388, 13435, 13436})

@@ -22,22 +22,22 @@ from pymongo.errors import ConnectionFailure, CursorNotFound, OperationFailure, 
 from .. import clustertime
 from ..connections import DatabaseUri, check_connection
 from ..errors import UsageError
+from ..mongo import errors as codes
 from ..namespaces import Namespace
 from .events import RawEvent
 from .namespaces import WatchScope
 
 log = logging.getLogger(__name__)
 
-HISTORY_LOST = 286
-UNAUTHORIZED = 13
-DOCUMENTDB_NOT_ENABLED = 136
 #: Server errors after which the stream is re-opened from its last token (network, elections,
 #: shutdowns, a reaped cursor), as the drivers' change-stream resume rules say.
 #: Events per getMore: small replies keep the client's memory low (a full 16 MB batch is held
 #: twice while pymongo decodes it) at no cost in throughput.
 BATCH_SIZE = 2000
-TRANSIENT_CODES = frozenset({6, 7, 43, 63, 89, 91, 133, 150, 189, 234, 262, 9001, 10107, 11600, 11602,
-                             13388, 13435, 13436})
+TRANSIENT_CODES = codes.RESUMABLE_CHANGE_STREAM_CODES
+HISTORY_LOST = codes.CHANGE_STREAM_HISTORY_LOST
+UNAUTHORIZED = codes.UNAUTHORIZED
+DOCUMENTDB_NOT_ENABLED = codes.DOCUMENTDB_CHANGE_STREAMS_NOT_ENABLED
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from ..bsonvalues import element_document
 from ..errors import JobFailed
+from ..mongo import errors as codes
 from ..mongo.errors import CommandError
 from ..namespaces import Namespace
 from .displaced import Displaced
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 LANE_SIZE = 1000
 #: PathNotViable, TypeMismatch, BadValue: an update's paths do not fit the document's state.
-PATH_CONFLICTS = frozenset({28, 14, 2})
+PATH_CONFLICTS = frozenset({codes.PATH_NOT_VIABLE, codes.TYPE_MISMATCH, codes.BAD_VALUE})
 #: How many holders one write may move aside before the restore gives up on it.
 MAX_DISPLACEMENTS = 16
 

@@ -21,6 +21,7 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from ..bsonvalues import RAW
 from ..errors import JobFailed
+from ..mongo import errors as codes
 from ..namespaces import Namespace
 from .events import ChangeEvent, describe_id
 from .planner import Write
@@ -28,7 +29,7 @@ from .statements import Command, commands
 
 log = logging.getLogger(__name__)
 
-DUPLICATE_KEY = 11000
+DUPLICATE_KEY = codes.DUPLICATE_KEY
 NETWORK_RETRIES = 3
 T = TypeVar("T")
 
