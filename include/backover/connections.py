@@ -88,8 +88,21 @@ class _Parts:
             pieces = [p for p in _DELIMITERS.split(self.userinfo) if len(p) >= 4]
             return [self.userinfo, urllib.parse.unquote_plus(self.userinfo), *pieces]
         escaped = self.userinfo.partition(":")[2]
-        password = urllib.parse.unquote_plus(escaped)
-        return [escaped, password, urllib.parse.quote_plus(password), urllib.parse.quote(password, safe="")]
+        return [escaped, *password_forms(urllib.parse.unquote_plus(escaped))]
+
+
+def password_forms(password: str) -> list[str]:
+    """The password as a message may show it: as is and percent-escaped both ways."""
+    return [password, urllib.parse.quote_plus(password), urllib.parse.quote(password, safe="")]
+
+
+def strip_password(message: str, password: str | None) -> str:
+    """``message`` with every form of ``password`` (:func:`password_forms`) replaced by ``***``."""
+    if not password:
+        return message
+    for form in sorted(set(password_forms(password)), key=len, reverse=True):
+        message = message.replace(form, "***")
+    return message
 
 
 def _parts(uri: str) -> _Parts | None:

@@ -10,6 +10,7 @@ password.
 from __future__ import annotations
 
 import logging
+import urllib.parse
 import uuid
 import warnings
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from pymongo import MongoClient
 
 from backover import cli
-from backover.connections import DatabaseUri, redact
+from backover.connections import DatabaseUri, redact, strip_password
 from backover.errors import UsageError
 from backover.layout import MigrationLayout
 from backover.s3objects import S3Objects
@@ -143,3 +144,15 @@ def test_unescaped_credentials_are_refused_before_the_driver_reads_them() -> Non
     with pytest.raises(UsageError, match="must be percent-escaped") as refused:
         DatabaseUri("mongodb://root:12345/abcd@127.0.0.1:1/").client()
     assert "12345" not in str(refused.value) and "abcd" not in str(refused.value)
+
+
+@pytest.mark.parametrize("special", SPECIALS)
+def test_strip_password_removes_the_password_as_typed_and_escaped(special: str) -> None:
+    """The Airflow preflight's driver errors go through this (a connection's password, not a URI)."""
+    secret = password(special)
+    message = (f"auth failed for {secret}; uri mongodb://root:{urllib.parse.quote_plus(secret)}@h/ "
+               f"path {urllib.parse.quote(secret, safe='')}")
+    stripped = strip_password(message, secret)
+    assert not leaks(secret, stripped), stripped
+    assert stripped.startswith("auth failed for ***; uri mongodb://root:***@h/")
+    assert strip_password(message, None) == message

@@ -17,6 +17,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
+from backover.connections import strip_password
 from backover.errors import BackoverError
 from backover.layout import MigrationLayout
 from backover.lifecycle import change_streams, users
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 SERVER_SELECTION_TIMEOUT_MS = 10_000
-
-
-def _redact(message: str, password: str | None) -> str:
-    return message.replace(password, "***") if password else message
 
 
 @contextmanager
@@ -46,7 +43,7 @@ def mongo_client(conn_id: str) -> Iterator[MongoClient]:
         with hook:
             yield hook.get_conn()
     except PyMongoError as e:
-        detail = _redact(f"{type(e).__name__}: {e}", password).splitlines()[0]
+        detail = strip_password(f"{type(e).__name__}: {e}", password).splitlines()[0]
         raise AirflowException(f"connection {conn_id!r}: {detail}") from None
 
 
@@ -174,15 +171,15 @@ class AppUserRolesOperator(BaseOperator):
         self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        try:
+        with config.failing_task():
             layout = config.layout_for(context["params"])
-        except config.ConfigError as e:
-            raise AirflowFailException(str(e)) from e
         start = MigrationHook(aws_conn_id=self.aws_conn_id).start_state(layout)
         if start is None:
             raise AirflowFailException(f"no s3://{layout.bucket}/{layout.start_state}: nothing to compare with")
-        user = str(start["app_user"])
-        prior = users.normalise(start.get("prior_roles", []))
+        if start.app_user is None:
+            raise AirflowFailException(f"s3://{layout.bucket}/{layout.start_state} names no app_user")
+        user = start.app_user
+        prior = users.normalise(start.prior_roles)
         with mongo_client(self.documentdb_conn_id) as client:
             try:
                 current = users.get_roles(client, user)

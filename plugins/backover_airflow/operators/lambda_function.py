@@ -38,13 +38,11 @@ class MigrationLambdaOperator(LambdaInvokeFunctionOperator):
         self.lambda_name = lambda_name
 
     def execute(self, context: Context) -> Any:
-        try:
+        with config.failing_task():
             env, run = config.load(context["params"])
-            self.function_name = env.lambda_names[self.lambda_name]
-        except config.ConfigError as e:
-            raise AirflowFailException(str(e)) from e
-        except KeyError as e:
-            raise AirflowFailException(f"the environment names no {self.lambda_name!r} Lambda") from e
+        if self.lambda_name not in env.lambda_names:
+            raise AirflowFailException(f"the environment names no {self.lambda_name!r} Lambda")
+        self.function_name = env.lambda_names[self.lambda_name]
         self.payload = json.dumps(commands.lambda_payload(env, run))
         raw = super().execute(context)
         try:

@@ -98,11 +98,9 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
         self._instance_id: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
-        try:
+        with config.failing_task():
             env, run = config.load(context["params"])
             line = commands.command_line(env, commands.arguments(self.command, env, run, **self.options))
-        except config.ConfigError as e:
-            raise AirflowFailException(str(e)) from e
         instance_id = env.worker_instance_id
         delay = self.waiter_delay or env.poll_interval_seconds
         send_kwargs = {
