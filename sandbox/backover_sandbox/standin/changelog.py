@@ -2,6 +2,7 @@
 
 Change streams read from here (see ``changestreams.py``). Entries older than the retention window
 are forgotten, after which resuming from them fails with code 286 ``ChangeStreamHistoryLost``.
+Write times and the retention window follow the server's wall clock (``clock.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from bson.binary import Binary
 from bson.timestamp import Timestamp
+
+from .clock import SystemClock, WallClock
 
 if TYPE_CHECKING:  # pragma: no cover
     from .store import Collection
@@ -44,8 +47,9 @@ class ChangeEntry:
 class ChangeLog:
     """Append-only, thread-safe, with a retention window in seconds (None = keep everything)."""
 
-    def __init__(self, retention_seconds: float | None = None) -> None:
+    def __init__(self, retention_seconds: float | None = None, wall: WallClock | None = None) -> None:
         self.retention_seconds = retention_seconds
+        self.wall = wall or SystemClock()
         self._entries: deque[ChangeEntry] = deque()
         self._next_seq = 1
         self._first_retained_seq = 1
@@ -67,7 +71,7 @@ class ChangeLog:
             entry = ChangeEntry(
                 seq=self._next_seq,
                 ts=ts,
-                wall_ms=time.time_ns() // 1_000_000,
+                wall_ms=int(self.wall.time() * 1000),
                 op=op,
                 db=coll.db if coll is not None else db or "",
                 coll=coll.name if coll is not None else None,
@@ -135,7 +139,7 @@ class ChangeLog:
     def _expire_locked(self) -> None:
         if self.retention_seconds is None:
             return
-        horizon = (time.time() - self.retention_seconds) * 1000
+        horizon = (self.wall.time() - self.retention_seconds) * 1000
         while self._entries and self._entries[0].wall_ms < horizon:
             self._entries.popleft()
             self._first_retained_seq += 1

@@ -881,7 +881,7 @@ def _start_at(changes: ChangeLog, ts: Timestamp) -> ResumeToken:
     """``startAtOperationTime``: the first entry at or after ``ts`` (inclusive)."""
     if changes.first_retained_seq > 1:
         oldest = changes.oldest_ts()
-        horizon = time.time() - (changes.retention_seconds or 0)
+        horizon = changes.wall.time() - (changes.retention_seconds or 0)
         if (oldest is not None and oldest > ts) or (oldest is None and ts.time < horizon):
             raise history_lost()
     seq = changes.first_seq_at_or_after(ts)

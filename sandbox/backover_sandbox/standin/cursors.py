@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -12,6 +11,8 @@ from bson.int64 import Int64
 from bson.raw_bson import RawBSONDocument
 
 from backover.mongo import errors
+
+from .clock import SystemClock, WallClock
 
 #: A reply batch stops growing past this size, as mongod's 16 MB batches do.
 MAX_BATCH_BYTES = 16 * 1024 * 1024
@@ -86,9 +87,11 @@ class ListCursor:
 
 
 class CursorRegistry:
-    """Cursor ids to cursors; idle cursors are reaped after ten minutes, like mongod's."""
+    """Cursor ids to cursors; idle cursors are reaped after ten minutes of the server's clock, like
+    mongod's (``cursorTimeoutMillis``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, wall: WallClock | None = None) -> None:
+        self._wall = wall or SystemClock()
         self._lock = threading.Lock()
         self._ids = itertools.count(1_000_001)
         self._cursors: dict[int, tuple[Cursor, float]] = {}
@@ -97,18 +100,19 @@ class CursorRegistry:
         with self._lock:
             self._reap_locked()
             cursor_id = next(self._ids)
-            self._cursors[cursor_id] = (cursor, time.monotonic())
+            self._cursors[cursor_id] = (cursor, self._wall.time())
             return cursor_id
 
     def get(self, cursor_id: int, principals: frozenset[tuple[str, str]]) -> Cursor:
         with self._lock:
+            self._reap_locked()
             entry = self._cursors.get(cursor_id)
             if entry is None:
                 raise errors.CommandError(errors.CURSOR_NOT_FOUND, "CursorNotFound", f"cursor id {cursor_id} not found")
             cursor = entry[0]
             if cursor.owner and not cursor.owner <= principals:
                 raise errors.unauthorized(f"cursor id {cursor_id} was not created by the authenticated user")
-            self._cursors[cursor_id] = (cursor, time.monotonic())
+            self._cursors[cursor_id] = (cursor, self._wall.time())
             return cursor
 
     def close(self, cursor_id: int) -> bool:
@@ -116,7 +120,7 @@ class CursorRegistry:
             return self._cursors.pop(cursor_id, None) is not None
 
     def _reap_locked(self) -> None:
-        horizon = time.monotonic() - IDLE_TIMEOUT_SECONDS
+        horizon = self._wall.time() - IDLE_TIMEOUT_SECONDS
         for cursor_id in [cid for cid, (_, seen) in self._cursors.items() if seen < horizon]:
             del self._cursors[cursor_id]
 

@@ -24,6 +24,7 @@ from backover.mongo import errors
 from . import wire
 from .auth import AuthManager
 from .changelog import ChangeLog
+from .clock import SystemClock, WallClock
 from .cursors import CursorRegistry
 from .registry import Action, Context, lookup
 from .store import Store
@@ -44,6 +45,8 @@ class ServerConfig:
     :param root_user: name of the first user, created in ``admin`` with role ``root``.
     :param root_password: its password (never logged).
     :param retention_seconds: change-log retention; resuming from older history fails with 286.
+    :param clock: the server's wall clock (default the machine's); a test passes a
+        :class:`~backover_sandbox.standin.clock.ManualClock` and advances it instead of sleeping.
     """
 
     flavour: str = "mongodb"
@@ -54,6 +57,7 @@ class ServerConfig:
     root_password: str | None = field(default=None, repr=False)
     retention_seconds: float | None = 3 * 3600
     set_name: str = "rs0"
+    clock: WallClock = field(default_factory=SystemClock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.flavour not in FLAVOURS:
@@ -107,9 +111,10 @@ class StandinServer:
         from .commands import changestreams, crud, ddl, server_info, users  # noqa: F401
 
         self.config = config
-        self.store = Store(ChangeLog(config.retention_seconds))
+        self.store = Store(ChangeLog(config.retention_seconds, config.clock))
+        self.started_at = config.clock.time()
         self.auth = AuthManager(enabled=config.auth)
-        self.cursors = CursorRegistry()
+        self.cursors = CursorRegistry(config.clock)
         self.change_streams_enabled: set[tuple[str, str]] = set()  # documentdb: (db, coll), "" = all
         if config.root_user and config.root_password:
             self.auth.create_user("admin", config.root_user, config.root_password, [{"role": "root", "db": "admin"}])

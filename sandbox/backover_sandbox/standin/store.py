@@ -138,8 +138,9 @@ class Store:
 
     def __init__(self, changes: ChangeLog | None = None) -> None:
         self.lock = threading.RLock()
-        self.clock = ClusterClock()
         self.changes = changes or ChangeLog()
+        self.wall = self.changes.wall  # the server's wall clock: the change log's and the cluster time's
+        self.clock = ClusterClock(self.wall)
         self.databases: dict[str, dict[str, Collection]] = {}
 
     # -- namespaces -----------------------------------------------------------------------

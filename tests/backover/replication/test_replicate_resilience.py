@@ -33,6 +33,7 @@ from replicate_testkit import (
 
 from backover.errors import JobFailed
 from backover.s3objects import S3Objects
+from backover_sandbox.standin.clock import ManualClock
 from backover_sandbox.standin.server import ServerConfig, StandinServer, start_in_thread
 
 
@@ -232,8 +233,27 @@ def test_drain_requested_after_capture_read_past_f_leaves_out_buffered_events(do
     assert read_events(s3, layout) == expected
 
 
-def test_idle_heartbeat_advances_and_its_token_resumes_exactly(docdb: tuple, bucket: str) -> None:
-    _, uri, db = docdb
+@pytest.fixture
+def clock() -> ManualClock:
+    """The stand-in's clock in this test: its time passes only through ``clock.advance(seconds)``."""
+    return ManualClock()
+
+
+@pytest.fixture
+def idle_docdb(standin_password: str, clock: ManualClock) -> Iterator[tuple[StandinServer, str, str]]:
+    """A DocumentDB stand-in of this test's own on ``clock``, change streams enabled on ``idle``."""
+    server = start_in_thread(ServerConfig(flavour="documentdb", root_user="root", root_password=standin_password,
+                                          clock=clock))
+    uri = server.uri("root", standin_password)
+    with MongoClient(uri) as client:
+        enable_change_streams(client, "idle")
+    yield server, uri, "idle"
+    server.stop()
+
+
+def test_idle_heartbeat_advances_and_its_token_resumes_exactly(idle_docdb: tuple, bucket: str,
+                                                               clock: ManualClock) -> None:
+    _, uri, db = idle_docdb
     s3 = S3Objects(bucket)
     layout = new_layout(bucket)
     with MongoClient(uri) as client:
@@ -241,7 +261,8 @@ def test_idle_heartbeat_advances_and_its_token_resumes_exactly(docdb: tuple, buc
         write_start(s3, layout, t0, [db])
         running = start_thread(config_for(layout, uri))
         first = wait_until(lambda: checkpoint(s3, layout), what="the first checkpoint")
-        # The stand-in's cluster time moves with the wall clock while nothing is written.
+        assert first.last_cluster_time is None or first.last_cluster_time.time <= t0.time
+        clock.advance(2)  # the source's cluster time moves on while nothing is written
         later = wait_until(lambda: (cp := checkpoint(s3, layout)) and cp.last_cluster_time
                            and cp.last_cluster_time.time > t0.time + 1 and cp, what="an advanced heartbeat")
         running.stop.set()
@@ -262,13 +283,14 @@ def test_idle_heartbeat_advances_and_its_token_resumes_exactly(docdb: tuple, buc
 
 
 @pytest.fixture
-def short_history() -> Iterator[StandinServer]:
-    server = start_in_thread(ServerConfig(flavour="mongodb", auth=False, retention_seconds=1.0))
+def short_history(clock: ManualClock) -> Iterator[StandinServer]:
+    server = start_in_thread(ServerConfig(flavour="mongodb", auth=False, retention_seconds=1.0, clock=clock))
     yield server
     server.stop()
 
 
-def test_resuming_past_the_retained_history_fails(short_history: StandinServer, bucket: str) -> None:
+def test_resuming_past_the_retained_history_fails(short_history: StandinServer, bucket: str,
+                                                  clock: ManualClock) -> None:
     uri = f"mongodb://127.0.0.1:{short_history.port}/?directConnection=true"
     db = "retention"
     s3 = S3Objects(bucket)
@@ -285,7 +307,7 @@ def test_resuming_past_the_retained_history_fails(short_history: StandinServer, 
         cp.state = "stopped"
         s3.put_json(layout.replicator_checkpoint, cp.to_doc())  # as if stopped before the drain
         client[db].items.insert_one({"_id": 2})
-        time.sleep(2.5)  # the replicator is down longer than the source keeps history
+        clock.advance(2.5)  # the replicator is down longer than the source keeps history
         client[db].items.insert_one({"_id": 3})  # the log forgets what is older than 1 s
         with pytest.raises(JobFailed, match="code 286"):
             start_thread(config_for(layout, uri)).wait()

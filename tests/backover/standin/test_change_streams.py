@@ -1,10 +1,15 @@
-"""Change streams of the stand-in server, driven through plain pymongo ``watch()``."""
+"""Change streams of the stand-in server, driven through plain pymongo ``watch()``.
+
+The servers here run on a :class:`ManualClock`: a test lets time pass on the server with
+``clock.advance(seconds)`` instead of sleeping (cluster times, retention, idle cursors). One test
+runs the same checks on the machine's clock, end to end.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from bson.timestamp import Timestamp
@@ -12,17 +17,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pymongo import MongoClient
 from pymongo.change_stream import ChangeStream
-from pymongo.errors import OperationFailure
+from pymongo.errors import CursorNotFound, OperationFailure
 
 from backover_sandbox.standin.changestreams import ResumeToken
+from backover_sandbox.standin.clock import ManualClock, SystemClock, WallClock
+from backover_sandbox.standin.cursors import IDLE_TIMEOUT_SECONDS
 from backover_sandbox.standin.server import ServerConfig, StandinServer, start_in_thread
 
 COMMON = ["_id", "operationType", "clusterTime", "wallTime"]
 
 
 # -- fixtures -----------------------------------------------------------------------------------
-def _start(flavour: str, retention: float | None = 3600.0) -> StandinServer:
-    return start_in_thread(ServerConfig(flavour=flavour, port=0, auth=False, retention_seconds=retention))
+def _start(flavour: str, clock: WallClock, retention: float | None = 3600.0) -> StandinServer:
+    return start_in_thread(
+        ServerConfig(flavour=flavour, port=0, auth=False, retention_seconds=retention, clock=clock)
+    )
 
 
 def _client(server: StandinServer) -> MongoClient:
@@ -30,8 +39,22 @@ def _client(server: StandinServer) -> MongoClient:
 
 
 @pytest.fixture
-def server() -> Iterator[StandinServer]:
-    srv = _start("mongodb")
+def clock() -> ManualClock:
+    """The servers' clock in this test: time passes only through ``clock.advance(seconds)``."""
+    return ManualClock()
+
+
+@pytest.fixture
+def server(clock: ManualClock) -> Iterator[StandinServer]:
+    srv = _start("mongodb", clock)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def short_history(clock: ManualClock) -> Iterator[StandinServer]:
+    """A mongodb stand-in that keeps one second of change history."""
+    srv = _start("mongodb", clock, retention=1.0)
     yield srv
     srv.stop()
 
@@ -44,8 +67,8 @@ def client(server: StandinServer) -> Iterator[MongoClient]:
 
 
 @pytest.fixture
-def docdb() -> Iterator[StandinServer]:
-    srv = _start("documentdb")
+def docdb(clock: ManualClock) -> Iterator[StandinServer]:
+    srv = _start("documentdb", clock)
     yield srv
     srv.stop()
 
@@ -253,26 +276,69 @@ def test_start_at_operation_time_is_inclusive(client: MongoClient) -> None:
     assert _drain(_watch(coll, start_at_operation_time=at), 1)[0]["clusterTime"] == at
 
 
-def test_post_batch_resume_token_advances_on_empty_batches(client: MongoClient) -> None:
-    coll = client.shop.orders
-    stream = _watch(coll)
+@pytest.mark.parametrize("manual", [pytest.param(True, id="manual-clock"), pytest.param(False, id="system-clock")])
+def test_post_batch_resume_token_advances_on_empty_batches(manual: bool) -> None:
+    clock = ManualClock() if manual else SystemClock()
+
+    def let_pass(seconds: float) -> None:
+        clock.advance(seconds) if isinstance(clock, ManualClock) else time.sleep(seconds)
+
+    srv = _start("mongodb", clock)
+    client = _client(srv)
+    try:
+        coll = client.shop.orders
+        stream = _watch(coll)
+        assert stream.try_next() is None
+        first = stream.resume_token
+        client.shop.elsewhere.insert_one({"_id": 1})  # not on this stream
+        let_pass(1.1)  # the cluster time moves on with the server's clock, writes or not
+        assert stream.try_next() is None
+        later = stream.resume_token
+        assert later != first and later["_data"] > first["_data"]
+        coll.insert_one({"_id": 2})
+        event = _next(stream)
+        assert event["_id"]["_data"] > later["_data"]
+        # Resuming from an empty batch's token misses nothing.
+        assert _next(_watch(coll, resume_after=later))["_id"] == event["_id"]
+    finally:
+        client.close()
+        srv.stop()
+
+
+def test_an_idle_stream_token_stays_put_while_no_time_passes(client: MongoClient, clock: ManualClock) -> None:
+    stream = _watch(client.shop.orders)
     assert stream.try_next() is None
     first = stream.resume_token
-    client.shop.elsewhere.insert_one({"_id": 1})  # not on this stream
-    time.sleep(1.1)
     assert stream.try_next() is None
-    later = stream.resume_token
-    assert later != first and later["_data"] > first["_data"]
-    coll.insert_one({"_id": 2})
-    event = _next(stream)
-    assert event["_id"]["_data"] > later["_data"]
-    # Resuming from an empty batch's token misses nothing.
-    assert _next(_watch(coll, resume_after=later))["_id"] == event["_id"]
+    assert stream.resume_token == first  # no write, no time: nothing to report
+    clock.advance(1)
+    assert stream.try_next() is None
+    assert stream.resume_token["_data"] > first["_data"]
 
 
-def test_history_lost_when_resume_point_expired(server: StandinServer) -> None:
-    server.store.changes.retention_seconds = 0.3
-    c = _client(server)
+def test_cluster_times_increase_strictly_whether_or_not_the_clock_moves(
+    client: MongoClient, clock: ManualClock
+) -> None:
+    coll = client.shop.orders
+    stream = _watch(coll)
+    for i in range(3):
+        coll.insert_one({"_id": f"same-second-{i}"})
+    clock.advance(0.2)  # still the same second (or the next one): never an earlier time
+    coll.insert_one({"_id": "a moment later"})
+    clock.advance(5)
+    coll.insert_one({"_id": "five seconds later"})
+    events = _drain(stream, 5)
+    times = [(e["clusterTime"].time, e["clusterTime"].inc) for e in events]
+    assert times == sorted(set(times))  # strictly increasing
+    assert events[-1]["clusterTime"].time == int(clock.time()) and events[-1]["clusterTime"].inc == 1
+    wall = events[-1]["wallTime"].replace(tzinfo=UTC)  # the server's time of the write
+    assert abs(wall - datetime.fromtimestamp(clock.time(), UTC)).total_seconds() < 0.001
+    with pytest.raises(ValueError, match="only moves forward"):
+        clock.advance(-1)
+
+
+def test_history_lost_when_resume_point_expired(short_history: StandinServer, clock: ManualClock) -> None:
+    c = _client(short_history)
     coll = c.shop.orders
     stream = _watch(coll)
     coll.insert_one({"_id": 1})
@@ -280,9 +346,14 @@ def test_history_lost_when_resume_point_expired(server: StandinServer) -> None:
     with c.start_session() as session:
         coll.insert_one({"_id": 2}, session=session)
         at = session.operation_time
-    time.sleep(0.5)
-    coll.insert_one({"_id": 3})  # expires the older entries
-    for kwargs in ({"resume_after": token}, {"start_after": token}, {"start_at_operation_time": at}):
+    starts = ({"resume_after": token}, {"start_after": token}, {"start_at_operation_time": at})
+    clock.advance(0.9)
+    coll.insert_one({"_id": 3})  # within the window: nothing is forgotten yet
+    for kwargs in starts:
+        coll.watch(**kwargs).close()
+    clock.advance(0.2)
+    coll.insert_one({"_id": 4})  # expires the entries older than one second
+    for kwargs in starts:
         with pytest.raises(OperationFailure) as e:
             coll.watch(**kwargs)
         assert e.value.code == 286, kwargs
@@ -290,20 +361,42 @@ def test_history_lost_when_resume_point_expired(server: StandinServer) -> None:
     c.close()
 
 
-def test_history_lost_on_get_more_of_a_lagging_stream(server: StandinServer) -> None:
-    server.store.changes.retention_seconds = 0.3
-    c = _client(server)
+def test_history_lost_on_get_more_of_a_lagging_stream(short_history: StandinServer, clock: ManualClock) -> None:
+    c = _client(short_history)
     coll = c.shop.orders
     stream = _watch(coll, batch_size=1)
     coll.insert_many([{"_id": i} for i in range(3)])
     _next(stream)  # the rest wait for the next getMore
-    time.sleep(0.5)
+    clock.advance(1.5)
     coll.insert_one({"_id": "late"})
     with pytest.raises(OperationFailure) as e:
         for _ in range(5):
             stream.try_next()
     assert e.value.code == 286
     c.close()
+
+
+def test_an_idle_cursor_is_reaped_after_ten_minutes_of_server_time(client: MongoClient, clock: ManualClock) -> None:
+    coll = client.shop.orders
+    coll.insert_many([{"_id": i} for i in range(6)])
+    kept, idle = coll.find(batch_size=2), coll.find(batch_size=2)
+    assert [next(kept)["_id"], next(idle)["_id"]] == [0, 0]
+    clock.advance(IDLE_TIMEOUT_SECONDS - 1)
+    assert [d["_id"] for d in (next(kept), next(kept), next(kept))] == [1, 2, 3]  # a getMore: kept alive
+    next(idle)  # the rest of its first batch: no getMore, so the server still counts it as idle
+    clock.advance(2)
+    assert next(kept)["_id"] == 4
+    with pytest.raises(CursorNotFound) as e:
+        next(idle)
+    assert e.value.code == 43
+
+
+def test_server_status_reports_the_server_clock(client: MongoClient, clock: ManualClock) -> None:
+    before = client.admin.command("serverStatus")
+    clock.advance(3600)
+    after = client.admin.command("serverStatus")
+    assert after["uptime"] - before["uptime"] == 3600
+    assert (after["localTime"] - before["localTime"]).total_seconds() == pytest.approx(3600, abs=0.001)
 
 
 # -- fullDocument -------------------------------------------------------------------------------
@@ -473,7 +566,7 @@ def test_batch_size_one_splits_an_event_from_its_invalidate(client: MongoClient)
     assert not stream.alive
 
 
-def test_start_at_a_future_time_skips_earlier_events(client: MongoClient) -> None:
+def test_start_at_a_future_time_skips_earlier_events(client: MongoClient, clock: ManualClock) -> None:
     coll = client.shop.orders
     with client.start_session() as session:
         coll.insert_one({"_id": "now"}, session=session)
@@ -481,7 +574,7 @@ def test_start_at_a_future_time_skips_earlier_events(client: MongoClient) -> Non
     stream = _watch(coll, start_at_operation_time=Timestamp(now.time + 2, 0))
     coll.insert_one({"_id": "too early"})
     assert stream.try_next() is None
-    time.sleep(2.1)
+    clock.advance(2.1)
     coll.insert_one({"_id": "late enough"})
     assert _next(stream)["documentKey"] == {"_id": "late enough"}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +18,6 @@ VERSIONS = {
     "documentdb": {"version": "5.0.0", "maxWireVersion": 13},
 }
 _ELECTION_ID = ObjectId("7fffffff0000000000000001")
-_STARTED = time.time()
 
 
 @command("hello", "isMaster", "ismaster", action=Action.NONE)
@@ -39,7 +37,7 @@ def hello(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
         "maxBsonObjectSize": 16 * 1024 * 1024,
         "maxMessageSizeBytes": 48_000_000,
         "maxWriteBatchSize": 100_000,
-        "localTime": datetime.now(UTC),
+        "localTime": _local_time(ctx),
         "logicalSessionTimeoutMinutes": 30,
         "connectionId": ctx.conn.id,
         "minWireVersion": 0,
@@ -79,10 +77,15 @@ def server_status(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
         "version": VERSIONS[ctx.flavour]["version"],
         "process": "mongod",
         "pid": Int64(os.getpid()),
-        "uptime": float(int(time.time() - _STARTED)),
-        "localTime": datetime.now(UTC),
+        "uptime": float(int(ctx.server.store.wall.time() - ctx.server.started_at)),
+        "localTime": _local_time(ctx),
         "repl": {"setName": ctx.server.config.set_name, "isWritablePrimary": True},
     }
+
+
+def _local_time(ctx: Context) -> datetime:
+    """The server's time of day, in milliseconds as BSON dates carry it."""
+    return datetime.fromtimestamp(int(ctx.server.store.wall.time() * 1000) / 1000, UTC)
 
 
 @command("endSessions", "killSessions", action=Action.NONE)
