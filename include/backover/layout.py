@@ -1,7 +1,8 @@
 """Where a migration keeps its files: ``s3://{bucket}/{prefix}/{migration_id}/...``.
 
 One place names every key, so the replicator, the restore, the Lambdas, the sensors and the clean
-job cannot disagree (see docs/architecture.md, "S3 layout").
+job cannot disagree (see docs/architecture.md, "State objects"); a test fails when product code
+writes a key of a migration's folder anywhere else.
 """
 
 from __future__ import annotations
@@ -137,8 +138,23 @@ class MigrationLayout:
         return self.key("restore/_lease.json")
 
     @property
+    def restore_ddl(self) -> str:
+        """The restore's record of the last DDL event (:class:`backover.state.DdlRecord`)."""
+        return self.key("restore/_ddl.json")
+
+    @property
+    def restore_displaced(self) -> str:
+        """The documents the restore moved aside for unique keys (concatenated BSON)."""
+        return self.key("restore/displaced.bson")
+
+    @property
     def verify_report(self) -> str:
         return self.key("reports/verify.json")
+
+    @property
+    def rehearsal_report(self) -> str:
+        """The rehearsal DAG's report (figures and phase outcomes)."""
+        return self.key("reports/rehearsal.json")
 
     def segment(self, seq: int, compression: str) -> str:
         """``changes/{seq:012d}.bson.zst`` (``.bson.gz``, ``.bson``)."""
@@ -155,11 +171,19 @@ class MigrationLayout:
         compression = next(c for c, s in COMPRESSION_SUFFIX.items() if s == suffix)
         return int(match.group(1)), compression
 
+    @property
+    def backups_prefix(self) -> str:
+        """Every backup of the migration (all labels)."""
+        return self.key("backups/")
+
     def backup_prefix(self, label: str) -> str:
-        return self.key(f"backups/{label}/")
+        return self.backups_prefix + f"{label}/"
+
+    def backup_database_prefix(self, label: str, db: str) -> str:
+        return self.backup_prefix(label) + f"{db}/"
 
     def backup_data(self, label: str, db: str, coll: str) -> str:
-        return self.key(f"backups/{label}/{db}/{coll}.bson.gz")
+        return self.backup_database_prefix(label, db) + f"{coll}.bson.gz"
 
     def backup_metadata(self, label: str, db: str, coll: str) -> str:
-        return self.key(f"backups/{label}/{db}/{coll}.metadata.json.gz")
+        return self.backup_database_prefix(label, db) + f"{coll}.metadata.json.gz"

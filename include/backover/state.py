@@ -1,34 +1,288 @@
-"""The JSON state objects a migration keeps in S3, as typed records.
+"""The JSON state objects a migration keeps in S3, as typed, versioned records.
 
 Writers and readers (replicator, restore, Lambdas, sensors, clean, status) all go through these,
-so a field is named once. Values that are BSON (cluster times, resume tokens) are stored as
+so a field is named once and read and written in one place (:meth:`Record.to_json`,
+:meth:`Record.from_json`). Values that are BSON (cluster times, resume tokens) are stored as
 canonical Extended JSON by :mod:`backover.s3objects`.
+
+Every record is written with ``format_version`` (:data:`FORMAT_VERSION`); a file without one is
+version 1 (the files written before the field existed, which have the same shape). A file of a
+newer version than this code knows, or one that is not the record it should be (not an object, a
+required field missing, a field of the wrong type, an unknown status), is refused with one line
+naming its key (:class:`RecordError`, exit 1): a damaged state file is never guessed at.
+
+Status values are :class:`enum.StrEnum` members, so the JSON keeps the same strings; their helpers
+(``is_terminal()``, ``capture_over()``) are the one place each rule about a status is written.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import dataclasses
+import enum
+import types
+import typing
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 from bson.timestamp import Timestamp
 
-REPLICATOR_STATES = ("running", "draining", "drained", "failed", "stopped")
-RESTORE_STATES = ("running", "completed", "failed")
+from .errors import JobFailed
+from .s3objects import S3Objects
+
+#: The format version of every record this code writes (a file without ``format_version``: 1).
+FORMAT_VERSION = 1
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _from_dict(cls: type, data: dict[str, Any]) -> Any:
-    known = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in known})
+class RecordError(JobFailed):
+    """A state file that is not the record it should be; ``str(e)`` is one line naming its key."""
 
 
+# -- statuses ---------------------------------------------------------------------------------------
+class ReplicatorState(enum.StrEnum):
+    """``changes/_checkpoint.json`` ``state``."""
+
+    RUNNING = "running"
+    DRAINING = "draining"
+    DRAINED = "drained"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+    def is_terminal(self) -> bool:
+        """The replicator that wrote it has ended (a failed one may be run again)."""
+        return self in (ReplicatorState.DRAINED, ReplicatorState.FAILED, ReplicatorState.STOPPED)
+
+    def capture_over(self) -> bool:
+        """No segment is written any more: drained past F, or stopped by an abort or a signal."""
+        return self in (ReplicatorState.DRAINED, ReplicatorState.STOPPED)
+
+
+class RestoreState(enum.StrEnum):
+    """``restore/_checkpoint.json`` ``state``."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    def is_terminal(self) -> bool:
+        return self in (RestoreState.COMPLETED, RestoreState.FAILED)
+
+
+class DdlState(enum.StrEnum):
+    """``restore/_ddl.json`` ``state``: the DDL is about to be applied, or was applied."""
+
+    STARTED = "started"
+    APPLIED = "applied"
+
+
+class ReadOnlyProof(enum.StrEnum):
+    """How the freeze proved the app user read-only (``state/freeze.json`` ``read_only_proof``)."""
+
+    WRITE_REFUSED = "write-refused"  # a write as the app user was refused with code 13
+    ROLES_ONLY = "roles-only"  # no app secret: the roles the server reports hold no write role
+
+
+# -- the record machinery -------------------------------------------------------------------------
+class JsonRecord(Protocol):
+    """What :func:`read` needs of a record type: a checked ``from_json``."""
+
+    @classmethod
+    def from_json(cls, doc: Any, where: str) -> Self: ...
+
+
+R = TypeVar("R", bound=JsonRecord)
+
+
+class Record:
+    """Mixin of the dataclass records: one ``to_json``/``from_json`` for all, with a format version.
+
+    ``from_json`` checks each field against its type hint: ``int`` is a count (a non-negative
+    integer, not a bool), ``str``/``bool``/``float``/``datetime``/``Timestamp`` their type, a
+    :class:`enum.StrEnum` one of its values, ``list[X]``/``dict[str, X]`` each item, a nested
+    record its own fields, ``X | None`` also null, ``Any`` anything. Fields without a default are
+    required; unknown fields are ignored (a newer writer of the same version may add some)."""
+
+    #: What the record is, for messages ("a restore checkpoint").
+    WHAT: ClassVar[str] = "record"
+    #: Fields not written while they are None (absent = not recorded yet).
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset()
+
+    def __post_init__(self) -> None:
+        # Statuses given as plain strings (``state="drained"``) become their enum member.
+        for f in fields(self):  # type: ignore[arg-type]
+            kind = _hints(type(self)).get(f.name)
+            enum_type = _enum_of(kind)
+            value = getattr(self, f.name)
+            if enum_type is not None and isinstance(value, str) and not isinstance(value, enum_type):
+                setattr(self, f.name, enum_type(value))
+
+    def to_json(self) -> dict[str, Any]:
+        """The document to store (``format_version`` first)."""
+        return {"format_version": FORMAT_VERSION, **self.fields_json()}
+
+    def fields_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if value is None and f.name in self.OMIT_NONE:
+                continue
+            doc[f.name] = _plain(value)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Any, where: str) -> Self:
+        """The record stored at ``where`` (``s3://bucket/key``); :class:`RecordError` when ``doc``
+        is not one, or is of a format version this code does not know."""
+        check_version(doc, where, cls.WHAT)
+        return cls._from_fields(doc, where, "")
+
+    @classmethod
+    def _from_fields(cls, doc: dict[str, Any], where: str, path: str) -> Self:
+        hints = _hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            if f.name not in doc:
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    raise RecordError(f"{where} is not {cls.WHAT} (no {path}{f.name})")
+                continue
+            values[f.name] = checked(doc[f.name], hints[f.name], where, path + f.name)
+        return cls(**values)
+
+    # The names of before issue 11, kept for callers that still use them.
+    def to_doc(self) -> dict[str, Any]:
+        return self.to_json()
+
+    @classmethod
+    def from_doc(cls, doc: Any, where: str = "the state file") -> Self:
+        return cls.from_json(doc, where)
+
+
+def read(s3: S3Objects, key: str, cls: type[R]) -> R | None:
+    """The record at ``key``, or None when there is none; RecordError (or JobFailed for a file that
+    is not JSON) naming ``s3://bucket/key`` when it is not a ``cls``."""
+    doc = s3.get_json(key)
+    return None if doc is None else cls.from_json(doc, f"s3://{s3.bucket}/{key}")
+
+
+def write(s3: S3Objects, key: str, record: Record) -> None:
+    s3.put_json(key, record.to_json())
+
+
+def check_version(doc: Any, where: str, what: str) -> None:
+    """RecordError unless ``doc`` is a JSON object of a format version this code reads."""
+    if not isinstance(doc, dict):
+        raise RecordError(f"{where} is not {what} (not a JSON object)")
+    version = doc.get("format_version", 1)
+    if not _is_count(version) or version < 1:
+        raise RecordError(f"{where} has an invalid format_version {_shown(version)}")
+    if version > FORMAT_VERSION:
+        raise RecordError(f"{where} is {what} of format version {version}; this Back Over reads format "
+                          f"versions up to {FORMAT_VERSION}: upgrade Back Over to read it")
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:60] + "..."
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _enum_of(kind: Any) -> type[enum.StrEnum] | None:
+    for option in typing.get_args(kind) if _is_union(kind) else (kind,):
+        if isinstance(option, type) and issubclass(option, enum.StrEnum):
+            return option
+    return None
+
+
+def _is_union(kind: Any) -> bool:
+    return typing.get_origin(kind) in (typing.Union, types.UnionType)
+
+
+def checked(value: Any, kind: Any, where: str, name: str) -> Any:
+    """``value`` as a ``kind`` (enum members, nested records), or RecordError naming the field."""
+    if kind is Any:
+        return value
+    if _is_union(kind):
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        last: RecordError | None = None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return checked(value, option, where, name)
+            except RecordError as e:
+                last = e
+        assert last is not None
+        raise last
+    origin = typing.get_origin(kind)
+    if origin is list:
+        if not isinstance(value, list):
+            raise RecordError(f"{where} has an invalid {name} {_shown(value)}")
+        (item,) = typing.get_args(kind)
+        return [checked(v, item, where, name) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise RecordError(f"{where} has an invalid {name} {_shown(value)}")
+        _, item = typing.get_args(kind)
+        return {k: checked(v, item, where, name) for k, v in value.items()}
+    if isinstance(kind, type) and issubclass(kind, enum.StrEnum):
+        if not isinstance(value, str) or value not in kind._value2member_map_:
+            raise RecordError(f"{where} has an unknown {name} {_shown(value)}")
+        return kind(value)
+    if isinstance(kind, type) and issubclass(kind, Record):
+        if not isinstance(value, dict):
+            raise RecordError(f"{where} has an invalid {name} {_shown(value)}")
+        return kind._from_fields(value, where, f"{name}.")
+    ok = {
+        int: _is_count,
+        bool: lambda v: isinstance(v, bool),
+        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        str: lambda v: isinstance(v, str),
+        datetime: lambda v: isinstance(v, datetime),
+        Timestamp: lambda v: isinstance(v, Timestamp),
+    }.get(kind)
+    if ok is None:
+        raise TypeError(f"a record field of type {kind!r} cannot be checked")
+    if not ok(value):
+        raise RecordError(f"{where} has an invalid {name} {_shown(value)}")
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.StrEnum):
+        return value.value
+    if isinstance(value, Record):
+        return value.fields_json()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+# -- the records -----------------------------------------------------------------------------------
 @dataclass
-class ReplicatorCheckpoint:
+class ReplicatorCheckpoint(Record):
     """``changes/_checkpoint.json``: written only after segment ``last_seq`` is durable in S3."""
+
+    WHAT = "a replicator checkpoint"
 
     migration_id: str
     last_seq: int = 0
@@ -36,35 +290,127 @@ class ReplicatorCheckpoint:
     last_cluster_time: Timestamp | None = None
     events_total: int = 0
     bytes_total: int = 0
-    state: str = "running"
-    heartbeat_at: datetime = field(default_factory=utc_now)
+    state: ReplicatorState = ReplicatorState.RUNNING
+    heartbeat_at: datetime | None = field(default_factory=utc_now)
     reason: str | None = None  # why the state is ``failed``
     drained_until: Timestamp | None = None
 
-    def to_doc(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> ReplicatorCheckpoint:
-        return _from_dict(cls, doc)
-
 
 @dataclass
-class RestoreCheckpoint:
+class RestoreCheckpoint(Record):
     """``restore/_checkpoint.json``: the last segment applied in full, and the outcome."""
+
+    WHAT = "a restore checkpoint"
 
     migration_id: str
     last_applied_seq: int = 0
     events_applied: int = 0
-    state: str = "running"
+    state: RestoreState = RestoreState.RUNNING
     per_namespace: dict[str, dict[str, int]] = field(default_factory=dict)
     updated_at: datetime = field(default_factory=utc_now)
     reason: str | None = None
     displaced_generation: int = 0  # the saved ``restore/displaced.bson`` this checkpoint relies on
 
-    def to_doc(self) -> dict[str, Any]:
-        return asdict(self)
 
-    @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> RestoreCheckpoint:
-        return _from_dict(cls, doc)
+@dataclass
+class DdlRecord(Record):
+    """``restore/_ddl.json``: the last DDL event, as started before it is applied and as applied after."""
+
+    WHAT = "a DDL record"
+
+    seq: int
+    index: int
+    state: DdlState
+    op: str | None = None
+    ns: str | None = None
+    at: datetime | None = None
+    displaced_generation: int = 0
+
+    def applied_through(self) -> tuple[int, int]:
+        """The position up to which every event is applied: an applied DDL and all before it; for
+        a DDL only started, all before it."""
+        return (self.seq, self.index) if self.state is DdlState.APPLIED else (self.seq, self.index - 1)
+
+
+@dataclass
+class StartRecord(Record):
+    """``state/start.json`` (start Lambda): written before any role change, ``t0`` None until the
+    start finished. ``namespaces`` are ``db`` or ``db.coll``; ``prior_roles`` ``{role, db}``;
+    ``change_streams_enabled`` ``{database, collection}``: the streams *this* start enabled."""
+
+    WHAT = "a start record (state/start.json)"
+
+    migration_id: str | None = None
+    t0: Timestamp | None = None
+    databases: list[str] = field(default_factory=list)
+    namespaces: list[str] = field(default_factory=list)
+    app_user: str | None = None
+    prior_roles: list[dict[str, str]] = field(default_factory=list)
+    change_streams_enabled: list[dict[str, str]] = field(default_factory=list)
+    source_flavour: str | None = None
+    started_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        """The start recorded T0: the capture may begin."""
+        return self.t0 is not None
+
+
+@dataclass
+class FreezeRecord(Record):
+    """``state/freeze.json`` (restore Lambda): F, the cluster time after the app user became
+    read-only, and the roles kept and removed."""
+
+    WHAT = "a freeze record (state/freeze.json)"
+
+    migration_id: str | None = None
+    f: Timestamp | None = None
+    app_user: str | None = None
+    read_only_roles: list[dict[str, str]] = field(default_factory=list)
+    roles_removed: list[dict[str, str]] = field(default_factory=list)
+    read_only_proof: ReadOnlyProof | None = None
+    frozen_at: datetime | None = None
+
+
+@dataclass
+class CleanGuard(Record):
+    """The check that allowed a clean-up (``state/clean.json`` ``guard``)."""
+
+    WHAT = "a clean guard"
+
+    restore_state: RestoreState | None = None
+    verified: bool = False
+    replicator_state: ReplicatorState | None = None
+    frozen: bool = False
+    forced: bool = False
+    checked_at: datetime | None = None
+
+    @property
+    def passed(self) -> bool:
+        """An unforced check that passed every rule (it lets a re-run through after the
+        checkpoints are gone)."""
+        return (not self.forced and self.restore_state is RestoreState.COMPLETED and self.verified and self.frozen
+                and self.replicator_state is not None and self.replicator_state.capture_over())
+
+
+@dataclass
+class CleanRecord(Record):
+    """``state/clean.json``, written in parts by the clean Lambda and ``backover clean``.
+
+    ``cleaned_at`` present = the S3 clean-up finished. The counts are totals over every run; each
+    batch is counted just before it is deleted, with its keys in ``deleting`` (empty once the run
+    finished). ``backups_kept`` None = not recorded yet."""
+
+    WHAT = "a clean record (state/clean.json)"
+    OMIT_NONE = frozenset({"guard", "change_streams_disabled_at", "cleaned_at", "backups_kept"})
+
+    migration_id: str | None = None
+    guard: CleanGuard | None = None
+    change_streams_disabled: list[dict[str, str]] = field(default_factory=list)
+    change_streams_disabled_at: datetime | None = None
+    cleaned_at: datetime | None = None
+    segments_deleted: int = 0
+    checkpoints_deleted: int = 0
+    backups_deleted: int = 0
+    backups_kept: bool | None = None
+    deleting: list[str] = field(default_factory=list)

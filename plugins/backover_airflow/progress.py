@@ -1,23 +1,32 @@
 """What a migration's state objects say about one phase: pending, done or failed, and how far.
 
-Pure functions over the records of :mod:`backover.state` and the JSON state objects; the hook
-reads S3 and calls them, the sensors and triggers log the message. Each message says what is
+Pure functions over the records of :mod:`backover.state` (and the verification report); the hook
+reads S3 and calls them, the sensors and triggers log the message. "Restore verified" is clean's
+own rule, :func:`backover.cleanup.guard.decide`, worded for a task log. Each message says what is
 awaited and how far it is (lag behind the freeze position, segments left), so a task log answers
 "what is it waiting for?" without opening S3.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from bson.timestamp import Timestamp
 
 from backover import clustertime
 from backover.cleanup import guard as clean_guard
-from backover.state import ReplicatorCheckpoint, RestoreCheckpoint
+from backover.state import (
+    CleanRecord,
+    FreezeRecord,
+    ReplicatorCheckpoint,
+    ReplicatorState,
+    RestoreCheckpoint,
+    RestoreState,
+    StartRecord,
+)
+from backover.verify.report import VerifyReport
 
 PENDING, SUCCESS, FAILED = "pending", "success", "failed"
 Status = Literal["pending", "success", "failed"]
@@ -73,9 +82,9 @@ def replicator_health(cp: ReplicatorCheckpoint | None, max_age_seconds: float, n
     """Healthy = a checkpoint in state running (or already draining/drained) with a fresh heartbeat."""
     if cp is None:
         return Progress(PENDING, f"waiting for the replicator's first checkpoint at {where}")
-    if cp.state == "failed":
+    if cp.state is ReplicatorState.FAILED:
         return Progress(FAILED, f"replicator failed: {cp.reason or 'no reason given'}")
-    if cp.state == "stopped":
+    if cp.state is ReplicatorState.STOPPED:
         return Progress(FAILED, f"replicator is stopped (aborted?) after {_captured(cp)}")
     age = _age(cp.heartbeat_at, now)
     if age is None or age > max_age_seconds:
@@ -91,22 +100,22 @@ def replicator_health(cp: ReplicatorCheckpoint | None, max_age_seconds: float, n
     )
 
 
-def replication_drained(freeze: Mapping[str, Any] | None, cp: ReplicatorCheckpoint | None,
+def replication_drained(freeze: FreezeRecord | None, cp: ReplicatorCheckpoint | None,
                         max_age_seconds: float, now: datetime) -> Progress:
     """Drained = the checkpoint says ``drained`` at or past the freeze position F."""
-    if freeze is None or not isinstance(freeze.get("f"), Timestamp):
+    if freeze is None or freeze.f is None:
         return Progress(PENDING, "waiting for the freeze position F (state/freeze.json, from the restore Lambda)")
-    f: Timestamp = freeze["f"]
+    f = freeze.f
     if cp is None:
         return Progress(PENDING, f"F = {_ts(f)}; waiting for the replicator's first checkpoint")
-    if cp.state == "failed":
+    if cp.state is ReplicatorState.FAILED:
         return Progress(FAILED, f"replicator failed before draining past F = {_ts(f)}: {cp.reason or 'no reason given'}")
     reached = max((t for t in (cp.drained_until, cp.last_cluster_time) if isinstance(t, Timestamp)), default=None)
-    if cp.state == "drained" and reached is not None and reached >= f:
+    if cp.state is ReplicatorState.DRAINED and reached is not None and reached >= f:
         return Progress(
             SUCCESS, f"replication drained past F = {_ts(f)}: captured up to {_ts(reached)}, {_captured(cp)}"
         )
-    if cp.state == "stopped":
+    if cp.state is ReplicatorState.STOPPED:
         return Progress(FAILED, f"replicator stopped before draining past F = {_ts(f)} ({_captured(cp)})")
     behind = f"{max(0, f.time - reached.time)} s behind" if reached is not None else "nothing captured yet"
     line = (
@@ -119,102 +128,94 @@ def replication_drained(freeze: Mapping[str, Any] | None, cp: ReplicatorCheckpoi
     return Progress(PENDING, line)
 
 
-def differences(report: Mapping[str, Any]) -> str:
-    parts = []
-    for ns, result in (report.get("namespaces") or {}).items():
-        if not isinstance(result, Mapping):
-            continue
-        counts = [f"{result.get(k)} {k}" for k in ("missing", "extra", "different") if result.get(k)]
-        if result.get("indexes_identical") is False:
-            counts.append("indexes differ")
-        if counts:
-            parts.append(f"{ns}: {', '.join(counts)}")
-    shown = "; ".join(parts[:MAX_NAMESPACES_IN_MESSAGE])
-    more = len(parts) - MAX_NAMESPACES_IN_MESSAGE
-    return (shown or "see reports/verify.json") + (f"; and {more} more namespaces" if more > 0 else "")
+#: How the "restore verified" check words the waits of clean's guard (the other refusals say it themselves).
+_WAITING = {
+    clean_guard.Check.NO_REPORT: "waiting for the verification report (reports/verify.json)",
+    clean_guard.Check.STALE_REPORT: "the verification report predates the restore, waiting for a new one",
+}
 
 
 def restore_completed(cp: RestoreCheckpoint | None, replicator: ReplicatorCheckpoint | None,
-                      report: Mapping[str, Any] | None, require_identical: bool,
-                      clean: Mapping[str, Any] | None = None, frozen: bool | None = None) -> Progress:
-    """Completed = the restore checkpoint says ``completed``; with ``require_identical`` (the clean
-    DAG's "restore verified") the verification report (newer than the restore) must also say
-    ``identical``, and the capture must be over as clean's guard requires
-    (:func:`backover.cleanup.guard.capture_refusal`: frozen, replicator drained or stopped);
-    ``frozen`` None = not known here (then only the replicator's state is checked).
-
-    Clean-up deletes the restore checkpoint; the check that allowed it stays in
-    ``state/clean.json`` (``guard``), so a migration already cleaned after a verified restore
-    still counts as completed and verified (a re-run of the clean DAG finds it so).
-    """
-    guard = (clean or {}).get("guard") if cp is None else None
-    if isinstance(guard, Mapping):
-        if clean_guard.recorded_pass(guard):
-            return Progress(SUCCESS, "restore completed and verified identical (recorded in state/clean.json "
-                                     "by the clean-up, which removed the restore checkpoint)")
-        if guard.get("forced"):
-            return Progress(FAILED, "the clean-up was forced without a verified restore (state/clean.json)")
+                      report: VerifyReport | None, require_identical: bool, clean: CleanRecord | None = None,
+                      freeze: FreezeRecord | None = None, now: datetime | None = None) -> Progress:
+    """Completed = the restore checkpoint says ``completed``. With ``require_identical`` (the clean
+    DAG's "restore verified") it is clean's own rule, :func:`backover.cleanup.guard.decide`: done
+    when clean-up would be allowed (restore completed, verification newer than it and identical,
+    frozen, the replicator drained or stopped, or a passing check recorded in ``state/clean.json``
+    by a clean-up that removed the checkpoints); failed when the guard's refusal is final."""
+    if not require_identical:
+        return _restore_progress(cp, replicator)
+    verdict = clean_guard.decide(restore=cp, report=report, replicator=replicator, freeze=freeze, clean=clean,
+                                 force=False, now=now or datetime.now(UTC))
+    if verdict.recorded:
+        return Progress(SUCCESS, "restore completed and verified identical (recorded in state/clean.json "
+                                 "by the clean-up, which removed the restore checkpoint)")
+    if verdict.check is clean_guard.Check.RESTORE and cp is not None:
+        return _restore_progress(cp, replicator)
+    if verdict.final:
+        return Progress(FAILED, verdict.refusal or "")
     if cp is None:
         return Progress(PENDING, "waiting for the restore's checkpoint (restore/_checkpoint.json)")
-    if cp.state == "failed":
+    done = _restore_done(cp)
+    if verdict.check in _WAITING:
+        return Progress(PENDING, f"{done}; {_WAITING[verdict.check]}")
+    count = len(report.namespaces) if report is not None else 0
+    if not verdict.allowed:
+        return Progress(PENDING, f"{done}; verified identical ({count} namespaces), but {verdict.refusal}")
+    return Progress(SUCCESS, f"{done}; verified identical ({count} namespaces)")
+
+
+def _restore_done(cp: RestoreCheckpoint) -> str:
+    return f"restore completed: {cp.last_applied_seq} segments, {cp.events_applied} events applied"
+
+
+def _restore_progress(cp: RestoreCheckpoint | None, replicator: ReplicatorCheckpoint | None) -> Progress:
+    if cp is None:
+        return Progress(PENDING, "waiting for the restore's checkpoint (restore/_checkpoint.json)")
+    if cp.state is RestoreState.FAILED:
         return Progress(FAILED, f"restore failed: {cp.reason or 'no reason given'}")
-    total = replicator.last_seq if replicator is not None else None
-    if cp.state != "completed":
+    if cp.state is not RestoreState.COMPLETED:
+        total = replicator.last_seq if replicator is not None else None
         left = f"{max(0, total - cp.last_applied_seq)} segments left" if total is not None else "total unknown"
         return Progress(
             PENDING,
             f"restoring: applied segment {cp.last_applied_seq} of {total if total is not None else '?'} "
             f"({left}), {cp.events_applied} events applied",
         )
-    done = f"restore completed: {cp.last_applied_seq} segments, {cp.events_applied} events applied"
-    if not require_identical:
-        return Progress(SUCCESS, done)
-    if report is None:
-        return Progress(PENDING, f"{done}; waiting for the verification report (reports/verify.json)")
-    if clean_guard.report_predates(report, cp):
-        return Progress(PENDING, f"{done}; the verification report predates the restore, waiting for a new one")
-    if report.get("identical") is not True:
-        return Progress(FAILED, f"verification found differences: {differences(report)}")
-    count = len(report.get("namespaces") or {})
-    capture = clean_guard.capture_refusal(replicator.state if replicator is not None else None,
-                                          frozen if frozen is not None else True)
-    if capture:
-        return Progress(PENDING, f"{done}; verified identical ({count} namespaces), but {capture}")
-    return Progress(SUCCESS, f"{done}; verified identical ({count} namespaces)")
+    return Progress(SUCCESS, _restore_done(cp))
 
 
-def _namespaces(docs: Any) -> str:
-    if not isinstance(docs, list) or not docs:
+def _namespaces(docs: list[dict[str, str]]) -> str:
+    if not docs:
         return "none"
-    names = [".".join(p for p in (d.get("database"), d.get("collection")) if p) if isinstance(d, Mapping) else str(d)
-             for d in docs]
+    names = [".".join(p for p in (d.get("database"), d.get("collection")) if p) for d in docs]
     return ", ".join(names) or "the whole cluster"
 
 
-def clean_completed(clean: Mapping[str, Any] | None, segments_left: int) -> Progress:
+def clean_completed(clean: CleanRecord | None, segments_left: int) -> Progress:
     """Completed = ``state/clean.json`` has ``cleaned_at`` (the S3 clean-up finished) and no change
     segment is left. The clean Lambda and clean's own guard write the file earlier, without it."""
-    if clean is None or not clean.get("cleaned_at"):
+    if clean is None or clean.cleaned_at is None:
         return Progress(PENDING, f"waiting for the clean-up to finish (state/clean.json 'cleaned_at'); "
                                  f"{segments_left} change segments left")
     if segments_left:
         return Progress(PENDING, f"clean-up recorded but {segments_left} change segments are left")
     return Progress(
         SUCCESS,
-        f"clean completed: {clean.get('segments_deleted', '?')} segments deleted, no segments left; "
-        f"change streams disabled: {_namespaces(clean.get('change_streams_disabled'))}",
+        f"clean completed: {clean.segments_deleted} segments deleted, no segments left; "
+        f"change streams disabled: {_namespaces(clean.change_streams_disabled)}",
     )
 
 
-def capture_window(start: Mapping[str, Any] | None, cp: ReplicatorCheckpoint | None, min_seconds: float,
+def capture_window(start: StartRecord | None, cp: ReplicatorCheckpoint | None, min_seconds: float,
                    now: datetime) -> Progress:
     """Done once the capture has run ``min_seconds`` since T0 (``state/start.json``) and the replicator
     has not failed; the message counts what was captured so far (a rehearsal's load window)."""
-    t0 = start.get("t0") if start else None
-    if not isinstance(t0, Timestamp):
+    t0 = start.t0 if start else None
+    if t0 is None:
         return Progress(PENDING, "waiting for the start position T0 (state/start.json, from the start Lambda)")
-    if cp is not None and cp.state in ("failed", "stopped"):
-        why = (cp.reason or "no reason given") if cp.state == "failed" else "aborted?"
+    if cp is not None and cp.state in (ReplicatorState.FAILED, ReplicatorState.STOPPED):
+        why = (cp.reason or "no reason given") if cp.state is ReplicatorState.FAILED else "aborted?"
         return Progress(FAILED, f"replicator {cp.state} during the capture window: {why}")
     elapsed = max(0.0, _aware(now).timestamp() - t0.time)
     captured = _captured(cp) if cp is not None else "nothing captured yet"

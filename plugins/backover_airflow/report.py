@@ -14,22 +14,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from backover.state import ReplicatorCheckpoint, RestoreCheckpoint
-from backover_airflow.progress import differences
-
-REPORT_KEY = "reports/rehearsal.json"
+from backover.state import CleanRecord, FreezeRecord, ReplicatorCheckpoint, RestoreCheckpoint, StartRecord
+from backover.verify.report import VerifyReport
 
 
 @dataclass(frozen=True)
 class MigrationSnapshot:
     """Every state object of one migration, as read at one moment (None where absent)."""
 
-    start: Mapping[str, Any] | None = None
-    freeze: Mapping[str, Any] | None = None
+    start: StartRecord | None = None
+    freeze: FreezeRecord | None = None
     replicator: ReplicatorCheckpoint | None = None
     restore: RestoreCheckpoint | None = None
-    verify: Mapping[str, Any] | None = None
-    clean: Mapping[str, Any] | None = None
+    verify: VerifyReport | None = None
+    clean: CleanRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -80,14 +78,15 @@ def build(migration_id: str, phases: Mapping[str, Phase], snap: MigrationSnapsho
     :param counts: :func:`figures` taken before clean-up (default: from ``snap``).
     :param restore_task: ``(phase, task id)`` whose duration measures the replay throughput.
     """
-    start, freeze, verify = snap.start or {}, snap.freeze or {}, snap.verify or {}
+    start, freeze, verify, clean = snap.start, snap.freeze, snap.verify, snap.clean
     counts = counts or figures(snap)
     captured, replayed = counts.get("events_captured"), counts.get("events_replayed")
-    frozen_at, checked_at = freeze.get("frozen_at"), verify.get("checked_at")
+    frozen_at = freeze.frozen_at if freeze else None
+    checked_at = verify.checked_at if verify else None
     phase, task = restore_task
     restore_tasks = phases[phase].tasks if phase in phases and phases[phase].tasks else {}
     restore_seconds = restore_tasks.get(task)
-    identical = verify.get("identical") if snap.verify is not None else None
+    identical = verify.identical if verify is not None else None
     passed = bool(phases) and all(p.ok for p in phases.values()) and identical is True
     return {
         "migration_id": migration_id,
@@ -108,18 +107,18 @@ def build(migration_id: str, phases: Mapping[str, Phase], snap: MigrationSnapsho
             "replayed": replayed,
         },
         "throughput": {
-            "capture_events_per_second": _rate(captured, _seconds(start.get("started_at"), frozen_at)),
+            "capture_events_per_second": _rate(captured, _seconds(start.started_at if start else None, frozen_at)),
             "replay_events_per_second": _rate(replayed, restore_seconds),
         },
         "verification": {
             "identical": identical,
-            "namespaces": len(verify.get("namespaces") or {}),
-            "differences": None if identical in (True, None) else differences(verify),
+            "namespaces": len(verify.namespaces) if verify else 0,
+            "differences": None if verify is None or identical else verify.differences(),
             "checked_at": _iso(checked_at),
         },
         "clean": {
-            "cleaned_at": _iso((snap.clean or {}).get("cleaned_at")),
-            "segments_deleted": (snap.clean or {}).get("segments_deleted"),
+            "cleaned_at": _iso(clean.cleaned_at if clean else None),
+            "segments_deleted": clean.segments_deleted if clean else None,
         },
     }
 

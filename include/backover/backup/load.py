@@ -131,7 +131,7 @@ def find_backups(s3: S3Objects, config: LoadConfig) -> list[BackupFiles]:
         if not sep or "/" in file_name or (config.databases and db not in config.databases):
             continue
         if file_name.endswith(METADATA_SUFFIX):
-            data_key = f"{prefix}{db}/{file_name[: -len(METADATA_SUFFIX)]}{DATA_SUFFIX}"
+            data_key = config.layout.backup_data(config.label, db, file_name[: -len(METADATA_SUFFIX)])
             if data_key not in keys:
                 raise JobFailed(f"the backup of {db}.{unescape(file_name[: -len(METADATA_SUFFIX)])} is "
                                 f"incomplete: {data_key} is missing")
@@ -139,7 +139,7 @@ def find_backups(s3: S3Objects, config: LoadConfig) -> list[BackupFiles]:
         if not file_name.endswith(DATA_SUFFIX):
             continue
         escaped = file_name[: -len(DATA_SUFFIX)]
-        metadata_key = f"{prefix}{db}/{escaped}{METADATA_SUFFIX}"
+        metadata_key = config.layout.backup_metadata(config.label, db, escaped)
         if metadata_key not in keys:
             raise JobFailed(f"the backup of {db}.{unescape(escaped)} is incomplete: {metadata_key} is missing")
         found.append(BackupFiles(db, unescape(escaped), key, metadata_key))

@@ -1,6 +1,9 @@
 """May this migration be cleaned? Only once nothing can still need its segments and checkpoints.
 
-The rule (used by the clean Lambda, ``backover clean`` and the Airflow "restore verified" sensor):
+The rule, :func:`decide` (pure: the records in, allowed or the refusal out), is the one place it is
+written; the clean Lambda and ``backover clean`` call it through :func:`check` (which reads the
+records and keeps a passing check), and the Airflow "restore verified" sensor and trigger through
+``backover_airflow.progress.restore_completed``:
 
 * ``restore/_checkpoint.json`` says ``completed``;
 * ``reports/verify.json`` says ``identical`` and is not older than the restore checkpoint;
@@ -16,111 +19,133 @@ too: a failed ``clean --force`` never lets a later plain ``clean`` through.
 
 from __future__ import annotations
 
+import enum
 import logging
-from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
 
 from ..errors import JobFailed
 from ..layout import MigrationLayout
 from ..s3objects import S3Objects
-from ..state import ReplicatorCheckpoint, RestoreCheckpoint, utc_now
+from ..state import (
+    CleanGuard,
+    CleanRecord,
+    FreezeRecord,
+    ReplicatorCheckpoint,
+    ReplicatorState,
+    RestoreCheckpoint,
+    RestoreState,
+    read,
+    utc_now,
+)
+from ..verify.report import VerifyReport
 from . import record
 
 log = logging.getLogger(__name__)
-
-#: Replicator states after which no segment is written any more.
-CAPTURE_OVER = ("drained", "stopped")
 
 
 class CleanRefused(JobFailed):
     """The migration is not finished (restore, verification or capture not over)."""
 
 
-def capture_refusal(replicator_state: str | None, frozen: bool) -> str | None:
+class Check(enum.StrEnum):
+    """Which part of the rule refused (the sensor words its wait after it)."""
+
+    RESTORE = "restore"  # the restore has not completed
+    NO_REPORT = "no-report"  # verification has not run
+    STALE_REPORT = "stale-report"  # the report predates the restore
+    DIFFERENT = "different"  # verification found differences
+    CAPTURE = "capture"  # not frozen, or the replicator neither drained nor stopped
+    FORCED = "forced"  # an earlier forced clean-up removed the checkpoints of an unverified migration
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The guard's answer: allowed (``refusal`` None), or why not."""
+
+    guard: CleanGuard  # the check as made (or as recorded, when ``recorded``)
+    refusal: str | None = None
+    check: Check | None = None
+    final: bool = False  # waiting will not change it (the restore failed, differences, a forced clean-up)
+    recorded: bool = False  # allowed by the check an earlier clean-up recorded in state/clean.json
+
+    @property
+    def allowed(self) -> bool:
+        return self.refusal is None
+
+
+def capture_refusal(replicator_state: ReplicatorState | None, frozen: bool) -> str | None:
     """Why the capture may still be running (None when it is over)."""
     if not frozen:
         return ("the migration was never frozen (no state/freeze.json): the app still writes and the replicator "
                 "still captures")
-    if replicator_state not in CAPTURE_OVER:
+    if replicator_state is None or not replicator_state.capture_over():
         state = replicator_state or "without a checkpoint"
         return (f"the replicator is {state} (needs drained or stopped): segments deleted now would take later "
                 "writes with them")
     return None
 
 
-def report_predates(report: Mapping[str, Any], restore: RestoreCheckpoint | None) -> bool:
-    """Whether the verification report was made before the restore's last checkpoint."""
-    checked = report.get("checked_at")
-    updated = restore.updated_at if restore is not None else None
-    if not isinstance(checked, datetime) or not isinstance(updated, datetime):
-        return False
-    return _aware(checked) < _aware(updated)
-
-
-def recorded_pass(guard: Mapping[str, Any] | None) -> bool:
-    """Whether a recorded guard is an unforced check that passed every rule."""
-    return bool(
-        isinstance(guard, Mapping)
-        and not guard.get("forced")
-        and guard.get("restore_state") == "completed"
-        and guard.get("verified") is True
-        and guard.get("frozen") is True
-        and guard.get("replicator_state") in CAPTURE_OVER
-    )
-
-
-def check(s3: S3Objects, layout: MigrationLayout, force: bool = False) -> dict[str, Any]:
-    """The guard record allowing clean-up, recorded in ``state/clean.json``; CleanRefused if none."""
-    recorded = record.read(s3, layout).get("guard")
-    if isinstance(recorded, Mapping) and (recorded_pass(recorded) or (force and recorded.get("forced"))):
-        log.info("clean-up was allowed before (%s); going on", _describe(recorded))
-        return dict(recorded)
-    if isinstance(recorded, Mapping) and recorded.get("forced"):
-        log.info("an earlier clean-up was forced; this run is not, so the checks run again")
-    raw = s3.get_json(layout.restore_checkpoint)
-    restore = RestoreCheckpoint.from_doc(raw) if raw else None
+def decide(*, restore: RestoreCheckpoint | None, report: VerifyReport | None, replicator: ReplicatorCheckpoint | None,
+           freeze: FreezeRecord | None, clean: CleanRecord | None, force: bool, now: datetime) -> Verdict:
+    """Whether clean-up is allowed now, from the migration's records (None where absent)."""
+    recorded = clean.guard if clean is not None else None
+    if recorded is not None and (recorded.passed or (force and recorded.forced)):
+        return Verdict(recorded, recorded=True)
     restore_state = restore.state if restore is not None else None
-    report = s3.get_json(layout.verify_report)
-    stale = report is not None and report_predates(report, restore)
-    verified = bool(report and report.get("identical") is True and not stale)
-    raw_replicator = s3.get_json(layout.replicator_checkpoint)
-    replicator_state = ReplicatorCheckpoint.from_doc(raw_replicator).state if raw_replicator else None
-    frozen = s3.head(layout.freeze_state) is not None
-    guard = {"restore_state": restore_state, "verified": verified, "replicator_state": replicator_state,
-             "frozen": frozen, "forced": force, "checked_at": utc_now()}
-    if not force:
-        reason = _refusal(restore_state, report, stale, verified) or capture_refusal(replicator_state, frozen)
-        if reason:
-            raise CleanRefused(f"refusing to clean migration {layout.migration_id!r}: {reason}; --force to clean "
-                               "anyway")
-    else:
+    stale = report is not None and report.predates(restore.updated_at if restore is not None else None)
+    verified = report is not None and report.identical and not stale
+    replicator_state = replicator.state if replicator is not None else None
+    guard = CleanGuard(restore_state=restore_state, verified=verified, replicator_state=replicator_state,
+                       frozen=freeze is not None, forced=force, checked_at=now)
+    if force:
+        return Verdict(guard)
+    if recorded is not None and recorded.forced and restore is None:
+        return Verdict(guard, "the clean-up was forced without a verified restore (state/clean.json) and its "
+                              "checkpoints are gone", Check.FORCED, final=True)
+    if restore_state is not RestoreState.COMPLETED:
+        failed = restore_state is RestoreState.FAILED
+        reason = f": {restore.reason or 'no reason given'}" if failed and restore is not None else ""
+        return Verdict(guard, f"the restore is {restore_state or 'not started'} (needs completed){reason}",
+                       Check.RESTORE, final=failed)
+    if report is None:
+        return Verdict(guard, "verification has not run (needs identical)", Check.NO_REPORT)
+    if stale:
+        return Verdict(guard, "verification predates the restore (needs identical)", Check.STALE_REPORT)
+    if not verified:
+        return Verdict(guard, f"verification found differences: {report.differences()} (needs identical)",
+                       Check.DIFFERENT, final=True)
+    capture = capture_refusal(replicator_state, freeze is not None)
+    if capture:
+        return Verdict(guard, capture, Check.CAPTURE)
+    return Verdict(guard)
+
+
+def check(s3: S3Objects, layout: MigrationLayout, force: bool = False) -> CleanGuard:
+    """The check allowing clean-up, recorded in ``state/clean.json``; CleanRefused if refused."""
+    clean = record.read(s3, layout)
+    if clean.guard is not None and clean.guard.forced and not force:
+        log.info("an earlier clean-up was forced; this run is not, so the checks run again")
+    verdict = decide(restore=read(s3, layout.restore_checkpoint, RestoreCheckpoint),
+                     report=read(s3, layout.verify_report, VerifyReport),
+                     replicator=read(s3, layout.replicator_checkpoint, ReplicatorCheckpoint),
+                     freeze=read(s3, layout.freeze_state, FreezeRecord), clean=clean, force=force, now=utc_now())
+    guard = verdict.guard
+    if verdict.recorded:
+        log.info("clean-up was allowed before (%s); going on", _describe(guard))
+        return guard
+    if not verdict.allowed:
+        raise CleanRefused(f"refusing to clean migration {layout.migration_id!r}: {verdict.refusal}; --force to clean "
+                           "anyway")
+    if force:
         log.warning("clean-up forced: restore %s, verified %s, replicator %s, frozen %s",
-                    restore_state or "not started", verified, replicator_state or "without a checkpoint", frozen)
+                    guard.restore_state or "not started", guard.verified,
+                    guard.replicator_state or "without a checkpoint", guard.frozen)
     record.update(s3, layout, guard=guard)
     return guard
 
 
-def _refusal(restore_state: str | None, report: Mapping[str, Any] | None, stale: bool, verified: bool) -> str | None:
-    if restore_state != "completed":
-        return f"the restore is {restore_state or 'not started'} (needs completed)"
-    if verified:
-        return None
-    if report is None:
-        found = "has not run"
-    elif stale:
-        found = "predates the restore"
-    else:
-        found = "found differences"
-    return f"verification {found} (needs identical)"
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _describe(guard: Mapping[str, Any]) -> str:
-    if guard.get("forced"):
+def _describe(guard: CleanGuard) -> str:
+    if guard.forced:
         return "forced"
-    return (f"restore {guard.get('restore_state')}, verified {guard.get('verified')}, replicator "
-            f"{guard.get('replicator_state')}")
+    return f"restore {guard.restore_state}, verified {guard.verified}, replicator {guard.replicator_state}"

@@ -74,20 +74,20 @@ def clean(config: CleanConfig, s3: S3Objects | None = None) -> CleanupResult:
     others = [k for k in change_keys if layout.parse_segment(k) is None and k != layout.replicator_checkpoint]
     checkpoints = [k for k in (layout.replicator_checkpoint, layout.restore_checkpoint)
                    if k in change_keys or s3.head(k) is not None]
-    backups = list(s3.list_keys(layout.key("backups/"))) if config.delete_backups else []
+    backups = list(s3.list_keys(layout.backups_prefix)) if config.delete_backups else []
     log.info("clean %s: %d segments, %d other change files, %d checkpoints, %d backup files to delete",
              layout.migration_id, len(segments), len(others), len(checkpoints), len(backups))
 
     before = record.read(s3, layout)
-    run = _Deletion(s3, layout, {name: int(before.get(name, 0)) for name in TOTALS}, set(before.get("deleting") or []))
+    run = _Deletion(s3, layout, {name: getattr(before, name) for name in TOTALS}, set(before.deleting))
     deleted = run.delete("segments", "segments_deleted", segments)
     deleted += run.delete("other change files", None, others)
     deleted += run.delete("backup files", "backups_deleted", backups)
     deleted += run.delete("checkpoints", "checkpoints_deleted", checkpoints)
 
     totals = run.totals
-    backups_kept = not config.delete_backups and before.get("backups_kept") is not False
-    record.update(s3, layout, cleaned_at=before.get("cleaned_at") or now_ms(), backups_kept=backups_kept,
+    backups_kept = not config.delete_backups and before.backups_kept is not False
+    record.update(s3, layout, cleaned_at=before.cleaned_at or now_ms(), backups_kept=backups_kept,
                   deleting=[], **totals)
     log.info("clean %s done: %d files deleted now; totals %s", layout.migration_id, deleted, totals)
     return CleanupResult(
@@ -95,7 +95,7 @@ def clean(config: CleanConfig, s3: S3Objects | None = None) -> CleanupResult:
         backups_kept=backups_kept,
         change_streams_disabled=disabled,
         deleted_now=deleted,
-        guard=allowed,
+        guard=allowed.fields_json(),
         **totals,
     )
 

@@ -1,35 +1,32 @@
-"""``state/clean.json``: written in parts by the clean Lambda and by ``backover clean``.
+"""``state/clean.json`` (:class:`backover.state.CleanRecord`): written in parts by the clean Lambda
+and by ``backover clean``.
 
-Fields (canonical Extended JSON):
-
-* ``migration_id``;
-* ``guard``: ``{restore_state, verified, replicator_state, frozen, forced, checked_at}``, the check
-  that allowed clean-up (kept, so a re-run after the checkpoints are gone is still allowed; a
-  forced one only allows a forced re-run);
-* ``change_streams_disabled`` (list of ``{database, collection}``), ``change_streams_disabled_at``:
-  by the clean Lambda, or by ``backover clean`` when given the source;
-* ``cleaned_at``, ``segments_deleted``, ``checkpoints_deleted``, ``backups_kept``,
-  ``backups_deleted``: by ``backover clean``; ``cleaned_at`` present = the S3 clean-up finished.
-  The counts are totals over every run, so a re-run leaves them unchanged; each batch is counted
-  just before it is deleted, with its keys in ``deleting`` (empty once the run finished), so a
-  killed run's batch is never counted twice.
+* ``guard``: the check that allowed clean-up (kept, so a re-run after the checkpoints are gone is
+  still allowed; a forced one only allows a forced re-run);
+* ``change_streams_disabled``, ``change_streams_disabled_at``: by the clean Lambda, or by
+  ``backover clean`` when given the source;
+* ``cleaned_at``, the totals and ``deleting``: by ``backover clean``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+from .. import state
 from ..layout import MigrationLayout
 from ..s3objects import S3Objects
+from ..state import CleanRecord
 
 
-def read(s3: S3Objects, layout: MigrationLayout) -> dict[str, Any]:
-    """The current ``state/clean.json`` (empty when absent)."""
-    return s3.get_json(layout.clean_state) or {}
+def read(s3: S3Objects, layout: MigrationLayout) -> CleanRecord:
+    """The current ``state/clean.json`` (an empty record when absent); RecordError when malformed."""
+    return state.read(s3, layout.clean_state, CleanRecord) or CleanRecord(migration_id=layout.migration_id)
 
 
-def update(s3: S3Objects, layout: MigrationLayout, **fields: Any) -> dict[str, Any]:
-    """Merge ``fields`` into ``state/clean.json`` and write it; returns the new document."""
-    doc = {"migration_id": layout.migration_id, **read(s3, layout), **fields}
-    s3.put_json(layout.clean_state, doc)
-    return doc
+def update(s3: S3Objects, layout: MigrationLayout, **changes: Any) -> CleanRecord:
+    """``state/clean.json`` with ``changes`` (fields of :class:`CleanRecord`) written; returns it."""
+    current = read(s3, layout)
+    updated = dataclasses.replace(current, migration_id=current.migration_id or layout.migration_id, **changes)
+    state.write(s3, layout.clean_state, updated)
+    return updated

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 
+from .. import state
 from ..connections import DatabaseUri
-from ..errors import UsageError
+from ..errors import JobFailed, UsageError
 from ..layout import MigrationLayout
 from ..s3objects import S3Objects
+from ..state import CleanRecord, StartRecord
 from . import users
 from .events import LifecycleEvent
 from .results import AbortResult, now_ms
@@ -33,18 +35,21 @@ def abort(layout: MigrationLayout, source: DatabaseUri, s3: S3Objects | None = N
     """Ask the replicator to stop, then give the app user the roles ``state/start.json`` saved."""
     s3 = s3 or S3Objects(layout.bucket)
     s3.check_bucket()
-    started = s3.get_json(layout.start_state)
-    if not started:
+    started = state.read(s3, layout.start_state, StartRecord)
+    if started is None:
         raise UsageError(f"nothing to abort: migration {layout.migration_id!r} has no {layout.start_state}")
-    if (s3.get_json(layout.clean_state) or {}).get("cleaned_at"):
+    cleaned = state.read(s3, layout.clean_state, CleanRecord)
+    if cleaned is not None and cleaned.cleaned_at is not None:
         raise UsageError(f"migration {layout.migration_id!r} is already cleaned: too late to abort")
     key = layout.stop_request
     existing = s3.get_json(key)
     requested_at = existing["requested_at"] if existing and existing.get("requested_at") else now_ms()
     s3.put_json(key, {"requested_at": requested_at, "reason": "abort"})
     log.info("abort %s: replicator stop requested in s3://%s/%s", layout.migration_id, layout.bucket, key)
-    user = str(started["app_user"])
-    prior = users.normalise(started.get("prior_roles", []))
+    if started.app_user is None:
+        raise JobFailed(f"s3://{layout.bucket}/{layout.start_state} names no app_user: cannot give its roles back")
+    user = started.app_user
+    prior = users.normalise(started.prior_roles)
     notes = []
     with connect(source) as client:
         current = users.get_roles(client, user)
@@ -55,7 +60,7 @@ def abort(layout: MigrationLayout, source: DatabaseUri, s3: S3Objects | None = N
         else:
             notes.append("the user already had its prior roles")
             log.info("abort %s: %s already had its prior roles", layout.migration_id, user)
-    if started.get("t0") is None:
+    if not started.finished:
         notes.append("the start had not finished")
     return AbortResult(
         migration_id=layout.migration_id,

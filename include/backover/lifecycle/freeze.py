@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import logging
 
+from .. import state
 from ..connections import DatabaseUri
 from ..errors import UsageError
 from ..s3objects import S3Objects
+from ..state import FreezeRecord, ReadOnlyProof, StartRecord
 from . import users
 from .abort import refuse_if_aborted
 from .events import LifecycleEvent
@@ -29,28 +31,24 @@ from .source import app_uri, cluster_time, connect, master_uri
 
 log = logging.getLogger(__name__)
 
-PROOF_WRITE = "write-refused"
-PROOF_ROLES = "roles-only"
-
-
 def freeze(event: LifecycleEvent, source: DatabaseUri | None = None, app: DatabaseUri | None = None,
            s3: S3Objects | None = None) -> FreezeResult:
     """Run the restore Lambda's step; ``source``/``app`` override the URIs from the secrets."""
     layout = event.layout()
     s3 = s3 or S3Objects(layout.bucket)
     s3.check_bucket()
-    started = s3.get_json(layout.start_state)
-    if not started or started.get("t0") is None:
+    started = state.read(s3, layout.start_state, StartRecord)
+    if started is None or not started.finished:
         raise UsageError(f"migration {event.migration_id!r} has not started ({layout.start_state} is "
                          "missing or unfinished): run the start Lambda first")
-    if started.get("app_user") != event.app_user:
-        raise UsageError(f"migration {event.migration_id!r} was started for user {started.get('app_user')!r}, "
+    if started.app_user != event.app_user:
+        raise UsageError(f"migration {event.migration_id!r} was started for user {started.app_user!r}, "
                          f"not {event.app_user!r}")
     if s3.head(layout.clean_state) is not None:
         raise UsageError(f"migration {event.migration_id!r} is already cleaned ({layout.clean_state})")
     refuse_if_aborted(s3, layout)
-    previous = s3.get_json(layout.freeze_state)
-    databases = list(started.get("databases") or event.databases)
+    previous = state.read(s3, layout.freeze_state, FreezeRecord)
+    databases = list(started.databases or event.databases)
     source = source or master_uri(event)
     app = app or app_uri(event)
     with connect(source) as client:
@@ -65,27 +63,27 @@ def freeze(event: LifecycleEvent, source: DatabaseUri | None = None, app: Databa
             log.info("%s was already read-only on %s", event.app_user, ", ".join(databases))
         if app is not None:
             users.prove_read_only_by_write(app, databases)
-            proof, note = PROOF_WRITE, "a write as the app user was refused with code 13 on every database"
+            proof, note = ReadOnlyProof.WRITE_REFUSED, "a write as the app user was refused with code 13 on every database"
         else:
             users.prove_read_only_by_roles(client, event.app_user, databases)
-            proof, note = PROOF_ROLES, ("no app_secret_id: read-only checked from the roles the server "
+            proof, note = ReadOnlyProof.ROLES_ONLY, ("no app_secret_id: read-only checked from the roles the server "
                                         "reports (usersInfo), not proven by a write")
             log.warning("read-only not proven by a write: %s", note)
         kept = users.prove_no_user_admin(client, event.app_user, databases)
         log.info("%s keeps %s: none of them writes %s or changes users or roles", event.app_user,
                  users.describe(kept), ", ".join(databases))
-        f = previous["f"] if previous else cluster_time(client)
-    removed_total = users.normalise([*(previous or {}).get("roles_removed", []), *removed])
-    doc = {
-        "migration_id": event.migration_id,
-        "f": f,
-        "app_user": event.app_user,
-        "read_only_roles": kept,
-        "roles_removed": removed_total,
-        "read_only_proof": proof,
-        "frozen_at": previous["frozen_at"] if previous else now_ms(),
-    }
-    s3.put_json(layout.freeze_state, doc)
+        f = previous.f if previous and previous.f is not None else cluster_time(client)
+    removed_total = users.normalise([*(previous.roles_removed if previous else []), *removed])
+    record = FreezeRecord(
+        migration_id=event.migration_id,
+        f=f,
+        app_user=event.app_user,
+        read_only_roles=kept,
+        roles_removed=removed_total,
+        read_only_proof=proof,
+        frozen_at=previous.frozen_at if previous and previous.frozen_at else now_ms(),
+    )
+    state.write(s3, layout.freeze_state, record)
     s3.put_json(layout.drain_request, {"until": f})
     log.info("freeze %s done: F %s:%s; drain requested in s3://%s/%s", event.migration_id, f.time, f.inc,
              layout.bucket, layout.drain_request)

@@ -24,6 +24,7 @@ from pymongo.errors import PyMongoError
 
 from .. import clustertime
 from ..errors import JobFailed
+from ..state import ReplicatorState
 from . import drain, source, tokens
 from .config import ReplicateConfig
 from .drain import DrainPoller
@@ -43,7 +44,7 @@ HOUSEKEEPING_SECONDS = 0.25
 class ReplicateResult:
     """How a replicator run ended."""
 
-    state: str  # drained, stopped (SIGTERM), or failed
+    state: ReplicatorState  # drained, stopped (SIGTERM), or failed
     events_captured: int = 0  # this run
     segments_written: int = 0  # this run
     events_total: int = 0
@@ -61,7 +62,7 @@ class ReplicateResult:
 
 @dataclass
 class _Finish:
-    state: str
+    state: ReplicatorState
     reason: str | None = None
     drained_until: Timestamp | None = None
 
@@ -90,7 +91,7 @@ class Capture:
         self.stop = stop
         self.buffer = SegmentBuffer(config.max_events, config.max_bytes, config.max_seconds)
         checkpoint = writer.checkpoint
-        self.state = "running"
+        self.state = ReplicatorState.RUNNING
         self.position_token: Mapping[str, Any] | None = start.token
         # Every event up to ``position`` (a packed cluster time) was read; a start time is not read yet.
         resumed = checkpoint.last_cluster_time if start.token is not None else None
@@ -110,7 +111,7 @@ class Capture:
         try:
             finish = self._loop()
         except _Broken as e:
-            finish = _Finish("failed", reason=str(e))
+            finish = _Finish(ReplicatorState.FAILED, reason=str(e))
         finally:
             self._close_stream()
         return self._finish(finish)
@@ -123,13 +124,13 @@ class Capture:
         until: int | None = None
         while True:
             if stopping() or self.drain.stop_requested:
-                return _Finish("stopped")
+                return _Finish(ReplicatorState.STOPPED)
             now = monotonic()
             if now >= self._next_housekeeping:
                 self._housekeeping(now)
             if until is None and (requested := self.drain.poll(now)) is not None:
                 until = pack(requested)
-                self._set_state("draining")
+                self._set_state(ReplicatorState.DRAINING)
                 if drain.reached(self.position, until):  # read past F before the request came
                     self._leave_out_after(until)
                     return self._drained(until)
@@ -147,7 +148,7 @@ class Capture:
             if until is not None and drain.past(cluster_time, until):
                 return self._drained(until)
             if operation == "invalidate":
-                return _Finish("failed", reason=f"the change stream on {self.scope} was invalidated "
+                return _Finish(ReplicatorState.FAILED, reason=f"the change stream on {self.scope} was invalidated "
                                                 "(the watched collection or database was dropped or renamed)")
             self.position_token = token
             self.position = cluster_time
@@ -160,7 +161,7 @@ class Capture:
 
     @staticmethod
     def _drained(until: int | None) -> _Finish:
-        return _Finish("drained", drained_until=unpack(until) if until is not None else None)
+        return _Finish(ReplicatorState.DRAINED, drained_until=unpack(until) if until is not None else None)
 
     def _idle(self, until: int | None, op_time_before: Timestamp | None) -> bool:
         """An empty batch: advance the position to the postBatchResumeToken; True when drained."""
@@ -219,7 +220,7 @@ class Capture:
         self.events -= dropped
         log.info("drain: left out %d buffered events after %s", dropped, clustertime.format(unpack(until)))
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: ReplicatorState) -> None:
         self.state = state
         if not self.buffer:
             self.writer.checkpoint_only(state, token=self.position_token, position=self._position_ts)
@@ -283,7 +284,7 @@ class Capture:
             drained_until=finish.drained_until,
         )
         log.info("%s", result.summary())
-        if finish.state == "failed":
+        if finish.state is ReplicatorState.FAILED:
             raise JobFailed(finish.reason or "capture failed")
         return result
 

@@ -12,17 +12,14 @@ PUT (:class:`CheckpointChanged`).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-
-from bson.timestamp import Timestamp
 
 from .. import clustertime, extjson
 from ..errors import JobFailed, UsageError
 from ..layout import COMPRESSION_SUFFIX, MigrationLayout
 from ..s3objects import Conflict, S3Objects
 from ..segments import SegmentInfo
-from ..state import REPLICATOR_STATES, ReplicatorCheckpoint, utc_now
+from ..state import ReplicatorCheckpoint, utc_now
 
 
 class CheckpointChanged(JobFailed):
@@ -31,26 +28,9 @@ class CheckpointChanged(JobFailed):
 
 def validate(doc: Any, key: str) -> ReplicatorCheckpoint:
     """A checkpoint record from its JSON document; JobFailed (one line naming ``key``) when the
-    document is not one."""
-    if not isinstance(doc, dict) or not isinstance(doc.get("migration_id"), str):
-        raise JobFailed(f"{key} is not a replicator checkpoint (no migration_id)")
-    checkpoint = ReplicatorCheckpoint.from_doc(doc)
-    for name in ("last_seq", "events_total", "bytes_total"):
-        value = getattr(checkpoint, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise JobFailed(f"{key} has an invalid {name} {value!r}")
-    if checkpoint.state not in REPLICATOR_STATES:
-        raise JobFailed(f"{key} has an unknown state {checkpoint.state!r}")
-    if checkpoint.resume_token is not None and not isinstance(checkpoint.resume_token, dict):
-        raise JobFailed(f"{key} has an invalid resume_token")
-    for name in ("last_cluster_time", "drained_until"):
-        value = getattr(checkpoint, name)
-        if value is not None and not isinstance(value, Timestamp):
-            raise JobFailed(f"{key} has an invalid {name} {value!r}")
-    if checkpoint.heartbeat_at is not None and not isinstance(checkpoint.heartbeat_at, datetime):
-        raise JobFailed(f"{key} has an invalid heartbeat_at {checkpoint.heartbeat_at!r}")
-    if checkpoint.reason is not None and not isinstance(checkpoint.reason, str):
-        raise JobFailed(f"{key} has an invalid reason {checkpoint.reason!r}")
+    document is not one (:meth:`ReplicatorCheckpoint.from_json`) or counts segments without a
+    capture position (a replicator could not resume from it)."""
+    checkpoint = ReplicatorCheckpoint.from_json(doc, key)
     if checkpoint.last_seq > 0 and checkpoint.last_cluster_time is None:
         raise JobFailed(f"{key} counts segments up to {checkpoint.last_seq} but has no last_cluster_time")
     return checkpoint
@@ -128,7 +108,7 @@ class CheckpointStore:
 
         Conditional on the last ETag; :class:`CheckpointChanged` when another process changed it."""
         checkpoint.heartbeat_at = utc_now()
-        body = extjson.dumps(checkpoint.to_doc()).encode()
+        body = extjson.dumps(checkpoint.to_json()).encode()
         self._unconfirmed.append(body)  # a failed attempt may have landed: the next one knows it
         try:
             self.etag = self.s3.put_if(self.key, body, etag=self.etag, content_type="application/json",

@@ -36,7 +36,7 @@ from ..errors import BackoverError, JobFailed
 from ..layout import COMPRESSION_SUFFIX, MigrationLayout
 from ..lease import Lease, LeaseLost
 from ..s3objects import Conflict, S3Objects
-from ..state import ReplicatorCheckpoint
+from ..state import ReplicatorCheckpoint, ReplicatorState
 from . import tokens
 from .checkpoint import CheckpointChanged, CheckpointStore
 from .events import unpack
@@ -115,12 +115,12 @@ class _SegmentJob:
     batch: Batch
     token: Mapping[str, Any] | None
     position: Timestamp | None
-    state: str
+    state: ReplicatorState
 
 
 @dataclass
 class _CheckpointJob:
-    state: str
+    state: ReplicatorState
     token: Any = _UNSET
     position: Any = _UNSET
     reason: str | None = None
@@ -159,11 +159,11 @@ class SegmentWriter:
         self._thread.start()
 
     def segment(self, batch: Batch, token: Mapping[str, Any] | None, position: Timestamp | None,
-                state: str) -> None:
+                state: ReplicatorState) -> None:
         """Queue a segment; its checkpoint will say ``token`` and ``position`` (the batch's end)."""
         self._put(_SegmentJob(batch, token, position, state))
 
-    def checkpoint_only(self, state: str, *, token: Any = _UNSET, position: Any = _UNSET,
+    def checkpoint_only(self, state: ReplicatorState, *, token: Any = _UNSET, position: Any = _UNSET,
                         reason: str | None = None, drained_until: Timestamp | None = None) -> None:
         """Queue a checkpoint without a segment (heartbeat, state change); ``token`` must match
         the segments already queued (no event buffered after them)."""

@@ -15,11 +15,11 @@ from typing import Any
 
 from bson.timestamp import Timestamp
 
-from .. import clustertime
+from .. import clustertime, state
 from ..layout import MigrationLayout
 from ..lease import describe as describe_lease
 from ..s3objects import S3Objects
-from ..state import ReplicatorCheckpoint, utc_now
+from ..state import CleanRecord, FreezeRecord, ReplicatorCheckpoint, RestoreCheckpoint, StartRecord, utc_now
 from .checkpoint import validate
 from .drain import parse_request
 
@@ -66,18 +66,22 @@ def status(layout: MigrationLayout, s3: S3Objects | None = None) -> dict[str, An
     s3 = s3 or S3Objects(layout.bucket)
     s3.check_bucket()
     report: dict[str, Any] = {"migration_id": layout.migration_id, "location": f"s3://{layout.bucket}/{layout.root}"}
-    doc = s3.get_json(layout.replicator_checkpoint)
-    report["replicator"] = None if doc is None else replicator_status(validate(doc, layout.replicator_checkpoint))
+    doc = s3.get_json(layout.replicator_checkpoint)  # checked as the replicator checks it
+    where = f"s3://{s3.bucket}/{layout.replicator_checkpoint}"
+    report["replicator"] = None if doc is None else replicator_status(validate(doc, where))
     report["replicator_lease"] = describe_lease(s3, layout.replicator_lease)
     report["restore_lease"] = describe_lease(s3, layout.restore_lease)
-    start = s3.get_json(layout.start_state)
+    start = state.read(s3, layout.start_state, StartRecord)
     report["start"] = None if start is None else plain(
-        {k: start.get(k) for k in ("t0", "namespaces", "source_flavour", "started_at") if k in start})
+        {"t0": start.t0, "namespaces": start.namespaces, "source_flavour": start.source_flavour,
+         "started_at": start.started_at})
     drain = s3.get_json(layout.drain_request)
     until = parse_request(drain)
     report["drain"] = None if drain is None else {"until": plain(until) if until else None}
-    freeze = s3.get_json(layout.freeze_state)
-    report["freeze"] = None if freeze is None else plain({k: freeze.get(k) for k in ("f", "frozen_at") if k in freeze})
-    report["restore"] = plain(s3.get_json(layout.restore_checkpoint))
-    report["clean"] = plain(s3.get_json(layout.clean_state))
+    freeze = state.read(s3, layout.freeze_state, FreezeRecord)
+    report["freeze"] = None if freeze is None else plain({"f": freeze.f, "frozen_at": freeze.frozen_at})
+    restore = state.read(s3, layout.restore_checkpoint, RestoreCheckpoint)
+    report["restore"] = None if restore is None else plain(restore.fields_json())
+    clean = state.read(s3, layout.clean_state, CleanRecord)
+    report["clean"] = None if clean is None else plain(clean.fields_json())
     return report

@@ -23,7 +23,7 @@ from ..errors import JobFailed, UsageError
 from ..layout import MigrationLayout
 from ..replication import checkpoint as replication_checkpoint
 from ..s3objects import Conflict, S3Objects
-from ..state import RESTORE_STATES, ReplicatorCheckpoint, RestoreCheckpoint, utc_now
+from ..state import DdlRecord, DdlState, ReplicatorCheckpoint, RestoreCheckpoint, utc_now
 from .displaced import Displaced
 from .planner import Barrier, SegmentDone
 
@@ -71,41 +71,31 @@ class CheckpointStore:
 
     @property
     def displaced_key(self) -> str:
-        return self.layout.key("restore/displaced.bson")
+        return self.layout.restore_displaced
 
     @property
     def ddl_key(self) -> str:
-        return self.layout.key("restore/_ddl.json")
+        return self.layout.restore_ddl
 
-    def ddl_record(self) -> dict[str, Any] | None:
+    def ddl_record(self) -> DdlRecord | None:
         """``restore/_ddl.json``, checked; JobFailed naming the key when it is not a DDL record."""
         doc = self._read_json(self.ddl_key)
-        if doc is None:
-            return None
-        if (not isinstance(doc, dict) or not _is_count(doc.get("seq")) or not _is_count(doc.get("index"))
-                or doc.get("state") not in ("started", "applied")
-                or not _is_count(doc.get("displaced_generation", 0))):
-            raise JobFailed(f"s3://{self.s3.bucket}/{self.ddl_key} is not a DDL record "
-                            "(needs seq, index, state started|applied)")
-        return doc
+        return None if doc is None else DdlRecord.from_json(doc, f"s3://{self.s3.bucket}/{self.ddl_key}")
 
     def applied_through(self) -> tuple[int, int] | None:
         """The position ``(seq, index)`` up to which every event is applied, from the last DDL
-        recorded: an applied DDL and all before it; for a DDL only started, all before it."""
-        doc = self.ddl_record()
-        if doc is None:
-            return None
-        seq, index = int(doc["seq"]), int(doc["index"])
-        return (seq, index) if doc["state"] == "applied" else (seq, index - 1)
+        recorded (:meth:`DdlRecord.applied_through`)."""
+        record = self.ddl_record()
+        return None if record is None else record.applied_through()
 
-    def record_ddl(self, barrier: Barrier, state: str, displaced: Displaced) -> None:
+    def record_ddl(self, barrier: Barrier, state: DdlState, displaced: Displaced) -> None:
         """The DDL record, after the documents moved aside as they are at this point."""
         self.fence()
         self._save_displaced(displaced)
         event = barrier.event
-        record = {"seq": barrier.seq, "index": barrier.index, "state": state, "op": event.op, "ns": event.ns,
-                  "at": utc_now(), "displaced_generation": displaced.generation}
-        self._put(self.ddl_key, extjson.dumps(record).encode(), "application/json")
+        record = DdlRecord(seq=barrier.seq, index=barrier.index, state=state, op=event.op, ns=event.ns,
+                           at=utc_now(), displaced_generation=displaced.generation)
+        self._put(self.ddl_key, extjson.dumps(record.to_json()).encode(), "application/json")
 
     def save_displaced(self, displaced: Displaced) -> None:
         """Save the documents moved aside if they changed since the last save (a new generation)."""
@@ -143,22 +133,10 @@ class CheckpointStore:
         if doc is None:
             return None
         where = f"s3://{self.s3.bucket}/{key}"
-        if not isinstance(doc, dict) or not isinstance(doc.get("migration_id"), str):
-            raise JobFailed(f"{where} is not a restore checkpoint (no migration_id)")
-        checkpoint = RestoreCheckpoint.from_doc(doc)
-        if checkpoint.migration_id != self.layout.migration_id:
-            raise UsageError(f"{where} belongs to migration {checkpoint.migration_id!r}, "
-                             f"not {self.layout.migration_id!r}")
-        for name in ("last_applied_seq", "events_applied", "displaced_generation"):
-            if not _is_count(getattr(checkpoint, name)):
-                raise JobFailed(f"{where} has an invalid {name} {getattr(checkpoint, name)!r}")
-        if checkpoint.state not in RESTORE_STATES:
-            raise JobFailed(f"{where} has an unknown state {checkpoint.state!r}")
-        if not isinstance(checkpoint.per_namespace, dict) or not all(
-                isinstance(counts, dict) and all(_is_count(n) for n in counts.values())
-                for counts in checkpoint.per_namespace.values()):
-            raise JobFailed(f"{where} has invalid per_namespace counts")
-        return checkpoint
+        other = doc.get("migration_id") if isinstance(doc, dict) else None
+        if isinstance(other, str) and other != self.layout.migration_id:  # not ours to judge, or to use
+            raise UsageError(f"{where} belongs to migration {other!r}, not {self.layout.migration_id!r}")
+        return RestoreCheckpoint.from_json(doc, where)
 
     def save(self, checkpoint: RestoreCheckpoint, displaced: Displaced | None = None) -> None:
         """Documents moved aside first, then the checkpoint that relies on them."""
@@ -167,7 +145,7 @@ class CheckpointStore:
             self._save_displaced(displaced)
             checkpoint.displaced_generation = displaced.generation
         checkpoint.updated_at = utc_now()
-        self._put(self.layout.restore_checkpoint, extjson.dumps(checkpoint.to_doc()).encode(), "application/json")
+        self._put(self.layout.restore_checkpoint, extjson.dumps(checkpoint.to_json()).encode(), "application/json")
 
     def load_displaced(self, checkpoint: RestoreCheckpoint | None) -> Displaced:
         """The documents moved aside by earlier runs; JobFailed when the saved set is older than
@@ -176,7 +154,7 @@ class CheckpointStore:
         displaced = Displaced.from_bytes(data, self.displaced_key) if data else Displaced()
         ddl = self.ddl_record()
         needed = max(checkpoint.displaced_generation if checkpoint else 0,
-                     int(ddl.get("displaced_generation", 0)) if ddl else 0)
+                     ddl.displaced_generation if ddl else 0)
         if displaced.generation < needed:
             raise JobFailed(f"s3://{self.s3.bucket}/{self.displaced_key} is generation {displaced.generation} but the "
                             f"restore's records rely on generation {needed}: the restore state is inconsistent; "
@@ -184,10 +162,6 @@ class CheckpointStore:
         if displaced:
             log.info("%d document(s) moved aside by an earlier run are waiting for their later writes", len(displaced))
         return displaced
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def commit(checkpoint: RestoreCheckpoint, done: SegmentDone) -> bool:

@@ -1,7 +1,8 @@
 """Read a migration's state objects in S3 through the Amazon provider's ``S3Hook``.
 
 The objects are canonical Extended JSON (cluster times stay ``Timestamp``, dates come back
-UTC-aware); :class:`backover.s3objects.S3Objects` parses them with :mod:`backover.extjson` and
+UTC-aware); :class:`backover.s3objects.S3Objects` parses them with :mod:`backover.extjson`, the
+records of :mod:`backover.state` (and :class:`backover.verify.report.VerifyReport`) check them, and
 :class:`backover.layout.MigrationLayout` names every key, so the sensors read exactly what the
 replicator, the restore, the Lambdas and clean write.
 """
@@ -9,16 +10,20 @@ replicator, the restore, the Lambdas and clean write.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypeVar
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
+from backover import state
 from backover.layout import MigrationLayout
 from backover.s3objects import S3Objects
-from backover.state import ReplicatorCheckpoint, RestoreCheckpoint
+from backover.state import CleanRecord, FreezeRecord, ReplicatorCheckpoint, RestoreCheckpoint, StartRecord
+from backover.verify.report import VerifyReport
 from backover_airflow import progress
 from backover_airflow.progress import Progress
 from backover_airflow.report import MigrationSnapshot
+
+R = TypeVar("R", bound=state.JsonRecord)
 
 
 class MigrationHook(S3Hook):
@@ -27,29 +32,28 @@ class MigrationHook(S3Hook):
     def objects(self, layout: MigrationLayout) -> S3Objects:
         return S3Objects(layout.bucket, client=self.conn)
 
-    def read_state(self, layout: MigrationLayout, key: str) -> Any:
-        """A JSON state object (Extended JSON parsed), or None when it does not exist yet."""
-        return self.objects(layout).get_json(key)
+    def read(self, layout: MigrationLayout, key: str, cls: type[R]) -> R | None:
+        """The record at ``key`` (checked: :class:`backover.state.RecordError`, one line naming the
+        key, when it is not a ``cls``), or None when it does not exist yet."""
+        return state.read(self.objects(layout), key, cls)
 
-    def start_state(self, layout: MigrationLayout) -> dict[str, Any] | None:
-        return self.read_state(layout, layout.start_state)
+    def start_state(self, layout: MigrationLayout) -> StartRecord | None:
+        return self.read(layout, layout.start_state, StartRecord)
 
-    def freeze_state(self, layout: MigrationLayout) -> dict[str, Any] | None:
-        return self.read_state(layout, layout.freeze_state)
+    def freeze_state(self, layout: MigrationLayout) -> FreezeRecord | None:
+        return self.read(layout, layout.freeze_state, FreezeRecord)
 
-    def clean_state(self, layout: MigrationLayout) -> dict[str, Any] | None:
-        return self.read_state(layout, layout.clean_state)
+    def clean_state(self, layout: MigrationLayout) -> CleanRecord | None:
+        return self.read(layout, layout.clean_state, CleanRecord)
 
-    def verify_report(self, layout: MigrationLayout) -> dict[str, Any] | None:
-        return self.read_state(layout, layout.verify_report)
+    def verify_report(self, layout: MigrationLayout) -> VerifyReport | None:
+        return self.read(layout, layout.verify_report, VerifyReport)
 
     def replicator_checkpoint(self, layout: MigrationLayout) -> ReplicatorCheckpoint | None:
-        doc = self.read_state(layout, layout.replicator_checkpoint)
-        return None if doc is None else ReplicatorCheckpoint.from_doc(doc)
+        return self.read(layout, layout.replicator_checkpoint, ReplicatorCheckpoint)
 
     def restore_checkpoint(self, layout: MigrationLayout) -> RestoreCheckpoint | None:
-        doc = self.read_state(layout, layout.restore_checkpoint)
-        return None if doc is None else RestoreCheckpoint.from_doc(doc)
+        return self.read(layout, layout.restore_checkpoint, RestoreCheckpoint)
 
     def segments_left(self, layout: MigrationLayout) -> int:
         """How many change segments are under ``changes/`` (the checkpoint does not count)."""
@@ -86,12 +90,12 @@ class MigrationHook(S3Hook):
         )
 
     def restore_completed(self, layout: MigrationLayout, require_identical: bool) -> Progress:
-        report = self.verify_report(layout) if require_identical else None
         checkpoint = self.restore_checkpoint(layout)
-        clean = self.clean_state(layout) if checkpoint is None else None
-        frozen = self.freeze_state(layout) is not None if require_identical else None
+        if not require_identical:
+            return progress.restore_completed(checkpoint, self.replicator_checkpoint(layout), None, False)
         return progress.restore_completed(
-            checkpoint, self.replicator_checkpoint(layout), report, require_identical, clean, frozen
+            checkpoint, self.replicator_checkpoint(layout), self.verify_report(layout), True,
+            self.clean_state(layout), self.freeze_state(layout), datetime.now(UTC),
         )
 
     def clean_completed(self, layout: MigrationLayout) -> Progress:

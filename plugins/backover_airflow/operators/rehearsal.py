@@ -102,7 +102,7 @@ class RehearsalReportOperator(BaseOperator):
         hook = MigrationHook(aws_conn_id=self.aws_conn_id)
         counts = context["ti"].xcom_pull(task_ids=self.figures_task_id) if self.figures_task_id else None
         result = report.build(self.migration_id, self.phase_outcomes(context), hook.snapshot(layout), counts)
-        key = layout.key(report.REPORT_KEY)
+        key = layout.rehearsal_report
         S3Objects(layout.bucket, client=hook.conn).put_bytes(
             key, json.dumps(result, indent=2).encode(), content_type="application/json"
         )

@@ -53,7 +53,8 @@ def test_status_of_a_drained_migration_with_restore_and_clean(standins: dict, st
     s3.put_json(layout.restore_checkpoint, RestoreCheckpoint(migration_id=layout.migration_id, last_applied_seq=3,
                                                              events_applied=12, state="completed").to_doc())
     s3.put_json(layout.clean_state, {"cleaned_at": datetime.now(UTC), "segments_deleted": 3,
-                                     "change_streams_disabled": [db], "backups_kept": True})
+                                     "change_streams_disabled": [{"database": db, "collection": ""}],
+                                     "backups_kept": True})
     report = _status(layout, capsys)
     replicator = report["replicator"]
     assert replicator["state"] == "drained"
