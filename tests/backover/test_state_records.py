@@ -237,3 +237,28 @@ def test_the_key_check_finds_a_bypass() -> None:
                  'stale += s3.list_keys(f"{config.layout.backup_prefix(config.label)}{db}/")',
                  'data_key = f"{prefix}{db}/{name}{DATA_SUFFIX}"'):
         assert LITERAL_KEY.search(line) or JOINED_KEY.search(line), line
+
+
+# -- statuses are enum members, never string literals ---------------------------------------------------------
+STATUS_LITERAL = re.compile(r"""\bstate\b["'\])]*\s*(?:==|!=|\bnot in\b|\bin\b)\s*\(?\s*["']""")
+#: Comparisons of states that are not Back Over's (an Airflow task's, a /proc process's).
+NOT_OURS = {
+    ("plugins/backover_airflow/report.py", 'return self.state == "success"'),
+    ("include/backover/replication/detach.py", 'if state == "Z" or'),
+}
+
+
+def test_no_product_code_compares_a_status_with_a_string() -> None:
+    found = []
+    for top in SHIPPED:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            relative = str(path.relative_to(ROOT))
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                text = line.strip()
+                if STATUS_LITERAL.search(line.split("#", 1)[0]) and not any(
+                        relative == p and text.startswith(start) for p, start in NOT_OURS):
+                    found.append(f"{relative}:{number}: {text}")
+    assert not found, "statuses compared with string literals (use the enums of backover.state):\n" + "\n".join(found)
+    for line in ('if doc.get("state") == "applied":', 'if cp.state in ("failed", "stopped"):',
+                 'replicator.state not in ("drained", "stopped")', 'doc["state"] != "completed"'):
+        assert STATUS_LITERAL.search(line), line

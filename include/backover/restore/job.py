@@ -20,7 +20,7 @@ from ..connections import check_connection
 from ..errors import BackoverError, UsageError
 from ..lease import Lease, holding
 from ..s3objects import S3Objects
-from ..state import RestoreCheckpoint
+from ..state import DdlState, RestoreCheckpoint, RestoreState
 from .applier import Applier, ApplyStats
 from .checkpoint import CheckpointStore, commit
 from .config import RestoreConfig
@@ -37,7 +37,7 @@ log = logging.getLogger("backover.restore")
 class RestoreResult:
     """The outcome of one run (``state`` is the checkpoint's)."""
 
-    state: str
+    state: RestoreState
     first_seq: int
     last_seq: int
     segments_applied: int = 0
@@ -102,7 +102,7 @@ def _run_restore(config: RestoreConfig, s3: S3Objects, target: Target | None,
     if done_before > replicator.last_seq:
         raise UsageError(f"the restore checkpoint says segment {done_before} was applied, but the replicator "
                          f"checkpoint has only {replicator.last_seq}: wrong migration id or bucket?")
-    if replicator.state not in ("drained", "stopped"):
+    if not replicator.state.capture_over():
         log.warning("the replicator is %s: restoring the %d segment(s) captured so far; run restore again "
                     "after the drain for the rest", replicator.state, replicator.last_seq)
     refs = list_segments(s3, config.layout, first, replicator.last_seq)
@@ -117,18 +117,18 @@ def _run_restore(config: RestoreConfig, s3: S3Objects, target: Target | None,
         check_connection(config.target, client)
         target = MongoTarget(client)
     checkpoint = previous or RestoreCheckpoint(config.layout.migration_id)
-    checkpoint.state, checkpoint.reason = "running", None
+    checkpoint.state, checkpoint.reason = RestoreState.RUNNING, None
     applied_through = None if config.reset else store.applied_through()
     displaced = Displaced() if config.reset else store.load_displaced(previous)
     store.save(checkpoint, displaced)
     applier = Applier(target, workers=config.workers, displaced=displaced,
-                      before_ddl=lambda b: store.record_ddl(b, "started", displaced),
-                      after_ddl=lambda b: store.record_ddl(b, "applied", displaced),
+                      before_ddl=lambda b: store.record_ddl(b, DdlState.STARTED, displaced),
+                      after_ddl=lambda b: store.record_ddl(b, DdlState.APPLIED, displaced),
                       before_remove=lambda: _kept_before_removal(store, displaced, lease),
                       before_writes=lease.check if lease is not None else None)
     progress = Progress(first_seq=first, total_segments=replicator.last_seq, total_events=replicator.events_total,
                         events_before=checkpoint.events_applied, interval=config.progress_seconds)
-    result = RestoreResult(state="running", first_seq=first, last_seq=replicator.last_seq)
+    result = RestoreResult(state=RestoreState.RUNNING, first_seq=first, last_seq=replicator.last_seq)
     log.info("restore of %s: segments %d..%d into %s, %d worker(s), windows of %d events%s",
              config.layout.migration_id, first, replicator.last_seq, config.target or "the given target",
              config.workers, config.window,
@@ -138,12 +138,12 @@ def _run_restore(config: RestoreConfig, s3: S3Objects, target: Target | None,
     try:
         _apply_all(plan(segments, config.window, applied_through), applier, store, checkpoint, progress, result,
                    config.checkpoint_seconds)
-        if replicator.state in ("drained", "stopped") and displaced:
+        if replicator.state.capture_over() and displaced:
             log.info("writing back %d document(s) moved aside for unique keys", applier.write_back_displaced())
-        checkpoint.state = "completed"
+        checkpoint.state = RestoreState.COMPLETED
         store.save(checkpoint, displaced)
     except BackoverError as e:
-        checkpoint.state, checkpoint.reason = "failed", str(e)
+        checkpoint.state, checkpoint.reason = RestoreState.FAILED, str(e)
         store.save(checkpoint, displaced)
         raise
     finally:
