@@ -133,7 +133,11 @@ ENTRY_POINTS: dict[str, Callable[[pytest.FixtureRequest, Records], tuple[bool, s
     "lambda": _by_lambda, "command": _by_command, "sensor": _by_sensor_check}
 
 
-@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+#: A Lambda invocation starts a Python process (the runner): that entry point is in the slow tier.
+ENTRIES = [pytest.param(name, marks=pytest.mark.slow) if name == "lambda" else name for name in ENTRY_POINTS]
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
 @pytest.mark.parametrize(("setup", "reason", "sensor_says"), CASES)
 def test_every_entry_point_applies_the_same_clean_guard(
     request: pytest.FixtureRequest, bucket: str, entry: str, setup: Callable[[Records], Any], reason: str | None,
