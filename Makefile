@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint rehearsal airflow lambda-zips sandbox-up sandbox-down bench clean
+.PHONY: install test test-fast lint rehearsal airflow lambda-zips sandbox-up sandbox-down bench clean
 
 install: $(STAMP)
 
@@ -25,6 +25,12 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The inner loop (a couple of minutes): lint and every test not marked `slow` (subprocesses,
+# DAG runs, the sandbox, builds, soaks). `make test` (CI) runs everything.
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not slow"
 
 # The main job: a full lifecycle rehearsal on the sandbox.
 rehearsal: $(STAMP)

@@ -40,6 +40,10 @@ import pytest
 
 from backover_sandbox.runner import RunnerServer, start_in_thread
 
+# slow_tier: the check that tests starting Python processes or running DAGs are marked slow, and
+# the summary line of what ``-m "not slow"`` left out; pytester: to test that check.
+pytest_plugins = ["slow_tier", "pytester"]
+
 REGION = "us-east-1"
 
 

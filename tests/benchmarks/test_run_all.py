@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
+@pytest.mark.slow  # runs benchmarks/run_all.py
 def test_make_bench_runs_every_script_of_the_folder() -> None:
     listed = subprocess.run([sys.executable, str(BENCHMARKS / "run_all.py"), "--list"], capture_output=True,
                             text=True, check=True, timeout=60).stdout.split()

@@ -91,6 +91,7 @@ def _parse_guarded(folder: Path) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # parses the DAGs in a fresh Python process
 def test_parsing_touches_no_network_database_or_variable(airflow_home: Any) -> None:
     assert _parse_guarded(ROOT / "dags") == {"errors": {}, "dags": sorted(p.stem for p in DAG_FILES)}
 
@@ -102,6 +103,7 @@ TOP_LEVEL_IO = {
 }
 
 
+@pytest.mark.slow  # parses a DAG in a fresh Python process
 def test_the_guard_catches_top_level_io(tmp_path: Path, airflow_home: Any) -> None:
     """The check above can fail: each DAG file doing I/O at parse time is reported."""
     for name, top_level in TOP_LEVEL_IO.items():

@@ -8,6 +8,8 @@ from lifecycle_world import LambdaWorld, Source, s3_keys
 
 from backover.layout import BUCKET_RULE, MIGRATION_ID_RULE, PREFIX_RULE
 
+pytestmark = pytest.mark.slow  # every invocation starts a Python process (the runner)
+
 
 @pytest.mark.parametrize(("field", "value", "rule"), [
     pytest.param("migration_id", "{id}\n", MIGRATION_ID_RULE, id="id-trailing-newline"),

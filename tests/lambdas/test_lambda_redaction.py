@@ -17,6 +17,8 @@ from lifecycle_world import LambdaWorld, Source, s3_keys
 
 from secret_leaks import SPECIALS, VALID_ESCAPES, leaks, password, uri
 
+pytestmark = pytest.mark.slow  # every invocation starts a Python process (the runner)
+
 
 @pytest.mark.parametrize("special", SPECIALS)
 @pytest.mark.parametrize("escaped", [False, True], ids=["unescaped", "escaped-wrong"])

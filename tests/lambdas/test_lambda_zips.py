@@ -11,6 +11,8 @@ from types import ModuleType
 
 import pytest
 
+pytestmark = pytest.mark.slow  # builds the Lambda zips
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build_lambda_zips.py"
 
 

@@ -24,6 +24,8 @@ from backover.lifecycle.source import master_uri
 from backover.s3objects import S3Objects
 from backover.state import ReplicatorCheckpoint, RestoreCheckpoint
 
+pytestmark = pytest.mark.slow  # every invocation starts a Python process (the runner)
+
 PREFIX = "lambda-tests"
 
 

@@ -85,6 +85,7 @@ def _cli_status(bucket: str, migration_id: str, moto: str) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow  # runs a DAG with airflow dags test
 def test_a_variable_without_prefix_runs_the_dag_on_the_migration_the_cli_and_the_lambdas_use(
     airflow_home: Any, airflow_aws_connection: str, bucket: str, aws_endpoints: str,
     monkeypatch: pytest.MonkeyPatch,

@@ -239,6 +239,7 @@ def test_wait_limit_reached_fails_in_one_line_and_cancels_the_command(
     assert _final_status(runner, command_id, worker_env["worker_instance_id"]) == "Cancelled"
 
 
+@pytest.mark.slow  # the invocation starts a Python process (the runner)
 def test_lambda_gets_the_run_event_with_secret_ids_only(runner: Any, set_environment: Any, ec2_instances: Any,
                                                         capfd: pytest.CaptureFixture[str]) -> None:
     from backover_airflow.operators.lambda_function import MigrationLambdaOperator

@@ -21,6 +21,8 @@ from backover.backup.load import LoadConfig, load
 from backover.errors import JobFailed
 from backover.s3objects import S3Objects
 
+pytestmark = pytest.mark.slow  # backup processes killed mid-upload
+
 PART = 5 * 1024 * 1024
 
 

@@ -124,12 +124,14 @@ def test_clean_after_a_stop_following_the_freeze_is_allowed(bucket: str) -> None
 
 
 def test_a_failed_forced_clean_does_not_let_a_plain_clean_through(
-    bucket: str, capsys: pytest.CaptureFixture[str]
+    bucket: str, standins: dict, capsys: pytest.CaptureFixture[str]
 ) -> None:
     migration = make_migration(bucket, restore_state="running", replicator_state="running", frozen=False)
     before = migration.keys()
-    # The forced run records its approval, then fails before deleting (the source is unreachable).
-    assert main(migration.cli("--force", "--source-uri", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200")) != 0
+    # The forced run records its approval, then fails before deleting (the source refuses it; an
+    # unreachable one fails the same way after the 10 s server selection).
+    refused = standins["documentdb"].uri("root", "not-the-password")
+    assert main(migration.cli("--force", "--source-uri", refused)) != 0
     assert migration.s3.get_json(migration.layout.clean_state)["guard"]["forced"] is True
     capsys.readouterr()
     assert main(migration.cli()) == 1

@@ -84,6 +84,7 @@ def test_of_two_newcomers_racing_for_a_stale_lease_exactly_one_wins(bucket: str)
     assert sorted(outcomes) == ["refused", "refused", "refused", "won"]
 
 
+@pytest.mark.slow  # its holder is a Python process that exits
 def test_a_holder_whose_process_is_gone_is_replaced_at_once(bucket: str) -> None:
     """A restart on the same machine after a crash (kill -9) does not wait for the TTL."""
     s3 = S3Objects(bucket)

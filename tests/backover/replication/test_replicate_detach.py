@@ -9,6 +9,7 @@ import signal
 import uuid
 from pathlib import Path
 
+import pytest
 from pymongo import MongoClient
 from replicate_testkit import (
     checkpoint,
@@ -25,6 +26,8 @@ from replicate_testkit import (
 )
 
 from backover.s3objects import S3Objects
+
+pytestmark = pytest.mark.slow  # backover replicate --detach: processes
 
 FAST = ["--max-seconds", "120", "--progress-seconds", "0.2", "--await-ms", "100", "--heartbeat-seconds", "0.2",
         "--drain-poll-seconds", "0.1", "--connect-timeout", "5"]

@@ -37,6 +37,8 @@ from backover.lease import LeaseRecord
 from backover.replication.status import status as migration_status
 from backover.s3objects import S3Objects
 
+pytestmark = pytest.mark.slow  # two replicator processes at once, kill -9
+
 
 def _lease(s3: S3Objects, key: str) -> LeaseRecord | None:
     got = s3.get_versioned(key)
@@ -60,7 +62,6 @@ def _check_exactly_once(s3: S3Objects, layout, client: MongoClient, db: str, t0,
     assert inserted == writer.inserted
 
 
-@pytest.mark.slow
 def test_a_second_replicator_is_refused_and_the_first_loses_nothing(standins: dict, standin_password: str,
                                                                   bucket: str, moto_server: str) -> None:
     uri = standins["documentdb"].uri("root", standin_password)
@@ -103,7 +104,6 @@ def test_a_second_replicator_is_refused_and_the_first_loses_nothing(standins: di
     assert s3.head(layout.replicator_lease) is None  # released at the clean exit
 
 
-@pytest.mark.slow
 def test_a_paused_holder_is_fenced_once_another_took_over(standins: dict, standin_password: str, bucket: str,
                                                         moto_server: str) -> None:
     """SIGSTOP past the lease's TTL, a new replicator takes over; after SIGCONT the old one stops

@@ -16,6 +16,8 @@ from restore_streams import built_event, raw_contents
 
 from backover.cli import main
 
+pytestmark = pytest.mark.slow  # restore processes killed with kill -9
+
 SEGMENTS, PER_SEGMENT, KEYS = 80, 150, 400
 
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 import bson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from restore_streams import built_event, capture, new_db_name, new_migration, raw_contents
 
 from backover.restore import RestoreConfig, RestoreResult, run_restore
+
+pytestmark = pytest.mark.slow  # property-based histories replayed end to end (a soak)
 
 COLLS = ("c1", "c2")
 KEYS = st.integers(0, 4)

@@ -16,6 +16,8 @@ import pytest
 
 from backover_sandbox.runner import RunnerServer
 
+pytestmark = pytest.mark.slow  # Airflow tasks against the runner (DAG runs, Lambdas)
+
 HANDLER = """
 def handler(event, context):
     print("airflow invoked", context.function_name)
@@ -143,7 +145,6 @@ with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2024, 1, 1), ca
 """
 
 
-@pytest.mark.slow
 def test_provider_operators_succeed_against_the_runner(
     run_dag: RunDag, airflow_aws_connection: str, airflow_function: str, ec2_instances: Instances
 ) -> None:
@@ -164,7 +165,6 @@ def test_provider_operators_succeed_against_the_runner(
     assert later["standard_output"] == "later\n"
 
 
-@pytest.mark.slow
 def test_failing_command_and_function_fail_their_tasks(
     run_dag: RunDag, airflow_aws_connection: str, airflow_function: str, ec2_instances: Instances
 ) -> None:

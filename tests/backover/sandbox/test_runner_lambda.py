@@ -20,6 +20,8 @@ from botocore.exceptions import ClientError
 
 from backover_sandbox.runner import RunnerServer, start_in_thread
 
+pytestmark = pytest.mark.slow  # every invocation starts a Python process
+
 HANDLER = """
 import os
 import subprocess

@@ -19,6 +19,8 @@ from pymongo.errors import OperationFailure
 from backover_sandbox import manager, processes
 from backover_sandbox.config import Ports, SandboxConfig, free_port_base
 
+pytestmark = pytest.mark.slow  # backover sandbox up/down: the sandbox's processes
+
 PORT_BASE = free_port_base(31600)  # apart from a hand-started sandbox (31000) and the rehearsal's (31200)
 REPO = Path(__file__).resolve().parents[3]
 

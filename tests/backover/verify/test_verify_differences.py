@@ -131,6 +131,7 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
                           env=env, timeout=120, check=False)
 
 
+@pytest.mark.slow  # runs the backover command line
 def test_cli_exit_status_follows_the_verdict_and_the_default_covers_every_database(private_servers, bucket,
                                                                                   aws_endpoints) -> None:
     import os
