@@ -162,10 +162,16 @@ class Record:
 
 
 def read(s3: S3Objects, key: str, cls: type[R]) -> R | None:
-    """The record at ``key``, or None when there is none; RecordError (or JobFailed for a file that
-    is not JSON) naming ``s3://bucket/key`` when it is not a ``cls``."""
-    doc = s3.get_json(key)
-    return None if doc is None else cls.from_json(doc, f"s3://{s3.bucket}/{key}")
+    """The record at ``key``, or None when there is none; RecordError naming ``s3://bucket/key``
+    when it is not JSON or not a ``cls``."""
+    data = s3.get_bytes(key)
+    if data is None:
+        return None
+    try:
+        doc = s3.parse_json(key, data)
+    except JobFailed as e:  # not JSON at all: as damaged as a record of the wrong shape
+        raise RecordError(str(e)) from None
+    return cls.from_json(doc, f"s3://{s3.bucket}/{key}")
 
 
 def write(s3: S3Objects, key: str, record: Record) -> None:

@@ -143,3 +143,29 @@ def test_sensor_poke(kind: str, kwargs: dict[str, Any], setup: Setup, expected: 
     else:
         assert sensor.poke(migration.context) is (expected == "success")
     assert message in task_log(capfd), "the task log explains what the sensor waits for and how far it is"
+
+
+DAMAGED = [
+    pytest.param("healthy", lambda m: m.s3.put_bytes(m.layout.replicator_checkpoint, b"{not json"),
+                 "replicator_checkpoint", id="healthy-checkpoint-not-json"),
+    pytest.param("drained", lambda m: (m.replicator("draining"), m.s3.put_json(m.layout.freeze_state, {"f": 5})),
+                 "freeze_state", id="drained-freeze-malformed"),
+    pytest.param("restore", lambda m: m.s3.put_json(m.layout.restore_checkpoint, {"state": "running",
+                                                                                  "last_applied_seq": "three"}),
+                 "restore_checkpoint", id="restore-checkpoint-malformed"),
+    pytest.param("clean", lambda m: m.s3.put_json(m.layout.clean_state, {"format_version": 99}),
+                 "clean_state", id="clean-from-a-newer-version"),
+]
+
+
+@pytest.mark.parametrize(("kind", "damage", "key"), DAMAGED)
+def test_a_damaged_state_file_fails_the_sensor_at_once_naming_it(kind: str, damage: Setup, key: str,
+                                                                  migration: Migration) -> None:
+    """Not retried as an ordinary error: no retry repairs the file; the reason names its key."""
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    damage(migration)
+    with pytest.raises(AirflowFailException) as failure:
+        _sensor(kind, migration).poke(migration.context)
+    message = str(failure.value)
+    assert getattr(migration.layout, key) in message and "\n" not in message, message

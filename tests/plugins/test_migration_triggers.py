@@ -159,3 +159,14 @@ def test_execute_complete_turns_the_event_into_the_outcome(event: dict[str, Any]
             sensor.execute_complete({}, event)
     else:
         assert sensor.execute_complete({}, event) is None
+
+
+def test_trigger_fires_failed_when_a_state_file_is_damaged_meanwhile(migration: Migration) -> None:
+    """The deferred wait ends at once, naming the file, instead of the trigger crashing on it."""
+    migration.replicator("running", heartbeat_age=900)  # pending: the heartbeat is stale
+    trigger = _deferred_trigger(_sensor("healthy", migration), migration)
+    migration.s3.put_bytes(migration.layout.replicator_checkpoint, b"\x00 not json")
+
+    event = asyncio.run(asyncio.wait_for(anext(trigger.run()), 60)).payload
+    assert event["status"] == "failed"
+    assert migration.layout.replicator_checkpoint in event["message"]

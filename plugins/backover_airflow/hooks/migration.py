@@ -9,8 +9,10 @@ replicator, the restore, the Lambdas and clean write.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -24,6 +26,23 @@ from backover_airflow.progress import Progress
 from backover_airflow.report import MigrationSnapshot
 
 R = TypeVar("R", bound=state.JsonRecord)
+P = ParamSpec("P")
+
+
+def _damaged_record_fails(
+    check: Callable[Concatenate[MigrationHook, MigrationLayout, P], Progress],
+) -> Callable[Concatenate[MigrationHook, MigrationLayout, P], Progress]:
+    """A phase check that reads a damaged state file answers ``failed`` with the file's one-line
+    reason (no retry can repair it), in the sensor's poke and in the trigger alike."""
+
+    @functools.wraps(check)
+    def looked(hook: MigrationHook, layout: MigrationLayout, *args: P.args, **kwargs: P.kwargs) -> Progress:
+        try:
+            return check(hook, layout, *args, **kwargs)
+        except state.RecordError as e:
+            return Progress(progress.FAILED, str(e))
+
+    return looked
 
 
 class MigrationHook(S3Hook):
@@ -72,23 +91,27 @@ class MigrationHook(S3Hook):
         )
 
     # -- one look at each phase (shared by the sensors and the triggers) ---------------------------
+    @_damaged_record_fails
     def replicator_health(self, layout: MigrationLayout, max_heartbeat_age_seconds: float) -> Progress:
         where = f"s3://{layout.bucket}/{layout.replicator_checkpoint}"
         return progress.replicator_health(
             self.replicator_checkpoint(layout), max_heartbeat_age_seconds, datetime.now(UTC), where
         )
 
+    @_damaged_record_fails
     def replication_drained(self, layout: MigrationLayout, max_heartbeat_age_seconds: float) -> Progress:
         return progress.replication_drained(
             self.freeze_state(layout), self.replicator_checkpoint(layout), max_heartbeat_age_seconds,
             datetime.now(UTC),
         )
 
+    @_damaged_record_fails
     def capture_window(self, layout: MigrationLayout, min_seconds: float) -> Progress:
         return progress.capture_window(
             self.start_state(layout), self.replicator_checkpoint(layout), min_seconds, datetime.now(UTC)
         )
 
+    @_damaged_record_fails
     def restore_completed(self, layout: MigrationLayout, require_identical: bool) -> Progress:
         checkpoint = self.restore_checkpoint(layout)
         if not require_identical:
@@ -98,5 +121,6 @@ class MigrationHook(S3Hook):
             self.clean_state(layout), self.freeze_state(layout), datetime.now(UTC),
         )
 
+    @_damaged_record_fails
     def clean_completed(self, layout: MigrationLayout) -> Progress:
         return progress.clean_completed(self.clean_state(layout), self.segments_left(layout))
