@@ -22,3 +22,13 @@ def dumps(doc: Any) -> str:
 
 def loads(text: str | bytes) -> Any:
     return json_util.loads(text, json_options=OPTIONS)
+
+
+def is_int(value: Any) -> bool:
+    """An integer read from a JSON file (``true``/``false`` are not: bool is an int in Python)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_count(value: Any) -> bool:
+    """A non-negative integer read from a JSON file (a count, a size, a sequence number)."""
+    return is_int(value) and value >= 0

@@ -132,7 +132,7 @@ class LeaseRecord:
                          ttl_seconds=float(doc["ttl_seconds"]), version=doc.get("version", LEASE_VERSION))
         except (KeyError, TypeError, ValueError):
             return None
-        if (not isinstance(holder.host, str) or not isinstance(holder.token, str) or not _is_int(holder.pid)
+        if (not isinstance(holder.host, str) or not isinstance(holder.token, str) or not extjson.is_int(holder.pid)
                 or not isinstance(record.acquired_at, datetime) or not isinstance(record.renewed_at, datetime)
                 or not record.ttl_seconds > 0):
             return None
@@ -360,10 +360,6 @@ def describe(s3: S3Objects, key: str, now: datetime | None = None) -> dict[str, 
         "expires_in_seconds": round((record.expires_at - now).total_seconds(), 3),
         "expired": record.expired(now),
     }
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _boot_id() -> str | None:

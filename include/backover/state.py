@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 from bson.timestamp import Timestamp
 
+from . import extjson
 from .errors import JobFailed
 from .s3objects import S3Objects
 
@@ -183,15 +184,11 @@ def check_version(doc: Any, where: str, what: str) -> None:
     if not isinstance(doc, dict):
         raise RecordError(f"{where} is not {what} (not a JSON object)")
     version = doc.get("format_version", 1)
-    if not _is_count(version) or version < 1:
+    if not extjson.is_count(version) or version < 1:
         raise RecordError(f"{where} has an invalid format_version {_shown(version)}")
     if version > FORMAT_VERSION:
         raise RecordError(f"{where} is {what} of format version {version}; this Back Over reads format "
                           f"versions up to {FORMAT_VERSION}: upgrade Back Over to read it")
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _shown(value: Any) -> str:
@@ -257,7 +254,7 @@ def checked(value: Any, kind: Any, where: str, name: str) -> Any:
             raise RecordError(f"{where} has an invalid {name} {_shown(value)}")
         return kind._from_fields(value, where, f"{name}.")
     ok = {
-        int: _is_count,
+        int: extjson.is_count,
         bool: lambda v: isinstance(v, bool),
         float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
         str: lambda v: isinstance(v, str),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import re
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,10 +37,6 @@ def one_line(error: BaseException) -> str:
 def normalise_etag(etag: str) -> str:
     """S3 quotes ETags in some replies and not in others."""
     return etag.strip().strip('"')
-
-
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @dataclass(frozen=True)
@@ -70,13 +67,13 @@ class DataCheck:
         if not isinstance(doc, dict):
             raise JobFailed(f"{key} has no backover checks (not written by backover backup?)")
         for name in ("documents", "uncompressedBytes"):
-            if not _count(doc.get(name)):
+            if not extjson.is_count(doc.get(name)):
                 raise JobFailed(f"{key}: backover.{name} is missing or not a count")
         sha256 = doc.get("sha256")
         if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
             raise JobFailed(f"{key}: backover.sha256 is missing or not a SHA-256")
         compressed = doc.get("compressedBytes")
-        if compressed is not None and not _count(compressed):
+        if compressed is not None and not extjson.is_count(compressed):
             raise JobFailed(f"{key}: backover.compressedBytes is not a count")
         etag = doc.get("etag")
         if etag is not None and not (isinstance(etag, str) and normalise_etag(etag)):
@@ -129,7 +126,7 @@ class CollectionMetadata:
         return cls(collection, options, specs, DataCheck.from_json(key, doc.get("backover")))
 
 
-def metadata_document(info: dict[str, Any], indexes: list[dict[str, Any]], check: DataCheck) -> dict[str, Any]:
+def metadata_document(info: Mapping[str, Any], indexes: list[dict[str, Any]], check: DataCheck) -> dict[str, Any]:
     """``{coll}.metadata.json`` as mongodump writes it, plus Back Over's ``backover`` checks."""
     doc: dict[str, Any] = {
         "options": info.get("options") or {},
