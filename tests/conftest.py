@@ -279,9 +279,15 @@ def aws_endpoints(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return moto_server
 
 
+@pytest.fixture(scope="session")
+def _moto_s3(moto_server: str) -> Any:
+    """One S3 client on moto for the fixtures (building a boto3 client costs tens of milliseconds)."""
+    return boto3.client("s3", endpoint_url=moto_server, region_name=REGION)
+
+
 @pytest.fixture
-def bucket(aws_endpoints: str) -> str:
+def bucket(aws_endpoints: str, _moto_s3: Any) -> str:
     """A fresh bucket in moto."""
     name = f"backover-test-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=aws_endpoints).create_bucket(Bucket=name)
+    _moto_s3.create_bucket(Bucket=name)
     return name

@@ -3,7 +3,8 @@
 ``make test`` (CI) runs every test; ``make test-fast`` runs ``pytest -m "not slow"`` for the inner
 loop. A test is marked ``slow`` when it starts Python processes (the ``backover`` command line,
 a Lambda through the local runner, kill -9 runs, the sandbox), runs a DAG (``run_dag``), builds
-something (the Lambda zips, the worker wheel) or soaks. Two of those are checked on every run (a
+something (the Lambda zips, the worker wheel), soaks (long property-based histories) or injects
+faults that go on for seconds by design (dropped connections, a failover, S3 backoffs). Two of those are checked on every run (a
 pytest plugin, loaded by ``tests/conftest.py``), so a new test of that kind without the mark fails:
 
 * a test using the ``run_dag`` fixture fails at setup, before the DAG runs;

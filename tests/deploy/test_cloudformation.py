@@ -53,6 +53,7 @@ def unsub(value: Any) -> Any:
     return value
 
 
+@pytest.mark.slow  # runs cfn-lint (a Python program)
 def test_cfn_lint_passes() -> None:
     done = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(TEMPLATE)],
                           capture_output=True, text=True, timeout=180)
@@ -109,6 +110,7 @@ def test_worker_bootstrap_is_valid_shell_with_the_replicator_unit(tmp_path: Path
     assert "pip install" in script and 's3://art/backover/0.1.0/backover.whl' in script
 
 
+@pytest.mark.slow  # deploys the whole stack on moto
 def test_the_stack_deploys_on_moto(aws_endpoints: str) -> None:
     """moto creates the KMS key, bucket, roles, instance profile, instance, managed policy and
     Lambdas (from zips uploaded to its S3); it does not run the user data nor check VPC access."""

@@ -112,6 +112,7 @@ def own_docdb(standin_password: str) -> Iterator[tuple[StandinServer, str, str]]
     server.stop()
 
 
+@pytest.mark.slow  # faults go on for seconds by design (drops, a failover, S3 backoffs)
 def test_resumes_after_the_source_drops_every_connection(own_docdb: tuple, bucket: str) -> None:
     server, uri, db = own_docdb
     dropped: list[int] = []
@@ -148,6 +149,7 @@ def _restart(servers: list[StandinServer], down_for: float) -> None:
     servers.append(new)
 
 
+@pytest.mark.slow  # faults go on for seconds by design (drops, a failover, S3 backoffs)
 def test_resumes_after_the_source_is_away_for_a_while(restartable: list[StandinServer], bucket: str,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     """Longer than the driver's own single resume attempt: the replicator's backoff takes over."""
@@ -167,6 +169,7 @@ def test_resumes_after_the_source_is_away_for_a_while(restartable: list[StandinS
     assert "change stream re-opened" in caplog.text
 
 
+@pytest.mark.slow  # faults go on for seconds by design (drops, a failover, S3 backoffs)
 def test_s3_throttling_and_errors_are_retried(docdb: tuple, bucket: str, moto_server: str,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Segment PUTs answered 503 SlowDown (botocore retries) and then 403 (the replicator's own

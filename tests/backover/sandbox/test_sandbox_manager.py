@@ -108,6 +108,24 @@ def test_up_twice_is_harmless_and_status_reports(sandbox):
     assert all(s["answering"] for s in json.loads(status.stdout).values())
 
 
+def test_down_stops_exactly_what_up_started(sandbox):
+    """The last test on the module's sandbox (starting one costs seconds): it takes it down."""
+    directory, _ = sandbox
+    pids = json.loads((directory / "state.json").read_text())["pids"]
+    assert sorted(pids) == ["documentdb", "mongodb", "moto", "runner"]
+    unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        down = backover("down", directory=directory)
+        assert down.returncode == 0
+        assert "stopped runner, mongodb, documentdb, moto" in down.stdout
+        assert _pids_with_marker(directory) == []
+        assert unrelated.poll() is None
+        assert not (directory / "state.json").exists()
+        assert backover("down", directory=directory).stdout.strip().endswith("(it was not running)")
+    finally:
+        unrelated.kill()
+
+
 def test_port_in_use_gives_one_line_and_starts_nothing(tmp_path):
     base = free_port_base(PORT_BASE + 50)
     with socket.socket() as busy:
@@ -150,24 +168,6 @@ def _pids_with_marker(directory: Path) -> list[int]:
             if f"{processes.MARKER_ENV}={directory}:".encode() in environ:
                 found.append(int(entry.name))
     return found
-
-
-def test_down_stops_exactly_what_up_started(tmp_path):
-    base = free_port_base(PORT_BASE + 100)
-    assert backover("up", directory=tmp_path, port_base=base).returncode == 0
-    pids = json.loads((tmp_path / "state.json").read_text())["pids"]
-    assert sorted(pids) == ["documentdb", "mongodb", "moto", "runner"]
-    unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        down = backover("down", directory=tmp_path, port_base=base)
-        assert down.returncode == 0
-        assert "stopped runner, mongodb, documentdb, moto" in down.stdout
-        assert _pids_with_marker(tmp_path) == []
-        assert unrelated.poll() is None
-        assert not (tmp_path / "state.json").exists()
-        assert backover("down", directory=tmp_path, port_base=base).stdout.strip().endswith("(it was not running)")
-    finally:
-        unrelated.kill()
 
 
 def test_env_without_a_sandbox_is_a_usage_error(tmp_path):
