@@ -27,8 +27,10 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from airflow.providers.amazon.aws.hooks.ssm import SsmHook
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 from botocore.exceptions import ClientError
+
+from backover_airflow.triggers.base import AwsConnectionTrigger
 
 #: Invocation statuses after which SSM reports nothing new.
 TERMINAL = frozenset({"Success", "Failed", "Cancelled", "TimedOut"})
@@ -74,7 +76,7 @@ def cancel_command(hook: SsmHook, command_id: str, log: _Log) -> str:
     return f"SSM command {command_id} cancelled"
 
 
-class WorkerCommandTrigger(BaseTrigger):
+class WorkerCommandTrigger(AwsConnectionTrigger):
     """Fire when a ``backover`` command sent through SSM Run Command ends, or the wait gives up.
 
     :param command: the ``backover`` sub-command (for the messages).
@@ -101,38 +103,20 @@ class WorkerCommandTrigger(BaseTrigger):
         verify: bool | str | None = None,
         botocore_config: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(aws_conn_id=aws_conn_id, region_name=region_name, verify=verify,
+                         botocore_config=botocore_config)
         self.command = command
         self.command_id = command_id
         self.instance_id = instance_id
         self.waiter_delay = waiter_delay
         self.waiter_max_attempts = waiter_max_attempts
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-        self.verify = verify
-        self.botocore_config = botocore_config
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "command": self.command,
-                "command_id": self.command_id,
-                "instance_id": self.instance_id,
-                "waiter_delay": self.waiter_delay,
-                "waiter_max_attempts": self.waiter_max_attempts,
-                "aws_conn_id": self.aws_conn_id,
-                "region_name": self.region_name,
-                "verify": self.verify,
-                "botocore_config": self.botocore_config,
-            },
-        )
+    def own_kwargs(self) -> dict[str, Any]:
+        return {"command": self.command, "command_id": self.command_id, "instance_id": self.instance_id,
+                "waiter_delay": self.waiter_delay, "waiter_max_attempts": self.waiter_max_attempts}
 
     def hook(self) -> SsmHook:
-        return SsmHook(
-            aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify,
-            config=self.botocore_config,
-        )
+        return SsmHook(**self.hook_kwargs())
 
     def _event(self, status: str, **fields: Any) -> TriggerEvent:
         return TriggerEvent({
