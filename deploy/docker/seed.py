@@ -75,17 +75,9 @@ def master_secrets(config: SeedConfig) -> dict[str, dict[str, Any]]:
 
 def variable(state: Any, backover_command: str = "python -m backover") -> dict[str, Any]:
     """The Airflow Variable ``backover`` (the fields ``backover sandbox env`` prints; no secret)."""
-    return {
-        "bucket": state.bucket,
-        "prefix": state.prefix,
-        "worker_instance_id": state.worker_instance_id,
-        "lambda_names": state.lambda_names,
-        "secret_ids": state.secret_ids,
-        "app_user": state.app_user,
-        "databases": state.databases,
-        "poll_interval_seconds": 5,
-        "backover_command": backover_command,
-    }
+    from backover_sandbox.environment import airflow_variable
+
+    return airflow_variable(state, poll_interval_seconds=5, backover_command=backover_command)
 
 
 def seed_all(config: SeedConfig, databases: bool = True) -> dict[str, Any]:

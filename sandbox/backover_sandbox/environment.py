@@ -47,21 +47,25 @@ def airflow_env(state: SandboxState, credentials: dict[str, dict[str, Any]]) -> 
     env = {"AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws_conn)}
     for label, secret in credentials.items():
         env[f"AIRFLOW_CONN_BACKOVER_{label.upper()}"] = json.dumps(mongo_connection(secret))
-    env["AIRFLOW_VAR_BACKOVER"] = json.dumps(
-        {
-            "bucket": state.bucket,
-            "prefix": state.prefix,
-            "worker_instance_id": state.worker_instance_id,
-            "lambda_names": state.lambda_names,
-            "secret_ids": state.secret_ids,
-            "app_user": state.app_user,
-            "databases": state.databases,
-            "poll_interval_seconds": 2,
-            # How SSM commands start backover on the worker (on AWS: the installed console script).
-            "backover_command": f"{sys.executable} -m backover",
-        }
-    )
+    # How SSM commands start backover on the worker (on AWS: the installed console script).
+    env["AIRFLOW_VAR_BACKOVER"] = json.dumps(airflow_variable(state, poll_interval_seconds=2,
+                                                              backover_command=f"{sys.executable} -m backover"))
     return env
+
+
+def airflow_variable(state: Any, *, poll_interval_seconds: int, backover_command: str) -> dict[str, Any]:
+    """The Airflow Variable ``backover`` of an environment seeded like the sandbox (no secret in it)."""
+    return {
+        "bucket": state.bucket,
+        "prefix": state.prefix,
+        "worker_instance_id": state.worker_instance_id,
+        "lambda_names": state.lambda_names,
+        "secret_ids": state.secret_ids,
+        "app_user": state.app_user,
+        "databases": state.databases,
+        "poll_interval_seconds": poll_interval_seconds,
+        "backover_command": backover_command,
+    }
 
 
 def mongo_connection(secret: dict[str, Any]) -> dict[str, Any]:
