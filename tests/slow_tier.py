@@ -49,10 +49,16 @@ class PythonStarts:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._recordings: list[list[str]] = []
-        sys.addaudithook(self._audit)
 
-    def _audit(self, event: str, args: tuple[Any, ...]) -> None:
-        if event != "subprocess.Popen" or not self._recordings:
+        def audit(event: str, args: tuple[Any, ...]) -> None:
+            # Called for every audited event of the process (opens, imports...): return at once.
+            if event == "subprocess.Popen":
+                self._popen(args)
+
+        sys.addaudithook(audit)
+
+    def _popen(self, args: tuple[Any, ...]) -> None:
+        if not self._recordings:
             return
         executable, argv = args[0], args[1]  # Popen has made both final: the program, a list
         if not is_python(os.fsdecode(executable)):
