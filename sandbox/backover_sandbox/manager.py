@@ -47,6 +47,7 @@ def _http_ok(url: str) -> bool:
 
 
 def _mongo_ok(host: str, port: int) -> bool:
+    c: MongoClient[dict[str, Any]]
     try:
         with MongoClient(host=host, port=port, directConnection=True, serverSelectionTimeoutMS=500) as c:
             c.admin.command("ping")

@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -38,6 +39,7 @@ def sandbox_checks(state: SandboxState, report: RehearsalReport) -> None:
 
     def app_user_writes() -> str:
         master, app = secret("documentdb"), secret("app_user")
+        c: MongoClient[dict[str, Any]]
         with MongoClient(host=master["host"], port=master["port"], username=app["username"], password=app["password"],
                          authSource="admin", directConnection=True, retryWrites=False) as c:
             # The probe leaves no trace: the migrated databases must stay as both sides were seeded.

@@ -349,10 +349,10 @@ class LambdaService:
             log.info("registered function %s (handler %s)", spec.name, spec.handler)
             return _admin_json(200, {"function": spec.describe()})
         if request.method == "GET":
-            spec = self.registry.get(name)
-            if spec is None:
+            found = self.registry.get(name)
+            if found is None:
                 return _admin_error(404, f"no function {name!r}")
-            return _admin_json(200, {"function": spec.describe()})
+            return _admin_json(200, {"function": found.describe()})
         if request.method == "DELETE":
             if not self.registry.delete(name):
                 return _admin_error(404, f"no function {name!r}")

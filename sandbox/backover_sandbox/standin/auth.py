@@ -37,7 +37,7 @@ import hmac
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, MutableSet
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -160,11 +160,12 @@ def parse_role(value: Any, default_db: str) -> RoleName:
     if isinstance(value, str):
         name, db = value, default_db
     elif isinstance(value, Mapping):
-        name, db = value.get("role"), value.get("db")
-        if not isinstance(name, str):
+        given_name, given_db = value.get("role"), value.get("db")
+        if not isinstance(given_name, str):
             raise bad_value('Missing expected field "role"')
-        if not isinstance(db, str):
+        if not isinstance(given_db, str):
             raise bad_value('Missing expected field "db"')
+        name, db = given_name, given_db
     else:
         raise bad_value("Role names must be either strings or objects")
     if not role_exists(name, db):
@@ -653,7 +654,7 @@ class AuthManager:
             self._authenticate(conn.principals, conversation.user_name, conversation.db)
         return {"conversationId": CONVERSATION_ID, "done": done, "payload": reply}
 
-    def _authenticate(self, principals: MutableSet[Principal], name: str, db: str) -> None:
+    def _authenticate(self, principals: set[Principal], name: str, db: str) -> None:
         """Record ``name@db`` on the connection; mongod 6.0 allows one user per connection."""
         if self.get_user(db, name) is None:  # dropped during the conversation
             raise authentication_failed()

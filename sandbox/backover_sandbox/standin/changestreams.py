@@ -253,10 +253,18 @@ def _visible_in_cluster(db: str, coll: str | None) -> bool:
 
 # -- DocumentDB enablement ----------------------------------------------------------------------
 @dataclass
+class _Interval:
+    """Change-log seqs ``start <= seq < end`` during which an entry was enabled."""
+
+    start: int
+    end: int | None = None  # still enabled
+
+
+@dataclass
 class _Enablement:
     """When each ``modifyChangeStreams`` entry was enabled: change-log seq intervals."""
 
-    intervals: dict[tuple[str, str], list[list[int | None]]]
+    intervals: dict[tuple[str, str], list[_Interval]]
     lock: threading.Lock
 
 
@@ -278,8 +286,8 @@ def enable(server: StandinServer, db: str, coll: str) -> None:
     with server.store.lock, state.lock:
         key = (db, coll)
         history = state.intervals.setdefault(key, [])
-        if key not in server.change_streams_enabled or not history or history[-1][1] is not None:
-            history.append([server.store.changes.next_seq, None])
+        if key not in server.change_streams_enabled or not history or history[-1].end is not None:
+            history.append(_Interval(server.store.changes.next_seq))
         server.change_streams_enabled.add(key)
 
 
@@ -289,8 +297,8 @@ def disable(server: StandinServer, db: str, coll: str) -> None:
     with server.store.lock, state.lock:
         key = (db, coll)
         history = state.intervals.get(key)
-        if history and history[-1][1] is None:
-            history[-1][1] = server.store.changes.next_seq
+        if history and history[-1].end is None:
+            history[-1].end = server.store.changes.next_seq
         server.change_streams_enabled.discard(key)
 
 
@@ -308,7 +316,7 @@ def _enabled_since(server: StandinServer, keys: Iterable[tuple[str, str]]) -> in
             if key not in server.change_streams_enabled:
                 continue
             history = state.intervals.get(key)
-            start = history[-1][0] if history and history[-1][1] is None else 0
+            start = history[-1].start if history and history[-1].end is None else 0
             since = start if since is None else min(since, start)
     return since
 
@@ -333,7 +341,7 @@ class _Visibility:
         history = self._state.intervals.get(key)
         if not history:
             return key in self._server.change_streams_enabled
-        return any(start <= seq and (end is None or seq < end) for start, end in history)  # type: ignore[operator]
+        return any(i.start <= seq and (i.end is None or seq < i.end) for i in history)
 
 
 # -- options ------------------------------------------------------------------------------------
@@ -615,7 +623,7 @@ def update_description(desc: Mapping[str, Any] | None) -> Any:
 
 
 def _raw(doc: Any) -> bytes:
-    return doc.raw if isinstance(doc, RawBSONDocument) else encode(doc)
+    return bytes(doc.raw) if isinstance(doc, RawBSONDocument) else encode(doc)
 
 
 def _no_image(which: str, entry: ChangeEntry) -> errors.CommandError:

@@ -10,7 +10,7 @@ import itertools
 import logging
 import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus
@@ -82,7 +82,7 @@ class Connection:
 class CommandBody(Mapping[str, Any]):
     """The command document with OP_MSG document sequences (``documents``, ``updates``...) merged in."""
 
-    def __init__(self, body: Mapping[str, Any], sequences: dict[str, list[Any]]) -> None:
+    def __init__(self, body: Mapping[str, Any], sequences: Mapping[str, Sequence[Any]]) -> None:
         self._body = body
         self._sequences = sequences
 

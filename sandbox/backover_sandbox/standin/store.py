@@ -288,7 +288,7 @@ def _check_name(db: str, name: str) -> None:
 def raw_document(value: Any) -> bytes:
     """The raw bytes of a command argument that holds a document."""
     if isinstance(value, RawBSONDocument):
-        return value.raw
+        return bytes(value.raw)  # a memoryview for 4 KB and more
     if isinstance(value, Mapping):
         return encode(value)
     raise errors.type_mismatch(f"expected a document, got {type(value).__name__}")

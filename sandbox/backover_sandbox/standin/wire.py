@@ -91,7 +91,7 @@ def _parse_op_msg(request_id: int, payload: bytes) -> Request:
     end = len(payload) - (4 if flags & FLAG_CHECKSUM_PRESENT else 0)
     pos = 4
     body = None
-    sequences: dict[str, list[Any]] = {}
+    sequences: dict[str, Sequence[Any]] = {}
     view = memoryview(payload)
     while pos < end:
         kind = payload[pos]

@@ -266,6 +266,21 @@ def test_hello_answers_like_a_replica_set_primary(client, target):
     assert isinstance(client.admin.command("ping")["operationTime"], Timestamp)
 
 
+def test_documents_of_4kb_and_more_are_written_by_every_command(client, db_name):
+    """pymongo decodes the server's documents of 4 KB and more as memoryviews (so does the stand-in
+    reading a command): a large replacement, upsert or insert is stored like a small one."""
+    coll = client[db_name].c
+    coll.insert_one({"_id": 1, "n": 5})
+    large = {"_id": 1, "bio": "x" * 5000}
+    assert coll.find_one_and_replace({"_id": 1}, {"bio": "x" * 5000}) == {"_id": 1, "n": 5}
+    coll.find_one_and_update({"_id": 2}, {"$set": {"bio": "y" * 5000}}, upsert=True)
+    coll.replace_one({"_id": 3}, {"bio": "z" * 5000}, upsert=True)
+    coll.insert_one({"_id": 4, "bio": "w" * 5000})
+    stored = [d.raw for d in coll.with_options(codec_options=RAW).find({}, sort=[("_id", ASCENDING)])]
+    assert stored == [bson.encode(large), bson.encode({"_id": 2, "bio": "y" * 5000}),
+                      bson.encode({"_id": 3, "bio": "z" * 5000}), bson.encode({"_id": 4, "bio": "w" * 5000})]
+
+
 def test_replace_by_id_variants_store_exact_documents(client, db_name):
     coll = client[db_name].c
     raw_coll = coll.with_options(codec_options=RAW)

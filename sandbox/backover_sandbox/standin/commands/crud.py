@@ -3,7 +3,7 @@ distinct and aggregate (``$changeStream`` pipelines go to ``changestreams``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,7 +80,10 @@ def sort_docs(docs: list[tuple[Any, bytes]], sort: Mapping[str, Any] | None) -> 
     for field, direction in reversed(spec):
         if direction not in (1, -1):
             raise errors.bad_value(f"$sort key ordering must be 1 (for ascending) or -1 (for descending): {field}")
-        decoded.sort(key=lambda d, f=field: sort_key(_get_path(d[0], f)), reverse=direction == -1)
+        def key(item: tuple[dict[str, Any], Any], f: str = field) -> Any:
+            return sort_key(_get_path(item[0], f))
+
+        decoded.sort(key=key, reverse=direction == -1)
     return [pair for _, pair in decoded]
 
 
@@ -288,11 +291,11 @@ def insert(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     return reply
 
 
-def _raw_items(statements: Any) -> list[bytes | None]:
+def _raw_items(statements: Any) -> Sequence[bytes | None]:
     """The raw bytes of each statement (None for one that is not a raw document)."""
     if isinstance(statements, DocumentSequence):
         return statements.raw_items()
-    return [s.raw if isinstance(s, RawBSONDocument) else None for s in statements]
+    return [bytes(s.raw) if isinstance(s, RawBSONDocument) else None for s in statements]
 
 
 @command("update", action=Action.WRITE)
@@ -442,7 +445,8 @@ def get_more(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
 
 @command("killCursors", action=Action.READ)
 def kill_cursors(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
-    killed, not_found = [], []
+    killed: list[Any] = []
+    not_found: list[Any] = []
     for cursor_id in cmd.get("cursors", []):
         (killed if ctx.server.cursors.close(int(cursor_id)) else not_found).append(cursor_id)
     return {"cursorsKilled": killed, "cursorsNotFound": not_found, "cursorsAlive": [], "cursorsUnknown": []}

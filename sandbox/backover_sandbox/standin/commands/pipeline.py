@@ -80,7 +80,10 @@ def _sort(spec: Any, docs: list[Any]) -> list[Any]:
     for field, direction in reversed(list(spec.items())):
         if direction not in (1, -1):
             raise errors.bad_value(f"$sort key ordering must be 1 (for ascending) or -1 (for descending): {field}")
-        decorated.sort(key=lambda p, f=field: sort_key(_path(p[0], f)), reverse=direction == -1)
+        def key(item: tuple[Any, Any], f: str = field) -> Any:
+            return sort_key(_path(item[0], f))
+
+        decorated.sort(key=key, reverse=direction == -1)
     return [d for _, d in decorated]
 
 

@@ -5,15 +5,21 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from bson.int64 import Int64
 from bson.objectid import ObjectId
 
 from ..registry import Action, Context, command
 
+
+class _Version(TypedDict):
+    version: str
+    maxWireVersion: int
+
+
 #: What each flavour claims to be: DocumentDB 5.0 answers wire version 13, MongoDB 6.0 wire 17.
-VERSIONS = {
+VERSIONS: dict[str, _Version] = {
     "mongodb": {"version": "6.0.0", "maxWireVersion": 17},
     "documentdb": {"version": "5.0.0", "maxWireVersion": 13},
 }
@@ -23,7 +29,7 @@ _ELECTION_ID = ObjectId("7fffffff0000000000000001")
 @command("hello", "isMaster", "ismaster", action=Action.NONE)
 def hello(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     address = ctx.server.address
-    legacy = cmd.name != "hello"
+    legacy = next(iter(cmd)) != "hello"
     reply: dict[str, Any] = {
         "isWritablePrimary": True,
         "topologyVersion": None,
