@@ -8,8 +8,8 @@ datetime range stay ``DatetimeMS``, binary subtypes and regex flags are kept).
 from __future__ import annotations
 
 import decimal
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Hashable, Mapping
+from typing import Any, cast
 
 import bson
 from bson.binary import Binary, UuidRepresentation
@@ -20,9 +20,11 @@ from bson.max_key import MaxKey
 from bson.min_key import MinKey
 from bson.raw_bson import RawBSONDocument
 from bson.regex import Regex
+from pymongo import MongoClient
+from pymongo.collection import Collection
 
 #: Decode into plain dicts without losing a type (used for filters, updates, index keys).
-DECODE = CodecOptions(
+DECODE: CodecOptions[dict[str, Any]] = CodecOptions(
     document_class=dict,
     tz_aware=False,
     uuid_representation=UuidRepresentation.UNSPECIFIED,
@@ -30,15 +32,22 @@ DECODE = CodecOptions(
 )
 
 #: Decode lazily: nested documents stay raw, so their bytes are never re-encoded.
-RAW = CodecOptions(
+RAW: CodecOptions[RawBSONDocument] = CodecOptions(
     document_class=RawBSONDocument,
     uuid_representation=UuidRepresentation.UNSPECIFIED,
     datetime_conversion=DatetimeConversion.DATETIME_AUTO,
 )
 
 
-def decode(raw: bytes) -> dict[str, Any]:
-    """Decode raw BSON bytes into a dict, keeping every BSON type."""
+def raw_collection(client: MongoClient[Any], db: str, coll: str) -> Collection[RawBSONDocument]:
+    """``db.coll`` on ``client`` with the :data:`RAW` codec: documents come as RawBSONDocuments."""
+    # pymongo (4.x) annotates get_collection as keeping the client's document type whatever
+    # the codec options say; the documents are those of the codec.
+    return cast("Collection[RawBSONDocument]", client[db].get_collection(coll, codec_options=RAW))
+
+
+def decode(raw: bytes | memoryview) -> dict[str, Any]:
+    """Decode raw BSON bytes (or a RawBSONDocument's memoryview) into a dict, keeping every BSON type."""
     return bson.decode(raw, DECODE)
 
 
@@ -56,7 +65,7 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def canonical_key(value: Any) -> Any:
+def canonical_key(value: Any) -> Hashable:
     """A hashable key under which values MongoDB considers equal are equal.
 
     Numbers of different BSON types compare by value (``1``, ``Int64(1)``, ``1.0`` and

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Final, Literal
 
 from bson.timestamp import Timestamp
 
@@ -28,7 +28,9 @@ from backover.state import (
 )
 from backover.verify.report import VerifyReport
 
-PENDING, SUCCESS, FAILED = "pending", "success", "failed"
+PENDING: Final = "pending"
+SUCCESS: Final = "success"
+FAILED: Final = "failed"
 Status = Literal["pending", "success", "failed"]
 #: How many namespaces with differences a failure message names.
 MAX_NAMESPACES_IN_MESSAGE = 5

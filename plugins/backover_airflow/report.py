@@ -84,7 +84,8 @@ def build(migration_id: str, phases: Mapping[str, Phase], snap: MigrationSnapsho
     frozen_at = freeze.frozen_at if freeze else None
     checked_at = verify.checked_at if verify else None
     phase, task = restore_task
-    restore_tasks = phases[phase].tasks if phase in phases and phases[phase].tasks else {}
+    restore_phase = phases.get(phase)
+    restore_tasks = restore_phase.tasks if restore_phase is not None and restore_phase.tasks else {}
     restore_seconds = restore_tasks.get(task)
     identical = verify.identical if verify is not None else None
     passed = bool(phases) and all(p.ok for p in phases.values()) and identical is True

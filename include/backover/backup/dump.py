@@ -25,8 +25,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pymongo import MongoClient
@@ -144,9 +145,9 @@ def list_databases(client: MongoClient, wanted: Iterable[str]) -> list[str]:
     return sorted(n for n in names if n not in INTERNAL_DATABASES)
 
 
-def list_collections(client: MongoClient, db: str, skipped: list[str]) -> list[dict[str, Any]]:
+def list_collections(client: MongoClient, db: str, skipped: list[str]) -> list[Mapping[str, Any]]:
     """The collections of ``db`` worth backing up (``skipped`` gets the others, with a log line)."""
-    kept = []
+    kept: list[Mapping[str, Any]] = []
     for info in client[db].list_collections():
         name = info["name"]
         if name.startswith("system."):
@@ -164,7 +165,7 @@ def list_collections(client: MongoClient, db: str, skipped: list[str]) -> list[d
 
 
 def dump_collection(client: MongoClient, s3: S3Objects, config: BackupConfig, db: str,
-                    info: dict[str, Any], progress: Progress) -> CollectionBackup:
+                    info: Mapping[str, Any], progress: Progress) -> CollectionBackup:
     """Stream one collection to S3, check its count, then write its metadata."""
     name = info["name"]
     namespace = f"{db}.{name}"
@@ -232,8 +233,7 @@ def backup(config: BackupConfig, s3: S3Objects | None = None) -> BackupResult:
         progress = Progress(config.label, len(plan))
         log.info("backup %s: %d collections in %d databases, %d at a time", config.label, len(plan),
                  len(databases), config.parallel)
-        tasks = [lambda db=db, info=info: dump_collection(client, s3, config, db, info, progress)
-                 for db, info in plan]
+        tasks = [partial(dump_collection, client, s3, config, db, info, progress) for db, info in plan]
         result.collections = run_parallel(tasks, config.parallel)
     written = {k for c in result.collections for k in (c.data_key, c.metadata_key)}
     result.stale_deleted = delete_stale(s3, config, databases, written)

@@ -28,6 +28,7 @@ import logging
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 from botocore.exceptions import BotoCoreError, ClientError
 from bson.raw_bson import RawBSONDocument
@@ -317,14 +318,14 @@ def load(config: LoadConfig, s3: S3Objects | None = None) -> LoadResult:
     log.info("restore of backup %s: %d collections from s3://%s/%s into %s", config.label, len(found),
              s3.bucket, prefix, config.target)
     with connect(config.target) as client:
-        checked = run_parallel([lambda files=files: check_collection(s3, files) for files in found], config.parallel)
+        checked = run_parallel([partial(check_collection, s3, files) for files in found], config.parallel)
         check_target(client, checked, config.drop)
         log.info("restore of backup %s: all %d collections checked; nothing written yet", config.label, len(checked))
         result = LoadResult(config.label, f"s3://{s3.bucket}/{prefix}")
         result.staging_dropped = drop_leftover_staging(client, sorted({c.files.db for c in checked}))
         try:
             result.collections = run_parallel(
-                [lambda c=c: stage_collection(client, s3, config, c) for c in checked], config.parallel)
+                [partial(stage_collection, client, s3, config, c) for c in checked], config.parallel)
         except BaseException:
             discard_staging(client, checked)
             raise

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 T = TypeVar("T")
 
 
-def run_parallel(tasks: list[Callable[[], T]], parallel: int) -> list[T]:
+def run_parallel(tasks: Sequence[Callable[[], T]], parallel: int) -> list[T]:
     """The tasks' results in order; re-raises the first failure once running tasks have ended."""
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="backover") as pool:
         futures = [pool.submit(task) for task in tasks]
@@ -17,6 +17,7 @@ def run_parallel(tasks: list[Callable[[], T]], parallel: int) -> list[T]:
         for future in pending:
             future.cancel()
     for future in futures:
-        if not future.cancelled() and future.exception() is not None:
-            raise future.exception()  # type: ignore[misc]
+        error = None if future.cancelled() else future.exception()
+        if error is not None:
+            raise error
     return [future.result() for future in futures]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..backup.dump import LABELS, BackupConfig, backup, default_databases
-from ..backup.load import LoadConfig, load
+from ..backup.dump import LABELS, BackupConfig, BackupResult, backup, default_databases
+from ..backup.load import LoadConfig, LoadResult, load
 from ..connections import resolve
 from ..errors import UsageError
 from ..options import add_migration_options, migration_layout
@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--drop only goes with --restore")
     layout = migration_layout(args)
     databases = tuple(d.strip() for d in (args.databases or "").split(",") if d.strip())
+    result: LoadResult | BackupResult
     if args.restore:
         target = resolve(args.uri, args.secret_id, "database")
         result = load(LoadConfig(target, layout, args.label, databases, drop=args.drop, parallel=args.parallel))

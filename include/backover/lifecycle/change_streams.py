@@ -32,7 +32,7 @@ from ..mongo import errors as codes
 from ..namespaces import CLUSTER, Namespace
 from ..replication import source as replication_source
 from ..replication.namespaces import WatchScope, narrowest_scope
-from .source import cluster_time
+from .source import cluster_time, errmsg
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,8 @@ def open_refusal(client: MongoClient, scope: WatchScope, t0: Timestamp) -> Opera
 
 
 def _refused(scope: WatchScope, t0: Timestamp, error: OperationFailure) -> str:
-    errmsg = (error.details or {}).get("errmsg", "") if error.details else ""
-    return f"the change stream on {scope} refused to start at T0 {clustertime.format(t0)}: {error.code} {errmsg}".rstrip()
+    return (f"the change stream on {scope} refused to start at T0 {clustertime.format(t0)}: {error.code} "
+            f"{errmsg(error)}").rstrip()
 
 
 def streamable_t0(client: MongoClient, namespaces: Iterable[Namespace]) -> Timestamp:
@@ -179,7 +179,7 @@ def _modify(client: MongoClient, namespace: Namespace, enable: bool) -> bool:
             return False
         verb = "enable" if enable else "disable"
         raise JobFailed(f"cannot {verb} change streams on {namespace}: {e.code} "
-                        f"{e.details.get('errmsg', '') if e.details else ''}") from None
+                        f"{errmsg(e)}") from None
     return True
 
 
@@ -191,7 +191,7 @@ def enable(client: MongoClient, flavour: str, namespaces: Iterable[Namespace]) -
                  ", ".join(map(str, wanted)))
         return []
     enabled = list_enabled(client)
-    done = []
+    done: list[Namespace] = []
     for namespace in wanted:
         if is_covered(namespace, enabled):
             log.info("change streams already enabled for %s", namespace)
@@ -213,7 +213,7 @@ def disable(client: MongoClient, flavour: str, namespaces: Iterable[Namespace]) 
             log.info("MongoDB: change streams are always on; nothing to disable")
         return []
     enabled = list_enabled(client)
-    done = []
+    done: list[Namespace] = []
     for namespace in targets:
         if namespace not in enabled:
             log.info("change streams for %s are already disabled", namespace)

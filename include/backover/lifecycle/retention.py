@@ -60,7 +60,7 @@ def _from_environment() -> float | None:
 def _from_server(client: MongoClient) -> float | None:
     """The parameter in seconds if the server answers ``getParameter`` for it, else None."""
     try:
-        reply = client.admin.command("getParameter", 1, **{DOCUMENTDB_PARAMETER: 1})
+        reply = client.admin.command({"getParameter": 1, DOCUMENTDB_PARAMETER: 1})
     except PyMongoError:
         return None
     value = reply.get(DOCUMENTDB_PARAMETER)

@@ -9,13 +9,18 @@ from typing import Any
 
 from bson.timestamp import Timestamp
 from pymongo import MongoClient
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
 from ..connections import DatabaseUri, check_connection, read_secret, uri_from_secret
 from ..errors import JobFailed, UsageError
 from .events import LifecycleEvent
 
 log = logging.getLogger(__name__)
+
+
+def errmsg(error: OperationFailure) -> str:
+    """The server's ``errmsg`` for a refused command ('' when the failure carries no reply)."""
+    return str((error.details or {}).get("errmsg", ""))
 
 
 def _with_ca(uri: DatabaseUri, tls_ca_file: str | None) -> DatabaseUri:

@@ -37,7 +37,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 from ..connections import DatabaseUri
 from ..errors import JobFailed, UsageError
 from ..mongo import errors as codes
-from .source import connect
+from .source import connect, errmsg
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def get_roles(client: MongoClient, user: str) -> list[Role]:
     try:
         users = client.admin.command("usersInfo", {"user": user, "db": USER_DB})["users"]
     except OperationFailure as e:
-        raise JobFailed(f"cannot read the roles of user {user!r}: {e.code} {e.details.get('errmsg', '')}") from None
+        raise JobFailed(f"cannot read the roles of user {user!r}: {e.code} {errmsg(e)}") from None
     if not users:
         raise UsageError(f"the microservices' user {user!r} does not exist in {USER_DB!r} on the source")
     return normalise(users[0].get("roles", []))
@@ -173,7 +173,7 @@ def set_roles(client: MongoClient, user: str, roles: Sequence[Role]) -> None:
     try:
         client.admin.command("updateUser", user, roles=list(roles))
     except OperationFailure as e:
-        raise JobFailed(f"cannot change the roles of user {user!r}: {e.code} {e.details.get('errmsg', '')}") from None
+        raise JobFailed(f"cannot change the roles of user {user!r}: {e.code} {errmsg(e)}") from None
 
 
 def grant_roles(client: MongoClient, user: str, roles: Sequence[Role]) -> None:
@@ -183,7 +183,7 @@ def grant_roles(client: MongoClient, user: str, roles: Sequence[Role]) -> None:
     try:
         client.admin.command("grantRolesToUser", user, roles=list(roles))
     except OperationFailure as e:
-        raise JobFailed(f"cannot grant roles to user {user!r}: {e.code} {e.details.get('errmsg', '')}") from None
+        raise JobFailed(f"cannot grant roles to user {user!r}: {e.code} {errmsg(e)}") from None
 
 
 def prove_read_only_by_write(app: DatabaseUri, databases: Iterable[str]) -> list[str]:

@@ -202,7 +202,7 @@ _SortKey = functools.cmp_to_key(compare)
 
 
 def _sign(x: Any, y: Any) -> int:
-    return (x > y) - (x < y)
+    return int(x > y) - int(x < y)
 
 
 def _equal(_a: Any, _b: Any) -> int:
@@ -213,7 +213,8 @@ def as_decimal(value: Any) -> int | float | decimal.Decimal:
     """A number as a Python number that compares exactly with the others (Decimal128 -> Decimal)."""
     if isinstance(value, Decimal128):
         return value.to_decimal()
-    return value
+    number: int | float | decimal.Decimal = value
+    return number
 
 
 def is_nan(number: int | float | decimal.Decimal) -> bool:
@@ -314,7 +315,7 @@ _REGEX_FLAG_LETTERS = (
 )
 
 
-def regex_parts(value: Regex | re.Pattern[str]) -> tuple[str, str]:
+def regex_parts(value: Regex[str] | re.Pattern[str]) -> tuple[str, str]:
     """The pattern and the BSON option letters (alphabetical, as stored) of a regex."""
     implicit = 0
     if isinstance(value, re.Pattern):

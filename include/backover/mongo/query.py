@@ -465,7 +465,7 @@ def _in_predicate(members: Any, operator: str = "$in") -> ValuePredicate:
     return predicate
 
 
-def _regex_from_value(value: Regex | re.Pattern[str]) -> tuple[str, int]:
+def _regex_from_value(value: Regex[str] | re.Pattern[str]) -> tuple[str, int]:
     pattern, letters = regex_parts(value)
     return pattern, _flags_from_options(letters)
 

@@ -22,7 +22,7 @@ import functools
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from bson.decimal128 import Decimal128, create_decimal128_context
 from bson.int64 import Int64
@@ -141,7 +141,7 @@ def apply_update(
     context = _Context(source, inserting, _utc_naive(now) if now is not None else _utc_now())
     ops = _plan(spec, context)
     ops.sort(key=lambda op: _PathKey(op.parts))
-    result = plain_spec(source)  # a deep copy of every dict and list
+    result: dict[str, Any] = plain_spec(source)  # a deep copy of every dict and list
     for op in ops:
         _apply_op(result, op)
     _check_id_kept(source, result, ops)
@@ -329,6 +329,14 @@ _PathKey = functools.cmp_to_key(_compare_paths)
 # ------------------------------------------------------------------------------------ application
 
 
+@overload
+def _locate(
+    root: Mapping[str, Any], parts: tuple[str, ...], path: str, *, create: Literal[True], no_arrays: bool = False
+) -> tuple[Any, Any]: ...
+@overload
+def _locate(
+    root: Mapping[str, Any], parts: tuple[str, ...], path: str, *, create: bool, no_arrays: bool = False
+) -> tuple[Any, Any] | None: ...
 def _locate(
     root: Mapping[str, Any],
     parts: tuple[str, ...],

@@ -71,14 +71,14 @@ class _Broken(Exception):
     """The capture cannot go on; ``str(e)`` is the checkpoint's reason."""
 
 
-Opener = Callable[[StreamStart], tuple[ChangeStream, ClientSession]]
+Opener = Callable[[StreamStart], tuple[ChangeStream[RawEvent], ClientSession]]
 
 
 class Capture:
     """One run of the watch loop over an open stream."""
 
     def __init__(self, config: ReplicateConfig, scope: WatchScope, namespace_filter: NamespaceFilter | None,
-                 opener: Opener, opened: tuple[ChangeStream, ClientSession], start: StreamStart,
+                 opener: Opener, opened: tuple[ChangeStream[RawEvent], ClientSession], start: StreamStart,
                  writer: SegmentWriter, drain_poller: DrainPoller, stop: threading.Event) -> None:
         self.config = config
         self.scope = scope

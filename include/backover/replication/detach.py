@@ -93,7 +93,7 @@ def start(argv: list[str], env: Mapping[str, str], pid_file: Path, log_file: Pat
     raise (UsageError if code == UsageError.exit_code else JobFailed)(reason)
 
 
-def _wait_ready(read_end: int, proc: subprocess.Popen, wait_seconds: float) -> bool:
+def _wait_ready(read_end: int, proc: subprocess.Popen[bytes], wait_seconds: float) -> bool:
     """True once the child says it is ready; False if it exits first."""
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:

@@ -37,9 +37,8 @@ log = logging.getLogger(__name__)
 
 def parse_request(doc: Any) -> Timestamp | None:
     """F from a ``{"until": Timestamp}`` document, None when it is not one."""
-    if isinstance(doc, Mapping) and isinstance(doc.get("until"), Timestamp):
-        return doc["until"]
-    return None
+    until = doc.get("until") if isinstance(doc, Mapping) else None
+    return until if isinstance(until, Timestamp) else None
 
 
 def past(event_time: Timestamp | int, until: Timestamp | int) -> bool:

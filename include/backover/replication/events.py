@@ -37,8 +37,14 @@ class RawEvent(RawBSONDocument):
     """A change event whose ``_id``, ``operationType`` and ``clusterTime`` are read without decoding."""
 
     __slots__ = ("_bytes", "_id_doc", "_op", "_ct", "_scanned")
+    _bytes: bytes
+    _id_doc: RawBSONDocument | None
+    _op: str | None
+    _ct: int | None
+    _scanned: bool
 
-    def __init__(self, bson_bytes: bytes | memoryview, codec_options: CodecOptions | None = None) -> None:
+    def __init__(self, bson_bytes: bytes | memoryview,
+                 codec_options: CodecOptions[RawBSONDocument] | None = None) -> None:
         super().__init__(bson_bytes, codec_options)
         self._scanned = False
 

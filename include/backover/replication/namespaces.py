@@ -67,7 +67,9 @@ class NamespaceFilter:
         return not (scope.level == "database" and namespaces == (Namespace(scope.db),))
 
     def keep(self, event: Mapping[str, Any]) -> bool:
-        """True for events of a wanted namespace; events without a namespace (invalidate) are kept."""
+        """True for events of a wanted namespace; events without a namespace (invalidate), or whose
+        namespace names no database, are kept (the restore judges them; the capture never drops
+        what it cannot place)."""
         ns = event.get("ns")
         if ns is None:
             return True
@@ -78,5 +80,7 @@ class NamespaceFilter:
 
     def _wanted(self, ns: Mapping[str, Any]) -> bool:
         db = ns.get("db")
+        if not isinstance(db, str):
+            return True
         coll = ns.get("coll")
         return any(n.covers(db, coll) for n in self.namespaces)

@@ -36,7 +36,7 @@ class Backoff:
         return 0.0 if self._since is None else time.monotonic() - self._since
 
     def delay(self) -> float:
-        base = min(self.cap, self.first * (2 ** max(0, self.attempts - 1)))
+        base = min(self.cap, self.first * (2.0 ** max(0, self.attempts - 1)))
         return base * (0.5 + random.random() / 2)  # jitter, not security
 
     def wait(self) -> None:

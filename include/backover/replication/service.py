@@ -33,6 +33,7 @@ from .capture import Capture, ReplicateResult
 from .checkpoint import CheckpointStore, check_last_segment
 from .config import START_AT_TOLERANCE_SECONDS, ReplicateConfig
 from .drain import DrainPoller
+from .events import RawEvent
 from .namespaces import NamespaceFilter, WatchScope, narrowest_scope
 from .retry import Backoff
 from .segment_writer import SegmentWriter, remove_orphans
@@ -116,7 +117,7 @@ def _already_drained(s3: S3Objects, store: CheckpointStore, checkpoint: Replicat
                            drained_until=checkpoint.drained_until)
 
 
-def _open(config: ReplicateConfig, client: MongoClient, scope: WatchScope, opener: Callable[[StreamStart], Any],
+def _open(config: ReplicateConfig, client: MongoClient[RawEvent], scope: WatchScope, opener: Callable[[StreamStart], Any],
           s3: S3Objects, store: CheckpointStore, checkpoint: ReplicatorCheckpoint | None,
           start_doc: StartRecord | None) -> tuple[StreamStart, Any, str | None]:
     """Check the checkpoint's last segment and the start position, then open the stream:
@@ -144,7 +145,7 @@ def _close(opened: Any) -> None:
         session.end_session()
 
 
-def _check_not_in_future(client: MongoClient, start_at: Timestamp) -> None:
+def _check_not_in_future(client: MongoClient[RawEvent], start_at: Timestamp) -> None:
     """UsageError for a start position later than the source's current cluster time (plus
     :data:`START_AT_TOLERANCE_SECONDS`): the changes until then would be lost."""
     now = cluster_time(client)
@@ -154,7 +155,7 @@ def _check_not_in_future(client: MongoClient, start_at: Timestamp) -> None:
                          "not be captured (check --start-at)")
 
 
-def _check_namespaces(client: MongoClient, namespaces: tuple[Namespace, ...], start_doc: StartRecord | None
+def _check_namespaces(client: MongoClient[RawEvent], namespaces: tuple[Namespace, ...], start_doc: StartRecord | None
                       ) -> None:
     """Starting from a cluster time: a namespace that does not exist now is refused, unless the
     migration's ``state/start.json`` names it (it was migrated from T0 on and dropped since: its

@@ -57,7 +57,7 @@ class HistoryLost(Exception):
     """The resume point is older than the source's change-stream history (code 286)."""
 
 
-def connect(uri: DatabaseUri, connect_timeout: float) -> MongoClient:
+def connect(uri: DatabaseUri, connect_timeout: float) -> MongoClient[RawEvent]:
     """A raw-BSON client whose ``hello`` and authentication were checked (UsageError if not)."""
     client = uri.client(document_class=RawEvent, serverSelectionTimeoutMS=int(connect_timeout * 1000))
     try:
@@ -68,7 +68,7 @@ def connect(uri: DatabaseUri, connect_timeout: float) -> MongoClient:
     return client
 
 
-def missing_namespaces(client: MongoClient, namespaces: tuple[Namespace, ...]) -> dict[Namespace, str]:
+def missing_namespaces(client: MongoClient[RawEvent], namespaces: tuple[Namespace, ...]) -> dict[Namespace, str]:
     """The namespaces that do not exist on the source, each with the reason (UsageError when the
     source's namespaces cannot be listed; none when the user may not list them)."""
     missing: dict[Namespace, str] = {}
@@ -88,8 +88,8 @@ def missing_namespaces(client: MongoClient, namespaces: tuple[Namespace, ...]) -
     return missing
 
 
-def open_stream(client: MongoClient, scope: WatchScope, start: StreamStart, await_ms: int
-                ) -> tuple[ChangeStream, ClientSession]:
+def open_stream(client: MongoClient[RawEvent], scope: WatchScope, start: StreamStart, await_ms: int
+                ) -> tuple[ChangeStream[RawEvent], ClientSession]:
     """A ``fullDocument: updateLookup`` change stream on ``scope`` and its session.
 
     Raises :class:`HistoryLost` for code 286, else the driver's error (see :func:`classify`).

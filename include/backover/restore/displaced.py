@@ -114,7 +114,7 @@ class Displaced:
                 db, coll, doc = entry["db"], entry["coll"], entry["doc"]
                 if not isinstance(db, str) or not isinstance(coll, str) or not isinstance(doc, RawBSONDocument):
                     raise ValueError("an entry is not {db: string, coll: string, doc: document}")
-                out.put(Namespace(db, coll), doc.raw)
+                out.put(Namespace(db, coll), bytes(doc.raw))  # a large doc's raw is a memoryview
         except (BSONError, ValueError, KeyError, IndexError, TypeError) as e:
             raise JobFailed(f"{key} is not a saved set of displaced documents ({e})") from None
         out.changed = False

@@ -110,7 +110,7 @@ def _run_restore(config: RestoreConfig, s3: S3Objects, target: Target | None,
     if config.dry_run:
         return _dry_run(plan(segments, config.window), first, replicator.last_seq)
 
-    client: MongoClient | None = None
+    client: MongoClient[dict[str, Any]] | None = None
     if target is None:
         assert config.target is not None
         client = config.target.client(maxPoolSize=config.workers + 4)

@@ -131,21 +131,22 @@ def delta_writes(event: ChangeEvent, best_effort: bool = False) -> list[Write]:
     empty ``$each`` and ``$slice: newSize``. A truncation on a path the ``$set``/``$unset`` also
     touch goes first, as a write of its own (MongoDB refuses conflicting paths in one update)."""
     assert event.update_description is not None and event.document_key is not None
+    document_key = event.document_key
     description = RawBSONDocument(event.update_description, RAW)
     updated = description.get("updatedFields")
     removed = [str(path) for path in description.get("removedFields") or []]
     truncated = {str(t["field"]): {"$each": [], "$slice": int(t["newSize"])}
                  for t in description.get("truncatedArrays") or []}
     main: dict[str, Any] = {}
+    paths = list(removed)
     if updated is not None and len(updated):
         main["$set"] = updated
+        paths += updated.keys()
     if removed:
         main["$unset"] = dict.fromkeys(removed, "")
-    paths = [*(updated.keys() if "$set" in main else ()), *removed]
 
     def write(update: dict[str, Any]) -> Write:
-        return Write(UPDATE, event.document_key, event.identity, update=update,  # type: ignore[arg-type]
-                     best_effort=best_effort)
+        return Write(UPDATE, document_key, event.identity, update=update, best_effort=best_effort)
 
     if truncated and any(_overlap(a, b) for a in truncated for b in paths):
         return [write({"$push": truncated}), *([write(main)] if main else [])]

@@ -19,7 +19,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
-from ..bsonvalues import RAW
+from ..bsonvalues import raw_collection
 from ..errors import JobFailed
 from ..mongo import errors as codes
 from ..namespaces import Namespace
@@ -99,7 +99,7 @@ class NullTarget(_CommandCounter):
 class MongoTarget(_CommandCounter):
     """A MongoDB server (thread-safe: lanes share one client and its connection pool)."""
 
-    def __init__(self, client: MongoClient) -> None:
+    def __init__(self, client: MongoClient[dict[str, Any]]) -> None:
         super().__init__()
         self.client = client
 
@@ -122,9 +122,9 @@ class MongoTarget(_CommandCounter):
 
     def find_holder(self, ns: Namespace, key_value: dict[str, Any], document_key: bytes) -> bytes | None:
         query = {**key_value, "_id": {"$ne": describe_id(document_key)}}
-        coll = self.client[ns.db].get_collection(ns.coll, codec_options=RAW)
+        coll = raw_collection(self.client, ns.db, ns.coll)
         found = self._retrying(f"lookup in {ns}", lambda: coll.find_one(query))
-        return None if found is None else found.raw
+        return None if found is None else bytes(found.raw)  # a memoryview for 4 KB and more
 
     def remove(self, ns: Namespace, document_key: bytes) -> None:
         body = {"delete": ns.coll, "deletes": [{"q": RawBSONDocument(document_key), "limit": 1}]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 
 IGNORED = frozenset({"v", "ns"})
@@ -17,7 +18,7 @@ def normalize(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def index_specs(collection: Collection) -> dict[str, dict[str, Any]]:
+def index_specs(collection: Collection[RawBSONDocument]) -> dict[str, dict[str, Any]]:
     return {spec["name"]: normalize(dict(spec)) for spec in collection.list_indexes()}
 
 

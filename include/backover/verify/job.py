@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from ..bsonvalues import RAW
+from ..bsonvalues import raw_collection
 from ..connections import check_connection
 from ..errors import JobFailed
 from ..namespaces import Namespace, is_internal
@@ -23,12 +24,12 @@ log = logging.getLogger("backover.verify")
 
 
 
-def _collections(client: MongoClient, db: str) -> set[str]:
+def _collections(client: MongoClient[dict[str, Any]], db: str) -> set[str]:
     return {info["name"] for info in client[db].list_collections()
             if info.get("type", "collection") == "collection" and not info["name"].startswith("system.")}
 
 
-def namespaces(source: MongoClient, target: MongoClient, wanted: tuple[Namespace, ...]) -> list[Namespace]:
+def namespaces(source: MongoClient[dict[str, Any]], target: MongoClient[dict[str, Any]], wanted: tuple[Namespace, ...]) -> list[Namespace]:
     """``(db, coll)`` pairs to compare: the given ``db.coll``s, every collection of a given ``db``
     on either side, or by default every non-system collection of the source's non-system
     databases (with the target's collections in those databases)."""
@@ -43,10 +44,10 @@ def namespaces(source: MongoClient, target: MongoClient, wanted: tuple[Namespace
     return sorted(pairs)
 
 
-def compare_namespace(source: MongoClient, target: MongoClient, db: str, coll: str,
+def compare_namespace(source: MongoClient[dict[str, Any]], target: MongoClient[dict[str, Any]], db: str, coll: str,
                       batch_size: int, examples: int) -> NamespaceReport:
     """Merge both sides of ``db.coll`` (read in parallel), then compare the index specifications."""
-    sides = [client.get_database(db, codec_options=RAW)[coll] for client in (source, target)]
+    sides = [raw_collection(client, db, coll) for client in (source, target)]
     readers = [ReadAhead(raw_batches(c, batch_size), label) for c, label in zip(sides, ("source", "target"), strict=True)]
     try:
         result = merge_batches(readers[0], readers[1], examples)
@@ -70,9 +71,9 @@ def run_verify(config: VerifyConfig, *, s3: S3Objects | None = None) -> VerifyRe
             log.info("verify: %d namespace(s) of %s against %s", len(pairs), config.source, config.target)
             reports = []
             for db, coll in pairs:
-                report = compare_namespace(source, target, db, coll, config.batch_size, config.examples)
-                log.info("%s", report.line())
-                reports.append(report)
+                compared = compare_namespace(source, target, db, coll, config.batch_size, config.examples)
+                log.info("%s", compared.line())
+                reports.append(compared)
         except PyMongoError as e:
             raise JobFailed(f"verify could not read a side: {type(e).__name__}: {e}") from None
     report = VerifyReport(reports, seconds=time.monotonic() - started)

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
@@ -19,7 +20,7 @@ from ..errors import JobFailed
 _END = object()
 
 
-def raw_batches(collection: Collection, batch_size: int) -> Iterator[bytes]:
+def raw_batches(collection: Collection[RawBSONDocument], batch_size: int) -> Iterator[bytes]:
     """The collection's documents sorted by ``_id``, batch by batch (raw bytes)."""
     yield from collection.find_raw_batches({}, sort=[("_id", 1)], batch_size=batch_size)
 

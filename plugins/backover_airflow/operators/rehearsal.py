@@ -8,7 +8,7 @@ state objects from S3, writes ``reports/rehearsal.json`` and logs a summary.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
@@ -19,6 +19,7 @@ from backover_airflow.hooks.migration import MigrationHook
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.sdk.types import RuntimeTaskInstanceProtocol
 
 
 def rehearsal_conf(params: Mapping[str, Any], ts_nodash: str) -> dict[str, Any]:
@@ -55,6 +56,13 @@ class MigrationFiguresOperator(BaseOperator):
         return counts
 
 
+def _breadcrumbs(ti: RuntimeTaskInstanceProtocol, dag_id: str, run_id: str) -> Iterable[dict[str, Any]]:
+    """The task states and durations of a DAG run (``get_task_breadcrumbs``)."""
+    # The task runner's RuntimeTaskInstance has get_task_breadcrumbs (a static method); Airflow
+    # 3.3's RuntimeTaskInstanceProtocol, the type of context["ti"], does not declare it.
+    return ti.get_task_breadcrumbs(dag_id=dag_id, run_id=run_id)  # type: ignore[attr-defined]
+
+
 def _layout(context: Context, migration_id: str) -> Any:
     with config.failing_task():
         return config.migration(context["params"], migration_id)[1]
@@ -85,14 +93,14 @@ class RehearsalReportOperator(BaseOperator):
     def phase_outcomes(self, context: Context) -> dict[str, report.Phase]:
         """Each phase's state and duration (its task in this run), with its DAG run's task durations."""
         ti = context["ti"]
-        own = {crumb["task_id"]: crumb for crumb in ti.get_task_breadcrumbs(dag_id=ti.dag_id, run_id=ti.run_id)}
+        own = {crumb["task_id"]: crumb for crumb in _breadcrumbs(ti, ti.dag_id, ti.run_id)}
         phases = {}
         for name, (task_id, dag_id) in self.phases.items():
             crumb = own.get(task_id, {})
             run_id = ti.xcom_pull(task_ids=task_id, key="trigger_run_id") if dag_id else None
             tasks = None
             if dag_id and run_id:
-                tasks = {c["task_id"]: c.get("duration") for c in ti.get_task_breadcrumbs(dag_id=dag_id, run_id=run_id)}
+                tasks = {c["task_id"]: c.get("duration") for c in _breadcrumbs(ti, dag_id, run_id)}
             phases[name] = report.Phase(state=crumb.get("state"), seconds=crumb.get("duration"), run_id=run_id,
                                         tasks=tasks)
         return phases

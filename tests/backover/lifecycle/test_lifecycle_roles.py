@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from pymongo.errors import OperationFailure
 
 from backover.errors import UsageError
+from backover.lifecycle.source import errmsg
 from backover.lifecycle.users import (
     check_freezable,
     read_only_roles,
@@ -69,3 +71,14 @@ def test_a_role_that_is_not_built_in_is_refused(roles: list) -> None:
         check_freezable(roles)
     with pytest.raises(UsageError, match="not a built-in role"):
         read_only_roles(roles, ["shop"])
+
+
+@pytest.mark.parametrize(("error", "message"), [
+    pytest.param(OperationFailure("not authorized", 13, {"ok": 0, "errmsg": "not authorized", "code": 13}),
+                 "not authorized", id="server-reply"),
+    pytest.param(OperationFailure("refused", 13), "", id="no-reply"),
+])
+def test_a_refused_role_command_fails_in_one_line(error: OperationFailure, message: str) -> None:
+    """The reason of a refused user command is the server's errmsg; a failure that carries no
+    reply (pymongo raises some without one) still gives the one-line reason, not a traceback."""
+    assert errmsg(error) == message

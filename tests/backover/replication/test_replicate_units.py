@@ -51,6 +51,7 @@ def test_the_filter_keeps_the_wanted_namespaces_and_ddl_touching_them() -> None:
     assert keep({"ns": {"db": "shop"}})  # dropDatabase of a database holding a wanted collection
     assert keep({"ns": {"db": "shop", "coll": "tmp"}, "to": {"db": "shop", "coll": "orders"}})  # rename onto it
     assert keep({"operationType": "invalidate"})
+    assert keep({"ns": {"coll": "orders"}})  # a namespace without a database: kept, never dropped
     assert not NamespaceFilter.needed(parse_all(["shop"]), WatchScope("database", "shop"))
     assert NamespaceFilter.needed(parse_all(["shop.a", "shop.b"]), WatchScope("database", "shop"))
 

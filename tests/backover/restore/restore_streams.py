@@ -118,7 +118,7 @@ def raw_contents(client: MongoClient, db: str) -> dict[str, dict[bytes, bytes]]:
     out: dict[str, dict[bytes, bytes]] = {}
     database = client.get_database(db, codec_options=RAW)
     for name in sorted(database.list_collection_names()):
-        docs = {id_element_of(d.raw): d.raw for d in database[name].find()}
+        docs = {id_element_of(raw): raw for raw in (bytes(d.raw) for d in database[name].find())}
         if docs:
             out[name] = docs
     return out

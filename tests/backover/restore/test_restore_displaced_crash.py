@@ -222,3 +222,18 @@ def test_a_restore_whose_lease_was_taken_over_stops_writing(sides, migration) ->
     assert takeover.get("writes_after", 0) <= 5  # at most the one round already under way
     assert migration.s3.get_bytes(migration.layout.restore_checkpoint) == takeover["at"]  # not replaced
     assert b"another-host" in migration.s3.get_bytes(lease_key)  # and the new holder's lease is left alone
+
+
+def test_a_saved_document_of_4kb_and_more_reads_back() -> None:
+    """pymongo decodes sub-documents of 4 KB and more as memoryviews; a resumed restore reads the
+    saved large copies back like small ones."""
+    from backover.namespaces import Namespace
+
+    saved = Displaced(generation=3)
+    large = bson.encode({"_id": 7, "email": "k", "bio": "x" * 5000})
+    small = bson.encode({"_id": "a", "email": "m"})
+    saved.put(Namespace("shop", "users"), large)
+    saved.put(Namespace("shop", "users"), small)
+    back = Displaced.from_bytes(saved.to_bytes())
+    assert back.generation == 3
+    assert sorted(raw for _ns, _key, raw in back.items()) == sorted([large, small])

@@ -61,3 +61,23 @@ def test_a_unique_index_only_the_target_has_stops_the_restore_naming_the_documen
         restore()
     assert migration.restore_checkpoint()["state"] == "failed"
     assert migration.s3.get_bytes(migration.layout.key("restore/displaced.bson"))  # kept, not lost
+
+
+def test_holders_of_4kb_and_more_are_moved_aside_and_back(sides, migration, restore) -> None:
+    """pymongo hands documents of 4 KB and more out of a reply as memoryviews; a large holder of a
+    unique key is moved aside and written back like a small one."""
+    unique_email(sides)
+    padding = "x" * 5000
+    for client in (sides.source, sides.target):
+        client[sides.db].users.insert_many([{"_id": i, "email": f"user{i}@example.org", "bio": padding}
+                                            for i in range(2)])
+
+    def actions(db) -> None:
+        db.users.update_one({"_id": 0}, {"$set": {"email": "tmp@example.org"}})
+        db.users.update_one({"_id": 1}, {"$set": {"email": "user0@example.org"}})
+        db.users.update_one({"_id": 0}, {"$set": {"email": "user1@example.org"}})
+
+    migration.write_segments(capture(sides.source, sides.db, actions), per_segment=3)
+    result = restore(workers=1, window=100)
+    assert result.conflicts_resolved > 0
+    assert raw_contents(sides.target, sides.db) == raw_contents(sides.source, sides.db)
