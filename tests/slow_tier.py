@@ -110,7 +110,7 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     left_out = config.stash.get(_DESELECTED, 0)
-    if left_out:
+    if left_out and "slow" in config.option.markexpr:  # not when only -k left them out
         terminalreporter.write_sep(
             "=", f"{left_out} slow {'test' if left_out == 1 else 'tests'} not run (-m {config.option.markexpr!r}): "
             "`make test` runs every test",
