@@ -42,8 +42,10 @@ class DatabaseUri:
         return f"DatabaseUri({redact(self.value)!r})"
 
     def client(self, **options: Any) -> MongoClient:
-        """A client with Back Over's defaults: DocumentDB gets ``retryWrites=false``."""
-        kwargs: dict[str, Any] = {"serverSelectionTimeoutMS": 10_000, "appname": "backover"}
+        """A client with Back Over's defaults (a 10 s server selection timeout, appname ``backover``),
+        each yielding to the same option written in the URI; DocumentDB gets ``retryWrites=false``."""
+        written = _uri_option_names(self.value)
+        kwargs: dict[str, Any] = {name: value for name, value in CLIENT_DEFAULTS.items() if name.lower() not in written}
         if self.documentdb:
             kwargs["retryWrites"] = False
         if self.tls_ca_file:
@@ -54,6 +56,16 @@ class DatabaseUri:
             return MongoClient(self.value, **kwargs)
         except (ConfigurationError, ValueError) as e:
             raise UsageError(f"invalid database URI {self}: {_strip(str(e), self.value)}") from None
+
+
+#: What :meth:`DatabaseUri.client` sets unless the URI says otherwise.
+CLIENT_DEFAULTS: dict[str, Any] = {"serverSelectionTimeoutMS": 10_000, "appname": "backover"}
+
+
+def _uri_option_names(uri: str) -> set[str]:
+    """The (lower-cased) names of the options a URI writes after its '?'."""
+    query = uri.rpartition("@")[2].partition("?")[2]
+    return {pair.split("=", 1)[0].strip().lower() for pair in re.split(r"[&;]", query) if pair}
 
 
 SCHEMES = ("mongodb://", "mongodb+srv://")
