@@ -25,13 +25,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Tests run in parallel (pytest-xdist): two workers (this machine and CI have two cores); a test module stays on
+# one worker (its module-scoped servers are started once). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
+
 test: lint
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 # The inner loop (a couple of minutes): lint and every test not marked `slow` (subprocesses,
 # DAG runs, the sandbox, builds, soaks). `make test` (CI) runs everything.
 test-fast: lint
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # The main job: a full lifecycle rehearsal on the sandbox.
 rehearsal: $(STAMP)
