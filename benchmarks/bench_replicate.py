@@ -98,11 +98,11 @@ def best(runs: int, measure: Callable[[], float]) -> float:
 def peak_rss(argv: list[str], env: dict[str, str]) -> tuple[int, float, int]:
     """(peak RSS in bytes, seconds, exit status) of a process, from ``/proc/<pid>/status``."""
     began = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)  # noqa: S603 - fixed argv
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
     peak = 0
     while proc.poll() is None:
         try:
-            for line in open(f"/proc/{proc.pid}/status").read().splitlines():  # noqa: SIM115
+            for line in open(f"/proc/{proc.pid}/status").read().splitlines():
                 if line.startswith("VmHWM:"):
                     peak = max(peak, int(line.split()[1]) * 1024)
         except OSError:

@@ -122,7 +122,7 @@ def main() -> int:
             writer.start()
             orphans_seen = 0
             for kill in range(args.kills):
-                proc = subprocess.Popen(argv, env=env)  # noqa: S603 - fixed argv
+                proc = subprocess.Popen(argv, env=env)
                 time.sleep(rng.uniform(0.05, 3.0))
                 if proc.poll() is not None:
                     raise AssertionError(f"kill {kill}: the replicator exited by itself with {proc.returncode}")
@@ -138,7 +138,7 @@ def main() -> int:
             writer.join()
             until = now(client)
             s3.put_json(layout.drain_request, {"until": until})
-            final = subprocess.run(argv, env=env, timeout=600, stdout=subprocess.DEVNULL)  # noqa: S603
+            final = subprocess.run(argv, env=env, timeout=600, stdout=subprocess.DEVNULL)
             if final.returncode != 0:
                 raise AssertionError(f"the final drain exited with {final.returncode}")
             expected = reference(client, t0, until)

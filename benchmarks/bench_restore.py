@@ -53,14 +53,14 @@ BUCKET = "bench-restore"
 def moto_process() -> Iterator[str]:
     """moto's server as its own process; yields its URL and points boto3 at it."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],  # noqa: S603
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                urllib.request.urlopen(url + "/moto-api/", timeout=1).close()  # noqa: S310 - loopback
+                urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
@@ -195,7 +195,7 @@ def peak_rss(data: Dataset, uri: str) -> tuple[float, float]:
     argv = [sys.executable, "-m", "backover", "--log-level", "WARNING", "restore", "--bucket", BUCKET,
             "--prefix", data.layout.prefix, "--migration-id", data.layout.migration_id]
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, env={**os.environ, "BACKOVER_TARGET_URI": uri},  # noqa: S603
+    proc = subprocess.Popen(argv, env={**os.environ, "BACKOVER_TARGET_URI": uri},
                             stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started

@@ -45,8 +45,8 @@ class MotoProcess:
         return sum(1 for line in text.splitlines() if '"PUT /' in line and f"/{under}" in line)
 
     def __enter__(self) -> MotoProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        self._proc = subprocess.Popen(  # noqa: S603 - fixed argv
+        log = open(self.log_path, "ab")
+        self._proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=log, stderr=subprocess.STDOUT,
         )
@@ -54,7 +54,7 @@ class MotoProcess:
         deadline = time.monotonic() + 30
         while True:
             try:
-                urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1).read()  # noqa: S310 - loopback
+                urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1).read()
                 return self
             except OSError:
                 if time.monotonic() > deadline or self._proc.poll() is not None:

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for script in benchmarks():
         print(f"== {script.name}", flush=True)
-        result = subprocess.run([sys.executable, str(script)], cwd=HERE.parent, check=False)  # noqa: S603
+        result = subprocess.run([sys.executable, str(script)], cwd=HERE.parent, check=False)
         if result.returncode != 0:
             failed.append(script.name)
     if failed:

@@ -210,7 +210,7 @@ class Commands:
         return [*base, phase, *self.common, *extra]
 
     def start(self, phase: str, extra: list[str]) -> subprocess.Popen:
-        return subprocess.Popen(self.argv(phase, extra), env=self.env, stdout=subprocess.DEVNULL,  # noqa: S603
+        return subprocess.Popen(self.argv(phase, extra), env=self.env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
 
     def kill_cycles(self, phase: str, count: int, extra: Callable[[], list[str]], *, concurrent: float = 0.0,
@@ -255,7 +255,7 @@ class Commands:
         """Run ``phase`` without killing it until it exits 0; a refusal because an earlier process's
         lease has not expired yet is waited out (a few attempts), anything else is stuck."""
         for _attempt in range(attempts):
-            proc = subprocess.run(self.argv(phase, extra), env=self.env, capture_output=True, text=True,  # noqa: S603
+            proc = subprocess.run(self.argv(phase, extra), env=self.env, capture_output=True, text=True,
                                   timeout=timeout, check=False)
             if proc.returncode == 0:
                 return True

@@ -23,7 +23,7 @@ def free_port() -> int:
 def standin_process(flavour: str, retention_seconds: float = 3 * 3600) -> Iterator[int]:
     """Start ``python -m backover_sandbox.standin`` without authentication; yields its port."""
     port = free_port()
-    proc = subprocess.Popen(  # noqa: S603 - fixed argv
+    proc = subprocess.Popen(
         [sys.executable, "-m", "backover_sandbox.standin", "--flavour", flavour, "--port", str(port), "--no-auth",
          "--retention-seconds", str(retention_seconds), "--log-level", "WARNING"],
     )

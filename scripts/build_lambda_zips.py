@@ -136,7 +136,7 @@ def smoke_test(report: ZipReport) -> None:
         with zipfile.ZipFile(report.path) as archive:
             archive.extractall(tmp)
         root = str(Path(tmp).resolve())
-        done = subprocess.run(  # noqa: S603 - our own interpreter and code
+        done = subprocess.run(
             [sys.executable, "-S", "-c", SMOKE, root], cwd=root, capture_output=True, text=True, timeout=120,
             env={"PYTHONPATH": f"{root}:{runtime_libs}", "PYTHONNOUSERSITE": "1", "PATH": "/usr/bin:/bin"},
         )

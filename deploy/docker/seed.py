@@ -103,7 +103,7 @@ def seed_all(config: SeedConfig, databases: bool = True) -> dict[str, Any]:
 
 def set_airflow_variable(value: dict[str, Any]) -> None:
     """``airflow variables set backover <json>`` (the Variable holds no secret)."""
-    subprocess.run(["airflow", "variables", "set", "backover", json.dumps(value)],  # noqa: S603,S607
+    subprocess.run(["airflow", "variables", "set", "backover", json.dumps(value)],
                    check=True, capture_output=True)
 
 

@@ -18,5 +18,5 @@ def parse(text: str) -> Timestamp:
         raise UsageError(f"not a cluster time {text!r}: write it <seconds>:<increment>, e.g. 1764270000:3") from e
 
 
-def format(ts: Timestamp) -> str:  # noqa: A001 - the module's own vocabulary
+def format(ts: Timestamp) -> str:
     return f"{ts.time}:{ts.inc}"

@@ -67,7 +67,7 @@ class LocalAirflow:
         self.home.mkdir(parents=True, exist_ok=True)
         log_file = self.home / "db-migrate.log"
         with open(log_file, "wb") as out:
-            result = subprocess.run([self.airflow, "db", "migrate"], env=self.environment(), stdout=out,  # noqa: S603
+            result = subprocess.run([self.airflow, "db", "migrate"], env=self.environment(), stdout=out,
                                     stderr=subprocess.STDOUT, check=False, timeout=600)
         if result.returncode != 0:
             raise UsageError(f"airflow db migrate failed (see {log_file})")
@@ -78,7 +78,7 @@ class LocalAirflow:
         started = time.monotonic()
         log.info("running DAG %s (log: %s)", dag_id, log_file)
         with open(log_file, "wb") as out:
-            proc = subprocess.Popen(  # noqa: S603 - fixed argv
+            proc = subprocess.Popen(
                 [self.airflow, "dags", "test", dag_id, "-c", json.dumps(conf)],
                 env=self.environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             )

@@ -14,7 +14,7 @@ DEFAULT_PORT_BASE = 31000
 REGION = "us-east-1"
 #: moto accepts any key pair; these are not secrets.
 AWS_TEST_KEY_ID = "testing"
-AWS_TEST_SECRET_KEY = "testing"  # noqa: S105 - moto's fixed test key, not a credential
+AWS_TEST_SECRET_KEY = "testing"
 
 
 @dataclass(frozen=True)

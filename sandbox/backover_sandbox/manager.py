@@ -40,7 +40,7 @@ class SandboxError(UsageError):
 # -- helpers -------------------------------------------------------------------------------------
 def _http_ok(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - loopback URL built here
+        with urllib.request.urlopen(url, timeout=1) as resp:
             return resp.status == 200
     except (urllib.error.URLError, OSError):
         return False
@@ -57,7 +57,7 @@ def _mongo_ok(host: str, port: int) -> bool:
 
 
 @contextmanager
-def aws_environment(state: SandboxState):  # noqa: ANN202
+def aws_environment(state: SandboxState):
     """boto3 calls in this block go to the sandbox (restores the caller's environment after)."""
     saved = dict(os.environ)
     os.environ.update(environment.aws_env(state))

@@ -18,7 +18,7 @@ def start(name: str, argv: list[str], directory: Path, env: Mapping[str, str]) -
     directory.mkdir(parents=True, exist_ok=True)
     log_path = directory / f"{name}.log"
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(  # noqa: S603 - argv is built by the sandbox, not from user text
+        proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=log,

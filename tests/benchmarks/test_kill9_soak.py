@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from soak_lifecycle import PHASES, Servers, run  # noqa: E402
+from soak_lifecycle import PHASES, Servers, run
 
 KILLS = 30
 

@@ -24,7 +24,7 @@ def migration(bucket: str) -> Migration:
 
 
 @pytest.fixture
-def set_environment(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def set_environment(monkeypatch: pytest.MonkeyPatch):
     """``set_environment(doc, name="backover")``: define the environment Variable (``AIRFLOW_VAR_*``)."""
 
     def define(doc: dict[str, Any], name: str = "backover") -> None:

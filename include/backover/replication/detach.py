@@ -72,7 +72,7 @@ def start(argv: list[str], env: Mapping[str, str], pid_file: Path, log_file: Pat
     try:
         child_env = {**env, READY_FD_ENV: str(write_end), PID_FILE_ENV: str(pid_file), MARKER_ENV: marker}
         with open(log_file, "ab") as log_out:
-            proc = subprocess.Popen(  # noqa: S603 - argv is built by backover from parsed options
+            proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log_out, stderr=subprocess.STDOUT, env=child_env,
                 start_new_session=True, pass_fds=(write_end,), close_fds=True,
             )

@@ -94,7 +94,7 @@ def _load_handler(spec: str, working_dir: Path) -> Handler:
             module_spec.loader.exec_module(module)
         else:
             module = importlib.import_module(target)
-    except Exception as exc:  # noqa: BLE001 - any import-time error is reported as Lambda reports it
+    except Exception as exc:
         raise HandlerLoadError(
             "Runtime.ImportModuleError", f"Unable to import module '{module_label}': {exc}"
         ) from exc

@@ -50,7 +50,7 @@ class ProcessTracker:
         with self._lock:
             if self._closed:
                 raise RuntimeError("runner is shutting down")
-            proc = subprocess.Popen(  # noqa: S603 - argv is built by the runner, never by a shell
+            proc = subprocess.Popen(
                 list(argv),
                 cwd=str(cwd),
                 env=dict(env),

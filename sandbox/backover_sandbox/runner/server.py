@@ -157,19 +157,19 @@ class RunnerRequestHandler(BaseHTTPRequestHandler):
     server: RunnerServer
     server_version = "BackOverRunner/1.0"
 
-    def do_GET(self) -> None:  # noqa: N802 - name fixed by BaseHTTPRequestHandler
+    def do_GET(self) -> None:
         """Handle GET."""
         self._dispatch()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         """Handle POST."""
         self._dispatch()
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         """Handle PUT."""
         self._dispatch()
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         """Handle DELETE."""
         self._dispatch()
 
@@ -212,7 +212,7 @@ class RunnerRequestHandler(BaseHTTPRequestHandler):
             )
             try:
                 response, label = self.server.route(request)
-            except Exception:  # noqa: BLE001 - any bug becomes a 500 the client can see, and is logged
+            except Exception:
                 log.exception("error while handling %s %s", self.command, parts.path)
                 error = AwsError(
                     "InternalServerError", "internal error in the local runner", 500, error_type="Service"
@@ -240,7 +240,7 @@ class RunnerRequestHandler(BaseHTTPRequestHandler):
         if response.body:
             self.wfile.write(response.body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature of the base class
+    def log_message(self, format: str, *args: object) -> None:
         """Route http.server's own messages (errors only; requests are logged by ``_dispatch``)."""
         log.debug(format, *args)
 

@@ -213,7 +213,7 @@ _HASHES: dict[str, _Hash] = {
 
 def mongo_password_digest(user: str, password: str) -> str:
     """MongoDB's legacy password digest, the SCRAM-SHA-1 "password"."""
-    return hashlib.md5(f"{user}:mongo:{password}".encode()).hexdigest()  # noqa: S324 - protocol
+    return hashlib.md5(f"{user}:mongo:{password}".encode()).hexdigest()
 
 
 def prepare_password(mechanism: str, user: str, password: str, *, digested: bool = False) -> bytes:

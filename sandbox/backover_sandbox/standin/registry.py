@@ -84,7 +84,7 @@ class Context:
     db: str
 
     @property
-    def store(self):  # noqa: ANN201 - avoids an import cycle
+    def store(self):
         return self.server.store
 
     @property

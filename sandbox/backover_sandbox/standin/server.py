@@ -246,7 +246,7 @@ class StandinServer:
             reply["ok"] = 1.0
         except errors.CommandError as e:
             reply = e.to_reply()
-        except Exception as e:  # noqa: BLE001 - the client gets an honest InternalError
+        except Exception as e:
             log.exception("command failed on connection %s", conn.id)
             reply = {"ok": 0.0, "errmsg": f"internal error: {e}", "code": 1, "codeName": "InternalError"}
         now = self.store.clock.now()

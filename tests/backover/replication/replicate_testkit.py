@@ -210,7 +210,7 @@ def cli_argv(layout: MigrationLayout, *extra: str) -> list[str]:
 
 
 def run_cli(argv: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)  # noqa: S603
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:

@@ -82,7 +82,7 @@ def test_kill_9_at_random_moments_loses_and_repeats_nothing(standins: dict, stan
         writer.start()
         try:
             for kill in range(KILLS):
-                proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+                proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 try:
                     if kill % 5 == 4:  # somewhere in start-up or the first segments
                         time.sleep(rng.uniform(0.05, 1.5))

@@ -77,7 +77,7 @@ def docdb(standins: dict, standin_password: str) -> tuple[StandinServer, str, st
     return server, uri, db
 
 
-def _capture_while(uri: str, db: str, bucket: str, trouble, **config) -> tuple[list[bytes], list[bytes]]:  # noqa: ANN001
+def _capture_while(uri: str, db: str, bucket: str, trouble, **config) -> tuple[list[bytes], list[bytes]]:
     """Run the replicator while a writer writes and ``trouble()`` happens; drain; return
     (captured events, reference events)."""
     s3 = S3Objects(bucket)

@@ -77,7 +77,7 @@ def test_a_second_replicator_is_refused_and_the_first_loses_nothing(standins: di
         write_start(s3, layout, t0, [db])
         writer = BusyWriter(client, db)
         writer.start()
-        first = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
+        first = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             for attempt in range(2):  # at different moments of the first one's segments
                 wait_until(lambda n=attempt: (cp := checkpoint(s3, layout)) and cp.last_seq > 2 * n + 1,
@@ -121,14 +121,14 @@ def test_a_paused_holder_is_fenced_once_another_took_over(standins: dict, standi
         write_start(s3, layout, t0, [db])
         writer = BusyWriter(client, db)
         writer.start()
-        old = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
+        old = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         new = None
         try:
             wait_until(lambda: (cp := checkpoint(s3, layout)) and cp.last_seq >= 3, what="segments")
             old_token = _lease(s3, layout.replicator_lease).holder.token
             old.send_signal(signal.SIGSTOP)
             time.sleep(2.0)  # past the TTL
-            new = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
+            new = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             wait_until(lambda: (lease := _lease(s3, layout.replicator_lease)) and lease.holder.pid == new.pid,
                        what="the takeover")
             taken_at = checkpoint(s3, layout).last_seq

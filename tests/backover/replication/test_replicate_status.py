@@ -27,7 +27,7 @@ from backover.s3objects import S3Objects
 from backover.state import ReplicatorCheckpoint, RestoreCheckpoint
 
 
-def _status(layout, capsys: pytest.CaptureFixture[str]) -> dict:  # noqa: ANN001
+def _status(layout, capsys: pytest.CaptureFixture[str]) -> dict:
     code = cli.main(["status", "--bucket", layout.bucket, "--prefix", layout.prefix,
                      "--migration-id", layout.migration_id])
     out = capsys.readouterr().out

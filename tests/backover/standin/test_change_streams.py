@@ -94,7 +94,7 @@ def _drain(stream: ChangeStream, n: int) -> list[dict]:
     return [_next(stream) for _ in range(n)]
 
 
-def _watch(target, *args, **kwargs) -> ChangeStream:  # noqa: ANN001 - collection, database or client
+def _watch(target, *args, **kwargs) -> ChangeStream:
     return target.watch(*args, max_await_time_ms=50, **kwargs)
 
 
@@ -470,7 +470,7 @@ def _listed(client: MongoClient) -> list[dict]:
     return reply["cursor"]["firstBatch"]
 
 
-def _refused(target) -> OperationFailure:  # noqa: ANN001 - collection, database or client
+def _refused(target) -> OperationFailure:
     with pytest.raises(OperationFailure) as e:
         target.watch()
     return e.value
