@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint rehearsal airflow lambda-zips sandbox-up sandbox-down bench clean
+.PHONY: install test test-fast lint format rehearsal airflow lambda-zips sandbox-up sandbox-down bench clean
 
 install: $(STAMP)
 
@@ -22,8 +22,14 @@ $(STAMP): requirements/runtime.txt requirements/airflow.txt requirements/dev.txt
 # ruff, then mypy on the shipped code and the sandbox ([tool.mypy] in pyproject.toml: strict on
 # restore, replication, verify and the MongoDB semantics); mypy's cache is .mypy_cache.
 lint: $(STAMP)
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# Formats the tree the way `make lint` checks it (ruff format), and applies ruff's safe fixes.
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 # Tests run in parallel (pytest-xdist): two workers (this machine and CI have two cores); a test module stays on
 # one worker (its module-scoped servers are started once). TEST_WORKERS=0 runs them in this process.

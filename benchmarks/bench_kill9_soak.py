@@ -23,18 +23,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=1000, help="kill -9s in all (default 1000)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--load-pause", type=float, default=0.01,
-                        help="seconds between the load's steps (default 0.01: the capture phase of 1,000 kills "
-                             "then holds some 25,000 events)")
+    parser.add_argument(
+        "--load-pause",
+        type=float,
+        default=0.01,
+        help="seconds between the load's steps (default 0.01: the capture phase of 1,000 kills "
+        "then holds some 25,000 events)",
+    )
     args = parser.parse_args()
     load = os.getloadavg()
-    print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} cores)", flush=True)
+    print(
+        f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} cores)",
+        flush=True,
+    )
     with MotoProcess() as moto, standin_process("documentdb") as source, standin_process("mongodb") as target:
         os.environ.update(moto.environment())
-        servers = Servers(env=dict(os.environ), bucket=moto.bucket("backover-soak"), source_uri=source_uri(source),
-                          target_uri=f"mongodb://127.0.0.1:{target}/?directConnection=true")
-        result = run(servers, kills=args.kills, seed=args.seed, say=lambda line: print(line, flush=True),
-                     load_pause=args.load_pause)
+        servers = Servers(
+            env=dict(os.environ),
+            bucket=moto.bucket("backover-soak"),
+            source_uri=source_uri(source),
+            target_uri=f"mongodb://127.0.0.1:{target}/?directConnection=true",
+        )
+        result = run(
+            servers,
+            kills=args.kills,
+            seed=args.seed,
+            say=lambda line: print(line, flush=True),
+            load_pause=args.load_pause,
+        )
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
     return 0 if result.lost == result.divergent == 0 and not result.stuck and not result.problems else 1

@@ -48,8 +48,15 @@ MIB = 1024 * 1024
 
 def document(i: int) -> dict:
     """About 300 bytes, a few types (an event is about 450 bytes)."""
-    return {"_id": i, "name": f"item-{i}", "qty": i % 100, "price": 19.99, "tags": ["red", "blue"],
-            "nested": {"a": i, "b": "x" * 40}, "payload": "p" * 160}
+    return {
+        "_id": i,
+        "name": f"item-{i}",
+        "qty": i % 100,
+        "price": 19.99,
+        "tags": ["red", "blue"],
+        "nested": {"a": i, "b": "x" * 40},
+        "payload": "p" * 160,
+    }
 
 
 def load(client: MongoClient, start: int, count: int) -> None:
@@ -64,26 +71,40 @@ def now(client: MongoClient) -> Timestamp:
         return session.operation_time
 
 
-def read_plainly(client: MongoClient, start: Timestamp, count: int, raw: bool, batch_size: int | None = None) -> float:
+def read_plainly(
+    client: MongoClient, start: Timestamp, count: int, raw: bool, batch_size: int | None = None
+) -> float:
     """Seconds for pymongo to read ``count`` events from ``start``, doing nothing with them."""
     options = CodecOptions(document_class=RawBSONDocument) if raw else CodecOptions()
     coll = client.get_database(DB, codec_options=options).items
     began = time.perf_counter()
     seen = 0
-    with coll.watch(start_at_operation_time=start, full_document="updateLookup", max_await_time_ms=100,
-                    batch_size=batch_size) as stream:
+    with coll.watch(
+        start_at_operation_time=start,
+        full_document="updateLookup",
+        max_await_time_ms=100,
+        batch_size=batch_size,
+    ) as stream:
         while seen < count:
             if stream.try_next() is not None:
                 seen += 1
     return time.perf_counter() - began
 
 
-def replicate_once(uri: str, bucket: str, start: Timestamp, until: Timestamp) -> tuple[float, MigrationLayout]:
+def replicate_once(
+    uri: str, bucket: str, start: Timestamp, until: Timestamp
+) -> tuple[float, MigrationLayout]:
     """Seconds for ``replicate()`` (in this process) to capture from ``start`` and drain at ``until``."""
     layout = MigrationLayout(bucket, "bench", f"m-{uuid.uuid4().hex[:8]}")
     S3Objects(bucket).put_json(layout.drain_request, {"until": until})
-    config = ReplicateConfig(layout=layout, source=DatabaseUri(uri, documentdb=True), namespaces=(DB,),
-                             start_at=start, drain_poll_seconds=0.5, await_ms=100)
+    config = ReplicateConfig(
+        layout=layout,
+        source=DatabaseUri(uri, documentdb=True),
+        namespaces=(DB,),
+        start_at=start,
+        drain_poll_seconds=0.5,
+        await_ms=100,
+    )
     began = time.perf_counter()
     result = replicate(config)
     elapsed = time.perf_counter() - began
@@ -134,9 +155,13 @@ def main() -> int:
 
             # The strict baseline: the faster of the raw-BSON reader with the server's batches and
             # with the replicator's batch size.
-            raw_s = min(best(args.rounds, lambda: read_plainly(client, t0, args.events, raw=True)),
-                        best(args.rounds, lambda: read_plainly(client, t0, args.events, raw=True,
-                                                               batch_size=BATCH_SIZE)))
+            raw_s = min(
+                best(args.rounds, lambda: read_plainly(client, t0, args.events, raw=True)),
+                best(
+                    args.rounds,
+                    lambda: read_plainly(client, t0, args.events, raw=True, batch_size=BATCH_SIZE),
+                ),
+            )
             dict_s = best(args.rounds, lambda: read_plainly(client, t0, args.events, raw=False))
             puts_before = moto.put_count()
             runs = [replicate_once(uri, bucket, t0, until) for _ in range(args.rounds)]
@@ -145,35 +170,69 @@ def main() -> int:
             puts = sum(moto.put_count(layout.root) for layout in layouts) / len(layouts)
             assert moto.put_count() >= puts_before
             n = args.events
-            print(f"pymongo raw-BSON reader: {n / raw_s:,.0f} events/s; default dict reader: {n / dict_s:,.0f} "
-                  f"events/s; backover replicate: {n / rep_s:,.0f} events/s", flush=True)
-            print(f"capture throughput ratio (replicate / raw-BSON reader): {raw_s / rep_s:.2f} (target >= 0.9); "
-                  f"vs the dict reader: {dict_s / rep_s:.2f}", flush=True)
-            print(f"S3 PUTs per 10,000 events at defaults with a backlog of {n:,}: {puts / n * 10_000:.2f} "
-                  f"(target <= 1; {puts:.0f} PUTs: segments, checkpoints, heartbeats)", flush=True)
+            print(
+                f"pymongo raw-BSON reader: {n / raw_s:,.0f} events/s; default dict reader: {n / dict_s:,.0f} "
+                f"events/s; backover replicate: {n / rep_s:,.0f} events/s",
+                flush=True,
+            )
+            print(
+                f"capture throughput ratio (replicate / raw-BSON reader): {raw_s / rep_s:.2f} (target >= 0.9); "
+                f"vs the dict reader: {dict_s / rep_s:.2f}",
+                flush=True,
+            )
+            print(
+                f"S3 PUTs per 10,000 events at defaults with a backlog of {n:,}: {puts / n * 10_000:.2f} "
+                f"(target <= 1; {puts:.0f} PUTs: segments, checkpoints, heartbeats)",
+                flush=True,
+            )
 
             more = max(0, args.rss_events - args.events)
             began = time.perf_counter()
             load(client, args.events, more)
             rss_until = now(client)
-            print(f"loaded {more:,} more events ({args.rss_events:,} backlog) in {time.perf_counter() - began:.1f}s",
-                  flush=True)
+            print(
+                f"loaded {more:,} more events ({args.rss_events:,} backlog) in {time.perf_counter() - began:.1f}s",
+                flush=True,
+            )
         layout = MigrationLayout(bucket, "bench", f"m-{uuid.uuid4().hex[:8]}")
         S3Objects(bucket).put_json(layout.drain_request, {"until": rss_until})
-        argv = [sys.executable, "-m", "backover", "--log-level", "WARNING", "replicate", "--bucket", bucket,
-                "--prefix", "bench", "--migration-id", layout.migration_id, "--namespace", DB,
-                "--start-at", f"{t0.time}:{t0.inc}", "--drain-poll-seconds", "0.5"]
+        argv = [
+            sys.executable,
+            "-m",
+            "backover",
+            "--log-level",
+            "WARNING",
+            "replicate",
+            "--bucket",
+            bucket,
+            "--prefix",
+            "bench",
+            "--migration-id",
+            layout.migration_id,
+            "--namespace",
+            DB,
+            "--start-at",
+            f"{t0.time}:{t0.inc}",
+            "--drain-poll-seconds",
+            "0.5",
+        ]
         rss, seconds, code = peak_rss(argv, {**os.environ, "BACKOVER_SOURCE_URI": uri})
         if code != 0:
             print(f"the replicator exited with {code}", file=sys.stderr)
             return 1
         checkpoint = S3Objects(bucket).get_json(layout.replicator_checkpoint)
         events = checkpoint["events_total"]
-        print(f"peak RSS draining a backlog of {events:,} events: {rss / MIB:.0f} MiB (target <= 200 MiB); "
-              f"{seconds:.0f}s, {events / seconds:,.0f} events/s, {checkpoint['last_seq']} segments "
-              f"(python -m backover replicate, start-up included)", flush=True)
-        print(f"S3 PUTs per 10,000 events at defaults with a backlog of {events:,}: "
-              f"{moto.put_count(layout.root) / events * 10_000:.2f} (target <= 1)", flush=True)
+        print(
+            f"peak RSS draining a backlog of {events:,} events: {rss / MIB:.0f} MiB (target <= 200 MiB); "
+            f"{seconds:.0f}s, {events / seconds:,.0f} events/s, {checkpoint['last_seq']} segments "
+            f"(python -m backover replicate, start-up included)",
+            flush=True,
+        )
+        print(
+            f"S3 PUTs per 10,000 events at defaults with a backlog of {events:,}: "
+            f"{moto.put_count(layout.root) / events * 10_000:.2f} (target <= 1)",
+            flush=True,
+        )
     return 0
 
 

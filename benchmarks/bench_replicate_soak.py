@@ -81,7 +81,9 @@ def captured_events(s3: S3Objects, layout: MigrationLayout) -> tuple[list[bytes]
 def reference(client: MongoClient, start: Timestamp, until: Timestamp) -> list[bytes]:
     coll = client.get_database(DB, codec_options=CodecOptions(document_class=RawBSONDocument)).items
     out: list[bytes] = []
-    with coll.watch(start_at_operation_time=start, full_document="updateLookup", max_await_time_ms=100) as stream:
+    with coll.watch(
+        start_at_operation_time=start, full_document="updateLookup", max_await_time_ms=100
+    ) as stream:
         while True:
             event = stream.try_next()
             if event is None:
@@ -108,16 +110,38 @@ def main() -> int:
         layout = MigrationLayout(bucket, "soak", f"m-{uuid.uuid4().hex[:8]}")
         uri = source_uri(port)
         env = {**os.environ, "BACKOVER_SOURCE_URI": uri}
-        argv = [sys.executable, "-m", "backover", "--log-level", "WARNING", "replicate", "--bucket", bucket,
-                "--prefix", "soak", "--migration-id", layout.migration_id, "--max-events", "40",
-                "--max-seconds", "0.3", "--await-ms", "100", "--heartbeat-seconds", "0.2",
-                "--drain-poll-seconds", "0.1"]
+        argv = [
+            sys.executable,
+            "-m",
+            "backover",
+            "--log-level",
+            "WARNING",
+            "replicate",
+            "--bucket",
+            bucket,
+            "--prefix",
+            "soak",
+            "--migration-id",
+            layout.migration_id,
+            "--max-events",
+            "40",
+            "--max-seconds",
+            "0.3",
+            "--await-ms",
+            "100",
+            "--heartbeat-seconds",
+            "0.2",
+            "--drain-poll-seconds",
+            "0.1",
+        ]
         with MongoClient(uri) as client:
             client.admin.command("modifyChangeStreams", database=DB, collection="", enable=True)
             client[DB].items.insert_one({"_id": -1})
             t0 = now(client)
             t0 = Timestamp(t0.time, t0.inc + 1)
-            s3.put_json(layout.start_state, {"migration_id": layout.migration_id, "t0": t0, "namespaces": [DB]})
+            s3.put_json(
+                layout.start_state, {"migration_id": layout.migration_id, "t0": t0, "namespaces": [DB]}
+            )
             writer = Writer(client)
             writer.start()
             orphans_seen = 0
@@ -125,15 +149,19 @@ def main() -> int:
                 proc = subprocess.Popen(argv, env=env)
                 time.sleep(rng.uniform(0.05, 3.0))
                 if proc.poll() is not None:
-                    raise AssertionError(f"kill {kill}: the replicator exited by itself with {proc.returncode}")
+                    raise AssertionError(
+                        f"kill {kill}: the replicator exited by itself with {proc.returncode}"
+                    )
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 checkpoint = s3.get_json(layout.replicator_checkpoint)
                 last_seq = checkpoint["last_seq"] if checkpoint else 0
                 orphans_seen += any(s3.head(layout.segment(last_seq + 1, c)) for c in ("zstd",))
                 if kill % 20 == 19:
-                    print(f"{kill + 1} kills, {last_seq} segments, {len(writer.inserted):,} inserts so far",
-                          flush=True)
+                    print(
+                        f"{kill + 1} kills, {last_seq} segments, {len(writer.inserted):,} inserts so far",
+                        flush=True,
+                    )
             writer.stopping.set()
             writer.join()
             until = now(client)
@@ -148,13 +176,19 @@ def main() -> int:
         raise AssertionError("an event was captured twice")
     if tokens != [RawBSONDocument(e)["_id"]["_data"] for e in expected]:
         raise AssertionError("an event is missing or out of order")
-    inserted = [RawBSONDocument(e)["documentKey"]["_id"] for e in captured
-                if RawBSONDocument(e)["operationType"] == "insert"]
+    inserted = [
+        RawBSONDocument(e)["documentKey"]["_id"]
+        for e in captured
+        if RawBSONDocument(e)["operationType"] == "insert"
+    ]
     if inserted != writer.inserted:
         raise AssertionError("the inserts captured are not the inserts written, in order")
-    print(f"soak: {args.kills} kill -9s in {time.perf_counter() - began:.0f}s; {len(captured):,} events "
-          f"({len(writer.inserted):,} inserts) in {last_seq} gapless segments, each exactly once and in order; "
-          f"an orphan segment was left by {orphans_seen} kills and overwritten", flush=True)
+    print(
+        f"soak: {args.kills} kill -9s in {time.perf_counter() - began:.0f}s; {len(captured):,} events "
+        f"({len(writer.inserted):,} inserts) in {last_seq} gapless segments, each exactly once and in order; "
+        f"an orphan segment was left by {orphans_seen} kills and overwritten",
+        flush=True,
+    )
     return 0
 
 

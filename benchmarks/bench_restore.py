@@ -53,8 +53,11 @@ BUCKET = "bench-restore"
 def moto_process() -> Iterator[str]:
     """moto's server as its own process; yields its URL and points boto3 at it."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -66,8 +69,14 @@ def moto_process() -> Iterator[str]:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError("moto did not start") from None
                 time.sleep(0.2)
-        os.environ.update({"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing",
-                           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"})
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": url,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            }
+        )
         yield url
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -76,9 +85,18 @@ def moto_process() -> Iterator[str]:
 
 # -- workloads --------------------------------------------------------------------------------------
 def document(key: int, n: int) -> bytes:
-    return bson.encode({"_id": key, "n": n, "total": Int64(n * 7), "price": Decimal128("19.99"),
-                        "name": f"customer {key}", "email": f"c{key}@example.org", "tags": ["a", "b", n % 7],
-                        "address": {"street": f"{n} Main St", "city": "Springfield", "zip": f"{key % 99999:05d}"}})
+    return bson.encode(
+        {
+            "_id": key,
+            "n": n,
+            "total": Int64(n * 7),
+            "price": Decimal128("19.99"),
+            "name": f"customer {key}",
+            "email": f"c{key}@example.org",
+            "tags": ["a", "b", n % 7],
+            "address": {"street": f"{n} Main St", "city": "Springfield", "zip": f"{key % 99999:05d}"},
+        }
+    )
 
 
 def events(count: int, keys: int, hot: bool, db: str = "bench", seed: int = 1) -> Iterator[bytes]:
@@ -93,12 +111,22 @@ def events(count: int, keys: int, hot: bool, db: str = "bench", seed: int = 1) -
         head = {"_id": {"_data": f"{n:032X}"}}
         if key in live and rng.random() < 0.08:
             live.discard(key)
-            body = {"operationType": "delete", "clusterTime": Timestamp(1, n), "ns": ns, "documentKey": {"_id": key}}
+            body = {
+                "operationType": "delete",
+                "clusterTime": Timestamp(1, n),
+                "ns": ns,
+                "documentKey": {"_id": key},
+            }
         else:
             op = "insert" if key not in live else rng.choice(("update", "update", "replace"))
             live.add(key)
-            body = {"operationType": op, "clusterTime": Timestamp(1, n),
-                    "fullDocument": RawBSONDocument(document(key, n)), "ns": ns, "documentKey": {"_id": key}}
+            body = {
+                "operationType": op,
+                "clusterTime": Timestamp(1, n),
+                "fullDocument": RawBSONDocument(document(key, n)),
+                "ns": ns,
+                "documentKey": {"_id": key},
+            }
         yield bson.encode({**head, **body})
 
 
@@ -134,15 +162,23 @@ def upload(s3: S3Objects, migration_id: str, stream: Iterator[bytes], keep_bodie
             flush()
     if batch:
         flush()
-    s3.put_json(layout.replicator_checkpoint,
-                ReplicatorCheckpoint(migration_id, last_seq=seq, events_total=count, state="drained",
-                                     last_cluster_time=positions[-1] if positions else None).to_doc())
+    s3.put_json(
+        layout.replicator_checkpoint,
+        ReplicatorCheckpoint(
+            migration_id,
+            last_seq=seq,
+            events_total=count,
+            state="drained",
+            last_cluster_time=positions[-1] if positions else None,
+        ).to_doc(),
+    )
     return Dataset(layout, count, bodies)
 
 
 # -- (a) planning and encoding vs decoding -------------------------------------------------------------
 def bench_plan_encode(data: Dataset) -> tuple[float, float, int]:
     """(decode events/s, plan+encode events/s, commands) over the same verified segments."""
+
     def verified() -> Iterator[bytes]:
         for seq, (body, info) in enumerate(data.bodies, start=1):
             yield segments.verified_events(body, info, "zstd", f"segment {seq}")
@@ -154,8 +190,10 @@ def bench_plan_encode(data: Dataset) -> tuple[float, float, int]:
     target = NullTarget()
     applier = Applier(target, workers=1)
     started = time.perf_counter()
-    planned = (SegmentEvents(seq, f"segment {seq}", list(segments.iter_raw_events(raw)))
-               for seq, raw in enumerate(verified(), start=1))
+    planned = (
+        SegmentEvents(seq, f"segment {seq}", list(segments.iter_raw_events(raw)))
+        for seq, raw in enumerate(verified(), start=1)
+    )
     for step in plan(planned, 10_000):
         applier.apply(step)
     plan_rate = data.count / (time.perf_counter() - started)
@@ -192,11 +230,22 @@ def restore(data: Dataset, uri: str, s3: S3Objects, workers: int = 4) -> Restore
 # -- (d) peak RSS ---------------------------------------------------------------------------------------
 def peak_rss(data: Dataset, uri: str) -> tuple[float, float]:
     """(peak RSS MiB, seconds) of ``python -m backover restore`` as its own process."""
-    argv = [sys.executable, "-m", "backover", "--log-level", "WARNING", "restore", "--bucket", BUCKET,
-            "--prefix", data.layout.prefix, "--migration-id", data.layout.migration_id]
+    argv = [
+        sys.executable,
+        "-m",
+        "backover",
+        "--log-level",
+        "WARNING",
+        "restore",
+        "--bucket",
+        BUCKET,
+        "--prefix",
+        data.layout.prefix,
+        "--migration-id",
+        data.layout.migration_id,
+    ]
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, env={**os.environ, "BACKOVER_TARGET_URI": uri},
-                            stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, env={**os.environ, "BACKOVER_TARGET_URI": uri}, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
@@ -219,28 +268,42 @@ def main() -> None:
             for name, hot in (("mixed", False), ("hot-keys", True)):
                 data = upload(s3, f"bench-{name}", events(args.events, keys, hot))
                 decode_rate, plan_rate, null_commands = bench_plan_encode(data)
-                print(f"(a) {name}: plan+encode (null target) {plan_rate:,.0f} events/s vs decode only "
-                      f"{decode_rate:,.0f} events/s: ratio {plan_rate / decode_rate:.2f} (target >= 0.5)")
+                print(
+                    f"(a) {name}: plan+encode (null target) {plan_rate:,.0f} events/s vs decode only "
+                    f"{decode_rate:,.0f} events/s: ratio {plan_rate / decode_rate:.2f} (target >= 0.5)"
+                )
                 client.drop_database("bench")
                 result = restore(data, uri, s3)
                 ours = data.count / result.seconds
                 client.drop_database("bench")
                 naive = naive_replay(client, data, s3, args.naive_events)
                 client.drop_database("bench")
-                print(f"(b) {name}: restore {ours:,.0f} events/s ({data.count:,} events, {result.writes:,} writes, "
-                      f"4 workers) vs naive one-write-per-event {naive:,.0f} events/s ({args.naive_events:,} events): "
-                      f"{ours / naive:.1f}x (target >= 5x)")
-                print(f"(c) {name}: {1000 * result.commands / data.count:.2f} write commands per 1,000 events "
-                      f"({result.commands:,} commands; null target {1000 * null_commands / data.count:.2f}) "
-                      f"(target <= 1)")
+                print(
+                    f"(b) {name}: restore {ours:,.0f} events/s ({data.count:,} events, {result.writes:,} writes, "
+                    f"4 workers) vs naive one-write-per-event {naive:,.0f} events/s ({args.naive_events:,} events): "
+                    f"{ours / naive:.1f}x (target >= 5x)"
+                )
+                print(
+                    f"(c) {name}: {1000 * result.commands / data.count:.2f} write commands per 1,000 events "
+                    f"({result.commands:,} commands; null target {1000 * null_commands / data.count:.2f}) "
+                    f"(target <= 1)"
+                )
             if args.rss_events:
                 started = time.perf_counter()
-                data = upload(s3, "bench-rss", events(args.rss_events, max(100, args.rss_events), False),
-                              keep_bodies=False)
-                print(f"    generated and uploaded {data.count:,} events in {time.perf_counter() - started:.0f} s")
+                data = upload(
+                    s3,
+                    "bench-rss",
+                    events(args.rss_events, max(100, args.rss_events), False),
+                    keep_bodies=False,
+                )
+                print(
+                    f"    generated and uploaded {data.count:,} events in {time.perf_counter() - started:.0f} s"
+                )
                 rss, seconds = peak_rss(data, uri)
-                print(f"(d) peak RSS replaying {data.count:,} events: {rss:,.0f} MiB in {seconds:.0f} s "
-                      f"({data.count / seconds:,.0f} events/s end to end) (target <= 300 MiB)")
+                print(
+                    f"(d) peak RSS replaying {data.count:,} events: {rss:,.0f} MiB in {seconds:.0f} s "
+                    f"({data.count / seconds:,.0f} events/s end to end) (target <= 300 MiB)"
+                )
 
 
 if __name__ == "__main__":

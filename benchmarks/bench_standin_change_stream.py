@@ -42,19 +42,27 @@ def _read_all(client: MongoClient, n: int, start_at: object) -> float:
 
 def main() -> None:
     args = _parse_args()
-    with standin_process(args.flavour) as port, \
-            MongoClient(f"mongodb://127.0.0.1:{port}/?directConnection=true", retryWrites=False) as client:
+    with (
+        standin_process(args.flavour) as port,
+        MongoClient(f"mongodb://127.0.0.1:{port}/?directConnection=true", retryWrites=False) as client,
+    ):
         if args.flavour == "documentdb":
-            client.admin.command({"modifyChangeStreams": 1, "database": "bench", "collection": "", "enable": True})
+            client.admin.command(
+                {"modifyChangeStreams": 1, "database": "bench", "collection": "", "enable": True}
+            )
         with client.start_session() as session:
             client.bench.marker.insert_one({"_id": "start"}, session=session)
             start_at = session.operation_time
         began = time.perf_counter()
-        client.bench.items.insert_many([{"_id": i, "name": f"item-{i}", "qty": i % 100} for i in range(args.n)])
+        client.bench.items.insert_many(
+            [{"_id": i, "name": f"item-{i}", "qty": i % 100} for i in range(args.n)]
+        )
         insert_s = time.perf_counter() - began
         read_s = _read_all(client, args.n, start_at)
-        print(f"flavour={args.flavour} n={args.n} insert_many={insert_s:.2f}s ({args.n / insert_s:,.0f} docs/s) "
-              f"watch_read={read_s:.2f}s ({args.n / read_s:,.0f} events/s; target 20,000/s)")
+        print(
+            f"flavour={args.flavour} n={args.n} insert_many={insert_s:.2f}s ({args.n / insert_s:,.0f} docs/s) "
+            f"watch_read={read_s:.2f}s ({args.n / read_s:,.0f} events/s; target 20,000/s)"
+        )
 
 
 if __name__ == "__main__":

@@ -30,10 +30,21 @@ BATCH = 1000
 def load(client: MongoClient, docs: int) -> None:
     coll = client.bench.customers
     for lo in range(0, docs, 10_000):
-        coll.insert_many([{"_id": ObjectId(i.to_bytes(12, "big")), "n": i, "total": Int64(i * 7),
-                           "price": Decimal128("19.99"), "name": f"customer {i}", "tags": ["a", "b", i % 7],
-                           "address": {"street": f"{i} Main St", "zip": f"{i % 99999:05d}"}}
-                          for i in range(lo, min(docs, lo + 10_000))], ordered=False)
+        coll.insert_many(
+            [
+                {
+                    "_id": ObjectId(i.to_bytes(12, "big")),
+                    "n": i,
+                    "total": Int64(i * 7),
+                    "price": Decimal128("19.99"),
+                    "name": f"customer {i}",
+                    "tags": ["a", "b", i % 7],
+                    "address": {"street": f"{i} Main St", "zip": f"{i % 99999:05d}"},
+                }
+                for i in range(lo, min(docs, lo + 10_000))
+            ],
+            ordered=False,
+        )
 
 
 def scan(client: MongoClient, out: list[int]) -> None:
@@ -49,9 +60,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=200_000)
     args = parser.parse_args()
-    with standin_process("documentdb") as source_port, standin_process("mongodb") as target_port, \
-            MongoClient(port=source_port, directConnection=True, retryWrites=False) as source, \
-            MongoClient(port=target_port, directConnection=True) as target:
+    with (
+        standin_process("documentdb") as source_port,
+        standin_process("mongodb") as target_port,
+        MongoClient(port=source_port, directConnection=True, retryWrites=False) as source,
+        MongoClient(port=target_port, directConnection=True) as target,
+    ):
         load(source, args.docs)
         load(target, args.docs)
         rss_before = max_rss_mib()
@@ -77,10 +91,12 @@ def main() -> None:
         verify = time.perf_counter() - started
         assert report.identical and report.merge.source_count == args.docs
         grown = max_rss_mib() - rss_before
-        print(f"(e) verify {args.docs:,} documents per side: {args.docs / verify:,.0f} docs/s vs raw scan of both "
-              f"sides {args.docs / sequential:,.0f} docs/s one after the other (ratio {sequential / verify:.2f}) and "
-              f"{args.docs / parallel:,.0f} docs/s both at once (ratio {parallel / verify:.2f}) (target >= 0.8); "
-              f"peak RSS grew {grown:.0f} MiB during the scans and the merge")
+        print(
+            f"(e) verify {args.docs:,} documents per side: {args.docs / verify:,.0f} docs/s vs raw scan of both "
+            f"sides {args.docs / sequential:,.0f} docs/s one after the other (ratio {sequential / verify:.2f}) and "
+            f"{args.docs / parallel:,.0f} docs/s both at once (ratio {parallel / verify:.2f}) (target >= 0.8); "
+            f"peak RSS grew {grown:.0f} MiB during the scans and the merge"
+        )
 
 
 if __name__ == "__main__":

@@ -47,8 +47,18 @@ PHASES = ("replicate", "backup", "restore", "clean")
 SHARES = {"replicate": 0.4, "backup": 0.15, "restore": 0.3, "clean": 0.15}
 # The single-writer leases keep their defaults: a restart after a kill -9 on the same machine takes
 # over a dead holder's lease at once, and a second process beside a live one is refused.
-REPLICATE = ["--max-events", "40", "--max-seconds", "0.3", "--await-ms", "100", "--heartbeat-seconds", "0.2",
-             "--drain-poll-seconds", "0.1"]
+REPLICATE = [
+    "--max-events",
+    "40",
+    "--max-seconds",
+    "0.3",
+    "--await-ms",
+    "100",
+    "--heartbeat-seconds",
+    "0.2",
+    "--drain-poll-seconds",
+    "0.1",
+]
 RESTORE = ["--workers", "2", "--window", "50", "--checkpoint-seconds", "0.2"]
 
 
@@ -83,14 +93,18 @@ class SoakResult:
 
     def summary(self) -> str:
         kills = ", ".join(f"{phase} {self.kills[phase]}" for phase in PHASES)
-        second = ", ".join(f"{phase} refused {self.refused_second[phase]} of {n}"
-                           for phase, n in self.concurrent_starts.items())
-        return (f"soak: {self.total_kills} kill -9s ({kills}) in {self.seconds:.0f}s; {self.writes:,} load steps, "
-                f"{self.events:,} events in {self.segments} segments, {self.documents:,} documents; "
-                f"second process beside a live one: {second or 'none tried'}; "
-                f"lost {self.lost}, divergent {self.divergent}, stuck {len(self.stuck)}"
-                + (f" ({', '.join(self.stuck)})" if self.stuck else "")
-                + "".join(f"\n  problem: {p}" for p in self.problems[:20]))
+        second = ", ".join(
+            f"{phase} refused {self.refused_second[phase]} of {n}"
+            for phase, n in self.concurrent_starts.items()
+        )
+        return (
+            f"soak: {self.total_kills} kill -9s ({kills}) in {self.seconds:.0f}s; {self.writes:,} load steps, "
+            f"{self.events:,} events in {self.segments} segments, {self.documents:,} documents; "
+            f"second process beside a live one: {second or 'none tried'}; "
+            f"lost {self.lost}, divergent {self.divergent}, stuck {len(self.stuck)}"
+            + (f" ({', '.join(self.stuck)})" if self.stuck else "")
+            + "".join(f"\n  problem: {p}" for p in self.problems[:20])
+        )
 
 
 def kill_budget(kills: int) -> dict[str, int]:
@@ -129,13 +143,24 @@ class Load(threading.Thread):
         choice = rng.random()
         if choice < 0.35:
             key = rng.randrange(400)
-            db.items.replace_one({"_id": key}, {"_id": key, "n": n, "pad": "x" * rng.randrange(200),
-                                                "at": Timestamp(n, 1), "f": n / 3}, upsert=True)
+            db.items.replace_one(
+                {"_id": key},
+                {"_id": key, "n": n, "pad": "x" * rng.randrange(200), "at": Timestamp(n, 1), "f": n / 3},
+                upsert=True,
+            )
         elif choice < 0.55:
             key = rng.randrange(400)
-            db.items.update_one({"_id": key}, rng.choice([{"$inc": {"n": 1}}, {"$set": {"tag": f"t{n}"}},
-                                                          {"$unset": {"pad": ""}},
-                                                          {"$push": {"log": {"$each": [n], "$slice": -3}}}]))
+            db.items.update_one(
+                {"_id": key},
+                rng.choice(
+                    [
+                        {"$inc": {"n": 1}},
+                        {"$set": {"tag": f"t{n}"}},
+                        {"$unset": {"pad": ""}},
+                        {"$push": {"log": {"$each": [n], "$slice": -3}}},
+                    ]
+                ),
+            )
         elif choice < 0.62:
             db.items.delete_one({"_id": rng.randrange(400)})
         elif choice < 0.85:
@@ -172,8 +197,9 @@ class Load(threading.Thread):
             self.db[name].drop()
         else:
             try:
-                self.db.client.admin.command("renameCollection", f"{self.db.name}.{name}",
-                                             to=f"{self.db.name}.kept_{n}")
+                self.db.client.admin.command(
+                    "renameCollection", f"{self.db.name}.{name}", to=f"{self.db.name}.kept_{n}"
+                )
             except OperationFailure:
                 self.db[name].drop()
 
@@ -193,13 +219,37 @@ def cluster_time(client: MongoClient) -> Timestamp:
 
 # -- running the commands, killing them -----------------------------------------------------------
 class Commands:
-    def __init__(self, servers: Servers, layout: MigrationLayout, db: str, rng: random.Random,
-                 result: SoakResult, say: Callable[[str], None]) -> None:
-        self.servers, self.layout, self.db, self.rng, self.result, self.say = servers, layout, db, rng, result, say
+    def __init__(
+        self,
+        servers: Servers,
+        layout: MigrationLayout,
+        db: str,
+        rng: random.Random,
+        result: SoakResult,
+        say: Callable[[str], None],
+    ) -> None:
+        self.servers, self.layout, self.db, self.rng, self.result, self.say = (
+            servers,
+            layout,
+            db,
+            rng,
+            result,
+            say,
+        )
         self.began = time.monotonic()
-        self.common = ["--bucket", layout.bucket, "--prefix", layout.prefix, "--migration-id", layout.migration_id]
-        self.env = {**servers.env, "BACKOVER_SOURCE_URI": servers.source_uri,
-                    "BACKOVER_TARGET_URI": servers.target_uri}
+        self.common = [
+            "--bucket",
+            layout.bucket,
+            "--prefix",
+            layout.prefix,
+            "--migration-id",
+            layout.migration_id,
+        ]
+        self.env = {
+            **servers.env,
+            "BACKOVER_SOURCE_URI": servers.source_uri,
+            "BACKOVER_TARGET_URI": servers.target_uri,
+        }
 
     def argv(self, phase: str, extra: list[str]) -> list[str]:
         base = [sys.executable, "-m", "backover", "--log-level", "WARNING"]
@@ -210,11 +260,24 @@ class Commands:
         return [*base, phase, *self.common, *extra]
 
     def start(self, phase: str, extra: list[str]) -> subprocess.Popen:
-        return subprocess.Popen(self.argv(phase, extra), env=self.env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            self.argv(phase, extra),
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
-    def kill_cycles(self, phase: str, count: int, extra: Callable[[], list[str]], *, concurrent: float = 0.0,
-                    low: float = 0.05, high: float = 2.0) -> None:
+    def kill_cycles(
+        self,
+        phase: str,
+        count: int,
+        extra: Callable[[], list[str]],
+        *,
+        concurrent: float = 0.0,
+        low: float = 0.05,
+        high: float = 2.0,
+    ) -> None:
         """Runs killed at a random moment until ``count`` kills; with probability ``concurrent`` a
         second process of the same command starts beside the first (it must be refused while the
         first lives). A run that ends by itself must exit 0 or be refused for the lease."""
@@ -235,8 +298,10 @@ class Commands:
                     proc.send_signal(signal.SIGKILL)
                     self.result.kills[phase] += 1
                     if self.result.total_kills % 50 == 0:
-                        self.say(f"{self.result.total_kills} kills so far ({phase} {self.result.kills[phase]}), "
-                                 f"{time.monotonic() - self.began:.0f}s")
+                        self.say(
+                            f"{self.result.total_kills} kills so far ({phase} {self.result.kills[phase]}), "
+                            f"{time.monotonic() - self.began:.0f}s"
+                        )
                 proc.wait()
             for proc, was_alive in zip(procs, alive, strict=True):
                 err = proc.stderr.read() if proc.stderr else ""
@@ -249,14 +314,22 @@ class Commands:
                         self.result.refused_second[phase] += 1
                     continue
                 last = (err.strip().splitlines() or [""])[-1]
-                self.result.problems.append(f"{phase} ended by itself with exit {proc.returncode}: {last[:300]}")
+                self.result.problems.append(
+                    f"{phase} ended by itself with exit {proc.returncode}: {last[:300]}"
+                )
 
     def finish(self, phase: str, extra: list[str], *, attempts: int = 6, timeout: float = 3600) -> bool:
         """Run ``phase`` without killing it until it exits 0; a refusal because an earlier process's
         lease has not expired yet is waited out (a few attempts), anything else is stuck."""
         for _attempt in range(attempts):
-            proc = subprocess.run(self.argv(phase, extra), env=self.env, capture_output=True, text=True,
-                                  timeout=timeout, check=False)
+            proc = subprocess.run(
+                self.argv(phase, extra),
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
             if proc.returncode == 0:
                 return True
             last = (proc.stderr.strip().splitlines() or [""])[-1]
@@ -281,8 +354,12 @@ def raw_collections(client: MongoClient, db: str) -> dict[str, dict[bytes, bytes
     return out
 
 
-def compare(source: dict[str, dict[bytes, bytes]], target: dict[str, dict[bytes, bytes]], what: str,
-            result: SoakResult) -> None:
+def compare(
+    source: dict[str, dict[bytes, bytes]],
+    target: dict[str, dict[bytes, bytes]],
+    what: str,
+    result: SoakResult,
+) -> None:
     for name in sorted(set(source) | set(target)):
         mine, theirs = source.get(name, {}), target.get(name, {})
         lost = [k for k in mine if k not in theirs]
@@ -292,15 +369,18 @@ def compare(source: dict[str, dict[bytes, bytes]], target: dict[str, dict[bytes,
         result.divergent += len(different) + len(extra)
         for kind, keys in (("missing", lost), ("extra", extra), ("different", different)):
             if keys:
-                result.problems.append(f"{what} {name}: {len(keys)} {kind}, e.g. _id "
-                                       f"{bson.decode(keys[0])['_id']!r}")
+                result.problems.append(
+                    f"{what} {name}: {len(keys)} {kind}, e.g. _id {bson.decode(keys[0])['_id']!r}"
+                )
 
 
 def reference_events(client: MongoClient, db: str, t0: Timestamp, until: Timestamp) -> list[bytes]:
     """The source's own change stream from T0 to F, read here."""
     database = client.get_database(db, codec_options=RAW)
     out: list[bytes] = []
-    with database.watch(start_at_operation_time=t0, full_document="updateLookup", max_await_time_ms=100) as stream:
+    with database.watch(
+        start_at_operation_time=t0, full_document="updateLookup", max_await_time_ms=100
+    ) as stream:
         while True:
             event = stream.try_next()
             if event is None:
@@ -348,13 +428,15 @@ def compare_events(captured: list[bytes], expected: list[bytes], result: SoakRes
         result.problems.append("the segments hold the source's events in another order")
 
 
-def backup_documents(s3: S3Objects, layout: MigrationLayout, label: str, db: str) -> dict[str, dict[bytes, bytes]]:
+def backup_documents(
+    s3: S3Objects, layout: MigrationLayout, label: str, db: str
+) -> dict[str, dict[bytes, bytes]]:
     out: dict[str, dict[bytes, bytes]] = {}
     prefix = layout.key(f"backups/{label}/{db}/")
     for key in s3.list_keys(prefix):
         if not key.endswith(".bson.gz"):
             continue
-        name = key[len(prefix):-len(".bson.gz")]
+        name = key[len(prefix) : -len(".bson.gz")]
         docs = {}
         for doc in bson.decode_all(gzip.decompress(s3.get_bytes(key) or b""), RAW):
             docs[bson.encode({"_id": doc["_id"]})] = doc.raw
@@ -364,8 +446,14 @@ def backup_documents(s3: S3Objects, layout: MigrationLayout, label: str, db: str
 
 
 # -- the soak ----------------------------------------------------------------------------------------
-def run(servers: Servers, *, kills: int = 20, seed: int = 1, say: Callable[[str], None] = print,
-        load_pause: float = 0.002) -> SoakResult:
+def run(
+    servers: Servers,
+    *,
+    kills: int = 20,
+    seed: int = 1,
+    say: Callable[[str], None] = print,
+    load_pause: float = 0.002,
+) -> SoakResult:
     rng = random.Random(seed)
     result = SoakResult()
     began = time.monotonic()
@@ -380,8 +468,10 @@ def run(servers: Servers, *, kills: int = 20, seed: int = 1, say: Callable[[str]
         for client in seed_both:
             seed_t0_state(client, db)
         t0 = cluster_time(source)
-        s3.put_json(layout.start_state, {"migration_id": layout.migration_id, "t0": t0, "namespaces": [db],
-                                         "databases": [db]})
+        s3.put_json(
+            layout.start_state,
+            {"migration_id": layout.migration_id, "t0": t0, "namespaces": [db], "databases": [db]},
+        )
         load = Load(source, db, seed, load_pause)
         load.start()
         # 1. capture under load, killed (sometimes two replicators at once), then the drain
@@ -404,12 +494,18 @@ def run(servers: Servers, *, kills: int = 20, seed: int = 1, say: Callable[[str]
         # 2. backups of both sides (MongoDB's before the restore writes anything)
         for label, uri_env in (("mongodb", "BACKOVER_TARGET_URI"), ("documentdb", "BACKOVER_SOURCE_URI")):
             extra = ["--label", label, "--uri", commands.env[uri_env], "--databases", db]
-            commands.kill_cycles("backup", budget["backup"] // 2 + (label == "documentdb") * (budget["backup"] % 2),
-                                 lambda extra=extra: extra, low=0.3, high=2.5)
+            commands.kill_cycles(
+                "backup",
+                budget["backup"] // 2 + (label == "documentdb") * (budget["backup"] % 2),
+                lambda extra=extra: extra,
+                low=0.3,
+                high=2.5,
+            )
             if not commands.finish("backup", extra):
                 return _done(result, began, say)
         expected = raw_collections(source, db)
         compare(expected, backup_documents(s3, layout, "documentdb", db), "backup documentdb", result)
+
         # 3. the restore, killed (sometimes two at once); after it completes, re-applying from 1
         def restore_extra() -> list[str]:
             checkpoint = s3.get_json(layout.restore_checkpoint)
@@ -435,8 +531,10 @@ def run(servers: Servers, *, kills: int = 20, seed: int = 1, say: Callable[[str]
                 result.stuck.append(f"clean: exit 0 but {len(left)} segments are left")
             record = s3.get_json(layout.clean_state) or {}
             if record.get("segments_deleted") != result.segments:
-                result.problems.append(f"clean says {record.get('segments_deleted')} segments deleted, "
-                                       f"{result.segments} were written")
+                result.problems.append(
+                    f"clean says {record.get('segments_deleted')} segments deleted, "
+                    f"{result.segments} were written"
+                )
         source.drop_database(db)
         target.drop_database(db)
     return _done(result, began, say)
@@ -449,5 +547,10 @@ def _done(result: SoakResult, began: float, say: Callable[[str], None]) -> SoakR
 
 
 def as_dict(result: SoakResult) -> dict[str, Any]:
-    return {"kills": dict(result.kills), "lost": result.lost, "divergent": result.divergent,
-            "stuck": result.stuck, "problems": result.problems}
+    return {
+        "kills": dict(result.kills),
+        "lost": result.lost,
+        "divergent": result.divergent,
+        "stuck": result.stuck,
+        "problems": result.problems,
+    }

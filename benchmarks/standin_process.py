@@ -24,8 +24,20 @@ def standin_process(flavour: str, retention_seconds: float = 3 * 3600) -> Iterat
     """Start ``python -m backover_sandbox.standin`` without authentication; yields its port."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backover_sandbox.standin", "--flavour", flavour, "--port", str(port), "--no-auth",
-         "--retention-seconds", str(retention_seconds), "--log-level", "WARNING"],
+        [
+            sys.executable,
+            "-m",
+            "backover_sandbox.standin",
+            "--flavour",
+            flavour,
+            "--port",
+            str(port),
+            "--no-auth",
+            "--retention-seconds",
+            str(retention_seconds),
+            "--log-level",
+            "WARNING",
+        ],
     )
     try:
         deadline = time.monotonic() + 20

@@ -106,7 +106,9 @@ with DAG(
         )
 
     with TaskGroup("restore", tooltip="backover_restore"):
-        run_restore = run_phase("restore", plan.output, "Triggers `backover_restore` and waits for its run to end.")
+        run_restore = run_phase(
+            "restore", plan.output, "Triggers `backover_restore` and waits for its run to end."
+        )
 
     with TaskGroup("clean", tooltip="backover_clean"):
         figures = MigrationFiguresOperator(

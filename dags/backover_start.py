@@ -56,4 +56,12 @@ with DAG(**lifecycle_dag("backover_start", __doc__)) as dag:
             "once if the replicator failed (with its reason).",
         )
 
-    chain(preflight, dry_run_gate, start_worker, worker_running, start_lambda, start_replicator, replicator_healthy)
+    chain(
+        preflight,
+        dry_run_gate,
+        start_worker,
+        worker_running,
+        start_lambda,
+        start_replicator,
+        replicator_healthy,
+    )

@@ -137,25 +137,41 @@ def smoke_test(report: ZipReport) -> None:
             archive.extractall(tmp)
         root = str(Path(tmp).resolve())
         done = subprocess.run(
-            [sys.executable, "-S", "-c", SMOKE, root], cwd=root, capture_output=True, text=True, timeout=120,
+            [sys.executable, "-S", "-c", SMOKE, root],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
             env={"PYTHONPATH": f"{root}:{runtime_libs}", "PYTHONNOUSERSITE": "1", "PATH": "/usr/bin:/bin"},
         )
     if done.returncode != 0:
-        raise BuildError(f"{report.path}: the handler does not import from the zip: "
-                         f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+        raise BuildError(
+            f"{report.path}: the handler does not import from the zip: "
+            f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+        )
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     if outcome["error"] == "ImportError":
-        raise BuildError(f"{report.path}: a shipped module does not import from the zip: {outcome['message']}")
+        raise BuildError(
+            f"{report.path}: a shipped module does not import from the zip: {outcome['message']}"
+        )
     if outcome["error"] != "InvalidEvent":
         raise BuildError(f"{report.path}: a malformed event gave {outcome}, not InvalidEvent")
 
 
 def build_all(out: Path, pure: bool = False, smoke: bool = True) -> list[ZipReport]:
     """Build (and smoke-test) one zip per ``lambdas/<name>/handler.py``."""
-    if (platform.system(), platform.machine(), sys.version_info[:2]) != ("Linux", "x86_64", (3, 11)) and not pure:
-        log.warning("building on %s %s with Python %d.%d: the compiled parts may not load on Lambda's "
-                    "python3.11 x86_64 runtime; use --pure", platform.system(), platform.machine(),
-                    *sys.version_info[:2])
+    if (platform.system(), platform.machine(), sys.version_info[:2]) != (
+        "Linux",
+        "x86_64",
+        (3, 11),
+    ) and not pure:
+        log.warning(
+            "building on %s %s with Python %d.%d: the compiled parts may not load on Lambda's "
+            "python3.11 x86_64 runtime; use --pure",
+            platform.system(),
+            platform.machine(),
+            *sys.version_info[:2],
+        )
     handlers = sorted(LAMBDAS.glob("*/handler.py"))
     if not handlers:
         raise BuildError(f"no lambdas/<name>/handler.py under {LAMBDAS}")
@@ -165,8 +181,14 @@ def build_all(out: Path, pure: bool = False, smoke: bool = True) -> list[ZipRepo
         report = build_zip(handler.parent.name, handler, out, library)
         if smoke:
             smoke_test(report)
-        log.info("built %s: %d files, %.1f MB zipped, %.1f MB unzipped (limits 50/250 MB); handler "
-                 "handler.handler", report.path, report.files, report.zipped / 1e6, report.unzipped / 1e6)
+        log.info(
+            "built %s: %d files, %.1f MB zipped, %.1f MB unzipped (limits 50/250 MB); handler "
+            "handler.handler",
+            report.path,
+            report.files,
+            report.zipped / 1e6,
+            report.unzipped / 1e6,
+        )
         reports.append(report)
     return reports
 

@@ -29,8 +29,10 @@ def password(special: str) -> str:
 
 def uri(port: int, secret: str, *, escaped: bool, user: str = "root") -> str:
     written = urllib.parse.quote_plus(secret) if escaped else secret
-    return (f"mongodb://{user}:{written}@127.0.0.1:{port}/?authSource=admin&directConnection=true"
-            "&serverSelectionTimeoutMS=3000")
+    return (
+        f"mongodb://{user}:{written}@127.0.0.1:{port}/?authSource=admin&directConnection=true"
+        "&serverSelectionTimeoutMS=3000"
+    )
 
 
 def _windows(text: str, size: int = 4) -> set[str]:

@@ -92,14 +92,18 @@ def _slow_tests_are_marked(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test that runs a DAG or starts Python processes but is not marked ``slow``."""
     node = request.node
     if not _marked_slow(node) and "run_dag" in request.fixturenames:
-        pytest.fail(f"{node.nodeid} runs a DAG (run_dag) but is not marked slow: add @pytest.mark.slow",
-                    pytrace=False)
+        pytest.fail(
+            f"{node.nodeid} runs a DAG (run_dag) but is not marked slow: add @pytest.mark.slow", pytrace=False
+        )
     with PYTHON_STARTS.recording() as started:
         yield
     if started and not _marked_slow(node):
-        pytest.fail(f"{node.nodeid} starts Python processes ({started[0]!r}"
-                    f"{f' and {len(started) - 1} more' if len(started) > 1 else ''}) but is not marked slow: "
-                    "add @pytest.mark.slow", pytrace=False)
+        pytest.fail(
+            f"{node.nodeid} starts Python processes ({started[0]!r}"
+            f"{f' and {len(started) - 1} more' if len(started) > 1 else ''}) but is not marked slow: "
+            "add @pytest.mark.slow",
+            pytrace=False,
+        )
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
@@ -112,7 +116,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     left_out = config.stash.get(_DESELECTED, 0)
     if left_out and "slow" in config.option.markexpr:  # not when only -k left them out
         terminalreporter.write_sep(
-            "=", f"{left_out} slow {'test' if left_out == 1 else 'tests'} not run (-m {config.option.markexpr!r}): "
+            "=",
+            f"{left_out} slow {'test' if left_out == 1 else 'tests'} not run (-m {config.option.markexpr!r}): "
             "`make test` runs every test",
             yellow=True,
         )

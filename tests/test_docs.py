@@ -10,7 +10,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted([*ROOT.glob("docs/*.md"), ROOT / "README.md", ROOT / "benchmarks" / "README.md"])
-FOLDERS = ("include", "plugins", "dags", "tests", "benchmarks", "sandbox", "scripts", "lambdas", "deploy", "docs")
+FOLDERS = (
+    "include",
+    "plugins",
+    "dags",
+    "tests",
+    "benchmarks",
+    "sandbox",
+    "scripts",
+    "lambdas",
+    "deploy",
+    "docs",
+)
 PATH = re.compile(rf"(?:{'|'.join(FOLDERS)})/[\w./-]*")
 DOTTED = re.compile(r"backover(?:_sandbox|_airflow)?(?:\.\w+)+")
 

@@ -8,7 +8,7 @@ import pytest
 
 pytestmark = pytest.mark.slow  # the suite under test starts Python processes
 
-CONFTEST = '''
+CONFTEST = """
 import pytest
 
 pytest_plugins = ["slow_tier"]
@@ -17,9 +17,9 @@ pytest_plugins = ["slow_tier"]
 @pytest.fixture
 def run_dag():
     raise AssertionError("run_dag ran")
-'''
+"""
 
-CASES = '''
+CASES = """
 import subprocess
 import sys
 import threading
@@ -57,7 +57,7 @@ def test_marked_python():
 @pytest.mark.slow
 def test_marked_dag(run_dag):
     pass
-'''
+"""
 
 
 @pytest.fixture
@@ -81,11 +81,15 @@ def _outcomes(suite: pytest.Pytester, *args: str) -> dict[str, list[tuple[str, s
     return seen
 
 
-def test_unmarked_tests_that_start_python_or_run_a_dag_fail_and_marked_ones_pass(suite: pytest.Pytester) -> None:
+def test_unmarked_tests_that_start_python_or_run_a_dag_fail_and_marked_ones_pass(
+    suite: pytest.Pytester,
+) -> None:
     seen = _outcomes(suite)
     for name in ("test_unmarked_python", "test_unmarked_python_from_another_thread"):
         [(when, text)] = seen[name]
-        assert when == "teardown" and "starts Python processes" in text and "-I -S -c pass" in text, seen[name]
+        assert when == "teardown" and "starts Python processes" in text and "-I -S -c pass" in text, seen[
+            name
+        ]
         assert "add @pytest.mark.slow" in text
     [(when, text)] = seen["test_unmarked_dag"]
     assert when == "setup" and "runs a DAG (run_dag) but is not marked slow" in text  # before the DAG ran

@@ -55,10 +55,16 @@ class SeedConfig:
             bucket=env.get("BACKOVER_BUCKET", "backover-sandbox"),
             prefix=env.get("BACKOVER_PREFIX", "migrations"),
             hosts={
-                "documentdb": (env.get("DOCUMENTDB_HOST", "documentdb"), int(env.get("DOCUMENTDB_PORT", "27017"))),
+                "documentdb": (
+                    env.get("DOCUMENTDB_HOST", "documentdb"),
+                    int(env.get("DOCUMENTDB_PORT", "27017")),
+                ),
                 "mongodb": (env.get("MONGODB_HOST", "mongodb"), int(env.get("MONGODB_PORT", "27017"))),
             },
-            passwords={"documentdb": env["DOCUMENTDB_ROOT_PASSWORD"], "mongodb": env["MONGODB_ROOT_PASSWORD"]},
+            passwords={
+                "documentdb": env["DOCUMENTDB_ROOT_PASSWORD"],
+                "mongodb": env["MONGODB_ROOT_PASSWORD"],
+            },
             app_password=env["BACKOVER_APP_PASSWORD"],
         )
 
@@ -85,13 +91,18 @@ def seed_all(config: SeedConfig, databases: bool = True) -> dict[str, Any]:
     from backover_sandbox import seed
     from backover_sandbox.config import Ports, SandboxConfig, SandboxState
 
-    sandbox = SandboxConfig(directory=Path("/tmp"), ports=Ports.from_base(0), bucket=config.bucket,
-                            prefix=config.prefix)
+    sandbox = SandboxConfig(
+        directory=Path("/tmp"), ports=Ports.from_base(0), bucket=config.bucket, prefix=config.prefix
+    )
     state = SandboxState(ports={}, pids={}, host="", bucket=config.bucket, prefix=config.prefix)
     master = master_secrets(config)
     seed.seed_aws(sandbox, state, master, config.app_password)
-    log.info("moto: bucket %s, secrets %s, worker %s", config.bucket, ", ".join(state.secret_ids.values()),
-             state.worker_instance_id)
+    log.info(
+        "moto: bucket %s, secrets %s, worker %s",
+        config.bucket,
+        ", ".join(state.secret_ids.values()),
+        state.worker_instance_id,
+    )
     state.lambda_names = dict(seed.LAMBDAS)
     if databases:
         seed.seed_databases(state, master, config.app_password)
@@ -103,8 +114,9 @@ def seed_all(config: SeedConfig, databases: bool = True) -> dict[str, Any]:
 
 def set_airflow_variable(value: dict[str, Any]) -> None:
     """``airflow variables set backover <json>`` (the Variable holds no secret)."""
-    subprocess.run(["airflow", "variables", "set", "backover", json.dumps(value)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["airflow", "variables", "set", "backover", json.dumps(value)], check=True, capture_output=True
+    )
 
 
 def main() -> int:

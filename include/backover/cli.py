@@ -21,7 +21,9 @@ from .errors import BackoverError
 
 EXIT_FAILED = 1
 #: What ``backover --help`` says (plain text: the module docstring is reStructuredText).
-DESCRIPTION = "Back Over: move a live application back from Amazon DocumentDB to MongoDB without losing a write."
+DESCRIPTION = (
+    "Back Over: move a live application back from Amazon DocumentDB to MongoDB without losing a write."
+)
 #: Entry-point group of sub-commands from other distributions (the sandbox's development commands).
 COMMAND_GROUP = "backover.commands"
 
@@ -36,9 +38,11 @@ def command_modules() -> dict[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="backover", description=DESCRIPTION,
+        prog="backover",
+        description=DESCRIPTION,
         epilog="Exit status: 0 done, 1 the job failed, 2 bad usage or configuration. "
-               "`backover COMMAND --help` describes each command.")
+        "`backover COMMAND --help` describes each command.",
+    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in command_modules().values():
@@ -47,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

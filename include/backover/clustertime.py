@@ -15,7 +15,9 @@ def parse(text: str) -> Timestamp:
             raise ValueError(text)
         return Timestamp(int(seconds), int(increment))
     except (ValueError, TypeError, OverflowError) as e:
-        raise UsageError(f"not a cluster time {text!r}: write it <seconds>:<increment>, e.g. 1764270000:3") from e
+        raise UsageError(
+            f"not a cluster time {text!r}: write it <seconds>:<increment>, e.g. 1764270000:3"
+        ) from e
 
 
 def format(ts: Timestamp) -> str:

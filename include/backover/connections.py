@@ -45,7 +45,9 @@ class DatabaseUri:
         """A client with Back Over's defaults (a 10 s server selection timeout, appname ``backover``),
         each yielding to the same option written in the URI; DocumentDB gets ``retryWrites=false``."""
         written = _uri_option_names(self.value)
-        kwargs: dict[str, Any] = {name: value for name, value in CLIENT_DEFAULTS.items() if name.lower() not in written}
+        kwargs: dict[str, Any] = {
+            name: value for name, value in CLIENT_DEFAULTS.items() if name.lower() not in written
+        }
         if self.documentdb:
             kwargs["retryWrites"] = False
         if self.tls_ca_file:
@@ -73,7 +75,8 @@ SCHEMES = ("mongodb://", "mongodb+srv://")
 _USERINFO = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=:-]|%[0-9A-Fa-f]{2})*")
 #: URI options whose values are secrets (a key file's password, an AWS session token).
 _SECRET_OPTIONS = re.compile(
-    r"(?i)([?&;](?:tlsCertificateKeyFilePassword|sslPEMKeyPassword|authMechanismProperties)=)[^&;]*")
+    r"(?i)([?&;](?:tlsCertificateKeyFilePassword|sslPEMKeyPassword|authMechanismProperties)=)[^&;]*"
+)
 _DELIMITERS = re.compile(r"[:/?#\[\]@]")
 NOT_A_URI = "<not a mongodb:// URI>"
 
@@ -89,8 +92,11 @@ class _Parts:
     @property
     def well_formed(self) -> bool:
         """``user[:password]``, percent-escaped, so the driver reads exactly these credentials."""
-        return self.userinfo is not None and self.userinfo.count(":") <= 1 and bool(
-            _USERINFO.fullmatch(self.userinfo))
+        return (
+            self.userinfo is not None
+            and self.userinfo.count(":") <= 1
+            and bool(_USERINFO.fullmatch(self.userinfo))
+        )
 
     def secrets(self) -> list[str]:
         """Every text that may hold the password as it could appear in a driver's message."""
@@ -120,7 +126,7 @@ def strip_password(message: str, password: str | None) -> str:
 def _parts(uri: str) -> _Parts | None:
     for scheme in SCHEMES:
         if uri.startswith(scheme):
-            userinfo, at, rest = uri[len(scheme):].rpartition("@")
+            userinfo, at, rest = uri[len(scheme) :].rpartition("@")
             return _Parts(scheme, userinfo if at else None, rest)
     return None
 
@@ -151,7 +157,8 @@ def _refuse_unescaped(uri: str) -> None:
         raise UsageError(
             f"invalid database URI {redact(uri)}: the user name and password (all before the last '@') "
             "must be percent-escaped (urllib.parse.quote_plus) where they hold ':', '/', '?', '#', '[', ']', "
-            "'@' or '%'")
+            "'@' or '%'"
+        )
 
 
 def _strip(message: str, uri: str) -> str:
@@ -192,7 +199,9 @@ def read_secret(secret_id: str) -> dict[str, Any]:
         code = e.response.get("Error", {}).get("Code", "")
         raise UsageError(f"cannot read secret {secret_id!r}: {code}") from None
     except BotoCoreError as e:
-        raise UsageError(f"cannot reach Secrets Manager for secret {secret_id!r}: {type(e).__name__}") from None
+        raise UsageError(
+            f"cannot reach Secrets Manager for secret {secret_id!r}: {type(e).__name__}"
+        ) from None
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError:
@@ -202,7 +211,9 @@ def read_secret(secret_id: str) -> dict[str, Any]:
     return parsed
 
 
-def resolve(uri: str | None, secret_id: str | None, what: str, *, documentdb: bool | None = None) -> DatabaseUri:
+def resolve(
+    uri: str | None, secret_id: str | None, what: str, *, documentdb: bool | None = None
+) -> DatabaseUri:
     """The URI given directly or through a secret; exactly one of the two."""
     if uri and secret_id:
         raise UsageError(f"give the {what} as a URI or as a secret id, not both")

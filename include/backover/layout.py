@@ -20,15 +20,19 @@ MIGRATION_ID_RULE = "1 to 128 letters, digits, '.', '_' or '-', starting with a 
 #: namespace) is under 700 bytes, which leaves S3's 1,024 room for escaped '/' and '%'.
 PREFIX_MAX = 256
 _PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
-PREFIX_RULE = (f"'/'-separated segments of letters, digits, '.', '_' or '-' (no empty, '.' or '..' segment), "
-               f"up to {PREFIX_MAX} characters")
+PREFIX_RULE = (
+    f"'/'-separated segments of letters, digits, '.', '_' or '-' (no empty, '.' or '..' segment), "
+    f"up to {PREFIX_MAX} characters"
+)
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _IP_ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+")
 _BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
-BUCKET_RULE = ("an S3 bucket name: 3 to 63 lower-case letters, digits, '.' or '-', starting and ending with a "
-               "letter or digit, no '..', not an IP address, no reserved prefix "
-               f"({', '.join(_BUCKET_RESERVED_PREFIXES)}) or suffix ({', '.join(_BUCKET_RESERVED_SUFFIXES)})")
+BUCKET_RULE = (
+    "an S3 bucket name: 3 to 63 lower-case letters, digits, '.' or '-', starting and ending with a "
+    "letter or digit, no '..', not an IP address, no reserved prefix "
+    f"({', '.join(_BUCKET_RESERVED_PREFIXES)}) or suffix ({', '.join(_BUCKET_RESERVED_SUFFIXES)})"
+)
 COMPRESSION_SUFFIX = {"zstd": ".bson.zst", "gzip": ".bson.gz", "none": ".bson"}
 _SEGMENT = re.compile(r"^(\d{12})(\.bson(?:\.zst|\.gz)?)$")
 
@@ -59,16 +63,22 @@ def check_prefix(value: object) -> str:
     prefix = value.removeprefix("/").removesuffix("/")
     segments = prefix.split("/") if prefix else []
     if len(prefix) > PREFIX_MAX or any(
-            s in (".", "..") or not _PREFIX_SEGMENT.fullmatch(s) for s in segments):
+        s in (".", "..") or not _PREFIX_SEGMENT.fullmatch(s) for s in segments
+    ):
         raise InvalidName("prefix", value, PREFIX_RULE)
     return prefix
 
 
 def check_bucket_name(value: object) -> str:
     """``value`` when it follows S3's bucket naming rules, else :class:`InvalidName` (no network call)."""
-    if (not isinstance(value, str) or not _BUCKET.fullmatch(value) or ".." in value
-            or _IP_ADDRESS.fullmatch(value) or value.startswith(_BUCKET_RESERVED_PREFIXES)
-            or value.endswith(_BUCKET_RESERVED_SUFFIXES)):
+    if (
+        not isinstance(value, str)
+        or not _BUCKET.fullmatch(value)
+        or ".." in value
+        or _IP_ADDRESS.fullmatch(value)
+        or value.startswith(_BUCKET_RESERVED_PREFIXES)
+        or value.endswith(_BUCKET_RESERVED_SUFFIXES)
+    ):
         raise InvalidName("bucket name", value, BUCKET_RULE)
     return value
 

@@ -67,8 +67,9 @@ class Holder:
     @classmethod
     def this_process(cls) -> Holder:
         pid = os.getpid()
-        return cls(socket.gethostname(), pid, secrets.token_hex(8), _boot_id(), _pid_namespace(),
-                   _process_start(pid))
+        return cls(
+            socket.gethostname(), pid, secrets.token_hex(8), _boot_id(), _pid_namespace(), _process_start(pid)
+        )
 
     def __str__(self) -> str:
         return f"{self.host} pid {self.pid}"
@@ -76,8 +77,13 @@ class Holder:
     def is_gone(self) -> bool:
         """True when the holder ran on this machine, in this pid namespace, and its process has
         ended (or the pid now belongs to another process). False when that cannot be known."""
-        if (self.host != socket.gethostname() or self.boot_id is None or self.boot_id != _boot_id()
-                or self.pid_namespace is None or self.pid_namespace != _pid_namespace()):
+        if (
+            self.host != socket.gethostname()
+            or self.boot_id is None
+            or self.boot_id != _boot_id()
+            or self.pid_namespace is None
+            or self.pid_namespace != _pid_namespace()
+        ):
             return False
         try:
             os.kill(self.pid, 0)  # existence only: no signal is sent
@@ -110,9 +116,17 @@ class LeaseRecord:
 
     def to_bytes(self) -> bytes:
         holder = {k: v for k, v in self.holder.__dict__.items() if v is not None}
-        return extjson.dumps({"version": self.version, "role": self.role, "migration_id": self.migration_id,
-                              "holder": holder, "acquired_at": self.acquired_at, "renewed_at": self.renewed_at,
-                              "ttl_seconds": self.ttl_seconds}).encode()
+        return extjson.dumps(
+            {
+                "version": self.version,
+                "role": self.role,
+                "migration_id": self.migration_id,
+                "holder": holder,
+                "acquired_at": self.acquired_at,
+                "renewed_at": self.renewed_at,
+                "ttl_seconds": self.ttl_seconds,
+            }
+        ).encode()
 
     @classmethod
     def parse(cls, data: bytes) -> LeaseRecord | None:
@@ -125,16 +139,33 @@ class LeaseRecord:
             return None
         h = doc["holder"]
         try:
-            holder = Holder(host=h["host"], pid=h["pid"], token=h["token"], boot_id=h.get("boot_id"),
-                            pid_namespace=h.get("pid_namespace"), process_start=h.get("process_start"))
-            record = cls(role=doc["role"], migration_id=doc["migration_id"], holder=holder,
-                         acquired_at=doc["acquired_at"], renewed_at=doc["renewed_at"],
-                         ttl_seconds=float(doc["ttl_seconds"]), version=doc.get("version", LEASE_VERSION))
+            holder = Holder(
+                host=h["host"],
+                pid=h["pid"],
+                token=h["token"],
+                boot_id=h.get("boot_id"),
+                pid_namespace=h.get("pid_namespace"),
+                process_start=h.get("process_start"),
+            )
+            record = cls(
+                role=doc["role"],
+                migration_id=doc["migration_id"],
+                holder=holder,
+                acquired_at=doc["acquired_at"],
+                renewed_at=doc["renewed_at"],
+                ttl_seconds=float(doc["ttl_seconds"]),
+                version=doc.get("version", LEASE_VERSION),
+            )
         except (KeyError, TypeError, ValueError):
             return None
-        if (not isinstance(holder.host, str) or not isinstance(holder.token, str) or not extjson.is_int(holder.pid)
-                or not isinstance(record.acquired_at, datetime) or not isinstance(record.renewed_at, datetime)
-                or not record.ttl_seconds > 0):
+        if (
+            not isinstance(holder.host, str)
+            or not isinstance(holder.token, str)
+            or not extjson.is_int(holder.pid)
+            or not isinstance(record.acquired_at, datetime)
+            or not isinstance(record.renewed_at, datetime)
+            or not record.ttl_seconds > 0
+        ):
             return None
         return record
 
@@ -158,8 +189,16 @@ class Lease:
     :param renew_seconds: how often the background thread renews it (well under the TTL).
     """
 
-    def __init__(self, s3: S3Objects, key: str, *, role: str, migration_id: str,
-                 ttl_seconds: float = DEFAULT_TTL_SECONDS, renew_seconds: float = DEFAULT_RENEW_SECONDS) -> None:
+    def __init__(
+        self,
+        s3: S3Objects,
+        key: str,
+        *,
+        role: str,
+        migration_id: str,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        renew_seconds: float = DEFAULT_RENEW_SECONDS,
+    ) -> None:
         check_timing(ttl_seconds, renew_seconds)
         self.s3 = s3
         self.key = key
@@ -190,9 +229,18 @@ class Lease:
             now = utc_now()
             mine = LeaseRecord(self.role, self.migration_id, self.holder, now, now, self.ttl_seconds)
             try:
-                self._written(mine, time.monotonic(), self.s3.put_if(self.key, mine.to_bytes(), etag=None,
-                                                                     content_type="application/json"))
-                log.info("%s lease acquired: %s (%s, ttl %gs)", self.role, self.where, self.holder, self.ttl_seconds)
+                self._written(
+                    mine,
+                    time.monotonic(),
+                    self.s3.put_if(self.key, mine.to_bytes(), etag=None, content_type="application/json"),
+                )
+                log.info(
+                    "%s lease acquired: %s (%s, ttl %gs)",
+                    self.role,
+                    self.where,
+                    self.holder,
+                    self.ttl_seconds,
+                )
                 return self
             except Conflict:
                 pass
@@ -202,8 +250,10 @@ class Lease:
             body, _, etag = got
             current = LeaseRecord.parse(body)
             if current is None:
-                raise UsageError(f"{self.where} is not a lease record; if no {self.role} runs for this migration, "
-                                 "delete it and start again")
+                raise UsageError(
+                    f"{self.where} is not a lease record; if no {self.role} runs for this migration, "
+                    "delete it and start again"
+                )
             now = utc_now()
             gone = current.holder.is_gone()
             if not gone and not current.expired(now):
@@ -211,15 +261,19 @@ class Lease:
             started = time.monotonic()
             mine = LeaseRecord(self.role, self.migration_id, self.holder, now, now, self.ttl_seconds)
             try:
-                new_etag = self.s3.put_if(self.key, mine.to_bytes(), etag=etag, content_type="application/json")
+                new_etag = self.s3.put_if(
+                    self.key, mine.to_bytes(), etag=etag, content_type="application/json"
+                )
             except Conflict:
                 continue  # renewed, released or taken by another newcomer: look again
             self._written(mine, started, new_etag)
             why = "its process is gone" if gone else f"not renewed since {current.renewed_at.isoformat()}"
             log.warning("%s lease taken over from %s (%s): %s", self.role, current.holder, why, self.where)
             return self
-        raise JobFailed(f"cannot acquire {self.where}: it changed {_ACQUIRE_ATTEMPTS} times while trying "
-                        f"(another {self.role} is starting)")
+        raise JobFailed(
+            f"cannot acquire {self.where}: it changed {_ACQUIRE_ATTEMPTS} times while trying "
+            f"(another {self.role} is starting)"
+        )
 
     # -- renew --------------------------------------------------------------------------------
     def fence(self) -> None:
@@ -233,13 +287,24 @@ class Lease:
             if self.record is None or self.etag is None:
                 raise LeaseLost(f"the {self.role} lease {self.where} is not held by this process")
             started = time.monotonic()
-            renewed = LeaseRecord(self.role, self.migration_id, self.holder, self.record.acquired_at, utc_now(),
-                                  self.ttl_seconds)
+            renewed = LeaseRecord(
+                self.role,
+                self.migration_id,
+                self.holder,
+                self.record.acquired_at,
+                utc_now(),
+                self.ttl_seconds,
+            )
             body = renewed.to_bytes()
             self._unconfirmed.append(body)
             try:
-                etag = self.s3.put_if(self.key, body, etag=self.etag, content_type="application/json",
-                                      attempted=self._unconfirmed)
+                etag = self.s3.put_if(
+                    self.key,
+                    body,
+                    etag=self.etag,
+                    content_type="application/json",
+                    attempted=self._unconfirmed,
+                )
             except Conflict:
                 self.lost = self._lost_reason()
                 raise self.lost from None
@@ -273,7 +338,9 @@ class Lease:
                 log.error("%s", e)
                 return
             except (BackoverError, BotoCoreError) as e:
-                log.warning("renewing %s failed (%s); %.0fs of the lease left", self.where, e, self.valid_for())
+                log.warning(
+                    "renewing %s failed (%s); %.0fs of the lease left", self.where, e, self.valid_for()
+                )
 
     def valid_for(self) -> float:
         """Seconds this holder's lease surely lasts (from before its last successful renewal)."""
@@ -306,8 +373,10 @@ class Lease:
         got = self.s3.get_versioned(self.key)
         current = LeaseRecord.parse(got[0]) if got is not None else None
         by = f"taken over by {current.holder} at {current.acquired_at.isoformat()}" if current else "gone"
-        return LeaseLost(f"lost the {self.role} lease {self.where} ({by}): this process was paused or cut off "
-                         f"longer than its {self.ttl_seconds:g}s TTL; stopping without writing anything more")
+        return LeaseLost(
+            f"lost the {self.role} lease {self.where} ({by}): this process was paused or cut off "
+            f"longer than its {self.ttl_seconds:g}s TTL; stopping without writing anything more"
+        )
 
 
 @contextlib.contextmanager
@@ -329,16 +398,20 @@ def check_timing(ttl_seconds: float, renew_seconds: float) -> None:
     if not renew_seconds > 0 or not ttl_seconds > 0:
         raise UsageError("--lease-ttl-seconds and --lease-renew-seconds must be positive")
     if 2 * renew_seconds > ttl_seconds:
-        raise UsageError(f"--lease-renew-seconds {renew_seconds:g} must be at most half of --lease-ttl-seconds "
-                         f"{ttl_seconds:g} (a lease must survive a missed renewal)")
+        raise UsageError(
+            f"--lease-renew-seconds {renew_seconds:g} must be at most half of --lease-ttl-seconds "
+            f"{ttl_seconds:g} (a lease must survive a missed renewal)"
+        )
 
 
 def held_reason(record: LeaseRecord, where: str, now: datetime) -> str:
     """One line: who holds the lease and when it expires unless renewed."""
     left = (record.expires_at - now).total_seconds()
-    return (f"another {record.role} holds {where}: {record.holder}, since {record.acquired_at.isoformat()}, "
-            f"renewed {(now - record.renewed_at).total_seconds():.1f}s ago, expires in {left:.1f}s unless renewed "
-            f"({record.expires_at.isoformat()}); nothing was written")
+    return (
+        f"another {record.role} holds {where}: {record.holder}, since {record.acquired_at.isoformat()}, "
+        f"renewed {(now - record.renewed_at).total_seconds():.1f}s ago, expires in {left:.1f}s unless renewed "
+        f"({record.expires_at.isoformat()}); nothing was written"
+    )
 
 
 def describe(s3: S3Objects, key: str, now: datetime | None = None) -> dict[str, Any] | None:

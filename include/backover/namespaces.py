@@ -39,13 +39,17 @@ class Namespace(NamedTuple):
         """``"shop"`` or ``"shop.orders"``; :class:`InvalidNamespace` naming the rule otherwise."""
         db, sep, coll = text.strip().partition(".")
         if not db or _BAD_DB_CHARS & set(db) or (sep and not coll) or "\x00" in coll or "$" in coll:
-            raise InvalidNamespace(f"not a namespace {text!r}: write a database 'shop' or a collection "
-                                   f"'shop.orders'")
+            raise InvalidNamespace(
+                f"not a namespace {text!r}: write a database 'shop' or a collection 'shop.orders'"
+            )
         if len(db) > MAX_DB_NAME:
-            raise InvalidNamespace(f"not a namespace {text!r}: a database name has at most {MAX_DB_NAME} "
-                                   f"characters")
+            raise InvalidNamespace(
+                f"not a namespace {text!r}: a database name has at most {MAX_DB_NAME} characters"
+            )
         if db in INTERNAL_DATABASES:
-            raise InvalidNamespace(f"namespace {text!r} is in the internal {db} database, which is not migrated")
+            raise InvalidNamespace(
+                f"namespace {text!r} is in the internal {db} database, which is not migrated"
+            )
         if coll.startswith("system."):
             raise InvalidNamespace(f"namespace {text!r} is a system collection, which is not migrated")
         return cls(db, coll)

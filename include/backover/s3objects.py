@@ -49,7 +49,9 @@ class S3Objects:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError as e:
             code = _code(e)
-            reason = {"404": "does not exist", "NoSuchBucket": "does not exist", "403": "access denied"}.get(code, code)
+            reason = {"404": "does not exist", "NoSuchBucket": "does not exist", "403": "access denied"}.get(
+                code, code
+            )
             raise UsageError(f"bucket {self.bucket!r} cannot be used: {reason}") from e
         except BotoCoreError as e:
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -77,12 +79,22 @@ class S3Objects:
                 return None
             raise BackoverError(f"cannot read s3://{self.bucket}/{key}: {_code(e)}") from e
 
-    def put_bytes(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None,
-                  content_type: str = "application/octet-stream") -> None:
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+    ) -> None:
         """One PUT: S3 makes the object visible whole or not at all."""
         try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=dict(metadata or {}),
-                                   ContentType=content_type)
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                Metadata=dict(metadata or {}),
+                ContentType=content_type,
+            )
         except ClientError as e:
             raise BackoverError(f"cannot write s3://{self.bucket}/{key}: {_code(e)}") from e
 
@@ -133,8 +145,16 @@ class S3Objects:
         return deleted
 
     # -- conditional writes (the leases and the replicator's segments and checkpoint) -----------------
-    def put_if(self, key: str, data: bytes, *, etag: str | None, metadata: Mapping[str, str] | None = None,
-               content_type: str = "application/octet-stream", attempted: Sequence[bytes] = ()) -> str:
+    def put_if(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        etag: str | None,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+        attempted: Sequence[bytes] = (),
+    ) -> str:
         """One conditional PUT; returns the new ETag. ``etag`` None: only if the key does not exist
         (``If-None-Match: *``); else only if the object's ETag is still ``etag`` (``If-Match``).
 
@@ -146,8 +166,14 @@ class S3Objects:
         condition = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
         for attempt in range(_CONCURRENT_RETRIES):
             try:
-                resp = self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=dict(metadata or {}),
-                                              ContentType=content_type, **condition)
+                resp = self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=data,
+                    Metadata=dict(metadata or {}),
+                    ContentType=content_type,
+                    **condition,
+                )
                 return str(resp["ETag"])
             except ClientError as e:
                 code = _code(e)
@@ -160,7 +186,9 @@ class S3Objects:
                 if got is not None and got[0] == data and got[1] == dict(metadata or {}):
                     return got[2]  # this very write landed
                 if got is not None and got[0] in attempted and condition != {"IfMatch": got[2]}:
-                    condition = {"IfMatch": got[2]}  # an earlier attempt of the caller's landed: write over it
+                    condition = {
+                        "IfMatch": got[2]
+                    }  # an earlier attempt of the caller's landed: write over it
                     continue
                 raise Conflict(f"s3://{self.bucket}/{key} changed meanwhile ({code})") from e
         raise Conflict(f"s3://{self.bucket}/{key}: {_CONCURRENT_RETRIES} writes met a concurrent request")

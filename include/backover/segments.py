@@ -67,8 +67,10 @@ class SegmentInfo:
         (segments written before the identity fields existed are refused too)."""
         missing = [name for name in (META_MIGRATION, META_SEQ) if name not in meta]
         if missing and all(name in meta for name in (META_EVENTS, META_SHA256)):
-            raise JobFailed(f"segment {key} has no {' or '.join(missing)} metadata: it was not written by this "
-                            "version of the replicator, and its identity cannot be proven")
+            raise JobFailed(
+                f"segment {key} has no {' or '.join(missing)} metadata: it was not written by this "
+                "version of the replicator, and its identity cannot be proven"
+            )
         try:
             return cls(
                 events=int(meta[META_EVENTS]),
@@ -115,12 +117,22 @@ def decompress(data: bytes, compression: str, key: str = "segment") -> bytes:
     raise ValueError(f"unknown compression {compression!r}")
 
 
-def build(events: list[bytes], first: Timestamp, last: Timestamp, compression: str, *, migration_id: str,
-          seq: int, writer: str = "") -> tuple[bytes, SegmentInfo]:
+def build(
+    events: list[bytes],
+    first: Timestamp,
+    last: Timestamp,
+    compression: str,
+    *,
+    migration_id: str,
+    seq: int,
+    writer: str = "",
+) -> tuple[bytes, SegmentInfo]:
     """The compressed body and the metadata of segment ``seq`` of ``migration_id`` holding
     ``events`` (raw BSON each)."""
     raw = b"".join(events)
-    info = SegmentInfo(len(events), first, last, hashlib.sha256(raw).hexdigest(), len(raw), migration_id, seq, writer)
+    info = SegmentInfo(
+        len(events), first, last, hashlib.sha256(raw).hexdigest(), len(raw), migration_id, seq, writer
+    )
     return compress(raw, compression), info
 
 
@@ -131,7 +143,9 @@ def verified_events(body: bytes, info: SegmentInfo, compression: str, key: str) 
         raise JobFailed(f"{key} is truncated: {len(raw)} bytes, metadata says {info.uncompressed_bytes}")
     digest = hashlib.sha256(raw).hexdigest()
     if digest != info.sha256:
-        raise JobFailed(f"{key} is corrupt: SHA-256 {digest[:12]}... does not match its metadata {info.sha256[:12]}...")
+        raise JobFailed(
+            f"{key} is corrupt: SHA-256 {digest[:12]}... does not match its metadata {info.sha256[:12]}..."
+        )
     return raw
 
 

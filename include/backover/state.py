@@ -187,8 +187,10 @@ def check_version(doc: Any, where: str, what: str) -> None:
     if not extjson.is_count(version) or version < 1:
         raise RecordError(f"{where} has an invalid format_version {_shown(version)}")
     if version > FORMAT_VERSION:
-        raise RecordError(f"{where} is {what} of format version {version}; this Back Over reads format "
-                          f"versions up to {FORMAT_VERSION}: upgrade Back Over to read it")
+        raise RecordError(
+            f"{where} is {what} of format version {version}; this Back Over reads format "
+            f"versions up to {FORMAT_VERSION}: upgrade Back Over to read it"
+        )
 
 
 def _shown(value: Any) -> str:
@@ -392,8 +394,14 @@ class CleanGuard(Record):
     def passed(self) -> bool:
         """An unforced check that passed every rule (it lets a re-run through after the
         checkpoints are gone)."""
-        return (not self.forced and self.restore_state is RestoreState.COMPLETED and self.verified and self.frozen
-                and self.replicator_state is not None and self.replicator_state.capture_over())
+        return (
+            not self.forced
+            and self.restore_state is RestoreState.COMPLETED
+            and self.verified
+            and self.frozen
+            and self.replicator_state is not None
+            and self.replicator_state.capture_over()
+        )
 
 
 @dataclass

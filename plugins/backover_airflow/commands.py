@@ -31,7 +31,13 @@ def _secret(config: BackoverConfig, name: str) -> str:
 
 def replicate(config: BackoverConfig, run: RunParams) -> list[str]:
     """Start the replicator in the background on the worker (returns once it runs)."""
-    return ["replicate", "--detach", "--source-secret-id", _secret(config, "documentdb"), *_migration(config, run)]
+    return [
+        "replicate",
+        "--detach",
+        "--source-secret-id",
+        _secret(config, "documentdb"),
+        *_migration(config, run),
+    ]
 
 
 def backup(config: BackoverConfig, run: RunParams, label: str) -> list[str]:
@@ -51,8 +57,10 @@ def verify(config: BackoverConfig, run: RunParams) -> list[str]:
     namespaces = [arg for db in run.databases for arg in ("--namespace", db)]
     return [
         "verify",
-        "--source-secret-id", _secret(config, "documentdb"),
-        "--target-secret-id", _secret(config, "mongodb"),
+        "--source-secret-id",
+        _secret(config, "documentdb"),
+        "--target-secret-id",
+        _secret(config, "mongodb"),
         *_migration(config, run),
         *namespaces,
     ]

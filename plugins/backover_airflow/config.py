@@ -129,9 +129,12 @@ class BackoverConfig:
             databases=list(databases),
             backover_command=str(data.get("backover_command") or BACKOVER_COMMAND),
             poll_interval_seconds=_positive(data, variable, "poll_interval_seconds", POLL_INTERVAL_SECONDS),
-            command_timeout_seconds=_positive(data, variable, "command_timeout_seconds", COMMAND_TIMEOUT_SECONDS),
-            heartbeat_max_age_seconds=_positive(data, variable, "heartbeat_max_age_seconds",
-                                                HEARTBEAT_MAX_AGE_SECONDS),
+            command_timeout_seconds=_positive(
+                data, variable, "command_timeout_seconds", COMMAND_TIMEOUT_SECONDS
+            ),
+            heartbeat_max_age_seconds=_positive(
+                data, variable, "heartbeat_max_age_seconds", HEARTBEAT_MAX_AGE_SECONDS
+            ),
             variable=variable,
             # last, so a missing field is named before a malformed name
             bucket=_checked(variable, "bucket", check_bucket_name, _require(data, variable, "bucket", str)),
@@ -201,8 +204,9 @@ def load(params: Mapping[str, Any]) -> tuple[BackoverConfig, RunParams]:
     return config, RunParams.from_params(params, config)
 
 
-def migration(params: Mapping[str, Any],
-              migration_id: str | None = None) -> tuple[BackoverConfig, MigrationLayout]:
+def migration(
+    params: Mapping[str, Any], migration_id: str | None = None
+) -> tuple[BackoverConfig, MigrationLayout]:
     """The environment and the S3 layout of the migration a task watches: ``migration_id``, else the
     run's Param of that name (what a sensor needs; the run's databases are not checked)."""
     config = environment(params)

@@ -28,8 +28,9 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
-def migration_id_param(default: str | None = None, description: str | None = None,
-                       optional: bool = False) -> Param:
+def migration_id_param(
+    default: str | None = None, description: str | None = None, optional: bool = False
+) -> Param:
     """The migration id; ``optional`` lets it be empty (the DAG then picks one)."""
     return Param(
         default,

@@ -79,8 +79,9 @@ def _heartbeat(cp: ReplicatorCheckpoint, now: datetime) -> str:
     return "no heartbeat" if age is None else f"heartbeat {age:.0f} s ago"
 
 
-def replicator_health(cp: ReplicatorCheckpoint | None, max_age_seconds: float, now: datetime,
-                      where: str) -> Progress:
+def replicator_health(
+    cp: ReplicatorCheckpoint | None, max_age_seconds: float, now: datetime, where: str
+) -> Progress:
     """Healthy = a checkpoint in state running (or already draining/drained) with a fresh heartbeat."""
     if cp is None:
         return Progress(PENDING, f"waiting for the replicator's first checkpoint at {where}")
@@ -102,17 +103,24 @@ def replicator_health(cp: ReplicatorCheckpoint | None, max_age_seconds: float, n
     )
 
 
-def replication_drained(freeze: FreezeRecord | None, cp: ReplicatorCheckpoint | None,
-                        max_age_seconds: float, now: datetime) -> Progress:
+def replication_drained(
+    freeze: FreezeRecord | None, cp: ReplicatorCheckpoint | None, max_age_seconds: float, now: datetime
+) -> Progress:
     """Drained = the checkpoint says ``drained`` at or past the freeze position F."""
     if freeze is None or freeze.f is None:
-        return Progress(PENDING, "waiting for the freeze position F (state/freeze.json, from the restore Lambda)")
+        return Progress(
+            PENDING, "waiting for the freeze position F (state/freeze.json, from the restore Lambda)"
+        )
     f = freeze.f
     if cp is None:
         return Progress(PENDING, f"F = {_ts(f)}; waiting for the replicator's first checkpoint")
     if cp.state is ReplicatorState.FAILED:
-        return Progress(FAILED, f"replicator failed before draining past F = {_ts(f)}: {cp.reason or 'no reason given'}")
-    reached = max((t for t in (cp.drained_until, cp.last_cluster_time) if isinstance(t, Timestamp)), default=None)
+        return Progress(
+            FAILED, f"replicator failed before draining past F = {_ts(f)}: {cp.reason or 'no reason given'}"
+        )
+    reached = max(
+        (t for t in (cp.drained_until, cp.last_cluster_time) if isinstance(t, Timestamp)), default=None
+    )
     if cp.state is ReplicatorState.DRAINED and reached is not None and reached >= f:
         return Progress(
             SUCCESS, f"replication drained past F = {_ts(f)}: captured up to {_ts(reached)}, {_captured(cp)}"
@@ -137,9 +145,15 @@ _WAITING = {
 }
 
 
-def restore_completed(cp: RestoreCheckpoint | None, replicator: ReplicatorCheckpoint | None,
-                      report: VerifyReport | None, require_identical: bool, clean: CleanRecord | None = None,
-                      freeze: FreezeRecord | None = None, now: datetime | None = None) -> Progress:
+def restore_completed(
+    cp: RestoreCheckpoint | None,
+    replicator: ReplicatorCheckpoint | None,
+    report: VerifyReport | None,
+    require_identical: bool,
+    clean: CleanRecord | None = None,
+    freeze: FreezeRecord | None = None,
+    now: datetime | None = None,
+) -> Progress:
     """Completed = the restore checkpoint says ``completed``. With ``require_identical`` (the clean
     DAG's "restore verified") it is clean's own rule, :func:`backover.cleanup.guard.decide`: done
     when clean-up would be allowed (restore completed, verification newer than it and identical,
@@ -147,11 +161,21 @@ def restore_completed(cp: RestoreCheckpoint | None, replicator: ReplicatorCheckp
     by a clean-up that removed the checkpoints); failed when the guard's refusal is final."""
     if not require_identical:
         return _restore_progress(cp, replicator)
-    verdict = clean_guard.decide(restore=cp, report=report, replicator=replicator, freeze=freeze, clean=clean,
-                                 force=False, now=now or datetime.now(UTC))
+    verdict = clean_guard.decide(
+        restore=cp,
+        report=report,
+        replicator=replicator,
+        freeze=freeze,
+        clean=clean,
+        force=False,
+        now=now or datetime.now(UTC),
+    )
     if verdict.recorded:
-        return Progress(SUCCESS, "restore completed and verified identical (recorded in state/clean.json "
-                                 "by the clean-up, which removed the restore checkpoint)")
+        return Progress(
+            SUCCESS,
+            "restore completed and verified identical (recorded in state/clean.json "
+            "by the clean-up, which removed the restore checkpoint)",
+        )
     if verdict.check is clean_guard.Check.RESTORE and cp is not None:
         return _restore_progress(cp, replicator)
     if verdict.final:
@@ -178,7 +202,9 @@ def _restore_progress(cp: RestoreCheckpoint | None, replicator: ReplicatorCheckp
         return Progress(FAILED, f"restore failed: {cp.reason or 'no reason given'}")
     if cp.state is not RestoreState.COMPLETED:
         total = replicator.last_seq if replicator is not None else None
-        left = f"{max(0, total - cp.last_applied_seq)} segments left" if total is not None else "total unknown"
+        left = (
+            f"{max(0, total - cp.last_applied_seq)} segments left" if total is not None else "total unknown"
+        )
         return Progress(
             PENDING,
             f"restoring: applied segment {cp.last_applied_seq} of {total if total is not None else '?'} "
@@ -198,8 +224,11 @@ def clean_completed(clean: CleanRecord | None, segments_left: int) -> Progress:
     """Completed = ``state/clean.json`` has ``cleaned_at`` (the S3 clean-up finished) and no change
     segment is left. The clean Lambda and clean's own guard write the file earlier, without it."""
     if clean is None or clean.cleaned_at is None:
-        return Progress(PENDING, f"waiting for the clean-up to finish (state/clean.json 'cleaned_at'); "
-                                 f"{segments_left} change segments left")
+        return Progress(
+            PENDING,
+            f"waiting for the clean-up to finish (state/clean.json 'cleaned_at'); "
+            f"{segments_left} change segments left",
+        )
     if segments_left:
         return Progress(PENDING, f"clean-up recorded but {segments_left} change segments are left")
     return Progress(
@@ -209,13 +238,16 @@ def clean_completed(clean: CleanRecord | None, segments_left: int) -> Progress:
     )
 
 
-def capture_window(start: StartRecord | None, cp: ReplicatorCheckpoint | None, min_seconds: float,
-                   now: datetime) -> Progress:
+def capture_window(
+    start: StartRecord | None, cp: ReplicatorCheckpoint | None, min_seconds: float, now: datetime
+) -> Progress:
     """Done once the capture has run ``min_seconds`` since T0 (``state/start.json``) and the replicator
     has not failed; the message counts what was captured so far (a rehearsal's load window)."""
     t0 = start.t0 if start else None
     if t0 is None:
-        return Progress(PENDING, "waiting for the start position T0 (state/start.json, from the start Lambda)")
+        return Progress(
+            PENDING, "waiting for the start position T0 (state/start.json, from the start Lambda)"
+        )
     if cp is not None and cp.state in (ReplicatorState.FAILED, ReplicatorState.STOPPED):
         why = (cp.reason or "no reason given") if cp.state is ReplicatorState.FAILED else "aborted?"
         return Progress(FAILED, f"replicator {cp.state} during the capture window: {why}")
@@ -223,4 +255,6 @@ def capture_window(start: StartRecord | None, cp: ReplicatorCheckpoint | None, m
     captured = _captured(cp) if cp is not None else "nothing captured yet"
     if elapsed >= min_seconds:
         return Progress(SUCCESS, f"capture window over: {captured} in {elapsed:.0f} s since T0 = {_ts(t0)}")
-    return Progress(PENDING, f"capturing: {captured}; {elapsed:.0f} s of {min_seconds:.0f} s since T0 = {_ts(t0)}")
+    return Progress(
+        PENDING, f"capturing: {captured}; {elapsed:.0f} s of {min_seconds:.0f} s since T0 = {_ts(t0)}"
+    )

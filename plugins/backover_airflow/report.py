@@ -68,9 +68,13 @@ def figures(snap: MigrationSnapshot) -> dict[str, int | None]:
     }
 
 
-def build(migration_id: str, phases: Mapping[str, Phase], snap: MigrationSnapshot,
-          counts: Mapping[str, int | None] | None = None,
-          restore_task: tuple[str, str] = ("restore", "restore.restore")) -> dict[str, Any]:
+def build(
+    migration_id: str,
+    phases: Mapping[str, Phase],
+    snap: MigrationSnapshot,
+    counts: Mapping[str, int | None] | None = None,
+    restore_task: tuple[str, str] = ("restore", "restore.restore"),
+) -> dict[str, Any]:
     """The report as plain JSON values.
 
     :param phases: phase name -> :class:`Phase`, in order.
@@ -108,7 +112,9 @@ def build(migration_id: str, phases: Mapping[str, Phase], snap: MigrationSnapsho
             "replayed": replayed,
         },
         "throughput": {
-            "capture_events_per_second": _rate(captured, _seconds(start.started_at if start else None, frozen_at)),
+            "capture_events_per_second": _rate(
+                captured, _seconds(start.started_at if start else None, frozen_at)
+            ),
             "replay_events_per_second": _rate(replayed, restore_seconds),
         },
         "verification": {

@@ -17,7 +17,9 @@ from backover_airflow.operators.database import PreflightOperator
 from backover_airflow.operators.ec2 import WorkerStartOperator
 from backover_airflow.sensors.ec2 import WorkerStateSensor
 
-STARTED_PREFLIGHT_DOC = "Checks the environment, the bucket, both databases and that `state/start.json` exists."
+STARTED_PREFLIGHT_DOC = (
+    "Checks the environment, the bucket, both databases and that `state/start.json` exists."
+)
 
 
 def lifecycle_dag(dag_id: str, doc_md: str | None) -> dict[str, Any]:
@@ -35,8 +37,9 @@ def lifecycle_dag(dag_id: str, doc_md: str | None) -> dict[str, Any]:
     }
 
 
-def check_group(*, tooltip: str, require_started: bool = True,
-                doc_md: str = STARTED_PREFLIGHT_DOC) -> tuple[PreflightOperator, ShortCircuitOperator]:
+def check_group(
+    *, tooltip: str, require_started: bool = True, doc_md: str = STARTED_PREFLIGHT_DOC
+) -> tuple[PreflightOperator, ShortCircuitOperator]:
     """``check``: the preflight (changes nothing), then the gate where a dry run stops."""
     with TaskGroup("check", tooltip=tooltip):
         preflight = PreflightOperator(task_id="preflight", require_started=require_started, doc_md=doc_md)

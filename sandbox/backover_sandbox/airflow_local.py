@@ -46,20 +46,23 @@ class LocalAirflow:
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AWS_"))}
         env.update(self.sandbox_env)
-        env.update({
-            "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(self.project_root / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.project_root / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER}:admin",
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            # `airflow standalone` starts its components as `airflow ...` found on PATH.
-            "PATH": os.pathsep.join([str(Path(self.airflow).parent), env.get("PATH", "")]),
-            "PYTHONPATH": os.pathsep.join([str(self.project_root / "plugins"), env.get("PYTHONPATH", "")]).rstrip(
-                os.pathsep),
-        })
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.project_root / "dags"),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.project_root / "plugins"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER}:admin",
+                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                # `airflow standalone` starts its components as `airflow ...` found on PATH.
+                "PATH": os.pathsep.join([str(Path(self.airflow).parent), env.get("PATH", "")]),
+                "PYTHONPATH": os.pathsep.join(
+                    [str(self.project_root / "plugins"), env.get("PYTHONPATH", "")]
+                ).rstrip(os.pathsep),
+            }
+        )
         return env
 
     def migrate(self) -> None:
@@ -67,8 +70,14 @@ class LocalAirflow:
         self.home.mkdir(parents=True, exist_ok=True)
         log_file = self.home / "db-migrate.log"
         with open(log_file, "wb") as out:
-            result = subprocess.run([self.airflow, "db", "migrate"], env=self.environment(), stdout=out,
-                                    stderr=subprocess.STDOUT, check=False, timeout=600)
+            result = subprocess.run(
+                [self.airflow, "db", "migrate"],
+                env=self.environment(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=False,
+                timeout=600,
+            )
         if result.returncode != 0:
             raise UsageError(f"airflow db migrate failed (see {log_file})")
 
@@ -80,7 +89,9 @@ class LocalAirflow:
         with open(log_file, "wb") as out:
             proc = subprocess.Popen(
                 [self.airflow, "dags", "test", dag_id, "-c", json.dumps(conf)],
-                env=self.environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                env=self.environment(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
             )
             assert proc.stdout is not None
             for line in proc.stdout:

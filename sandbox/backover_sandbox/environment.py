@@ -48,8 +48,9 @@ def airflow_env(state: SandboxState, credentials: dict[str, dict[str, Any]]) -> 
     for label, secret in credentials.items():
         env[f"AIRFLOW_CONN_BACKOVER_{label.upper()}"] = json.dumps(mongo_connection(secret))
     # How SSM commands start backover on the worker (on AWS: the installed console script).
-    env["AIRFLOW_VAR_BACKOVER"] = json.dumps(airflow_variable(state, poll_interval_seconds=2,
-                                                              backover_command=f"{sys.executable} -m backover"))
+    env["AIRFLOW_VAR_BACKOVER"] = json.dumps(
+        airflow_variable(state, poll_interval_seconds=2, backover_command=f"{sys.executable} -m backover")
+    )
     return env
 
 

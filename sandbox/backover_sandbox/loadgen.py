@@ -49,7 +49,9 @@ def order_document(seq: int, rng: random.Random) -> dict:
         "total": Int64(rng.randint(1, 10**12)),
         "ratio": rng.random(),
         "price": Decimal128(Decimal(rng.randint(1, 99999)) / Decimal(100)),
-        "created": datetime(2026, 11, 27, 12, rng.randint(0, 59), rng.randint(0, 59), rng.randint(0, 999) * 1000),
+        "created": datetime(
+            2026, 11, 27, 12, rng.randint(0, 59), rng.randint(0, 59), rng.randint(0, 999) * 1000
+        ),
         "stamp": Timestamp(1_764_000_000 + seq, 1),
         "ref": Binary(rng.randbytes(16), 4),
         "blob": Binary(rng.randbytes(rng.randint(0, 8)), 0),
@@ -64,8 +66,14 @@ def order_document(seq: int, rng: random.Random) -> dict:
 class LoadGenerator:
     """Runs on its own thread until refused, stopped, or ``max_writes`` is reached."""
 
-    def __init__(self, client: MongoClient, *, seed: int = 7, pause_seconds: float = 0.002,
-                 max_writes: int | None = None) -> None:
+    def __init__(
+        self,
+        client: MongoClient,
+        *,
+        seed: int = 7,
+        pause_seconds: float = 0.002,
+        max_writes: int | None = None,
+    ) -> None:
         self.client = client
         self.rng = random.Random(seed)
         self.pause_seconds = pause_seconds
@@ -105,8 +113,10 @@ class LoadGenerator:
         except OperationFailure as e:
             if e.code == UNAUTHORIZED:
                 self.report.refused_at = time.time()
-                log.info("load generator: write refused (read-only) after %d acknowledged writes",
-                         self.report.acknowledged)
+                log.info(
+                    "load generator: write refused (read-only) after %d acknowledged writes",
+                    self.report.acknowledged,
+                )
             else:
                 self.report.error = f"{type(e).__name__}: code {e.code}"
         except PyMongoError as e:
@@ -123,8 +133,14 @@ class LoadGenerator:
             self.report.count("insert")
         elif roll < 0.6:
             target = self.rng.choice(self._order_ids)
-            shop.orders.update_one({"_id": target}, {"$set": {"status": self.rng.choice(["paid", "sent"])},
-                                                     "$inc": {"qty": 1}, "$push": {"tags": Int64(self._seq)}})
+            shop.orders.update_one(
+                {"_id": target},
+                {
+                    "$set": {"status": self.rng.choice(["paid", "sent"])},
+                    "$inc": {"qty": 1},
+                    "$push": {"tags": Int64(self._seq)},
+                },
+            )
             self.report.count("update")
         elif roll < 0.7:
             target = self.rng.choice(self._order_ids)

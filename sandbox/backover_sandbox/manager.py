@@ -112,9 +112,7 @@ def up(config: SandboxConfig) -> SandboxState:
             return current
         down(config)
     busy = [
-        f"{name} port {port}"
-        for name, port in vars(config.ports).items()
-        if not port_free(config.host, port)
+        f"{name} port {port}" for name, port in vars(config.ports).items() if not port_free(config.host, port)
     ]
     if busy:
         raise SandboxError(

@@ -25,7 +25,9 @@ def test_help_has_no_rst_markup(command: str | None, capsys: pytest.CaptureFixtu
     assert not MARKUP.search(text), MARKUP.search(text)
 
 
-def test_top_level_help_says_what_backover_does_and_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
+def test_top_level_help_says_what_backover_does_and_the_exit_statuses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     text = " ".join(_help([], capsys).split())
     assert "move a live application back from Amazon DocumentDB to MongoDB" in text
     assert "Exit status: 0 done, 1 the job failed, 2 bad usage or configuration" in text

@@ -46,7 +46,9 @@ class ConcurrentOnce:
     def put_object(self, **kwargs):
         if self.conflicts:
             self.conflicts -= 1
-            raise ClientError({"Error": {"Code": "ConditionalRequestConflict", "Message": "retry"}}, "PutObject")
+            raise ClientError(
+                {"Error": {"Code": "ConditionalRequestConflict", "Message": "retry"}}, "PutObject"
+            )
         return self._client.put_object(**kwargs)
 
     def __getattr__(self, name):
@@ -107,7 +109,9 @@ def test_a_restore_cannot_replace_state_another_restore_wrote_after_it_read(buck
     late, current = CheckpointStore(s3, layout), CheckpointStore(s3, layout)
     assert late.load() is None and current.load() is None
     current.save(RestoreCheckpoint(layout.migration_id, last_applied_seq=7))
-    with pytest.raises(JobFailed, match=r"restore/_checkpoint.json was changed by another restore since this one read it"):
+    with pytest.raises(
+        JobFailed, match=r"restore/_checkpoint.json was changed by another restore since this one read it"
+    ):
         late.save(RestoreCheckpoint(layout.migration_id, last_applied_seq=3))
     assert s3.get_json(layout.restore_checkpoint)["last_applied_seq"] == 7
     current.save(RestoreCheckpoint(layout.migration_id, last_applied_seq=8))  # its own writes go on

@@ -7,12 +7,21 @@ import pytest
 from backover.connections import DatabaseUri
 
 
-@pytest.mark.parametrize(("uri", "seconds", "appname"), [
-    pytest.param("mongodb://127.0.0.1:1/?directConnection=true", 10.0, "backover", id="defaults"),
-    pytest.param("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300", 0.3, "backover", id="uri-timeout"),
-    pytest.param("mongodb://u:p%3Fq@127.0.0.1:1/?SERVERSELECTIONTIMEOUTMS=1500&appName=orders-etl", 1.5,
-                 "orders-etl", id="uri-options-any-case"),
-])
+@pytest.mark.parametrize(
+    ("uri", "seconds", "appname"),
+    [
+        pytest.param("mongodb://127.0.0.1:1/?directConnection=true", 10.0, "backover", id="defaults"),
+        pytest.param(
+            "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300", 0.3, "backover", id="uri-timeout"
+        ),
+        pytest.param(
+            "mongodb://u:p%3Fq@127.0.0.1:1/?SERVERSELECTIONTIMEOUTMS=1500&appName=orders-etl",
+            1.5,
+            "orders-etl",
+            id="uri-options-any-case",
+        ),
+    ],
+)
 def test_the_uris_own_options_win_over_the_defaults(uri: str, seconds: float, appname: str) -> None:
     client = DatabaseUri(uri).client()
     try:
@@ -23,7 +32,9 @@ def test_the_uris_own_options_win_over_the_defaults(uri: str, seconds: float, ap
 
 
 def test_an_explicit_option_of_the_caller_still_wins() -> None:
-    client = DatabaseUri("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300").client(serverSelectionTimeoutMS=2000)
+    client = DatabaseUri("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300").client(
+        serverSelectionTimeoutMS=2000
+    )
     try:
         assert client.options.server_selection_timeout == 2.0
     finally:

@@ -41,7 +41,16 @@ def _argv(command: str, bucket: str, prefix: str, migration_id: str) -> list[str
     common = [f"--bucket={bucket}", f"--prefix={prefix}", f"--migration-id={migration_id}"]
     return {
         "status": ["status", *common],
-        "replicate": ["replicate", *common, "--source-uri", DB_URI, "--namespace", "shop", "--start-at", "1:1"],
+        "replicate": [
+            "replicate",
+            *common,
+            "--source-uri",
+            DB_URI,
+            "--namespace",
+            "shop",
+            "--start-at",
+            "1:1",
+        ],
         "restore": ["restore", *common, "--target-uri", DB_URI],
         "verify": ["verify", *common, "--source-uri", DB_URI, "--target-uri", DB_URI],
         "backup": ["backup", *common, "--label", "documentdb", "--uri", DB_URI],
@@ -150,12 +159,15 @@ def test_nothing_is_written_for_a_bad_prefix(
     assert boto3.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
-@pytest.mark.parametrize(("given", "used"), [
-    pytest.param("team/backover/", "team/backover/m-1/", id="outer-slashes-dropped"),
-    pytest.param("/backover", "backover/m-1/", id="leading-slash"),
-    pytest.param("", "m-1/", id="bucket-top"),
-    pytest.param("a.b_c-d/e", "a.b_c-d/e/m-1/", id="all-allowed-characters"),
-])
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        pytest.param("team/backover/", "team/backover/m-1/", id="outer-slashes-dropped"),
+        pytest.param("/backover", "backover/m-1/", id="leading-slash"),
+        pytest.param("", "m-1/", id="bucket-top"),
+        pytest.param("a.b_c-d/e", "a.b_c-d/e/m-1/", id="all-allowed-characters"),
+    ],
+)
 def test_good_prefixes_are_used_without_outer_slashes(given: str, used: str) -> None:
     assert MigrationLayout("backover-sandbox", given, "m-1").root == used
 
@@ -169,12 +181,24 @@ def test_the_longest_key_stays_under_s3s_limit() -> None:
 
 
 def test_the_lambda_event_applies_the_same_rules_and_never_strips() -> None:
-    good = {"migration_id": "m-1", "bucket": "backover-sandbox", "master_secret_id": "s", "app_user": "app",
-            "databases": ["shop"]}
-    assert LifecycleEvent.from_dict({**good, "prefix": "team/backover/"}).layout().root == "team/backover/m-1/"
-    for field, value, rule in [("migration_id", "m-1\n", MIGRATION_ID_RULE), ("migration_id", " m-1", MIGRATION_ID_RULE),
-                               ("bucket", "backover-sandbox\n", BUCKET_RULE), ("bucket", "Not_A_Bucket", BUCKET_RULE),
-                               ("prefix", "../../etc", PREFIX_RULE), ("prefix", "x" * 1100, PREFIX_RULE)]:
+    good = {
+        "migration_id": "m-1",
+        "bucket": "backover-sandbox",
+        "master_secret_id": "s",
+        "app_user": "app",
+        "databases": ["shop"],
+    }
+    assert (
+        LifecycleEvent.from_dict({**good, "prefix": "team/backover/"}).layout().root == "team/backover/m-1/"
+    )
+    for field, value, rule in [
+        ("migration_id", "m-1\n", MIGRATION_ID_RULE),
+        ("migration_id", " m-1", MIGRATION_ID_RULE),
+        ("bucket", "backover-sandbox\n", BUCKET_RULE),
+        ("bucket", "Not_A_Bucket", BUCKET_RULE),
+        ("prefix", "../../etc", PREFIX_RULE),
+        ("prefix", "x" * 1100, PREFIX_RULE),
+    ]:
         with pytest.raises(InvalidEvent) as refused:
             LifecycleEvent.from_dict({**good, field: value})
         assert refused.value.field == field and rule in str(refused.value)
@@ -184,14 +208,23 @@ def test_the_lambda_event_applies_the_same_rules_and_never_strips() -> None:
 def test_the_airflow_configuration_applies_the_same_rules() -> None:
     from backover_airflow.config import BackoverConfig, ConfigError, RunParams
 
-    variable = {"bucket": "backover-sandbox", "prefix": "migrations", "worker_instance_id": "i-1",
-                "lambda_names": {"start": "s", "restore": "r", "clean": "c"},
-                "secret_ids": {"documentdb": "d", "mongodb": "m", "app_user": "a"}, "app_user": "app",
-                "databases": ["shop"]}
+    variable = {
+        "bucket": "backover-sandbox",
+        "prefix": "migrations",
+        "worker_instance_id": "i-1",
+        "lambda_names": {"start": "s", "restore": "r", "clean": "c"},
+        "secret_ids": {"documentdb": "d", "mongodb": "m", "app_user": "a"},
+        "app_user": "app",
+        "databases": ["shop"],
+    }
     config = BackoverConfig.from_mapping({**variable, "prefix": "/migrations/"})
     assert config.prefix == "migrations"
-    for field, value, rule in [("prefix", "../../etc", PREFIX_RULE), ("prefix", "//a//b//", PREFIX_RULE),
-                               ("prefix", 7, PREFIX_RULE), ("bucket", "Not_A_Bucket", BUCKET_RULE)]:
+    for field, value, rule in [
+        ("prefix", "../../etc", PREFIX_RULE),
+        ("prefix", "//a//b//", PREFIX_RULE),
+        ("prefix", 7, PREFIX_RULE),
+        ("bucket", "Not_A_Bucket", BUCKET_RULE),
+    ]:
         with pytest.raises(ConfigError) as refused:
             BackoverConfig.from_mapping({**variable, field: value})
         assert f"'{field}'" in str(refused.value) and rule in str(refused.value)

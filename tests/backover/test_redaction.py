@@ -30,8 +30,18 @@ from secret_leaks import SPECIALS, VALID_ESCAPES, leaks, password, uri
 def _argv(command: str, layout: MigrationLayout, tried: str, other_uri: str) -> list[str]:
     common = ["--bucket", layout.bucket, "--prefix", layout.prefix, "--migration-id", layout.migration_id]
     if command == "replicate":
-        return ["replicate", *common, "--source-uri", tried, "--namespace", "shop", "--start-at", "1:1",
-                "--connect-timeout", "3"]
+        return [
+            "replicate",
+            *common,
+            "--source-uri",
+            tried,
+            "--namespace",
+            "shop",
+            "--start-at",
+            "1:1",
+            "--connect-timeout",
+            "3",
+        ]
     if command == "restore":
         return ["restore", *common, "--target-uri", tried]
     if command == "verify-source":
@@ -48,8 +58,9 @@ def _argv(command: str, layout: MigrationLayout, tried: str, other_uri: str) -> 
 COMMANDS = ["replicate", "restore", "verify-source", "verify-target", "backup", "backup-restore"]
 
 
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str],
-         caplog: pytest.LogCaptureFixture) -> tuple[int, str, str]:
+def _run(
+    argv: list[str], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> tuple[int, str, str]:
     """Exit status, stderr, and everything shown (stdout, stderr, log records, warnings)."""
     caplog.clear()
     with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.DEBUG):
@@ -64,8 +75,10 @@ def _prepare(command: str, layout: MigrationLayout) -> None:
     """What each command needs in S3 before it reaches for the database."""
     s3 = S3Objects(layout.bucket)
     if command == "restore":
-        s3.put_json(layout.replicator_checkpoint,
-                    ReplicatorCheckpoint(migration_id=layout.migration_id, state="drained").to_doc())
+        s3.put_json(
+            layout.replicator_checkpoint,
+            ReplicatorCheckpoint(migration_id=layout.migration_id, state="drained").to_doc(),
+        )
     if command == "backup-restore":  # listed only; the objects are read after the connection check
         s3.put_bytes(layout.backup_data("mongodb", "shop", "items"), b"")
         s3.put_bytes(layout.backup_metadata("mongodb", "shop", "items"), b"")
@@ -80,8 +93,14 @@ def layout(bucket: str) -> MigrationLayout:
 @pytest.mark.parametrize("special", SPECIALS)
 @pytest.mark.parametrize("escaped", [False, True], ids=["unescaped", "escaped-wrong"])
 def test_no_command_shows_any_piece_of_the_password(
-    command: str, special: str, escaped: bool, layout: MigrationLayout, standins: dict[str, Any],
-    standin_password: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    command: str,
+    special: str,
+    escaped: bool,
+    layout: MigrationLayout,
+    standins: dict[str, Any],
+    standin_password: str,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     server = standins["documentdb"]
     secret = password(special)
@@ -99,8 +118,11 @@ def test_no_command_shows_any_piece_of_the_password(
 
 
 def test_backup_info_line_names_the_user_not_the_password(
-    layout: MigrationLayout, standins: dict[str, Any], standin_password: str,
-    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    layout: MigrationLayout,
+    standins: dict[str, Any],
+    standin_password: str,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     server = standins["documentdb"]
     user, secret = f"u{uuid.uuid4().hex[:6]}", password("/@:?#%E9")
@@ -109,30 +131,56 @@ def test_backup_info_line_names_the_user_not_the_password(
         root.admin.command("createUser", user, pwd=secret, roles=[{"role": "readAnyDatabase", "db": "admin"}])
         root[db].items.insert_one({"_id": 1})
     good = uri(server.port, secret, escaped=True, user=user)
-    argv = ["backup", "--bucket", layout.bucket, "--prefix", layout.prefix, "--migration-id", layout.migration_id,
-            "--label", "documentdb", "--uri", good, "--databases", db]
+    argv = [
+        "backup",
+        "--bucket",
+        layout.bucket,
+        "--prefix",
+        layout.prefix,
+        "--migration-id",
+        layout.migration_id,
+        "--label",
+        "documentdb",
+        "--uri",
+        good,
+        "--databases",
+        db,
+    ]
     code, _, shown = _run(argv, capsys, caplog)
     assert code == 0, shown
     assert f"from mongodb://{user}:***@127.0.0.1:{server.port}/" in shown
     assert not leaks(secret, shown), shown
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    pytest.param("mongodb://u:p%40ss@h:1/db?x=1", "mongodb://u:***@h:1/db?x=1", id="escaped"),
-    pytest.param("mongodb://u:ab/cd@h:1/", "mongodb://***@h:1/", id="slash"),
-    pytest.param("mongodb://u:a@b@h:1/", "mongodb://***@h:1/", id="two-ats"),
-    pytest.param("mongodb://u:a?b@h:1/", "mongodb://***@h:1/", id="question-mark"),
-    pytest.param("mongodb://u:a:b@h:1/", "mongodb://***@h:1/", id="two-colons"),
-    pytest.param("mongodb://u:100%@h:1/", "mongodb://***@h:1/", id="bare-percent"),
-    pytest.param("mongodb+srv://u:s@cluster.example.com/", "mongodb+srv://u:***@cluster.example.com/", id="srv"),
-    pytest.param("mongodb://h:1/?directConnection=true", "mongodb://h:1/?directConnection=true", id="no-user"),
-    pytest.param("mongodb://u@h:1/?authMechanism=MONGODB-X509", "mongodb://u@h:1/?authMechanism=MONGODB-X509",
-                 id="user-only"),
-    pytest.param("mongodb://h/?tlsCertificateKeyFilePassword=kf&authMechanismProperties=AWS_SESSION_TOKEN:t",
-                 "mongodb://h/?tlsCertificateKeyFilePassword=***&authMechanismProperties=***", id="secret-options"),
-    pytest.param("root:secret@host", "<not a mongodb:// URI>", id="no-scheme"),
-    pytest.param("hunter22", "<not a mongodb:// URI>", id="bare-word"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("mongodb://u:p%40ss@h:1/db?x=1", "mongodb://u:***@h:1/db?x=1", id="escaped"),
+        pytest.param("mongodb://u:ab/cd@h:1/", "mongodb://***@h:1/", id="slash"),
+        pytest.param("mongodb://u:a@b@h:1/", "mongodb://***@h:1/", id="two-ats"),
+        pytest.param("mongodb://u:a?b@h:1/", "mongodb://***@h:1/", id="question-mark"),
+        pytest.param("mongodb://u:a:b@h:1/", "mongodb://***@h:1/", id="two-colons"),
+        pytest.param("mongodb://u:100%@h:1/", "mongodb://***@h:1/", id="bare-percent"),
+        pytest.param(
+            "mongodb+srv://u:s@cluster.example.com/", "mongodb+srv://u:***@cluster.example.com/", id="srv"
+        ),
+        pytest.param(
+            "mongodb://h:1/?directConnection=true", "mongodb://h:1/?directConnection=true", id="no-user"
+        ),
+        pytest.param(
+            "mongodb://u@h:1/?authMechanism=MONGODB-X509",
+            "mongodb://u@h:1/?authMechanism=MONGODB-X509",
+            id="user-only",
+        ),
+        pytest.param(
+            "mongodb://h/?tlsCertificateKeyFilePassword=kf&authMechanismProperties=AWS_SESSION_TOKEN:t",
+            "mongodb://h/?tlsCertificateKeyFilePassword=***&authMechanismProperties=***",
+            id="secret-options",
+        ),
+        pytest.param("root:secret@host", "<not a mongodb:// URI>", id="no-scheme"),
+        pytest.param("hunter22", "<not a mongodb:// URI>", id="bare-word"),
+    ],
+)
 def test_redact_keeps_hosts_and_never_the_credentials(text: str, expected: str) -> None:
     assert redact(text) == expected
     assert str(DatabaseUri(text)) == expected and expected in repr(DatabaseUri(text))
@@ -150,8 +198,10 @@ def test_unescaped_credentials_are_refused_before_the_driver_reads_them() -> Non
 def test_strip_password_removes_the_password_as_typed_and_escaped(special: str) -> None:
     """The Airflow preflight's driver errors go through this (a connection's password, not a URI)."""
     secret = password(special)
-    message = (f"auth failed for {secret}; uri mongodb://root:{urllib.parse.quote_plus(secret)}@h/ "
-               f"path {urllib.parse.quote(secret, safe='')}")
+    message = (
+        f"auth failed for {secret}; uri mongodb://root:{urllib.parse.quote_plus(secret)}@h/ "
+        f"path {urllib.parse.quote(secret, safe='')}"
+    )
     stripped = strip_password(message, secret)
     assert not leaks(secret, stripped), stripped
     assert stripped.startswith("auth failed for ***; uri mongodb://root:***@h/")

@@ -20,9 +20,12 @@ KILLS = 30
 
 @pytest.mark.slow
 def test_kill_9_soak_loses_nothing_and_gets_stuck_nowhere(standins, standin_password, bucket) -> None:
-    servers = Servers(env=dict(os.environ), bucket=bucket,
-                      source_uri=standins["documentdb"].uri("root", standin_password),
-                      target_uri=standins["mongodb"].uri("root", standin_password))
+    servers = Servers(
+        env=dict(os.environ),
+        bucket=bucket,
+        source_uri=standins["documentdb"].uri("root", standin_password),
+        target_uri=standins["mongodb"].uri("root", standin_password),
+    )
     lines: list[str] = []
     result = run(servers, kills=KILLS, seed=7, say=lines.append)
     report = "\n".join(lines)

@@ -85,8 +85,14 @@ def _parse_guarded(folder: Path) -> dict[str, Any]:
     """Parse ``folder`` in a fresh interpreter where sockets, boto3, pymongo, Variables and Connections
     refuse to be used; returns the import errors and the DAG ids."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "dags")])}
-    done = subprocess.run([sys.executable, "-c", GUARD, str(folder)], capture_output=True, text=True,
-                          env=env, timeout=240, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", GUARD, str(folder)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -128,13 +134,17 @@ class TestPolicy:
     def test_every_task_is_documented_and_in_a_phase(self, dags: dict[str, Any], dag_id: str) -> None:
         for task in dags[dag_id].tasks:
             assert task.doc_md, f"{task.task_id} has no doc_md"
-            assert task.task_group is not None and task.task_group.group_id, f"{task.task_id} is in no phase group"
+            assert task.task_group is not None and task.task_group.group_id, (
+                f"{task.task_id} is in no phase group"
+            )
 
     def test_retries_everywhere_except_where_documented(self, dags: dict[str, Any], dag_id: str) -> None:
         for task in dags[dag_id].tasks:
             if task.task_id in NO_RETRY:
                 assert task.retries == 0
-                assert "retr" in task.doc_md or "phase DAG" in NO_RETRY[task.task_id] or "report" in task.task_id
+                assert (
+                    "retr" in task.doc_md or "phase DAG" in NO_RETRY[task.task_id] or "report" in task.task_id
+                )
             else:
                 assert task.retries >= 1, f"{task.task_id} has no retries"
 
@@ -170,26 +180,39 @@ class TestPolicy:
 def test_lifecycle_dags_share_the_same_trigger_form(dags: dict[str, Any]) -> None:
     forms = {dag_id: dags[dag_id].params.dump() for dag_id in LIFECYCLE}
     assert all(form == forms["backover_start"] for form in forms.values())
-    assert forms["backover_start"] == {"migration_id": None, "databases": [], "dry_run": False,
-                                       "environment": "backover"}
+    assert forms["backover_start"] == {
+        "migration_id": None,
+        "databases": [],
+        "dry_run": False,
+        "environment": "backover",
+    }
 
 
 def test_restore_dag_shape(dags: dict[str, Any]) -> None:
     dag = dags["backover_restore"]
-    order = ["check.preflight", "check.stop_if_dry_run", "freeze.restore_lambda", "freeze.replication_drained"]
+    order = [
+        "check.preflight",
+        "check.stop_if_dry_run",
+        "freeze.restore_lambda",
+        "freeze.replication_drained",
+    ]
     for before, after in zip(order, order[1:], strict=False):
         assert after in dag.get_task(before).downstream_task_ids
     backups = {"backup.backup_documentdb", "backup.backup_mongodb"}
     assert dag.get_task("freeze.replication_drained").downstream_task_ids == backups
-    assert dag.get_task("restore.restore").upstream_task_ids == backups, "backups run in parallel, then restore"
+    assert dag.get_task("restore.restore").upstream_task_ids == backups, (
+        "backups run in parallel, then restore"
+    )
     assert dag.get_task("verify.verify").upstream_task_ids == {"restore.restore_completed"}
 
 
 def test_clean_stops_the_worker_only_after_a_verified_restore(dags: dict[str, Any]) -> None:
     stop = dags["backover_clean"].get_task("stop.stop_worker")
     assert stop.is_teardown
-    assert str(stop.trigger_rule.value if hasattr(stop.trigger_rule, "value") else stop.trigger_rule) == \
-        "all_done_setup_success"
+    assert (
+        str(stop.trigger_rule.value if hasattr(stop.trigger_rule, "value") else stop.trigger_rule)
+        == "all_done_setup_success"
+    )
     assert "verified.restore_verified" in stop.upstream_task_ids
     verified = dags["backover_clean"].get_task("verified.restore_verified")
     assert verified.require_identical is True
@@ -227,15 +250,19 @@ def test_no_task_reads_the_variable_through_a_template(dags: dict[str, Any]) -> 
 BAD_VARIABLES = [
     pytest.param({"prefix": "a//b"}, "'prefix'", id="bad-prefix"),
     pytest.param({"poll_interval_seconds": "fast"}, "'poll_interval_seconds'", id="poll-not-a-number"),
-    pytest.param({"heartbeat_max_age_seconds": -5}, "'heartbeat_max_age_seconds' must be positive",
-                 id="negative-heartbeat-age"),
+    pytest.param(
+        {"heartbeat_max_age_seconds": -5},
+        "'heartbeat_max_age_seconds' must be positive",
+        id="negative-heartbeat-age",
+    ),
     pytest.param({"worker_instance_id": ""}, "lacks 'worker_instance_id'", id="no-worker"),
 ]
 
 
 @pytest.mark.parametrize(("bad", "reason"), BAD_VARIABLES)
 def test_a_bad_variable_fails_every_lifecycle_task_at_once_with_one_reason(
-        bad: dict[str, Any], reason: str, dags: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    bad: dict[str, Any], reason: str, dags: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Sensors, EC2 tasks and operators judge the Variable alike: each fails without retries
     (AirflowFailException) and with the same one line, before looking at AWS or a database."""
     from airflow.providers.common.compat.sdk import AirflowFailException
@@ -243,14 +270,21 @@ def test_a_bad_variable_fails_every_lifecycle_task_at_once_with_one_reason(
     from airflow.sdk.execution_time.context import VariableAccessor
 
     variable = {
-        "bucket": "backover-prod", "worker_instance_id": "i-0abc", "app_user": "orders_app",
+        "bucket": "backover-prod",
+        "worker_instance_id": "i-0abc",
+        "app_user": "orders_app",
         "lambda_names": {"start": "s", "restore": "r", "clean": "c"},
-        "secret_ids": {"documentdb": "d", "mongodb": "m", "app_user": "a"}, **bad,
+        "secret_ids": {"documentdb": "d", "mongodb": "m", "app_user": "a"},
+        **bad,
     }
     monkeypatch.setenv("AIRFLOW_VAR_BACKOVER", json.dumps(variable))
-    context = {"params": {"migration_id": "m-7", "databases": ["shop"], "environment": "backover"},
-               "var": {"json": VariableAccessor(deserialize_json=True),
-                       "value": VariableAccessor(deserialize_json=False)}}
+    context = {
+        "params": {"migration_id": "m-7", "databases": ["shop"], "environment": "backover"},
+        "var": {
+            "json": VariableAccessor(deserialize_json=True),
+            "value": VariableAccessor(deserialize_json=False),
+        },
+    }
     reasons: dict[str, str] = {}
     for dag_id in LIFECYCLE:
         for task in dags[dag_id].tasks:

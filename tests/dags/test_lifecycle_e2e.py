@@ -133,8 +133,9 @@ def _rebaseline(lifecycle: Lifecycle) -> None:
                     target.insert_many(docs)
                 for index in docdb[db][name].list_indexes():
                     if index["name"] != "_id_":
-                        target.create_index(list(index["key"].items()), name=index["name"],
-                                            unique=index.get("unique", False))
+                        target.create_index(
+                            list(index["key"].items()), name=index["name"], unique=index.get("unique", False)
+                        )
 
 
 def _start_under_load(lifecycle: Lifecycle, migration_id: str) -> LoadGenerator:
@@ -238,12 +239,15 @@ def test_a_difference_fails_the_restore_and_blocks_clean(lifecycle: Lifecycle) -
 
     # The rehearsal report of this migration (its phases marked done: dag.test runs no other DAG).
     rehearsal = lifecycle.run(
-        "backover_rehearsal", {**_conf(migration_id), "capture_seconds": 0},
+        "backover_rehearsal",
+        {**_conf(migration_id), "capture_seconds": 0},
         mark_success_pattern=r"(start|restore|clean)\.run_(start|restore|clean)",
     )
     assert rehearsal.state == "failed"
     assert rehearsal.tasks["report.write_report"] == "failed"
-    written = json.loads(lifecycle.s3().get_bytes(lifecycle.layout(migration_id).key("reports/rehearsal.json")))
+    written = json.loads(
+        lifecycle.s3().get_bytes(lifecycle.layout(migration_id).key("reports/rehearsal.json"))
+    )
     assert written["passed"] is False
     assert written["verification"]["identical"] is False
     differences = written["verification"]["differences"]
@@ -252,4 +256,3 @@ def test_a_difference_fails_the_restore_and_blocks_clean(lifecycle: Lifecycle) -
     assert written["events"]["replayed"] >= WRITES_BEFORE_FREEZE
     assert written["write_freeze"]["seconds"] > 0
     assert set(written["phases"]) == {"start", "capture", "restore", "clean"}
-

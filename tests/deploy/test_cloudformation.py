@@ -55,16 +55,23 @@ def unsub(value: Any) -> Any:
 
 @pytest.mark.slow  # runs cfn-lint (a Python program)
 def test_cfn_lint_passes() -> None:
-    done = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(TEMPLATE)],
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize(("resource", "policy"), [("LambdaRole", "lambda"), ("WorkerRole", "worker"),
-                                                  ("AirflowPolicy", "airflow")])
+@pytest.mark.parametrize(
+    ("resource", "policy"), [("LambdaRole", "lambda"), ("WorkerRole", "worker"), ("AirflowPolicy", "airflow")]
+)
 def test_the_template_grants_exactly_the_documented_policies(resource: str, policy: str) -> None:
     props = template()["Resources"][resource]["Properties"]
-    document = props["PolicyDocument"] if "PolicyDocument" in props else props["Policies"][0]["PolicyDocument"]
+    document = (
+        props["PolicyDocument"] if "PolicyDocument" in props else props["Policies"][0]["PolicyDocument"]
+    )
     assert unsub(document) == json.loads((IAM / f"{policy}.json").read_text())
     if "AssumeRolePolicyDocument" in props:
         assert props["AssumeRolePolicyDocument"] == json.loads((IAM / f"{policy}-trust.json").read_text())
@@ -83,17 +90,25 @@ def test_the_three_lambdas_come_from_the_lambda_zips() -> None:
     resources = template()["Resources"]
     handlers = sorted(p.parent.name for p in (ROOT / "lambdas").glob("*/handler.py"))
     functions = {k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::Lambda::Function"}
-    assert sorted(p["Code"]["S3Key"]["Fn::Sub"] for p in functions.values()) == \
-        sorted(f"${{ArtifactPrefix}}{name}.zip" for name in handlers)
+    assert sorted(p["Code"]["S3Key"]["Fn::Sub"] for p in functions.values()) == sorted(
+        f"${{ArtifactPrefix}}{name}.zip" for name in handlers
+    )
     assert {p["Handler"] for p in functions.values()} == {"handler.handler"}
     assert {p["Runtime"] for p in functions.values()} == {"python3.11"}
 
 
 def user_data() -> str:
     text = template()["Resources"]["Worker"]["Properties"]["UserData"]["Fn::Base64"]["Fn::Sub"]
-    values = {"ArtifactBucket": "art", "ArtifactPrefix": "backover/0.1.0/", "WheelName": "backover.whl",
-              "AWS::Region": "eu-west-1", "MigrationsBucket": "bkt", "Prefix": "backover",
-              "DocumentDbSecretArn": "arn:doc", "MongoDbSecretArn": "arn:mongo"}
+    values = {
+        "ArtifactBucket": "art",
+        "ArtifactPrefix": "backover/0.1.0/",
+        "WheelName": "backover.whl",
+        "AWS::Region": "eu-west-1",
+        "MigrationsBucket": "bkt",
+        "Prefix": "backover",
+        "DocumentDbSecretArn": "arn:doc",
+        "MongoDbSecretArn": "arn:mongo",
+    }
     return re.sub(r"\$\{([A-Za-z:]+)\}", lambda m: values[m.group(1)], text)
 
 
@@ -104,10 +119,12 @@ def test_worker_bootstrap_is_valid_shell_with_the_replicator_unit(tmp_path: Path
     unit = script.split("<<'UNIT'\n", 1)[1].split("\nUNIT\n", 1)[0]
     assert "ExecStart=/usr/local/bin/backover replicate --migration-id %i" in unit
     assert "Restart=on-failure" in unit and "EnvironmentFile=/etc/backover.env" in unit
-    env = dict(line.split("=", 1) for line in script.split("<<'ENV'\n", 1)[1].split("\nENV\n", 1)[0].splitlines())
+    env = dict(
+        line.split("=", 1) for line in script.split("<<'ENV'\n", 1)[1].split("\nENV\n", 1)[0].splitlines()
+    )
     # The names backover.options reads, so the unit's replicator needs no secret on its command line.
     assert {"BACKOVER_BUCKET", "BACKOVER_PREFIX", "BACKOVER_SOURCE_SECRET_ID"} <= set(env)
-    assert "pip install" in script and 's3://art/backover/0.1.0/backover.whl' in script
+    assert "pip install" in script and "s3://art/backover/0.1.0/backover.whl" in script
 
 
 @pytest.mark.slow  # deploys the whole stack on moto
@@ -125,28 +142,51 @@ def test_the_stack_deploys_on_moto(aws_endpoints: str) -> None:
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:{}-AbCdEf"
     cfn = boto3.client("cloudformation")
-    cfn.create_stack(StackName="backover-test", TemplateBody=TEMPLATE.read_text(), Capabilities=["CAPABILITY_IAM"],
-                     Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in {
-                         "ArtifactBucket": "cfn-artifacts", "DocumentDbSecretArn": arn.format("docdb"),
-                         "MongoDbSecretArn": arn.format("mongo"), "AppUserSecretArn": arn.format("app"),
-                         "WorkerImageId": image, "SubnetId": subnet, "SecurityGroupId": group}.items()])
+    cfn.create_stack(
+        StackName="backover-test",
+        TemplateBody=TEMPLATE.read_text(),
+        Capabilities=["CAPABILITY_IAM"],
+        Parameters=[
+            {"ParameterKey": k, "ParameterValue": v}
+            for k, v in {
+                "ArtifactBucket": "cfn-artifacts",
+                "DocumentDbSecretArn": arn.format("docdb"),
+                "MongoDbSecretArn": arn.format("mongo"),
+                "AppUserSecretArn": arn.format("app"),
+                "WorkerImageId": image,
+                "SubnetId": subnet,
+                "SecurityGroupId": group,
+            }.items()
+        ],
+    )
     stack = cfn.describe_stacks(StackName="backover-test")["Stacks"][0]
     assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     variable = json.loads(outputs["AirflowVariable"])
-    assert variable["lambda_names"] == {"start": "backover-start", "restore": "backover-restore",
-                                        "clean": "backover-clean"}
+    assert variable["lambda_names"] == {
+        "start": "backover-start",
+        "restore": "backover-restore",
+        "clean": "backover-clean",
+    }
     assert variable["worker_instance_id"] == outputs["WorkerInstanceId"]
-    instance = ec2.describe_instances(InstanceIds=[outputs["WorkerInstanceId"]])["Reservations"][0]["Instances"][0]
-    assert instance["IamInstanceProfile"]["Arn"].split("/")[-1].startswith("backover-test-WorkerInstanceProfile")
+    instance = ec2.describe_instances(InstanceIds=[outputs["WorkerInstanceId"]])["Reservations"][0][
+        "Instances"
+    ][0]
+    assert (
+        instance["IamInstanceProfile"]["Arn"].split("/")[-1].startswith("backover-test-WorkerInstanceProfile")
+    )
     encryption = s3.get_bucket_encryption(Bucket=outputs["BucketName"])["ServerSideEncryptionConfiguration"]
     assert encryption["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
     policy = boto3.client("iam").get_policy(PolicyArn=outputs["AirflowPolicyArn"])["Policy"]
-    version = boto3.client("iam").get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])
+    version = boto3.client("iam").get_policy_version(
+        PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"]
+    )
     document = version["PolicyVersion"]["Document"]
     document = json.loads(document) if isinstance(document, str) else document
     assert outputs["WorkerInstanceId"] in json.dumps(document) and "${" not in json.dumps(document)
-    function = boto3.client("lambda", endpoint_url=aws_endpoints).get_function(FunctionName="backover-start")["Configuration"]
+    function = boto3.client("lambda", endpoint_url=aws_endpoints).get_function(FunctionName="backover-start")[
+        "Configuration"
+    ]
     assert function["Environment"]["Variables"]["BACKOVER_BUCKET"] == outputs["BucketName"]
 
 

@@ -26,8 +26,17 @@ SCHEMA = ROOT / "deploy" / "schemas" / "compose-spec.json"
 SCHEMA_SHA256 = "d549057ebc2925f39f62799eab0db7b9e2c18b35b6c00595199116da3ed10e64"
 #: ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}; $$ is a literal $.
 VARIABLE = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
-LONG_RUNNING = ("postgres", "documentdb", "mongodb", "moto", "runner", "airflow-apiserver", "airflow-scheduler",
-                "airflow-dag-processor", "airflow-triggerer")
+LONG_RUNNING = (
+    "postgres",
+    "documentdb",
+    "mongodb",
+    "moto",
+    "runner",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+)
 ONE_SHOTS = ("mongo-init", "airflow-init", "backover-seed")
 AIRFLOW = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
 
@@ -122,7 +131,9 @@ def test_both_mongodb_servers_are_replica_sets_initialised_by_the_one_shot(compo
         assert f"--replSet rs-{name}" in command and "--keyFile" in command
         assert services["mongo-init"]["depends_on"][name]["condition"] == "service_healthy"
         assert f"init {name} " in services["mongo-init"]["entrypoint"][-1]
-    assert services["backover-seed"]["depends_on"]["mongo-init"]["condition"] == "service_completed_successfully"
+    assert (
+        services["backover-seed"]["depends_on"]["mongo-init"]["condition"] == "service_completed_successfully"
+    )
 
 
 def test_ports_and_named_volumes(compose: dict[str, Any]) -> None:
@@ -159,7 +170,8 @@ def test_airflow_gets_the_environment_sandbox_env_prints(compose: dict[str, Any]
         for label in ("documentdb", "mongodb"):
             conn = json.loads(env[f"AIRFLOW_CONN_BACKOVER_{label.upper()}"])
             expected = environment.mongo_connection(
-                seed.master_secret("mongodb", label, 27017, env_example()[f"{label.upper()}_ROOT_PASSWORD"]))
+                seed.master_secret("mongodb", label, 27017, env_example()[f"{label.upper()}_ROOT_PASSWORD"])
+            )
             assert conn == expected
     assert set(environment.aws_env(state)) <= set(compose["services"]["runner"]["environment"])
 
@@ -179,15 +191,24 @@ def test_the_runner_serves_the_three_lambdas_from_the_mounted_repository(compose
 def test_no_secret_is_written_in_the_file() -> None:
     raw = COMPOSE.read_text()
     secrets = {name for name in variables_used() if re.search("PASSWORD|KEY|SECRET", name)}
-    assert {"POSTGRES_PASSWORD", "DOCUMENTDB_ROOT_PASSWORD", "MONGODB_ROOT_PASSWORD", "BACKOVER_APP_PASSWORD",
-            "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "MONGO_REPLICA_KEY"} <= secrets
+    assert {
+        "POSTGRES_PASSWORD",
+        "DOCUMENTDB_ROOT_PASSWORD",
+        "MONGODB_ROOT_PASSWORD",
+        "BACKOVER_APP_PASSWORD",
+        "AIRFLOW_FERNET_KEY",
+        "AIRFLOW_JWT_SECRET",
+        "MONGO_REPLICA_KEY",
+    } <= secrets
     for name in secrets:
         assert re.search(r"\$\{" + name + r":\?", raw), f"{name} must be required (${{{name}:?...}})"
     literal = VARIABLE.sub("<ref>", raw)
     for match in re.finditer(r"(?i)(password|secret|key)[\"']?\s*[:=]\s*[\"']?([^\s\"',}]+)", literal):
         assert match.group(2) in ("<ref>", "testing"), f"a literal secret? {match.group(0)}"
-    assert all(value in ("change-me",) or not re.search("PASSWORD|KEY|SECRET", name)
-               for name, value in env_example().items())
+    assert all(
+        value in ("change-me",) or not re.search("PASSWORD|KEY|SECRET", name)
+        for name, value in env_example().items()
+    )
     assert variables_used() <= set(env_example()), "every variable the file uses is in .env.example"
 
 
@@ -216,8 +237,11 @@ def test_the_seed_fills_moto_and_writes_a_valid_variable(aws_endpoints: str) -> 
     assert config.worker_instance_id.startswith("i-") and config.databases == seed.DEMO_DATABASES
     import boto3
 
-    secret = json.loads(boto3.client("secretsmanager").get_secret_value(
-        SecretId=config.secret_ids["documentdb"])["SecretString"])
+    secret = json.loads(
+        boto3.client("secretsmanager").get_secret_value(SecretId=config.secret_ids["documentdb"])[
+            "SecretString"
+        ]
+    )
     assert (secret["host"], secret["port"], secret["engine"]) == ("documentdb", 27017, "mongo")
     assert "password" not in json.dumps(value).lower()
     with pytest.raises(module.SeedUsageError, match="BACKOVER_APP_PASSWORD") as caught:

@@ -16,18 +16,29 @@ IAM = ROOT / "deploy" / "iam"
 PERMISSIONS = ("lambda", "worker", "airflow")
 #: Sample values for the placeholders the README documents (the CloudFormation template fills them).
 SAMPLE = {
-    "AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012",
-    "MigrationsBucket": "acme-backover", "Prefix": "backover", "NamePrefix": "backover",
-    "ArtifactBucket": "acme-artifacts", "ArtifactPrefix": "backover/0.1.0/",
+    "AWS::Partition": "aws",
+    "AWS::Region": "eu-west-1",
+    "AWS::AccountId": "123456789012",
+    "MigrationsBucket": "acme-backover",
+    "Prefix": "backover",
+    "NamePrefix": "backover",
+    "ArtifactBucket": "acme-artifacts",
+    "ArtifactPrefix": "backover/0.1.0/",
     "DataKey.Arn": "arn:aws:kms:eu-west-1:123456789012:key/0b8f1c5e-1111-2222-3333-444455556666",
     "DocumentDbSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:docdb-master-AbCdEf",
     "MongoDbSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mongodb-master-AbCdEf",
     "AppUserSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:orders-app-AbCdEf",
-    "Worker": "i-0123456789abcdef0", "AirflowConnectionsPrefix": "airflow/connections",
+    "Worker": "i-0123456789abcdef0",
+    "AirflowConnectionsPrefix": "airflow/connections",
 }
 #: Actions AWS does not let a policy scope to a resource: ``*`` is the only possible Resource.
-NO_RESOURCE_LEVEL = {"ssm:GetCommandInvocation", "ssm:ListCommandInvocations", "ssm:CancelCommand",
-                     "ec2:DescribeInstances", "ec2:DescribeInstanceStatus"}
+NO_RESOURCE_LEVEL = {
+    "ssm:GetCommandInvocation",
+    "ssm:ListCommandInvocations",
+    "ssm:CancelCommand",
+    "ec2:DescribeInstances",
+    "ec2:DescribeInstanceStatus",
+}
 #: boto3 calls found in the code -> (IAM action, the roles that make the call).
 CALLS = {
     "get_object": ("s3:GetObject", ("lambda", "worker", "airflow")),
@@ -52,11 +63,13 @@ CALLS = {
     "invoke": ("lambda:InvokeFunction", ("airflow",)),
 }
 #: What the Amazon provider's operators/sensors the DAGs use call (not visible to a grep of our code).
-PROVIDER_CALLS = {"EC2StartInstanceOperator": ("start_instances", "describe_instances"),
-                  "EC2StopInstanceOperator": ("stop_instances", "describe_instances"),
-                  "EC2InstanceStateSensor": ("describe_instances",),
-                  "LambdaInvokeFunctionOperator": ("invoke",),
-                  "S3Hook": ("head_bucket", "list_objects_v2", "get_object", "put_object")}
+PROVIDER_CALLS = {
+    "EC2StartInstanceOperator": ("start_instances", "describe_instances"),
+    "EC2StopInstanceOperator": ("stop_instances", "describe_instances"),
+    "EC2InstanceStateSensor": ("describe_instances",),
+    "LambdaInvokeFunctionOperator": ("invoke",),
+    "S3Hook": ("head_bucket", "list_objects_v2", "get_object", "put_object"),
+}
 AWS_METHOD = re.compile(r"\.(" + "|".join(sorted(CALLS, key=len, reverse=True)) + r")\(")
 CODE = ("include/backover", "lambdas", "plugins", "dags")
 
@@ -75,7 +88,9 @@ def allowed(doc: dict[str, Any]) -> dict[str, list[str]]:
     for statement in doc["Statement"]:
         assert statement["Effect"] == "Allow"
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
         for action in actions:
             grants.setdefault(action, []).extend(resources)
     return grants
@@ -100,8 +115,12 @@ def test_parliament_finds_nothing(name: str) -> None:
 
 def test_parliament_would_catch_a_mistake() -> None:
     """The linter is not vacuous: an object action on the bucket ARN is reported."""
-    doc = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::acme-backover"}]}
+    doc = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::acme-backover"}
+        ],
+    }
     assert analyze_policy_string(json.dumps(doc)).findings
 
 
@@ -112,8 +131,21 @@ def test_no_star_resource_where_a_resource_can_be_named(name: str) -> None:
         if "*" in resources:
             assert action in NO_RESOURCE_LEVEL, f"{name}: {action} on '*' although it can be scoped"
         for resource in resources:
-            assert resource == "*" or SAMPLE["MigrationsBucket"] in resource or resource.startswith(("arn:aws:kms:", "arn:aws:secretsmanager:", "arn:aws:lambda:", "arn:aws:ec2:",
-                                     "arn:aws:ssm:", "arn:aws:logs:", "arn:aws:s3:::acme-artifacts/")), resource
+            assert (
+                resource == "*"
+                or SAMPLE["MigrationsBucket"] in resource
+                or resource.startswith(
+                    (
+                        "arn:aws:kms:",
+                        "arn:aws:secretsmanager:",
+                        "arn:aws:lambda:",
+                        "arn:aws:ec2:",
+                        "arn:aws:ssm:",
+                        "arn:aws:logs:",
+                        "arn:aws:s3:::acme-artifacts/",
+                    )
+                )
+            ), resource
 
 
 def test_s3_is_limited_to_the_prefix() -> None:
@@ -122,9 +154,14 @@ def test_s3_is_limited_to_the_prefix() -> None:
             if statement["Action"] == "s3:ListBucket":
                 assert statement["Condition"]["StringLike"]["s3:prefix"] == ["backover/*"]
             elif str(statement["Action"]).startswith("['s3:") or str(statement["Action"]).startswith("s3:"):
-                assert all(r.startswith(("arn:aws:s3:::acme-backover/backover/", "arn:aws:s3:::acme-artifacts/"))
-                           for r in (statement["Resource"] if isinstance(statement["Resource"], list)
-                                     else [statement["Resource"]]))
+                assert all(
+                    r.startswith(("arn:aws:s3:::acme-backover/backover/", "arn:aws:s3:::acme-artifacts/"))
+                    for r in (
+                        statement["Resource"]
+                        if isinstance(statement["Resource"], list)
+                        else [statement["Resource"]]
+                    )
+                )
 
 
 def code_calls() -> set[str]:
@@ -142,8 +179,16 @@ def code_calls() -> set[str]:
 def test_every_aws_call_of_the_code_is_allowed_to_its_role() -> None:
     calls = code_calls()
     # The grep does find the calls (else this test would pass vacuously).
-    assert {"get_secret_value", "send_command", "get_command_invocation", "cancel_command", "invoke",
-            "start_instances", "delete_objects", "create_multipart_upload"} <= calls
+    assert {
+        "get_secret_value",
+        "send_command",
+        "get_command_invocation",
+        "cancel_command",
+        "invoke",
+        "start_instances",
+        "delete_objects",
+        "create_multipart_upload",
+    } <= calls
     missing = []
     for call in sorted(calls):
         action, roles = CALLS[call]

@@ -58,8 +58,12 @@ def _runtime_site(target: Path) -> Path:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "-w", str(out), str(ROOT)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (built,) = out.glob("backover-*.whl")
     return built
 
@@ -67,8 +71,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_holds_the_product_and_none_of_the_sandbox(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "backover/restore/applier.py" in names and "backover/mongo/update.py" in names
-    assert not [n for n in names if n.startswith("backover_sandbox/") or "/standin/" in n
-                or "/sandbox/" in n or "/rehearsal/" in n], "development code in the worker's wheel"
+    assert not [
+        n
+        for n in names
+        if n.startswith("backover_sandbox/") or "/standin/" in n or "/sandbox/" in n or "/rehearsal/" in n
+    ], "development code in the worker's wheel"
 
 
 def test_backover_on_the_worker_lists_only_the_worker_commands(wheel: Path, tmp_path: Path) -> None:
@@ -76,8 +83,14 @@ def test_backover_on_the_worker_lists_only_the_worker_commands(wheel: Path, tmp_
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(site), "PYTHONNOUSERSITE": "1"}
-    done = subprocess.run([sys.executable, "-S", "-m", "backover", "--help"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-S", "-m", "backover", "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     for command in ("replicate", "restore", "verify", "backup", "clean", "abort", "status"):
         assert f"    {command} " in done.stdout, done.stdout

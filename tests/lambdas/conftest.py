@@ -23,17 +23,21 @@ def lambda_functions(runner: Any, moto_server: str) -> dict[str, str]:
     names = {}
     for short in LAMBDAS:
         name = f"test-lifecycle-{short}"
-        register(runner.url, name, {
-            "handler": f"{ROOT / 'lambdas' / short / 'handler.py'}:handler",
-            "timeout": 60,
-            "environment": {
-                "AWS_ENDPOINT_URL": moto_server,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_LAMBDA_LOG_LEVEL": "DEBUG",
+        register(
+            runner.url,
+            name,
+            {
+                "handler": f"{ROOT / 'lambdas' / short / 'handler.py'}:handler",
+                "timeout": 60,
+                "environment": {
+                    "AWS_ENDPOINT_URL": moto_server,
+                    "AWS_ACCESS_KEY_ID": "testing",
+                    "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_DEFAULT_REGION": "us-east-1",
+                    "AWS_LAMBDA_LOG_LEVEL": "DEBUG",
+                },
             },
-        })
+        )
         names[short] = name
     return names
 
@@ -65,7 +69,9 @@ def lambdas(runner: Any, lambda_functions: dict[str, str]) -> Iterator[LambdaWor
 
 
 @pytest.fixture
-def source(standins: dict[str, Any], standin_password: str, bucket: str, moto_server: str) -> Iterator[Source]:
+def source(
+    standins: dict[str, Any], standin_password: str, bucket: str, moto_server: str
+) -> Iterator[Source]:
     """The documentdb stand-in prepared for one test."""
     made = make_source("documentdb", standins, standin_password, bucket, moto_server)
     yield made

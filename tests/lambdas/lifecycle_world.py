@@ -46,14 +46,17 @@ class LambdaWorld:
 
     def invoke(self, short: str, event: Any) -> Invocation:
         client = boto3.client("lambda", endpoint_url=self.runner_url, region_name="us-east-1")
-        reply = client.invoke(FunctionName=self.names[short], Payload=json.dumps(event).encode(), LogType="Tail")
+        reply = client.invoke(
+            FunctionName=self.names[short], Payload=json.dumps(event).encode(), LogType="Tail"
+        )
         tail = base64.b64decode(reply.get("LogResult", "")).decode("utf-8", "replace")
         return Invocation(json.loads(reply["Payload"].read()), reply.get("FunctionError"), tail)
 
 
 def register(runner_url: str, name: str, definition: dict[str, Any]) -> None:
-    request = urllib.request.Request(f"{runner_url}/_runner/functions/{name}", method="PUT",
-                                     data=json.dumps(definition).encode())
+    request = urllib.request.Request(
+        f"{runner_url}/_runner/functions/{name}", method="PUT", data=json.dumps(definition).encode()
+    )
     with urllib.request.urlopen(request, timeout=10) as reply:
         assert reply.status == 200
 
@@ -77,8 +80,9 @@ class Source:
     prior_roles: list[dict[str, str]]
 
     def app_client(self) -> MongoClient:
-        return MongoClient(self.uri_for(self.app_user, self.app_password), serverSelectionTimeoutMS=5000,
-                           retryWrites=False)
+        return MongoClient(
+            self.uri_for(self.app_user, self.app_password), serverSelectionTimeoutMS=5000, retryWrites=False
+        )
 
     def values(self) -> dict[str, str]:
         """What ``${NAME}`` stands for in the event fixtures."""
@@ -107,8 +111,11 @@ class Source:
         return [{"role": r["role"], "db": r["db"]} for r in users[0]["roles"]]
 
     def enabled_streams(self) -> list[dict[str, str]]:
-        return [dict(d) for d in self.root.admin.aggregate([{"$listChangeStreams": {}}])
-                if d["database"] in [*self.databases, self.other_db, ""]]
+        return [
+            dict(d)
+            for d in self.root.admin.aggregate([{"$listChangeStreams": {}}])
+            if d["database"] in [*self.databases, self.other_db, ""]
+        ]
 
     def secrets(self) -> list[str]:
         return [self.master_password, self.app_password]
@@ -119,7 +126,9 @@ def load_event(name: str, values: dict[str, str]) -> dict[str, Any]:
     return json.loads(re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], text))
 
 
-def make_source(flavour: str, standins: dict[str, Any], password: str, bucket: str, moto_server: str) -> Source:
+def make_source(
+    flavour: str, standins: dict[str, Any], password: str, bucket: str, moto_server: str
+) -> Source:
     """A fresh app user (readWrite on the first database, read on another) and both secrets."""
     server = standins[flavour]
     tag = uuid.uuid4().hex[:8]
@@ -133,12 +142,35 @@ def make_source(flavour: str, standins: dict[str, Any], password: str, bucket: s
         root[db].items.insert_one({"_id": "seed", "n": 1})
     sm = boto3.client("secretsmanager", endpoint_url=moto_server, region_name="us-east-1")
     master_id, app_id = f"lc/{tag}/master", f"lc/{tag}/app"
-    sm.create_secret(Name=master_id, SecretString=json.dumps({
-        "engine": "docdb" if flavour == "documentdb" else "mongo", "username": "root", "password": password,
-        "host": "127.0.0.1", "port": server.port, "ssl": False}))
+    sm.create_secret(
+        Name=master_id,
+        SecretString=json.dumps(
+            {
+                "engine": "docdb" if flavour == "documentdb" else "mongo",
+                "username": "root",
+                "password": password,
+                "host": "127.0.0.1",
+                "port": server.port,
+                "ssl": False,
+            }
+        ),
+    )
     sm.create_secret(Name=app_id, SecretString=json.dumps({"username": app_user, "password": app_password}))
-    return Source(flavour, root, server.uri, password, app_user, app_password, databases, other, master_id,
-                  app_id, bucket, f"mig-{tag}", prior)
+    return Source(
+        flavour,
+        root,
+        server.uri,
+        password,
+        app_user,
+        app_password,
+        databases,
+        other,
+        master_id,
+        app_id,
+        bucket,
+        f"mig-{tag}",
+        prior,
+    )
 
 
 def s3_keys(bucket: str) -> list[str]:
@@ -150,4 +182,3 @@ def s3_json(bucket: str, key: str) -> Any:
     from backover import extjson
 
     return extjson.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
-

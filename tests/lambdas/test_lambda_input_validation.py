@@ -11,13 +11,16 @@ from backover.layout import BUCKET_RULE, MIGRATION_ID_RULE, PREFIX_RULE
 pytestmark = pytest.mark.slow  # every invocation starts a Python process (the runner)
 
 
-@pytest.mark.parametrize(("field", "value", "rule"), [
-    pytest.param("migration_id", "{id}\n", MIGRATION_ID_RULE, id="id-trailing-newline"),
-    pytest.param("migration_id", " {id}", MIGRATION_ID_RULE, id="id-leading-space"),
-    pytest.param("bucket", "{bucket}\n", BUCKET_RULE, id="bucket-trailing-newline"),
-    pytest.param("prefix", "../../etc", PREFIX_RULE, id="prefix-climbs-out"),
-    pytest.param("prefix", "//a//b//", PREFIX_RULE, id="prefix-empty-segments"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "rule"),
+    [
+        pytest.param("migration_id", "{id}\n", MIGRATION_ID_RULE, id="id-trailing-newline"),
+        pytest.param("migration_id", " {id}", MIGRATION_ID_RULE, id="id-leading-space"),
+        pytest.param("bucket", "{bucket}\n", BUCKET_RULE, id="bucket-trailing-newline"),
+        pytest.param("prefix", "../../etc", PREFIX_RULE, id="prefix-climbs-out"),
+        pytest.param("prefix", "//a//b//", PREFIX_RULE, id="prefix-empty-segments"),
+    ],
+)
 def test_start_refuses_what_the_command_line_refuses(
     lambdas: LambdaWorld, source: Source, aws_endpoints: str, field: str, value: str, rule: str
 ) -> None:

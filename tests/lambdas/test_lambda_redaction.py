@@ -23,15 +23,22 @@ pytestmark = pytest.mark.slow  # every invocation starts a Python process (the r
 @pytest.mark.parametrize("special", SPECIALS)
 @pytest.mark.parametrize("escaped", [False, True], ids=["unescaped", "escaped-wrong"])
 def test_start_lambda_never_shows_the_secret_uris_password(
-    lambdas: LambdaWorld, source: Source, standins: dict, moto_server: str, aws_endpoints: str,
-    special: str, escaped: bool,
+    lambdas: LambdaWorld,
+    source: Source,
+    standins: dict,
+    moto_server: str,
+    aws_endpoints: str,
+    special: str,
+    escaped: bool,
 ) -> None:
     secret = password(special)
     secret_id = f"lc/{uuid.uuid4().hex[:8]}/uri"
     boto3.client("secretsmanager", endpoint_url=moto_server, region_name="us-east-1").create_secret(
         Name=secret_id,
-        SecretString=json.dumps({"engine": "docdb",
-                                 "uri": uri(standins["documentdb"].port, secret, escaped=escaped)}))
+        SecretString=json.dumps(
+            {"engine": "docdb", "uri": uri(standins["documentdb"].port, secret, escaped=escaped)}
+        ),
+    )
     reply = lambdas.invoke("start", source.event("start", master_secret_id=secret_id))
 
     assert reply.function_error == "Unhandled"

@@ -33,22 +33,30 @@ def test_each_lambda_gets_a_zip_that_imports_on_its_own_and_fits_the_limits(tmp_
     with zipfile.ZipFile(tmp_path / "start.zip") as archive:
         names = set(archive.namelist())
         unzipped = sum(i.file_size for i in archive.infolist())
-    assert {"handler.py", "backover/lifecycle/start.py", "pymongo/__init__.py", "bson/__init__.py",
-            "dns/__init__.py"} <= names
+    assert {
+        "handler.py",
+        "backover/lifecycle/start.py",
+        "pymongo/__init__.py",
+        "bson/__init__.py",
+        "dns/__init__.py",
+    } <= names
     assert not any(n.startswith(("backover_sandbox/", "boto3/", "botocore/")) for n in names)
     assert not any("__pycache__" in n for n in names)
     assert (tmp_path / "start.zip").stat().st_size < build.MAX_ZIPPED and unzipped < build.MAX_UNZIPPED
 
 
-def test_a_shipped_module_that_needs_the_sandbox_fails_the_build(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_shipped_module_that_needs_the_sandbox_fails_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every module of ``backover`` is imported from the unpacked zip, not just the handler's."""
     build = _script()
     package = tmp_path / "include" / "backover"
     shutil.copytree(build.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
     (package / "restore" / "uses_standin.py").write_text("from backover_sandbox.standin import server\n")
     monkeypatch.setattr(build, "PACKAGE", package)
-    with pytest.raises(build.BuildError, match=r"does not import from the zip: backover\.restore\.uses_standin"):
+    with pytest.raises(
+        build.BuildError, match=r"does not import from the zip: backover\.restore\.uses_standin"
+    ):
         build.build_all(tmp_path / "dist")
 
 

@@ -52,13 +52,16 @@ def _assert_no_secret(source: Source, lambdas: LambdaWorld, *invocations: Invoca
         assert not [line for line in lambdas.log_lines if secret in line]
 
 
-def _finished_restore(source: Source, identical: bool = True, state: str = "completed",
-                      replicator: str = "drained") -> None:
+def _finished_restore(
+    source: Source, identical: bool = True, state: str = "completed", replicator: str = "drained"
+) -> None:
     """The state objects of a frozen migration whose replicator is ``replicator`` and whose restore
     is ``state``, as the restore Lambda, the replicator, restore and verify write them."""
     layout, s3 = _layout(source), S3Objects(source.bucket)
     s3.put_json(layout.freeze_state, {"migration_id": source.migration_id, "f": Timestamp(1, 1)})
-    s3.put_json(layout.replicator_checkpoint, ReplicatorCheckpoint(source.migration_id, state=replicator).to_doc())
+    s3.put_json(
+        layout.replicator_checkpoint, ReplicatorCheckpoint(source.migration_id, state=replicator).to_doc()
+    )
     s3.put_json(layout.restore_checkpoint, RestoreCheckpoint(source.migration_id, state=state).to_doc())
     s3.put_json(layout.verify_report, {"identical": identical, "namespaces": {}})
 
@@ -86,7 +89,10 @@ def test_start_restore_abort_give_writes_then_freeze_then_give_them_back(
     again = _ok(lambdas.invoke("start", source.event("start")))
     assert again["already_started"] is True and again["t0"] == started["t0"]
     assert again["roles_granted"] == []
-    assert boto3.client("s3").get_object(Bucket=source.bucket, Key=layout.start_state)["Body"].read() == start_bytes
+    assert (
+        boto3.client("s3").get_object(Bucket=source.bucket, Key=layout.start_state)["Body"].read()
+        == start_bytes
+    )
 
     restore = lambdas.invoke("restore", source.event("restore"))
     frozen = _ok(restore)
@@ -144,14 +150,27 @@ def test_clean_disables_only_the_change_streams_start_enabled(
     _assert_no_secret(source, lambdas, first)
 
 
-@pytest.mark.parametrize(("identical", "state", "replicator", "reason"), [
-    pytest.param(True, "running", "drained", "the restore is running", id="restore-running"),
-    pytest.param(False, "completed", "drained", "verification found differences", id="not-identical"),
-    pytest.param(True, "completed", "running", "the replicator is running (needs drained or stopped)",
-                 id="replicator-still-capturing"),
-])
+@pytest.mark.parametrize(
+    ("identical", "state", "replicator", "reason"),
+    [
+        pytest.param(True, "running", "drained", "the restore is running", id="restore-running"),
+        pytest.param(False, "completed", "drained", "verification found differences", id="not-identical"),
+        pytest.param(
+            True,
+            "completed",
+            "running",
+            "the replicator is running (needs drained or stopped)",
+            id="replicator-still-capturing",
+        ),
+    ],
+)
 def test_clean_refuses_an_unfinished_migration_unless_forced(
-    lambdas: LambdaWorld, source: Source, aws_endpoints: str, identical: bool, state: str, replicator: str,
+    lambdas: LambdaWorld,
+    source: Source,
+    aws_endpoints: str,
+    identical: bool,
+    state: str,
+    replicator: str,
     reason: str,
 ) -> None:
     _ok(lambdas.invoke("start", source.event("start")))
@@ -167,12 +186,15 @@ def test_clean_refuses_an_unfinished_migration_unless_forced(
     assert source.enabled_streams() == []
 
 
-@pytest.mark.parametrize(("fixture", "field"), [
-    pytest.param("invalid_missing_bucket", "bucket", id="missing-bucket"),
-    pytest.param("invalid_databases_not_a_list", "databases", id="databases-not-a-list"),
-    pytest.param("invalid_misspelt_field", "required_retention_hour", id="misspelt-field"),
-    pytest.param("invalid_internal_database", "namespaces", id="internal-database"),
-])
+@pytest.mark.parametrize(
+    ("fixture", "field"),
+    [
+        pytest.param("invalid_missing_bucket", "bucket", id="missing-bucket"),
+        pytest.param("invalid_databases_not_a_list", "databases", id="databases-not-a-list"),
+        pytest.param("invalid_misspelt_field", "required_retention_hour", id="misspelt-field"),
+        pytest.param("invalid_internal_database", "namespaces", id="internal-database"),
+    ],
+)
 def test_a_malformed_event_names_the_field_and_changes_nothing(
     lambdas: LambdaWorld, source: Source, aws_endpoints: str, fixture: str, field: str
 ) -> None:
@@ -197,7 +219,9 @@ def test_start_refuses_when_retention_cannot_cover_the_rehearsal(
     assert source.user_roles() == source.prior_roles
     assert source.enabled_streams() == []
 
-    covered = _ok(lambdas.invoke("start", source.event("start", required_retention_hours=48, retention_hours=72)))
+    covered = _ok(
+        lambdas.invoke("start", source.event("start", required_retention_hours=48, retention_hours=72))
+    )
     assert covered["retention"]["ok"] is True and covered["retention"]["source"] == "event"
 
 
@@ -215,12 +239,18 @@ def test_restore_without_app_secret_checks_roles_and_says_so(
 
 def test_restore_before_start_is_refused(lambdas: LambdaWorld, source: Source, aws_endpoints: str) -> None:
     reply = lambdas.invoke("restore", source.event("restore"))
-    assert reply.function_error == "Unhandled" and "run the start Lambda first" in reply.payload["errorMessage"]
+    assert (
+        reply.function_error == "Unhandled" and "run the start Lambda first" in reply.payload["errorMessage"]
+    )
     _write_as_app(source, source.databases[0])  # still writable
 
 
 def test_start_on_mongodb_skips_change_streams(
-    lambdas: LambdaWorld, standins: dict[str, Any], standin_password: str, bucket: str, moto_server: str,
+    lambdas: LambdaWorld,
+    standins: dict[str, Any],
+    standin_password: str,
+    bucket: str,
+    moto_server: str,
     aws_endpoints: str,
 ) -> None:
 

@@ -81,8 +81,9 @@ def test_several_collections_of_one_database_enable_the_database_the_replicator_
     source.root.admin.command("modifyChangeStreams", 1, database=orders, collection="", enable=False)
 
 
-def test_no_t0_after_the_enablement_is_a_clear_failure(source: Source, aws_endpoints: str,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_t0_after_the_enablement_is_a_clear_failure(
+    source: Source, aws_endpoints: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every candidate refused (streams switched off by someone else right after enabling)."""
     monkeypatch.setattr(change_streams, "T0_RETRY_SECONDS", 0.01)
     enable = change_streams.enable

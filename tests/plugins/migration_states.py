@@ -37,54 +37,119 @@ class Migration:
         return {"params": {"migration_id": self.layout.migration_id, "environment": "backover"}}
 
     def start(self, t0: Timestamp = T0, started_at: datetime | None = None) -> None:
-        self.s3.put_json(self.layout.start_state, {
-            "migration_id": self.layout.migration_id, "t0": t0, "databases": ["shop"], "namespaces": ["shop"],
-            "app_user": "orders_app", "prior_roles": [{"role": "read", "db": "shop"}],
-            "change_streams_enabled": [{"database": "shop", "collection": ""}], "source_flavour": "documentdb",
-            "started_at": started_at or now(),
-        })
+        self.s3.put_json(
+            self.layout.start_state,
+            {
+                "migration_id": self.layout.migration_id,
+                "t0": t0,
+                "databases": ["shop"],
+                "namespaces": ["shop"],
+                "app_user": "orders_app",
+                "prior_roles": [{"role": "read", "db": "shop"}],
+                "change_streams_enabled": [{"database": "shop", "collection": ""}],
+                "source_flavour": "documentdb",
+                "started_at": started_at or now(),
+            },
+        )
 
     def freeze(self, f: Timestamp = F, frozen_at: datetime | None = None) -> None:
-        self.s3.put_json(self.layout.freeze_state, {
-            "migration_id": self.layout.migration_id, "f": f, "app_user": "orders_app",
-            "read_only_roles": [{"role": "read", "db": "shop"}], "frozen_at": frozen_at or now(),
-        })
+        self.s3.put_json(
+            self.layout.freeze_state,
+            {
+                "migration_id": self.layout.migration_id,
+                "f": f,
+                "app_user": "orders_app",
+                "read_only_roles": [{"role": "read", "db": "shop"}],
+                "frozen_at": frozen_at or now(),
+            },
+        )
 
-    def replicator(self, state: str = "running", *, heartbeat_age: float = 0, last: Timestamp | None = None,
-                   drained_until: Timestamp | None = None, last_seq: int = 4, events: int = 120,
-                   reason: str | None = None) -> None:
+    def replicator(
+        self,
+        state: str = "running",
+        *,
+        heartbeat_age: float = 0,
+        last: Timestamp | None = None,
+        drained_until: Timestamp | None = None,
+        last_seq: int = 4,
+        events: int = 120,
+        reason: str | None = None,
+    ) -> None:
         cp = ReplicatorCheckpoint(
-            migration_id=self.layout.migration_id, last_seq=last_seq, resume_token={"_data": "8263"},
-            last_cluster_time=last, events_total=events, bytes_total=events * 100, state=state,
-            heartbeat_at=now() - timedelta(seconds=heartbeat_age), reason=reason, drained_until=drained_until,
+            migration_id=self.layout.migration_id,
+            last_seq=last_seq,
+            resume_token={"_data": "8263"},
+            last_cluster_time=last,
+            events_total=events,
+            bytes_total=events * 100,
+            state=state,
+            heartbeat_at=now() - timedelta(seconds=heartbeat_age),
+            reason=reason,
+            drained_until=drained_until,
         )
         self.s3.put_json(self.layout.replicator_checkpoint, cp.to_doc())
 
-    def restore(self, state: str = "running", *, applied: int = 3, events: int = 90, reason: str | None = None,
-                updated_at: datetime | None = None) -> None:
-        cp = RestoreCheckpoint(migration_id=self.layout.migration_id, last_applied_seq=applied, events_applied=events,
-                               state=state, updated_at=updated_at or now(), reason=reason)
+    def restore(
+        self,
+        state: str = "running",
+        *,
+        applied: int = 3,
+        events: int = 90,
+        reason: str | None = None,
+        updated_at: datetime | None = None,
+    ) -> None:
+        cp = RestoreCheckpoint(
+            migration_id=self.layout.migration_id,
+            last_applied_seq=applied,
+            events_applied=events,
+            state=state,
+            updated_at=updated_at or now(),
+            reason=reason,
+        )
         self.s3.put_json(self.layout.restore_checkpoint, cp.to_doc())
 
-    def verify(self, identical: bool, checked_at: datetime | None = None, **namespaces: dict[str, Any]) -> None:
-        self.s3.put_json(self.layout.verify_report, {
-            "identical": identical, "checked_at": checked_at or now(),
-            "namespaces": {ns.replace("__", "."): result for ns, result in namespaces.items()}
-            or {"shop.orders": {"source_count": 3, "target_count": 3, "missing": 0, "extra": 0, "different": 0,
-                                "first_differences": [], "indexes_identical": True}},
-        })
+    def verify(
+        self, identical: bool, checked_at: datetime | None = None, **namespaces: dict[str, Any]
+    ) -> None:
+        self.s3.put_json(
+            self.layout.verify_report,
+            {
+                "identical": identical,
+                "checked_at": checked_at or now(),
+                "namespaces": {ns.replace("__", "."): result for ns, result in namespaces.items()}
+                or {
+                    "shop.orders": {
+                        "source_count": 3,
+                        "target_count": 3,
+                        "missing": 0,
+                        "extra": 0,
+                        "different": 0,
+                        "first_differences": [],
+                        "indexes_identical": True,
+                    }
+                },
+            },
+        )
 
     def segments(self, count: int) -> None:
         for seq in range(1, count + 1):
             self.s3.put_bytes(self.layout.segment(seq, "zstd"), b"segment")
 
-    def clean(self, deleted: int = 4, *, finished: bool = True, verified: bool = True, forced: bool = False) -> None:
+    def clean(
+        self, deleted: int = 4, *, finished: bool = True, verified: bool = True, forced: bool = False
+    ) -> None:
         """``state/clean.json`` as the clean Lambda and ``backover clean`` write it (``cleaned_at`` once the
         S3 clean-up finished; ``guard`` = the check that allowed it)."""
         doc: dict[str, Any] = {
             "migration_id": self.layout.migration_id,
-            "guard": {"restore_state": "completed" if verified else "running", "verified": verified,
-                      "replicator_state": "drained", "frozen": True, "forced": forced, "checked_at": now()},
+            "guard": {
+                "restore_state": "completed" if verified else "running",
+                "verified": verified,
+                "replicator_state": "drained",
+                "frozen": True,
+                "forced": forced,
+                "checked_at": now(),
+            },
             "change_streams_disabled": [{"database": "shop", "collection": ""}],
         }
         if finished:

@@ -17,11 +17,16 @@ from backover_sandbox.environment import airflow_env
 
 def _sandbox_variable() -> dict[str, Any]:
     state = SandboxState(
-        ports={"moto": 47000, "runner": 47001, "documentdb": 47017, "mongodb": 47018}, pids={}, host="127.0.0.1",
-        bucket="backover-sandbox", prefix="migrations", worker_instance_id="i-0123456789abcdef0",
+        ports={"moto": 47000, "runner": 47001, "documentdb": 47017, "mongodb": 47018},
+        pids={},
+        host="127.0.0.1",
+        bucket="backover-sandbox",
+        prefix="migrations",
+        worker_instance_id="i-0123456789abcdef0",
         secret_ids={"documentdb": "sb/docdb", "mongodb": "sb/mongo", "app_user": "sb/app"},
         lambda_names={"start": "backover-start", "restore": "backover-restore", "clean": "backover-clean"},
-        app_user="orders_app", databases=["shop", "inventory"],
+        app_user="orders_app",
+        databases=["shop", "inventory"],
     )
     secret = {"engine": "docdb", "username": "root", "password": "pw", "host": "127.0.0.1", "port": 47017}
     return json.loads(airflow_env(state, {"documentdb": secret, "mongodb": secret})["AIRFLOW_VAR_BACKOVER"])
@@ -43,11 +48,18 @@ def test_the_sandbox_variable_is_a_valid_environment() -> None:
     [
         pytest.param({"bucket": None}, "lacks 'bucket'", id="no-bucket"),
         pytest.param({"worker_instance_id": 7}, "'worker_instance_id' must be a str", id="bad-worker"),
-        pytest.param({"lambda_names": {"start": "s"}}, "'lambda_names' lacks restore, clean", id="lambdas-missing"),
-        pytest.param({"secret_ids": {"documentdb": "d", "mongodb": "m"}}, "'secret_ids' lacks app_user",
-                     id="secret-missing"),
+        pytest.param(
+            {"lambda_names": {"start": "s"}}, "'lambda_names' lacks restore, clean", id="lambdas-missing"
+        ),
+        pytest.param(
+            {"secret_ids": {"documentdb": "d", "mongodb": "m"}},
+            "'secret_ids' lacks app_user",
+            id="secret-missing",
+        ),
         pytest.param({"databases": "shop"}, "'databases' must be a list", id="databases-not-list"),
-        pytest.param({"poll_interval_seconds": 0}, "'poll_interval_seconds' must be positive", id="zero-poll"),
+        pytest.param(
+            {"poll_interval_seconds": 0}, "'poll_interval_seconds' must be positive", id="zero-poll"
+        ),
         pytest.param({"poll_interval_seconds": True}, "must be a int", id="bool-poll"),
     ],
 )
@@ -69,9 +81,11 @@ def test_command_lines_name_secret_ids_and_quote_for_the_shell() -> None:
     config = BackoverConfig.from_mapping(environment("bkt", "i-1", prefix="team-a/migrations"))
     run = RunParams.from_params({"migration_id": "m-1", "databases": ["shop&co", "inventory"]}, config)
     line = commands.command_line(config, commands.arguments("verify", config, run))
-    assert line == ("backover verify --source-secret-id sb/docdb-master --target-secret-id sb/mongo-master "
-                    "--bucket bkt --prefix team-a/migrations --migration-id m-1 --namespace 'shop&co' "
-                    "--namespace inventory")
+    assert line == (
+        "backover verify --source-secret-id sb/docdb-master --target-secret-id sb/mongo-master "
+        "--bucket bkt --prefix team-a/migrations --migration-id m-1 --namespace 'shop&co' "
+        "--namespace inventory"
+    )
     with pytest.raises(ConfigError, match="backup label must be one of documentdb, mongodb"):
         commands.arguments("backup", config, run, label="postgres")
     with pytest.raises(ConfigError, match="unknown backover command 'drop'"):
@@ -118,7 +132,12 @@ def test_every_command_line_is_one_backover_accepts(command: str, options: dict[
     config = BackoverConfig.from_mapping(environment("bkt", "i-1"))
     run = RunParams.from_params({"migration_id": "m-1", "databases": ["shop"]}, config)
     args = build_parser().parse_args(commands.arguments(command, config, run, **options))
-    assert (args.command, args.bucket, args.prefix, args.migration_id) == (command, "bkt", "migrations", "m-1")
+    assert (args.command, args.bucket, args.prefix, args.migration_id) == (
+        command,
+        "bkt",
+        "migrations",
+        "m-1",
+    )
     secrets = {k: v for k, v in vars(args).items() if k.endswith("secret_id") and v}
     assert set(secrets.values()) <= set(config.secret_ids.values())
     if command == "replicate":

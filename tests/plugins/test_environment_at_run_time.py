@@ -79,7 +79,11 @@ def _cli_status(bucket: str, migration_id: str, moto: str) -> dict[str, Any]:
     env["AWS_ENDPOINT_URL"] = moto
     done = subprocess.run(
         [sys.executable, "-m", "backover", "status", "--bucket", bucket, "--migration-id", migration_id],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -87,13 +91,23 @@ def _cli_status(bucket: str, migration_id: str, moto: str) -> dict[str, Any]:
 
 @pytest.mark.slow  # runs a DAG with airflow dags test
 def test_a_variable_without_prefix_runs_the_dag_on_the_migration_the_cli_and_the_lambdas_use(
-    airflow_home: Any, airflow_aws_connection: str, bucket: str, aws_endpoints: str,
+    airflow_home: Any,
+    airflow_aws_connection: str,
+    bucket: str,
+    aws_endpoints: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     migration_id = f"no-prefix-{uuid.uuid4().hex[:6]}"
     # Where a start/restore/clean Lambda whose event names no prefix keeps this migration's files.
-    event = LifecycleEvent.from_dict({"migration_id": migration_id, "bucket": bucket, "databases": ["shop"],
-                                      "master_secret_id": "sb/docdb-master", "app_user": "orders_app"})
+    event = LifecycleEvent.from_dict(
+        {
+            "migration_id": migration_id,
+            "bucket": bucket,
+            "databases": ["shop"],
+            "master_secret_id": "sb/docdb-master",
+            "app_user": "orders_app",
+        }
+    )
     m = Migration(layout=event.layout(), s3=S3Objects(bucket))
     # A restore completed, verified identical after the freeze and the drain; then cleaned up.
     m.start()
@@ -130,9 +144,12 @@ def _airflow(airflow_home: Any) -> None:
 #: Variables the operators refuse, and the field their one-line reason names.
 BAD_VARIABLES = [
     pytest.param({"prefix": "a//b"}, "'prefix'", id="bad-prefix"),
-    pytest.param({"poll_interval_seconds": "fast"}, "'poll_interval_seconds' must be a int", id="poll-not-int"),
-    pytest.param({"heartbeat_max_age_seconds": 0}, "'heartbeat_max_age_seconds' must be positive",
-                 id="heartbeat-zero"),
+    pytest.param(
+        {"poll_interval_seconds": "fast"}, "'poll_interval_seconds' must be a int", id="poll-not-int"
+    ),
+    pytest.param(
+        {"heartbeat_max_age_seconds": 0}, "'heartbeat_max_age_seconds' must be positive", id="heartbeat-zero"
+    ),
     pytest.param({"bucket": None}, "lacks 'bucket'", id="no-bucket"),
     pytest.param({"worker_instance_id": 7}, "'worker_instance_id' must be a str", id="worker-not-str"),
 ]
@@ -164,7 +181,12 @@ def _watching_tasks() -> list[Any]:
 
 @pytest.mark.parametrize(("bad", "reason"), BAD_VARIABLES)
 def test_a_bad_variable_fails_every_task_at_once_with_the_operators_reason(
-    bad: dict[str, Any], reason: str, _airflow: None, bucket: str, migration: Migration, set_environment: Any,
+    bad: dict[str, Any],
+    reason: str,
+    _airflow: None,
+    bucket: str,
+    migration: Migration,
+    set_environment: Any,
 ) -> None:
     from airflow.providers.common.compat.sdk import AirflowFailException
 
@@ -184,7 +206,9 @@ def test_a_bad_variable_fails_every_task_at_once_with_the_operators_reason(
 
 
 def test_a_deferred_sensor_hands_the_resolved_environment_to_its_trigger(
-    _airflow: None, migration: Migration, set_environment: Any,
+    _airflow: None,
+    migration: Migration,
+    set_environment: Any,
 ) -> None:
     """No prefix, interval or heartbeat age in the DAG or the Variable: the trigger gets the defaults."""
     from airflow.providers.common.compat.sdk import TaskDeferred
@@ -201,6 +225,9 @@ def test_a_deferred_sensor_hands_the_resolved_environment_to_its_trigger(
         sensor.execute(migration.context)
     _, kwargs = deferred.value.trigger.serialize()
     assert (kwargs["bucket"], kwargs["prefix"], kwargs["migration_id"]) == (
-        migration.layout.bucket, defaults.PREFIX, migration.layout.migration_id)
+        migration.layout.bucket,
+        defaults.PREFIX,
+        migration.layout.migration_id,
+    )
     assert kwargs["poke_interval"] == config.POLL_INTERVAL_SECONDS
     assert kwargs["max_heartbeat_age_seconds"] == config.HEARTBEAT_MAX_AGE_SECONDS

@@ -16,8 +16,17 @@ from bson.timestamp import Timestamp
 from migration_states import F, Migration, environment, task_log
 
 #: kind -> (sensor class path, extra kwargs, pending setup, success setup, failed setup, failure reason)
-PAIRS: dict[str, tuple[str, dict[str, Any], Callable[[Migration], Any], Callable[[Migration], Any],
-                       Callable[[Migration], Any], str]] = {
+PAIRS: dict[
+    str,
+    tuple[
+        str,
+        dict[str, Any],
+        Callable[[Migration], Any],
+        Callable[[Migration], Any],
+        Callable[[Migration], Any],
+        str,
+    ],
+] = {
     "healthy": (
         "backover_airflow.sensors.replication.ReplicatorHealthySensor",
         {"max_heartbeat_age_seconds": 60},
@@ -69,8 +78,15 @@ def _sensor(kind: str, migration: Migration, **kwargs: Any) -> Any:
     from airflow.sdk._shared.module_loading import import_string
 
     path, extra, *_ = PAIRS[kind]
-    return import_string(path)(task_id=f"watch_{kind}", aws_conn_id=None, poke_interval=0.05, deferrable=True,
-                               timeout=600, **extra, **kwargs)
+    return import_string(path)(
+        task_id=f"watch_{kind}",
+        aws_conn_id=None,
+        poke_interval=0.05,
+        deferrable=True,
+        timeout=600,
+        **extra,
+        **kwargs,
+    )
 
 
 def _deferred_trigger(sensor: Any, migration: Migration) -> Any:
@@ -97,8 +113,9 @@ def test_trigger_serializes_to_what_rebuilds_it(kind: str, migration: Migration)
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_trigger_waits_while_pending_then_fires_success(kind: str, migration: Migration,
-                                                        capfd: pytest.CaptureFixture[str]) -> None:
+def test_trigger_waits_while_pending_then_fires_success(
+    kind: str, migration: Migration, capfd: pytest.CaptureFixture[str]
+) -> None:
     _, _, pending, success, _, _ = PAIRS[kind]
     pending(migration)
     sensor = _sensor(kind, migration)
@@ -149,8 +166,9 @@ def test_deferrable_sensor_does_not_defer_when_already_done(kind: str, migration
         pytest.param(None, True, id="no-event"),
     ],
 )
-def test_execute_complete_turns_the_event_into_the_outcome(event: dict[str, Any] | None, fails: bool,
-                                                           migration: Migration) -> None:
+def test_execute_complete_turns_the_event_into_the_outcome(
+    event: dict[str, Any] | None, fails: bool, migration: Migration
+) -> None:
     from airflow.providers.common.compat.sdk import AirflowException
 
     sensor = _sensor("verified", migration)

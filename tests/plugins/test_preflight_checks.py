@@ -22,12 +22,19 @@ def _airflow(airflow_home: Any) -> None:
 
 
 @pytest.fixture
-def connections(standins: dict[str, Any], standin_password: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def connections(
+    standins: dict[str, Any], standin_password: str, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
     """``backover_documentdb``/``backover_mongodb`` pointing at the stand-ins (root user)."""
     for flavour, server in standins.items():
         host, port = server.address.rsplit(":", 1)
-        secret = {"engine": "docdb" if flavour == "documentdb" else "mongo", "username": "root",
-                  "password": standin_password, "host": host, "port": int(port)}
+        secret = {
+            "engine": "docdb" if flavour == "documentdb" else "mongo",
+            "username": "root",
+            "password": standin_password,
+            "host": host,
+            "port": int(port),
+        }
         monkeypatch.setenv(f"AIRFLOW_CONN_BACKOVER_{flavour.upper()}", json.dumps(mongo_connection(secret)))
     return standins
 
@@ -40,7 +47,9 @@ def app_user(connections: dict[str, Any], standin_password: str) -> str:
     name = f"app_{uuid.uuid4().hex[:6]}"
     uri = connections["documentdb"].uri("root", standin_password)
     with MongoClient(uri, retryWrites=False) as client:
-        client.admin.command("createUser", name, pwd="app-pw-123", roles=[{"role": "readWrite", "db": f"{name}_db"}])
+        client.admin.command(
+            "createUser", name, pwd="app-pw-123", roles=[{"role": "readWrite", "db": f"{name}_db"}]
+        )
     return name
 
 
@@ -73,23 +82,33 @@ def test_preflight_reports_versions_user_roles_and_change_streams(
 @pytest.mark.parametrize(
     ("setup", "message"),
     [
-        pytest.param({"app_user": "nobody_here"}, "the microservices' user 'nobody_here' does not exist",
-                     id="unknown-user"),
+        pytest.param(
+            {"app_user": "nobody_here"},
+            "the microservices' user 'nobody_here' does not exist",
+            id="unknown-user",
+        ),
         pytest.param({"require_started": True}, "was not started: no s3://", id="not-started"),
-        pytest.param({"bucket": "no-such-bucket-backover"}, "bucket 'no-such-bucket-backover' does not exist",
-                     id="no-bucket"),
+        pytest.param(
+            {"bucket": "no-such-bucket-backover"},
+            "bucket 'no-such-bucket-backover' does not exist",
+            id="no-bucket",
+        ),
     ],
 )
-def test_preflight_stops_the_run_with_the_reason(setup: dict[str, Any], message: str, migration: Migration,
-                                                 app_user: str, set_environment: Any) -> None:
+def test_preflight_stops_the_run_with_the_reason(
+    setup: dict[str, Any], message: str, migration: Migration, app_user: str, set_environment: Any
+) -> None:
     from airflow.providers.common.compat.sdk import AirflowFailException
 
     from backover_airflow.operators.database import PreflightOperator
 
-    env = environment(setup.get("bucket", migration.layout.bucket), "i-1", app_user=setup.get("app_user", app_user))
+    env = environment(
+        setup.get("bucket", migration.layout.bucket), "i-1", app_user=setup.get("app_user", app_user)
+    )
     set_environment(env)
-    operator = PreflightOperator(task_id="preflight", aws_conn_id=None,
-                                 require_started=setup.get("require_started", False))
+    operator = PreflightOperator(
+        task_id="preflight", aws_conn_id=None, require_started=setup.get("require_started", False)
+    )
     with pytest.raises(AirflowFailException, match=message):
         operator.execute({"params": _params(migration, ["shop"])})
 
@@ -101,17 +120,30 @@ def test_an_unreachable_database_is_named_without_its_password(
 
     from backover_airflow.operators import database
 
-    secret = {"engine": "mongo", "username": "root", "password": "s3cret-Pa55", "host": "127.0.0.1", "port": 9}
+    secret = {
+        "engine": "mongo",
+        "username": "root",
+        "password": "s3cret-Pa55",
+        "host": "127.0.0.1",
+        "port": 9,
+    }
     monkeypatch.setenv("AIRFLOW_CONN_BACKOVER_MONGODB", json.dumps(mongo_connection(secret)))
     monkeypatch.setattr(database, "SERVER_SELECTION_TIMEOUT_MS", 300)
     set_environment(environment(migration.layout.bucket, "i-1", app_user=app_user))
     with pytest.raises(AirflowException, match="connection 'backover_mongodb'") as failure:
-        database.PreflightOperator(task_id="preflight", aws_conn_id=None).execute({"params": _params(migration, ["shop"])})
+        database.PreflightOperator(task_id="preflight", aws_conn_id=None).execute(
+            {"params": _params(migration, ["shop"])}
+        )
     assert "s3cret-Pa55" not in str(failure.value)
 
 
-def test_roles_check_compares_with_the_prior_roles(migration: Migration, app_user: str, set_environment: Any,
-                                                  connections: dict[str, Any], standin_password: str) -> None:
+def test_roles_check_compares_with_the_prior_roles(
+    migration: Migration,
+    app_user: str,
+    set_environment: Any,
+    connections: dict[str, Any],
+    standin_password: str,
+) -> None:
     """After an abort the user must hold exactly its prior roles (``state/start.json``)."""
     from airflow.providers.common.compat.sdk import AirflowException
     from pymongo import MongoClient
@@ -127,5 +159,7 @@ def test_roles_check_compares_with_the_prior_roles(migration: Migration, app_use
 
     with MongoClient(connections["documentdb"].uri("root", standin_password), retryWrites=False) as client:
         client.admin.command("updateUser", app_user, roles=[{"role": "read", "db": f"{app_user}_db"}])
-    with pytest.raises(AirflowException, match=f"has roles read@{app_user}_db, not its prior roles readWrite@"):
+    with pytest.raises(
+        AirflowException, match=f"has roles read@{app_user}_db, not its prior roles readWrite@"
+    ):
         check.execute(params)

@@ -89,13 +89,16 @@ def _final_status(runner: Any, command_id: str, instance_id: str) -> str:
         time.sleep(0.2)
 
 
-def test_ssm_task_log_shows_the_command_and_its_output(worker_env: dict[str, Any],
-                                                      capfd: pytest.CaptureFixture[str]) -> None:
+def test_ssm_task_log_shows_the_command_and_its_output(
+    worker_env: dict[str, Any], capfd: pytest.CaptureFixture[str]
+) -> None:
     task_log(capfd)
     result = _run("restore")
     log = task_log(capfd)
-    line = ("restore --target-secret-id sb/mongo-master --bucket sandbox-bucket --prefix migrations "
-            "--migration-id orders-2026")
+    line = (
+        "restore --target-secret-id sb/mongo-master --bucket sandbox-bucket --prefix migrations "
+        "--migration-id orders-2026"
+    )
     assert f"Running on worker {worker_env['worker_instance_id']}:" in log
     assert f"| backover {line}" in log, log
     assert "| progress: 3 of 3 segments applied" in log
@@ -104,14 +107,20 @@ def test_ssm_task_log_shows_the_command_and_its_output(worker_env: dict[str, Any
     assert result["instance_id"] == worker_env["worker_instance_id"]
 
 
-def test_backup_options_reach_the_command_line(worker_env: dict[str, Any], capfd: pytest.CaptureFixture[str]) -> None:
+def test_backup_options_reach_the_command_line(
+    worker_env: dict[str, Any], capfd: pytest.CaptureFixture[str]
+) -> None:
     task_log(capfd)
     _run("backup", options={"label": "documentdb"})
-    assert "| backover backup --secret-id sb/docdb-master --label documentdb --bucket sandbox-bucket" in task_log(capfd)
+    assert (
+        "| backover backup --secret-id sb/docdb-master --label documentdb --bucket sandbox-bucket"
+        in task_log(capfd)
+    )
 
 
-def test_a_failed_command_fails_the_task_with_its_last_line(worker_env: dict[str, Any],
-                                                           capfd: pytest.CaptureFixture[str]) -> None:
+def test_a_failed_command_fails_the_task_with_its_last_line(
+    worker_env: dict[str, Any], capfd: pytest.CaptureFixture[str]
+) -> None:
     from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
     task_log(capfd)
@@ -120,7 +129,9 @@ def test_a_failed_command_fails_the_task_with_its_last_line(worker_env: dict[str
     assert not isinstance(failure.value, AirflowFailException), "exit 1 may be retried"
     assert "backover verify failed" in str(failure.value)
     assert "(exit 1): verification found differences in shop.orders" in str(failure.value)
-    assert "| verification found differences in shop.orders" in task_log(capfd), "output is logged on failure too"
+    assert "| verification found differences in shop.orders" in task_log(capfd), (
+        "output is logged on failure too"
+    )
 
 
 def test_bad_usage_fails_without_retry(worker_env: dict[str, Any]) -> None:
@@ -138,7 +149,9 @@ def test_an_invalid_environment_fails_before_anything_runs(set_environment: Any)
         _run("restore")
 
 
-def test_a_stopped_worker_is_reported(ec2_instances: Any, set_environment: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stopped_worker_is_reported(
+    ec2_instances: Any, set_environment: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A worker that is not running never accepts the command: SSM's InvalidInstanceId, after the wait."""
     from botocore.exceptions import ClientError
 
@@ -150,8 +163,9 @@ def test_a_stopped_worker_is_reported(ec2_instances: Any, set_environment: Any, 
         _run("restore")
 
 
-def test_deferrable_task_sends_the_command_and_defers_to_the_worker_trigger(worker_env: dict[str, Any],
-                                                                          runner: Any) -> None:
+def test_deferrable_task_sends_the_command_and_defers_to_the_worker_trigger(
+    worker_env: dict[str, Any], runner: Any
+) -> None:
     """A long command (here one that runs for a minute) holds no worker slot: the task defers at once."""
     from airflow.sdk._shared.module_loading import import_string
 
@@ -172,12 +186,16 @@ def test_deferrable_task_sends_the_command_and_defers_to_the_worker_trigger(work
     assert _final_status(runner, kwargs["command_id"], kwargs["instance_id"]) == "Cancelled"
 
 
-def test_default_wait_limit_outlasts_the_command_timeout(worker_env: dict[str, Any], set_environment: Any) -> None:
+def test_default_wait_limit_outlasts_the_command_timeout(
+    worker_env: dict[str, Any], set_environment: Any
+) -> None:
     """Unless told otherwise, the wait gives SSM time to time the command out itself."""
     set_environment({**worker_env, "poll_interval_seconds": 30, "command_timeout_seconds": 7200})
     trigger = _deferred(_operator("restore", deferrable=True))
     assert trigger.waiter_delay == 30
-    assert trigger.waiter_delay * trigger.waiter_max_attempts > 7200 + 3600, "SSM's delivery + execution timeout"
+    assert trigger.waiter_delay * trigger.waiter_max_attempts > 7200 + 3600, (
+        "SSM's delivery + execution timeout"
+    )
 
 
 @pytest.mark.parametrize(
@@ -189,7 +207,11 @@ def test_default_wait_limit_outlasts_the_command_timeout(worker_env: dict[str, A
     ],
 )
 def test_deferred_command_ends_in_execute_complete_with_its_output(
-    worker_env: dict[str, Any], capfd: pytest.CaptureFixture[str], command: str, status: str, exit_code: int,
+    worker_env: dict[str, Any],
+    capfd: pytest.CaptureFixture[str],
+    command: str,
+    status: str,
+    exit_code: int,
     reason: str,
 ) -> None:
     """The trigger runs to the end against the runner; execute_complete logs the output and decides."""
@@ -209,7 +231,9 @@ def test_deferred_command_ends_in_execute_complete_with_its_output(
         with pytest.raises(AirflowException) as failure:
             resumed.execute_complete({}, event)
         assert f"(exit {exit_code}): {reason}" in str(failure.value)
-        assert isinstance(failure.value, AirflowFailException) is (exit_code == 2), "only exit 2 is not retried"
+        assert isinstance(failure.value, AirflowFailException) is (exit_code == 2), (
+            "only exit 2 is not retried"
+        )
     log = task_log(capfd)
     assert f"| backover {command} " in log, log
     assert "progress: 3 of 3 segments applied" in log
@@ -217,7 +241,9 @@ def test_deferred_command_ends_in_execute_complete_with_its_output(
 
 @pytest.mark.parametrize("deferrable", [pytest.param(False, id="in-slot"), pytest.param(True, id="deferred")])
 def test_wait_limit_reached_fails_in_one_line_and_cancels_the_command(
-    worker_env: dict[str, Any], runner: Any, deferrable: bool,
+    worker_env: dict[str, Any],
+    runner: Any,
+    deferrable: bool,
 ) -> None:
     from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
@@ -240,13 +266,17 @@ def test_wait_limit_reached_fails_in_one_line_and_cancels_the_command(
 
 
 @pytest.mark.slow  # the invocation starts a Python process (the runner)
-def test_lambda_gets_the_run_event_with_secret_ids_only(runner: Any, set_environment: Any, ec2_instances: Any,
-                                                        capfd: pytest.CaptureFixture[str]) -> None:
+def test_lambda_gets_the_run_event_with_secret_ids_only(
+    runner: Any, set_environment: Any, ec2_instances: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
     from backover_airflow.operators.lambda_function import MigrationLambdaOperator
 
     runner.registry.put("echo-start", {"handler": "backover_sandbox.probe:handler"})
-    env = environment("sandbox-bucket", ec2_instances.running,
-                      lambda_names={"start": "echo-start", "restore": "r", "clean": "c"})
+    env = environment(
+        "sandbox-bucket",
+        ec2_instances.running,
+        lambda_names={"start": "echo-start", "restore": "r", "clean": "c"},
+    )
     set_environment(env)
     task_log(capfd)
     result = MigrationLambdaOperator(task_id="start_lambda", lambda_name="start").execute(

@@ -35,5 +35,7 @@ class BsonSplitter:
     def finish(self) -> None:
         """JobFailed when the stream ended inside a document."""
         if self._pending:
-            raise JobFailed(f"{self.source} is truncated: {len(self._pending)} bytes after the last whole "
-                            f"document (byte {self.offset})")
+            raise JobFailed(
+                f"{self.source} is truncated: {len(self._pending)} bytes after the last whole "
+                f"document (byte {self.offset})"
+            )

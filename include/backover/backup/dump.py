@@ -121,16 +121,28 @@ class Progress:
             if final or now - last[0] >= PROGRESS_SECONDS:
                 last[0] = now
                 state = "done" if final else "so far"
-                log.info("backup %s %s: %d documents, %.1f MB %s", self.label, namespace, documents,
-                         raw_bytes / 1e6, state)
+                log.info(
+                    "backup %s %s: %d documents, %.1f MB %s",
+                    self.label,
+                    namespace,
+                    documents,
+                    raw_bytes / 1e6,
+                    state,
+                )
+
         return report
 
     def finished(self, backup: CollectionBackup) -> None:
         with self._lock:
             self.done += 1
             self.documents += backup.documents
-            log.info("backup %s: %d/%d collections, %d documents", self.label, self.done, self.total,
-                     self.documents)
+            log.info(
+                "backup %s: %d/%d collections, %d documents",
+                self.label,
+                self.done,
+                self.total,
+                self.documents,
+            )
 
 
 def list_databases(client: MongoClient, wanted: Iterable[str]) -> list[str]:
@@ -164,8 +176,14 @@ def list_collections(client: MongoClient, db: str, skipped: list[str]) -> list[M
     return sorted(kept, key=lambda i: i["name"])
 
 
-def dump_collection(client: MongoClient, s3: S3Objects, config: BackupConfig, db: str,
-                    info: Mapping[str, Any], progress: Progress) -> CollectionBackup:
+def dump_collection(
+    client: MongoClient,
+    s3: S3Objects,
+    config: BackupConfig,
+    db: str,
+    info: Mapping[str, Any],
+    progress: Progress,
+) -> CollectionBackup:
     """Stream one collection to S3, check its count, then write its metadata."""
     name = info["name"]
     namespace = f"{db}.{name}"
@@ -186,13 +204,28 @@ def dump_collection(client: MongoClient, s3: S3Objects, config: BackupConfig, db
     except PyMongoError as e:
         raise JobFailed(f"backup of {namespace} failed: {type(e).__name__}: {e}") from None
     if documents != expected:
-        raise JobFailed(f"backup of {namespace}: dumped {documents} documents but the collection holds "
-                        f"{expected}; it changed during the backup (is the source frozen?)")
-    backup = CollectionBackup(namespace, documents, upload.raw_bytes, upload.compressed_bytes, upload.sha256,
-                              len(indexes), data_key, metadata_key)
-    check = metadata.DataCheck(documents, upload.raw_bytes, upload.sha256, upload.compressed_bytes, upload.etag)
-    s3.put_bytes(metadata_key, metadata.encode(metadata.metadata_document(info, indexes, check)),
-                 content_type="application/gzip")
+        raise JobFailed(
+            f"backup of {namespace}: dumped {documents} documents but the collection holds "
+            f"{expected}; it changed during the backup (is the source frozen?)"
+        )
+    backup = CollectionBackup(
+        namespace,
+        documents,
+        upload.raw_bytes,
+        upload.compressed_bytes,
+        upload.sha256,
+        len(indexes),
+        data_key,
+        metadata_key,
+    )
+    check = metadata.DataCheck(
+        documents, upload.raw_bytes, upload.sha256, upload.compressed_bytes, upload.etag
+    )
+    s3.put_bytes(
+        metadata_key,
+        metadata.encode(metadata.metadata_document(info, indexes, check)),
+        content_type="application/gzip",
+    )
     report(documents, upload.raw_bytes, True)
     progress.finished(backup)
     return backup
@@ -202,7 +235,11 @@ def delete_stale(s3: S3Objects, config: BackupConfig, databases: list[str], writ
     """Delete objects under each backed-up database's folder that this dump did not write."""
     stale = []
     for db in databases:
-        stale += [k for k in s3.list_keys(config.layout.backup_database_prefix(config.label, db)) if k not in written]
+        stale += [
+            k
+            for k in s3.list_keys(config.layout.backup_database_prefix(config.label, db))
+            if k not in written
+        ]
     for key in stale:
         log.info("deleting %s: not part of this backup (dropped since an earlier one?)", key)
     return s3.delete_keys(stale) if stale else 0
@@ -228,17 +265,30 @@ def backup(config: BackupConfig, s3: S3Objects | None = None) -> BackupResult:
         plan = [(db, info) for db in databases for info in list_collections(client, db, result.skipped)]
         # Only now (the source answered, the databases are known): the first change to S3.
         result.uploads_aborted = abort_incomplete_uploads(s3.client, s3.bucket, prefix)
-        log.info("backup %s: %d unfinished upload(s) of an interrupted backup aborted", config.label,
-                 result.uploads_aborted)
+        log.info(
+            "backup %s: %d unfinished upload(s) of an interrupted backup aborted",
+            config.label,
+            result.uploads_aborted,
+        )
         progress = Progress(config.label, len(plan))
-        log.info("backup %s: %d collections in %d databases, %d at a time", config.label, len(plan),
-                 len(databases), config.parallel)
+        log.info(
+            "backup %s: %d collections in %d databases, %d at a time",
+            config.label,
+            len(plan),
+            len(databases),
+            config.parallel,
+        )
         tasks = [partial(dump_collection, client, s3, config, db, info, progress) for db, info in plan]
         result.collections = run_parallel(tasks, config.parallel)
     written = {k for c in result.collections for k in (c.data_key, c.metadata_key)}
     result.stale_deleted = delete_stale(s3, config, databases, written)
     result.documents_total = sum(c.documents for c in result.collections)
     result.bytes_total = sum(c.uncompressed_bytes for c in result.collections)
-    log.info("backup %s done: %d collections, %d documents, %.1f MB", config.label, len(result.collections),
-             result.documents_total, result.bytes_total / 1e6)
+    log.info(
+        "backup %s done: %d collections, %d documents, %.1f MB",
+        config.label,
+        len(result.collections),
+        result.documents_total,
+        result.bytes_total / 1e6,
+    )
     return result

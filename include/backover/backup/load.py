@@ -128,25 +128,31 @@ def find_backups(s3: S3Objects, config: LoadConfig) -> list[BackupFiles]:
     keys = set(s3.list_keys(prefix))
     found = []
     for key in sorted(keys):
-        db, sep, file_name = key[len(prefix):].partition("/")
+        db, sep, file_name = key[len(prefix) :].partition("/")
         if not sep or "/" in file_name or (config.databases and db not in config.databases):
             continue
         if file_name.endswith(METADATA_SUFFIX):
             data_key = config.layout.backup_data(config.label, db, file_name[: -len(METADATA_SUFFIX)])
             if data_key not in keys:
-                raise JobFailed(f"the backup of {db}.{unescape(file_name[: -len(METADATA_SUFFIX)])} is "
-                                f"incomplete: {data_key} is missing")
+                raise JobFailed(
+                    f"the backup of {db}.{unescape(file_name[: -len(METADATA_SUFFIX)])} is "
+                    f"incomplete: {data_key} is missing"
+                )
             continue
         if not file_name.endswith(DATA_SUFFIX):
             continue
         escaped = file_name[: -len(DATA_SUFFIX)]
         metadata_key = config.layout.backup_metadata(config.label, db, escaped)
         if metadata_key not in keys:
-            raise JobFailed(f"the backup of {db}.{unescape(escaped)} is incomplete: {metadata_key} is missing")
+            raise JobFailed(
+                f"the backup of {db}.{unescape(escaped)} is incomplete: {metadata_key} is missing"
+            )
         found.append(BackupFiles(db, unescape(escaped), key, metadata_key))
     if not found:
-        raise UsageError(f"no backup under s3://{s3.bucket}/{prefix}"
-                         + (f" for {', '.join(config.databases)}" if config.databases else ""))
+        raise UsageError(
+            f"no backup under s3://{s3.bucket}/{prefix}"
+            + (f" for {', '.join(config.databases)}" if config.databases else "")
+        )
     return found
 
 
@@ -158,7 +164,9 @@ def read_documents(s3: S3Objects, key: str, check: DataCheck, etag: str) -> Iter
     except ClientError as e:
         code = str(e.response.get("Error", {}).get("Code", ""))
         if code in ("PreconditionFailed", "412"):
-            raise JobFailed(f"{key} changed since it was checked (is another backup of this label running?)") from None
+            raise JobFailed(
+                f"{key} changed since it was checked (is another backup of this label running?)"
+            ) from None
         raise JobFailed(f"cannot read s3://{s3.bucket}/{key}: {code or one_line(e)}") from None
     except BotoCoreError as e:
         raise JobFailed(f"cannot read s3://{s3.bucket}/{key}: {one_line(e)}") from None
@@ -186,8 +194,10 @@ def read_documents(s3: S3Objects, key: str, check: DataCheck, etag: str) -> Iter
     if not inflate.eof:
         raise JobFailed(f"{key} is truncated: the gzip stream does not end")
     if documents != check.documents or size != check.uncompressed_bytes:
-        raise JobFailed(f"{key} holds {documents} documents ({size} bytes), its metadata says "
-                        f"{check.documents} ({check.uncompressed_bytes} bytes)")
+        raise JobFailed(
+            f"{key} holds {documents} documents ({size} bytes), its metadata says "
+            f"{check.documents} ({check.uncompressed_bytes} bytes)"
+        )
     if digest.hexdigest() != check.sha256:
         raise JobFailed(f"{key} does not match the SHA-256 in its metadata")
 
@@ -203,17 +213,23 @@ def check_collection(s3: S3Objects, files: BackupFiles) -> CheckedCollection:
         raise JobFailed(f"{files.data_key} disappeared during the restore")
     etag, size = normalise_etag(head["ETag"]), head["ContentLength"]
     check = metadata.check
-    mismatch = (f"{files.data_key} is not the object its metadata describes (ETag {etag}, {size} bytes; the "
-                f"metadata says {check.etag}, {check.compressed_bytes} bytes): a backup was interrupted between "
-                "the two? run the backup again")
+    mismatch = (
+        f"{files.data_key} is not the object its metadata describes (ETag {etag}, {size} bytes; the "
+        f"metadata says {check.etag}, {check.compressed_bytes} bytes): a backup was interrupted between "
+        "the two? run the backup again"
+    )
     if check.compressed_bytes is not None and size != check.compressed_bytes:
         raise JobFailed(mismatch)
     if check.etag is None or etag != check.etag:
         # An older backup (no ETag recorded), or a copied object (a copy gets an ETag of its own):
         # only the content can tell, so it is read once now, before any write.
-        log.info("%s: %s; reading it once now, before any write, to check it", files.data_key,
-                 "its metadata has no ETag (an older backup)" if check.etag is None else
-                 "its ETag is not the one recorded (copied, or a dump interrupted after it)")
+        log.info(
+            "%s: %s; reading it once now, before any write, to check it",
+            files.data_key,
+            "its metadata has no ETag (an older backup)"
+            if check.etag is None
+            else "its ETag is not the one recorded (copied, or a dump interrupted after it)",
+        )
         try:
             for _ in read_documents(s3, files.data_key, check, etag):
                 pass
@@ -227,17 +243,25 @@ def check_target(client: MongoClient, checked: list[CheckedCollection], drop: bo
     try:
         for c in checked:
             if len(f"{c.files.db}.{c.staging}".encode()) > MAX_NAMESPACE_BYTES:
-                raise JobFailed(f"{c.files.namespace}: the staging name {c.staging} is longer than MongoDB's "
-                                f"{MAX_NAMESPACE_BYTES}-byte namespace limit")
+                raise JobFailed(
+                    f"{c.files.namespace}: the staging name {c.staging} is longer than MongoDB's "
+                    f"{MAX_NAMESPACE_BYTES}-byte namespace limit"
+                )
         if drop:
             return
-        full = [c.files.namespace for c in checked
-                if client[c.files.db][c.files.collection].find_one({}, projection={"_id": 1}) is not None]
+        full = [
+            c.files.namespace
+            for c in checked
+            if client[c.files.db][c.files.collection].find_one({}, projection={"_id": 1}) is not None
+        ]
     except PyMongoError as e:
         raise JobFailed(f"cannot check the target's collections: {type(e).__name__}: {e}") from None
     if full:
-        raise JobFailed(f"not empty on the target: {', '.join(full)}; pass --drop to replace "
-                        + ("it" if len(full) == 1 else "them") + " (nothing was written)")
+        raise JobFailed(
+            f"not empty on the target: {', '.join(full)}; pass --drop to replace "
+            + ("it" if len(full) == 1 else "them")
+            + " (nothing was written)"
+        )
 
 
 def drop_leftover_staging(client: MongoClient, databases: list[str]) -> int:
@@ -251,11 +275,15 @@ def drop_leftover_staging(client: MongoClient, databases: list[str]) -> int:
                     log.info("dropped %s.%s: left by an interrupted restore", db, name)
                     dropped += 1
     except PyMongoError as e:
-        raise JobFailed(f"cannot drop the staging collections of an earlier restore: {type(e).__name__}: {e}") from None
+        raise JobFailed(
+            f"cannot drop the staging collections of an earlier restore: {type(e).__name__}: {e}"
+        ) from None
     return dropped
 
 
-def stage_collection(client: MongoClient, s3: S3Objects, config: LoadConfig, c: CheckedCollection) -> LoadedCollection:
+def stage_collection(
+    client: MongoClient, s3: S3Objects, config: LoadConfig, c: CheckedCollection
+) -> LoadedCollection:
     """Phase 2 for one collection: load and check it under its staging name, then build its indexes."""
     db = client[c.files.db]
     staged = db[c.staging]
@@ -277,8 +305,14 @@ def stage_collection(client: MongoClient, s3: S3Objects, config: LoadConfig, c: 
             db.command("createIndexes", c.staging, indexes=indexes)
     except PyMongoError as e:
         raise JobFailed(f"restore of {c.files.namespace} failed: {type(e).__name__}: {e}") from None
-    log.info("loaded %s from backup %s: %d documents, %d indexes (staged as %s)", c.files.namespace, config.label,
-             documents, len(indexes), c.staging)
+    log.info(
+        "loaded %s from backup %s: %d documents, %d indexes (staged as %s)",
+        c.files.namespace,
+        config.label,
+        documents,
+        len(indexes),
+        c.staging,
+    )
     return LoadedCollection(c.files.namespace, documents, len(indexes))
 
 
@@ -298,15 +332,20 @@ def swap_in(client: MongoClient, checked: list[CheckedCollection], drop: bool) -
         for c in checked:
             target = client[c.files.db][c.files.collection]
             if not drop and target.find_one({}, projection={"_id": 1}) is not None:
-                raise JobFailed(f"{c.files.namespace} was written to during the restore; pass --drop to replace it")
-            client.admin.command({"renameCollection": f"{c.files.db}.{c.staging}", "to": c.files.namespace,
-                                  "dropTarget": True})
+                raise JobFailed(
+                    f"{c.files.namespace} was written to during the restore; pass --drop to replace it"
+                )
+            client.admin.command(
+                {"renameCollection": f"{c.files.db}.{c.staging}", "to": c.files.namespace, "dropTarget": True}
+            )
             done += 1
     except (PyMongoError, JobFailed) as e:
         discard_staging(client, checked[done:])
         reason = f"{type(e).__name__}: {e}" if isinstance(e, PyMongoError) else str(e)
-        raise JobFailed(f"restore stopped after {done} of {len(checked)} collections were put in place "
-                        f"({', '.join(c.files.namespace for c in checked[:done]) or 'none'}): {reason}") from None
+        raise JobFailed(
+            f"restore stopped after {done} of {len(checked)} collections were put in place "
+            f"({', '.join(c.files.namespace for c in checked[:done]) or 'none'}): {reason}"
+        ) from None
 
 
 def load(config: LoadConfig, s3: S3Objects | None = None) -> LoadResult:
@@ -315,22 +354,37 @@ def load(config: LoadConfig, s3: S3Objects | None = None) -> LoadResult:
     s3.check_bucket()
     prefix = config.layout.backup_prefix(config.label)
     found = find_backups(s3, config)
-    log.info("restore of backup %s: %d collections from s3://%s/%s into %s", config.label, len(found),
-             s3.bucket, prefix, config.target)
+    log.info(
+        "restore of backup %s: %d collections from s3://%s/%s into %s",
+        config.label,
+        len(found),
+        s3.bucket,
+        prefix,
+        config.target,
+    )
     with connect(config.target) as client:
         checked = run_parallel([partial(check_collection, s3, files) for files in found], config.parallel)
         check_target(client, checked, config.drop)
-        log.info("restore of backup %s: all %d collections checked; nothing written yet", config.label, len(checked))
+        log.info(
+            "restore of backup %s: all %d collections checked; nothing written yet",
+            config.label,
+            len(checked),
+        )
         result = LoadResult(config.label, f"s3://{s3.bucket}/{prefix}")
         result.staging_dropped = drop_leftover_staging(client, sorted({c.files.db for c in checked}))
         try:
             result.collections = run_parallel(
-                [partial(stage_collection, client, s3, config, c) for c in checked], config.parallel)
+                [partial(stage_collection, client, s3, config, c) for c in checked], config.parallel
+            )
         except BaseException:
             discard_staging(client, checked)
             raise
         swap_in(client, checked, config.drop)
     result.documents_total = sum(c.documents for c in result.collections)
-    log.info("restore of backup %s done: %d collections, %d documents", config.label, len(result.collections),
-             result.documents_total)
+    log.info(
+        "restore of backup %s done: %d collections, %d documents",
+        config.label,
+        len(result.collections),
+        result.documents_total,
+    )
     return result

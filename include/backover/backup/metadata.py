@@ -54,8 +54,11 @@ class DataCheck:
     etag: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"documents": self.documents, "uncompressedBytes": self.uncompressed_bytes,
-                               "sha256": self.sha256}
+        doc: dict[str, Any] = {
+            "documents": self.documents,
+            "uncompressedBytes": self.uncompressed_bytes,
+            "sha256": self.sha256,
+        }
         if self.compressed_bytes is not None:
             doc["compressedBytes"] = self.compressed_bytes
         if self.etag is not None:
@@ -78,8 +81,13 @@ class DataCheck:
         etag = doc.get("etag")
         if etag is not None and not (isinstance(etag, str) and normalise_etag(etag)):
             raise JobFailed(f"{key}: backover.etag is not an ETag")
-        return cls(doc["documents"], doc["uncompressedBytes"], sha256, compressed,
-                   None if etag is None else normalise_etag(etag))
+        return cls(
+            doc["documents"],
+            doc["uncompressedBytes"],
+            sha256,
+            compressed,
+            None if etag is None else normalise_etag(etag),
+        )
 
 
 @dataclass(frozen=True)
@@ -119,14 +127,21 @@ class CollectionMetadata:
             raise JobFailed(f"{key}: indexes is not a list")
         specs = []
         for i, spec in enumerate(indexes):
-            if (not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"]
-                    or not isinstance(spec.get("key"), dict) or not spec["key"]):
+            if (
+                not isinstance(spec, dict)
+                or not isinstance(spec.get("name"), str)
+                or not spec["name"]
+                or not isinstance(spec.get("key"), dict)
+                or not spec["key"]
+            ):
                 raise JobFailed(f"{key}: index {i} has no name or no key")
             specs.append({k: v for k, v in spec.items() if k != "ns"})
         return cls(collection, options, specs, DataCheck.from_json(key, doc.get("backover")))
 
 
-def metadata_document(info: Mapping[str, Any], indexes: list[dict[str, Any]], check: DataCheck) -> dict[str, Any]:
+def metadata_document(
+    info: Mapping[str, Any], indexes: list[dict[str, Any]], check: DataCheck
+) -> dict[str, Any]:
     """``{coll}.metadata.json`` as mongodump writes it, plus Back Over's ``backover`` checks."""
     doc: dict[str, Any] = {
         "options": info.get("options") or {},

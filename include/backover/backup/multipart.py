@@ -50,15 +50,17 @@ class GzipMultipartUpload:
 
     def __enter__(self) -> GzipMultipartUpload:
         try:
-            reply = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key,
-                                                        ContentType="application/gzip")
+            reply = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=self.key, ContentType="application/gzip"
+            )
         except (ClientError, BotoCoreError) as e:
             raise BackoverError(f"cannot start the upload of s3://{self.bucket}/{self.key}: {e}") from e
         self._upload_id = reply["UploadId"]
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if kind is not None and self._upload_id is not None:
             self.abort()
 
@@ -77,9 +79,12 @@ class GzipMultipartUpload:
         self._upload_part(bytes(self._buffer))
         self._buffer.clear()
         try:
-            reply = self.client.complete_multipart_upload(Bucket=self.bucket, Key=self.key,
-                                                          UploadId=self._upload_id,
-                                                          MultipartUpload={"Parts": self._parts})
+            reply = self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": self._parts},
+            )
         except (ClientError, BotoCoreError) as e:
             raise BackoverError(f"cannot complete the upload of s3://{self.bucket}/{self.key}: {e}") from e
         self._upload_id = None
@@ -99,8 +104,9 @@ class GzipMultipartUpload:
     def _upload_part(self, body: bytes) -> None:
         number = len(self._parts) + 1
         try:
-            reply = self.client.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
-                                            PartNumber=number, Body=body)
+            reply = self.client.upload_part(
+                Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=body
+            )
         except (ClientError, BotoCoreError) as e:
             raise BackoverError(f"cannot upload part {number} of s3://{self.bucket}/{self.key}: {e}") from e
         self._parts.append({"PartNumber": number, "ETag": reply["ETag"]})
@@ -117,8 +123,12 @@ def abort_incomplete_uploads(client: Any, bucket: str, prefix: str) -> int:
         for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
             for upload in page.get("Uploads", []):
                 client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-                log.info("aborted the unfinished upload of s3://%s/%s (started %s by a run that did not end)",
-                         bucket, upload["Key"], upload.get("Initiated"))
+                log.info(
+                    "aborted the unfinished upload of s3://%s/%s (started %s by a run that did not end)",
+                    bucket,
+                    upload["Key"],
+                    upload.get("Initiated"),
+                )
                 aborted += 1
     except (ClientError, BotoCoreError) as e:
         raise BackoverError(f"cannot abort the unfinished uploads under s3://{bucket}/{prefix}: {e}") from e

@@ -77,17 +77,29 @@ class Verdict:
 def capture_refusal(replicator_state: ReplicatorState | None, frozen: bool) -> str | None:
     """Why the capture may still be running (None when it is over)."""
     if not frozen:
-        return ("the migration was never frozen (no state/freeze.json): the app still writes and the replicator "
-                "still captures")
+        return (
+            "the migration was never frozen (no state/freeze.json): the app still writes and the replicator "
+            "still captures"
+        )
     if replicator_state is None or not replicator_state.capture_over():
         state = replicator_state or "without a checkpoint"
-        return (f"the replicator is {state} (needs drained or stopped): segments deleted now would take later "
-                "writes with them")
+        return (
+            f"the replicator is {state} (needs drained or stopped): segments deleted now would take later "
+            "writes with them"
+        )
     return None
 
 
-def decide(*, restore: RestoreCheckpoint | None, report: VerifyReport | None, replicator: ReplicatorCheckpoint | None,
-           freeze: FreezeRecord | None, clean: CleanRecord | None, force: bool, now: datetime) -> Verdict:
+def decide(
+    *,
+    restore: RestoreCheckpoint | None,
+    report: VerifyReport | None,
+    replicator: ReplicatorCheckpoint | None,
+    freeze: FreezeRecord | None,
+    clean: CleanRecord | None,
+    force: bool,
+    now: datetime,
+) -> Verdict:
     """Whether clean-up is allowed now, from the migration's records (None where absent)."""
     recorded = clean.guard if clean is not None else None
     if recorded is not None and (recorded.passed or (force and recorded.forced)):
@@ -96,25 +108,44 @@ def decide(*, restore: RestoreCheckpoint | None, report: VerifyReport | None, re
     stale = report is not None and report.predates(restore.updated_at if restore is not None else None)
     verified = report is not None and report.identical and not stale
     replicator_state = replicator.state if replicator is not None else None
-    guard = CleanGuard(restore_state=restore_state, verified=verified, replicator_state=replicator_state,
-                       frozen=freeze is not None, forced=force, checked_at=now)
+    guard = CleanGuard(
+        restore_state=restore_state,
+        verified=verified,
+        replicator_state=replicator_state,
+        frozen=freeze is not None,
+        forced=force,
+        checked_at=now,
+    )
     if force:
         return Verdict(guard)
     if recorded is not None and recorded.forced and restore is None:
-        return Verdict(guard, "the clean-up was forced without a verified restore (state/clean.json) and its "
-                              "checkpoints are gone", Check.FORCED, final=True)
+        return Verdict(
+            guard,
+            "the clean-up was forced without a verified restore (state/clean.json) and its "
+            "checkpoints are gone",
+            Check.FORCED,
+            final=True,
+        )
     if restore_state is not RestoreState.COMPLETED:
         failed = restore_state is RestoreState.FAILED
         reason = f": {restore.reason or 'no reason given'}" if failed and restore is not None else ""
-        return Verdict(guard, f"the restore is {restore_state or 'not started'} (needs completed){reason}",
-                       Check.RESTORE, final=failed)
+        return Verdict(
+            guard,
+            f"the restore is {restore_state or 'not started'} (needs completed){reason}",
+            Check.RESTORE,
+            final=failed,
+        )
     if report is None:
         return Verdict(guard, "verification has not run (needs identical)", Check.NO_REPORT)
     if stale:
         return Verdict(guard, "verification predates the restore (needs identical)", Check.STALE_REPORT)
     if not verified:
-        return Verdict(guard, f"verification found differences: {report.differences()} (needs identical)",
-                       Check.DIFFERENT, final=True)
+        return Verdict(
+            guard,
+            f"verification found differences: {report.differences()} (needs identical)",
+            Check.DIFFERENT,
+            final=True,
+        )
     capture = capture_refusal(replicator_state, freeze is not None)
     if capture:
         return Verdict(guard, capture, Check.CAPTURE)
@@ -126,21 +157,31 @@ def check(s3: S3Objects, layout: MigrationLayout, force: bool = False) -> CleanG
     clean = record.read(s3, layout)
     if clean.guard is not None and clean.guard.forced and not force:
         log.info("an earlier clean-up was forced; this run is not, so the checks run again")
-    verdict = decide(restore=read(s3, layout.restore_checkpoint, RestoreCheckpoint),
-                     report=read(s3, layout.verify_report, VerifyReport),
-                     replicator=read(s3, layout.replicator_checkpoint, ReplicatorCheckpoint),
-                     freeze=read(s3, layout.freeze_state, FreezeRecord), clean=clean, force=force, now=utc_now())
+    verdict = decide(
+        restore=read(s3, layout.restore_checkpoint, RestoreCheckpoint),
+        report=read(s3, layout.verify_report, VerifyReport),
+        replicator=read(s3, layout.replicator_checkpoint, ReplicatorCheckpoint),
+        freeze=read(s3, layout.freeze_state, FreezeRecord),
+        clean=clean,
+        force=force,
+        now=utc_now(),
+    )
     guard = verdict.guard
     if verdict.recorded:
         log.info("clean-up was allowed before (%s); going on", _describe(guard))
         return guard
     if not verdict.allowed:
-        raise CleanRefused(f"refusing to clean migration {layout.migration_id!r}: {verdict.refusal}; --force to clean "
-                           "anyway")
+        raise CleanRefused(
+            f"refusing to clean migration {layout.migration_id!r}: {verdict.refusal}; --force to clean anyway"
+        )
     if force:
-        log.warning("clean-up forced: restore %s, verified %s, replicator %s, frozen %s",
-                    guard.restore_state or "not started", guard.verified,
-                    guard.replicator_state or "without a checkpoint", guard.frozen)
+        log.warning(
+            "clean-up forced: restore %s, verified %s, replicator %s, frozen %s",
+            guard.restore_state or "not started",
+            guard.verified,
+            guard.replicator_state or "without a checkpoint",
+            guard.frozen,
+        )
     record.update(s3, layout, guard=guard)
     return guard
 

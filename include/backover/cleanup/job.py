@@ -67,16 +67,27 @@ def clean(config: CleanConfig, s3: S3Objects | None = None) -> CleanupResult:
     allowed = guard.check(s3, layout, force=config.force)
     disabled: list[str] = []
     if config.source is not None:
-        disabled = [str(ns) for ns in disable_started_streams(layout, config.source, s3).change_streams_disabled]
+        disabled = [
+            str(ns) for ns in disable_started_streams(layout, config.source, s3).change_streams_disabled
+        ]
 
     change_keys = list(s3.list_keys(layout.changes_prefix))
     segments = [k for k in change_keys if layout.parse_segment(k) is not None]
     others = [k for k in change_keys if layout.parse_segment(k) is None and k != layout.replicator_checkpoint]
-    checkpoints = [k for k in (layout.replicator_checkpoint, layout.restore_checkpoint)
-                   if k in change_keys or s3.head(k) is not None]
+    checkpoints = [
+        k
+        for k in (layout.replicator_checkpoint, layout.restore_checkpoint)
+        if k in change_keys or s3.head(k) is not None
+    ]
     backups = list(s3.list_keys(layout.backups_prefix)) if config.delete_backups else []
-    log.info("clean %s: %d segments, %d other change files, %d checkpoints, %d backup files to delete",
-             layout.migration_id, len(segments), len(others), len(checkpoints), len(backups))
+    log.info(
+        "clean %s: %d segments, %d other change files, %d checkpoints, %d backup files to delete",
+        layout.migration_id,
+        len(segments),
+        len(others),
+        len(checkpoints),
+        len(backups),
+    )
 
     before = record.read(s3, layout)
     run = _Deletion(s3, layout, {name: getattr(before, name) for name in TOTALS}, set(before.deleting))
@@ -87,8 +98,9 @@ def clean(config: CleanConfig, s3: S3Objects | None = None) -> CleanupResult:
 
     totals = run.totals
     backups_kept = not config.delete_backups and before.backups_kept is not False
-    record.update(s3, layout, cleaned_at=before.cleaned_at or now_ms(), backups_kept=backups_kept,
-                  deleting=[], **totals)
+    record.update(
+        s3, layout, cleaned_at=before.cleaned_at or now_ms(), backups_kept=backups_kept, deleting=[], **totals
+    )
     log.info("clean %s done: %d files deleted now; totals %s", layout.migration_id, deleted, totals)
     return CleanupResult(
         migration_id=layout.migration_id,

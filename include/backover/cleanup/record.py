@@ -27,6 +27,8 @@ def read(s3: S3Objects, layout: MigrationLayout) -> CleanRecord:
 def update(s3: S3Objects, layout: MigrationLayout, **changes: Any) -> CleanRecord:
     """``state/clean.json`` with ``changes`` (fields of :class:`CleanRecord`) written; returns it."""
     current = read(s3, layout)
-    updated = dataclasses.replace(current, migration_id=current.migration_id or layout.migration_id, **changes)
+    updated = dataclasses.replace(
+        current, migration_id=current.migration_id or layout.migration_id, **changes
+    )
     state.write(s3, layout.clean_state, updated)
     return updated

@@ -10,8 +10,10 @@ from ..options import add_database_options, add_migration_options, database_uri,
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("abort", help="give the microservices' user its prior roles back and stop the "
-                                          "replicator; deletes nothing")
+    parser = sub.add_parser(
+        "abort",
+        help="give the microservices' user its prior roles back and stop the replicator; deletes nothing",
+    )
     add_migration_options(parser)
     add_database_options(parser, "source", "source (DocumentDB, master credentials)")
     parser.set_defaults(run=run)

@@ -18,57 +18,132 @@ from ..segments import COMPRESSIONS
 
 #: Options passed on unchanged to the detached child, with their argparse destinations.
 _FORWARDED = (
-    ("--bucket", "bucket"), ("--prefix", "prefix"), ("--migration-id", "migration_id"),
-    ("--start-at", "start_at"), ("--compression", "compression"), ("--max-events", "max_events"),
-    ("--max-bytes", "max_bytes"), ("--max-seconds", "max_seconds"), ("--heartbeat-seconds", "heartbeat_seconds"),
-    ("--drain-poll-seconds", "drain_poll_seconds"), ("--await-ms", "await_ms"),
-    ("--connect-timeout", "connect_timeout"), ("--give-up-seconds", "give_up_seconds"),
-    ("--progress-seconds", "progress_seconds"), ("--lease-ttl-seconds", "lease_ttl_seconds"),
-    ("--lease-renew-seconds", "lease_renew_seconds"), ("--source-secret-id", "source_secret_id"),
+    ("--bucket", "bucket"),
+    ("--prefix", "prefix"),
+    ("--migration-id", "migration_id"),
+    ("--start-at", "start_at"),
+    ("--compression", "compression"),
+    ("--max-events", "max_events"),
+    ("--max-bytes", "max_bytes"),
+    ("--max-seconds", "max_seconds"),
+    ("--heartbeat-seconds", "heartbeat_seconds"),
+    ("--drain-poll-seconds", "drain_poll_seconds"),
+    ("--await-ms", "await_ms"),
+    ("--connect-timeout", "connect_timeout"),
+    ("--give-up-seconds", "give_up_seconds"),
+    ("--progress-seconds", "progress_seconds"),
+    ("--lease-ttl-seconds", "lease_ttl_seconds"),
+    ("--lease-renew-seconds", "lease_renew_seconds"),
+    ("--source-secret-id", "source_secret_id"),
 )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("replicate", help="capture change streams into BSON segments in S3",
-                            description="Capture change streams (DocumentDB) into gapless, checkpointed BSON "
-                                        "segments in S3; resume after the checkpoint, drain on request.")
+    parser = sub.add_parser(
+        "replicate",
+        help="capture change streams into BSON segments in S3",
+        description="Capture change streams (DocumentDB) into gapless, checkpointed BSON "
+        "segments in S3; resume after the checkpoint, drain on request.",
+    )
     add_migration_options(parser)
     add_database_options(parser, "source", "DocumentDB source")
     group = parser.add_argument_group("capture")
-    group.add_argument("--namespace", action="append", default=[], metavar="DB[.COLL]",
-                       help="a database or collection to capture (repeatable; default: those of state/start.json)")
-    group.add_argument("--start-at", metavar="SECS:INC",
-                       help="cluster time to start at when there is no checkpoint (default: t0 of state/start.json)")
-    group.add_argument("--compression", choices=COMPRESSIONS, default="zstd", help="segment compression (default zstd)")
-    group.add_argument("--max-events", type=int, default=defaults.DEFAULT_MAX_EVENTS,
-                       help=f"roll a segment at this many events (default {defaults.DEFAULT_MAX_EVENTS})")
-    group.add_argument("--max-bytes", type=int, default=defaults.DEFAULT_MAX_BYTES,
-                       help=f"... or this many uncompressed bytes (default {defaults.DEFAULT_MAX_BYTES})")
-    group.add_argument("--max-seconds", type=float, default=defaults.DEFAULT_MAX_SECONDS,
-                       help=f"... or when its oldest event is this old (default {defaults.DEFAULT_MAX_SECONDS:g})")
-    group.add_argument("--heartbeat-seconds", type=float, default=defaults.DEFAULT_HEARTBEAT_SECONDS,
-                       help="re-write the checkpoint this often while idle (default %(default)g)")
-    group.add_argument("--drain-poll-seconds", type=float, default=defaults.DEFAULT_DRAIN_POLL_SECONDS,
-                       help="read control/drain.json this often (default %(default)g)")
-    group.add_argument("--await-ms", type=int, default=defaults.DEFAULT_AWAIT_MS,
-                       help="how long one getMore waits for events (default %(default)d)")
-    group.add_argument("--connect-timeout", type=float, default=defaults.DEFAULT_CONNECT_TIMEOUT,
-                       help="seconds to find the source (default %(default)g)")
-    group.add_argument("--give-up-seconds", type=float, default=defaults.DEFAULT_GIVE_UP_SECONDS,
-                       help="retry a transient source or S3 error this long before failing (default %(default)g)")
-    group.add_argument("--progress-seconds", type=float, default=defaults.DEFAULT_PROGRESS_SECONDS,
-                       help="log a progress line this often (default %(default)g)")
-    group.add_argument("--lease-ttl-seconds", type=float, default=DEFAULT_TTL_SECONDS,
-                       help="another replicator may take over the lease when it was not renewed for this long "
-                            "(default %(default)g)")
-    group.add_argument("--lease-renew-seconds", type=float, default=DEFAULT_RENEW_SECONDS,
-                       help="renew the lease this often, at most half the TTL (default %(default)g)")
+    group.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="DB[.COLL]",
+        help="a database or collection to capture (repeatable; default: those of state/start.json)",
+    )
+    group.add_argument(
+        "--start-at",
+        metavar="SECS:INC",
+        help="cluster time to start at when there is no checkpoint (default: t0 of state/start.json)",
+    )
+    group.add_argument(
+        "--compression", choices=COMPRESSIONS, default="zstd", help="segment compression (default zstd)"
+    )
+    group.add_argument(
+        "--max-events",
+        type=int,
+        default=defaults.DEFAULT_MAX_EVENTS,
+        help=f"roll a segment at this many events (default {defaults.DEFAULT_MAX_EVENTS})",
+    )
+    group.add_argument(
+        "--max-bytes",
+        type=int,
+        default=defaults.DEFAULT_MAX_BYTES,
+        help=f"... or this many uncompressed bytes (default {defaults.DEFAULT_MAX_BYTES})",
+    )
+    group.add_argument(
+        "--max-seconds",
+        type=float,
+        default=defaults.DEFAULT_MAX_SECONDS,
+        help=f"... or when its oldest event is this old (default {defaults.DEFAULT_MAX_SECONDS:g})",
+    )
+    group.add_argument(
+        "--heartbeat-seconds",
+        type=float,
+        default=defaults.DEFAULT_HEARTBEAT_SECONDS,
+        help="re-write the checkpoint this often while idle (default %(default)g)",
+    )
+    group.add_argument(
+        "--drain-poll-seconds",
+        type=float,
+        default=defaults.DEFAULT_DRAIN_POLL_SECONDS,
+        help="read control/drain.json this often (default %(default)g)",
+    )
+    group.add_argument(
+        "--await-ms",
+        type=int,
+        default=defaults.DEFAULT_AWAIT_MS,
+        help="how long one getMore waits for events (default %(default)d)",
+    )
+    group.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=defaults.DEFAULT_CONNECT_TIMEOUT,
+        help="seconds to find the source (default %(default)g)",
+    )
+    group.add_argument(
+        "--give-up-seconds",
+        type=float,
+        default=defaults.DEFAULT_GIVE_UP_SECONDS,
+        help="retry a transient source or S3 error this long before failing (default %(default)g)",
+    )
+    group.add_argument(
+        "--progress-seconds",
+        type=float,
+        default=defaults.DEFAULT_PROGRESS_SECONDS,
+        help="log a progress line this often (default %(default)g)",
+    )
+    group.add_argument(
+        "--lease-ttl-seconds",
+        type=float,
+        default=DEFAULT_TTL_SECONDS,
+        help="another replicator may take over the lease when it was not renewed for this long "
+        "(default %(default)g)",
+    )
+    group.add_argument(
+        "--lease-renew-seconds",
+        type=float,
+        default=DEFAULT_RENEW_SECONDS,
+        help="renew the lease this often, at most half the TTL (default %(default)g)",
+    )
     background = parser.add_argument_group("background")
-    background.add_argument("--detach", action="store_true",
-                            help="run in the background (pid and log files); return once it is capturing")
-    background.add_argument("--pid-file", type=Path, help="default: $BACKOVER_RUN_DIR or ~/.backover/run, "
-                            "replicate-<migration-id>.pid")
-    background.add_argument("--log-file", type=Path, help="default: next to the pid file, replicate-<migration-id>.log")
+    background.add_argument(
+        "--detach",
+        action="store_true",
+        help="run in the background (pid and log files); return once it is capturing",
+    )
+    background.add_argument(
+        "--pid-file",
+        type=Path,
+        help="default: $BACKOVER_RUN_DIR or ~/.backover/run, replicate-<migration-id>.pid",
+    )
+    background.add_argument(
+        "--log-file", type=Path, help="default: next to the pid file, replicate-<migration-id>.log"
+    )
     parser.set_defaults(run=run)
 
 

@@ -10,8 +10,11 @@ from ..replication.status import status
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("status", help="print a migration's state (replicator, restore, clean) as JSON",
-                            description="Print a migration's replicator, restore and clean state as JSON.")
+    parser = sub.add_parser(
+        "status",
+        help="print a migration's state (replicator, restore, clean) as JSON",
+        description="Print a migration's replicator, restore and clean state as JSON.",
+    )
     add_migration_options(parser)
     parser.set_defaults(run=run)
 

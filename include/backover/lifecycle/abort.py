@@ -24,6 +24,7 @@ from .source import connect, master_uri
 
 log = logging.getLogger(__name__)
 
+
 def refuse_if_aborted(s3: S3Objects, layout: MigrationLayout) -> None:
     """UsageError when the migration was aborted (its replicator is stopping or stopped)."""
     key = layout.stop_request
@@ -47,7 +48,9 @@ def abort(layout: MigrationLayout, source: DatabaseUri, s3: S3Objects | None = N
     s3.put_json(key, {"requested_at": requested_at, "reason": "abort"})
     log.info("abort %s: replicator stop requested in s3://%s/%s", layout.migration_id, layout.bucket, key)
     if started.app_user is None:
-        raise JobFailed(f"s3://{layout.bucket}/{layout.start_state} names no app_user: cannot give its roles back")
+        raise JobFailed(
+            f"s3://{layout.bucket}/{layout.start_state} names no app_user: cannot give its roles back"
+        )
     user = started.app_user
     prior = users.normalise(started.prior_roles)
     notes = []
@@ -55,8 +58,12 @@ def abort(layout: MigrationLayout, source: DatabaseUri, s3: S3Objects | None = N
         current = users.get_roles(client, user)
         if current != prior:
             users.set_roles(client, user, prior)
-            log.info("abort %s: %s has its prior roles back: %s", layout.migration_id, user,
-                     ", ".join(f"{r['role']}@{r['db']}" for r in prior) or "none")
+            log.info(
+                "abort %s: %s has its prior roles back: %s",
+                layout.migration_id,
+                user,
+                ", ".join(f"{r['role']}@{r['db']}" for r in prior) or "none",
+            )
         else:
             notes.append("the user already had its prior roles")
             log.info("abort %s: %s already had its prior roles", layout.migration_id, user)

@@ -60,7 +60,9 @@ def detect_flavour(client: MongoClient) -> str:
     except OperationFailure as e:
         if e.code in _NOT_DOCUMENTDB:
             return MONGODB
-        raise JobFailed(f"cannot tell DocumentDB from MongoDB: $listChangeStreams answered {e.code}") from None
+        raise JobFailed(
+            f"cannot tell DocumentDB from MongoDB: $listChangeStreams answered {e.code}"
+        ) from None
     return DOCUMENTDB
 
 
@@ -115,8 +117,10 @@ def open_refusal(client: MongoClient, scope: WatchScope, t0: Timestamp) -> Opera
 
 
 def _refused(scope: WatchScope, t0: Timestamp, error: OperationFailure) -> str:
-    return (f"the change stream on {scope} refused to start at T0 {clustertime.format(t0)}: {error.code} "
-            f"{errmsg(error)}").rstrip()
+    return (
+        f"the change stream on {scope} refused to start at T0 {clustertime.format(t0)}: {error.code} "
+        f"{errmsg(error)}"
+    ).rstrip()
 
 
 def streamable_t0(client: MongoClient, namespaces: Iterable[Namespace]) -> Timestamp:
@@ -135,16 +139,28 @@ def streamable_t0(client: MongoClient, namespaces: Iterable[Namespace]) -> Times
             continue
         error = open_refusal(client, scope, t0)
         if error is None:
-            log.info("T0 %s proven: the replicator's change stream on %s opens there", clustertime.format(t0), scope)
+            log.info(
+                "T0 %s proven: the replicator's change stream on %s opens there",
+                clustertime.format(t0),
+                scope,
+            )
             return t0
         if error.code != NOT_ENABLED:
             raise JobFailed(_refused(scope, t0, error))
-        log.info("the change stream on %s refused T0 %s (code 136: before the enablement); taking a later T0 "
-                 "(attempt %d of %d)", scope, clustertime.format(t0), attempt, T0_ATTEMPTS)
+        log.info(
+            "the change stream on %s refused T0 %s (code 136: before the enablement); taking a later T0 "
+            "(attempt %d of %d)",
+            scope,
+            clustertime.format(t0),
+            attempt,
+            T0_ATTEMPTS,
+        )
         refused = t0
         time.sleep(T0_RETRY_SECONDS)
-    raise JobFailed(f"no T0 the change stream on {scope} accepts after {T0_ATTEMPTS} attempts (code 136: "
-                    "before the enablement); are its change streams still enabled?")
+    raise JobFailed(
+        f"no T0 the change stream on {scope} accepts after {T0_ATTEMPTS} attempts (code 136: "
+        "before the enablement); are its change streams still enabled?"
+    )
 
 
 def prove_t0(client: MongoClient, namespaces: Iterable[Namespace], t0: Timestamp) -> None:
@@ -160,26 +176,32 @@ def prove_t0(client: MongoClient, namespaces: Iterable[Namespace], t0: Timestamp
         log.info("recorded T0 %s still opens the change stream on %s", clustertime.format(t0), scope)
         return
     if error.code == HISTORY_LOST:
-        log.warning("recorded T0 %s is older than the change-stream history of %s: a replicator that has not "
-                    "written a checkpoint yet cannot start", clustertime.format(t0), scope)
+        log.warning(
+            "recorded T0 %s is older than the change-stream history of %s: a replicator that has not "
+            "written a checkpoint yet cannot start",
+            clustertime.format(t0),
+            scope,
+        )
         return
     if error.code == NOT_ENABLED:
-        raise JobFailed(f"the change streams on {scope} were enabled again after T0 {clustertime.format(t0)} "
-                        "(code 136): changes made while they were off were not captured; start a new migration id")
+        raise JobFailed(
+            f"the change streams on {scope} were enabled again after T0 {clustertime.format(t0)} "
+            "(code 136): changes made while they were off were not captured; start a new migration id"
+        )
     raise JobFailed(_refused(scope, t0, error))
 
 
 def _modify(client: MongoClient, namespace: Namespace, enable: bool) -> bool:
     """Run ``modifyChangeStreams``; False when the server does not know it (MongoDB)."""
     try:
-        client.admin.command("modifyChangeStreams", 1, database=namespace.db,
-                             collection=namespace.coll, enable=enable)
+        client.admin.command(
+            "modifyChangeStreams", 1, database=namespace.db, collection=namespace.coll, enable=enable
+        )
     except OperationFailure as e:
         if e.code == COMMAND_NOT_FOUND:
             return False
         verb = "enable" if enable else "disable"
-        raise JobFailed(f"cannot {verb} change streams on {namespace}: {e.code} "
-                        f"{errmsg(e)}") from None
+        raise JobFailed(f"cannot {verb} change streams on {namespace}: {e.code} {errmsg(e)}") from None
     return True
 
 
@@ -187,8 +209,10 @@ def enable(client: MongoClient, flavour: str, namespaces: Iterable[Namespace]) -
     """Enable change streams on every namespace not yet covered; returns the ones enabled now."""
     wanted = sorted(set(namespaces))
     if flavour != DOCUMENTDB:
-        log.info("MongoDB: change streams are always on; skipping modifyChangeStreams for %s",
-                 ", ".join(map(str, wanted)))
+        log.info(
+            "MongoDB: change streams are always on; skipping modifyChangeStreams for %s",
+            ", ".join(map(str, wanted)),
+        )
         return []
     enabled = list_enabled(client)
     done: list[Namespace] = []
@@ -197,8 +221,10 @@ def enable(client: MongoClient, flavour: str, namespaces: Iterable[Namespace]) -
             log.info("change streams already enabled for %s", namespace)
             continue
         if not _modify(client, namespace, True):
-            log.info("the source does not know modifyChangeStreams (MongoDB: change streams are always "
-                     "on); skipping")
+            log.info(
+                "the source does not know modifyChangeStreams (MongoDB: change streams are always "
+                "on); skipping"
+            )
             return done
         log.info("enabled change streams for %s", namespace)
         done.append(namespace)

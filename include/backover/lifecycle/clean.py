@@ -31,7 +31,9 @@ def read_start(s3: S3Objects, layout: MigrationLayout) -> StartRecord:
     """``state/start.json``; UsageError when the migration was never started."""
     started = state.read(s3, layout.start_state, StartRecord)
     if started is None:
-        raise UsageError(f"migration {layout.migration_id!r} has no {layout.start_state}: nothing was started")
+        raise UsageError(
+            f"migration {layout.migration_id!r} has no {layout.start_state}: nothing was started"
+        )
     return started
 
 
@@ -44,10 +46,17 @@ def disable_started_streams(layout: MigrationLayout, source: DatabaseUri, s3: S3
         disabled_now = change_streams.disable(client, flavour, targets)
     before = {Namespace.from_doc(d) for d in record.read(s3, layout).change_streams_disabled}
     disabled = sorted(before | set(targets))
-    record.update(s3, layout, change_streams_disabled=[ns.to_doc() for ns in disabled],
-                  change_streams_disabled_at=now_ms())
-    log.info("change streams disabled for %s (%d now)", ", ".join(map(str, disabled)) or "nothing",
-             len(disabled_now))
+    record.update(
+        s3,
+        layout,
+        change_streams_disabled=[ns.to_doc() for ns in disabled],
+        change_streams_disabled_at=now_ms(),
+    )
+    log.info(
+        "change streams disabled for %s (%d now)",
+        ", ".join(map(str, disabled)) or "nothing",
+        len(disabled_now),
+    )
     return CleanResult(
         migration_id=layout.migration_id,
         source_flavour=flavour,
@@ -57,7 +66,9 @@ def disable_started_streams(layout: MigrationLayout, source: DatabaseUri, s3: S3
     )
 
 
-def clean(event: LifecycleEvent, source: DatabaseUri | None = None, s3: S3Objects | None = None) -> CleanResult:
+def clean(
+    event: LifecycleEvent, source: DatabaseUri | None = None, s3: S3Objects | None = None
+) -> CleanResult:
     """Run the clean Lambda's step for ``event``."""
     layout = event.layout()
     s3 = s3 or S3Objects(layout.bucket)

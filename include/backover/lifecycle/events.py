@@ -36,8 +36,16 @@ from ..layout import InvalidName, MigrationLayout, check_bucket_name, check_migr
 from ..namespaces import InvalidNamespace, Namespace
 
 REQUIRED = ("migration_id", "bucket", "master_secret_id", "app_user")
-OPTIONAL = ("prefix", "databases", "namespaces", "tls_ca_file", "app_secret_id",
-            "required_retention_hours", "retention_hours", "force")
+OPTIONAL = (
+    "prefix",
+    "databases",
+    "namespaces",
+    "tls_ca_file",
+    "app_secret_id",
+    "required_retention_hours",
+    "retention_hours",
+    "force",
+)
 
 
 class InvalidEvent(UsageError):
@@ -100,7 +108,9 @@ class LifecycleEvent:
         )
 
 
-def _named(raw: Mapping[str, Any], name: str, check: Callable[[object], str], default: str | None = None) -> str:
+def _named(
+    raw: Mapping[str, Any], name: str, check: Callable[[object], str], default: str | None = None
+) -> str:
     """A bucket, prefix or migration id, exactly as given (never stripped), checked by the rule in
     ``backover.layout`` that the command line applies too."""
     value = raw.get(name, default)
@@ -127,7 +137,12 @@ def _optional_hours(raw: Mapping[str, Any], name: str) -> float | None:
     value = raw.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise InvalidEvent(name, "must be a positive number of hours")
     return float(value)
 

@@ -31,19 +31,28 @@ from .source import app_uri, cluster_time, connect, master_uri
 
 log = logging.getLogger(__name__)
 
-def freeze(event: LifecycleEvent, source: DatabaseUri | None = None, app: DatabaseUri | None = None,
-           s3: S3Objects | None = None) -> FreezeResult:
+
+def freeze(
+    event: LifecycleEvent,
+    source: DatabaseUri | None = None,
+    app: DatabaseUri | None = None,
+    s3: S3Objects | None = None,
+) -> FreezeResult:
     """Run the restore Lambda's step; ``source``/``app`` override the URIs from the secrets."""
     layout = event.layout()
     s3 = s3 or S3Objects(layout.bucket)
     s3.check_bucket()
     started = state.read(s3, layout.start_state, StartRecord)
     if started is None or not started.finished:
-        raise UsageError(f"migration {event.migration_id!r} has not started ({layout.start_state} is "
-                         "missing or unfinished): run the start Lambda first")
+        raise UsageError(
+            f"migration {event.migration_id!r} has not started ({layout.start_state} is "
+            "missing or unfinished): run the start Lambda first"
+        )
     if started.app_user != event.app_user:
-        raise UsageError(f"migration {event.migration_id!r} was started for user {started.app_user!r}, "
-                         f"not {event.app_user!r}")
+        raise UsageError(
+            f"migration {event.migration_id!r} was started for user {started.app_user!r}, "
+            f"not {event.app_user!r}"
+        )
     if s3.head(layout.clean_state) is not None:
         raise UsageError(f"migration {event.migration_id!r} is already cleaned ({layout.clean_state})")
     refuse_if_aborted(s3, layout)
@@ -57,21 +66,37 @@ def freeze(event: LifecycleEvent, source: DatabaseUri | None = None, app: Databa
         removed = users.removed_roles(current, read_only)
         if read_only != current:
             users.set_roles(client, event.app_user, read_only)
-            log.info("%s is now read-only on %s; removed %s", event.app_user, ", ".join(databases),
-                     users.describe(removed))
+            log.info(
+                "%s is now read-only on %s; removed %s",
+                event.app_user,
+                ", ".join(databases),
+                users.describe(removed),
+            )
         else:
             log.info("%s was already read-only on %s", event.app_user, ", ".join(databases))
         if app is not None:
             users.prove_read_only_by_write(app, databases)
-            proof, note = ReadOnlyProof.WRITE_REFUSED, "a write as the app user was refused with code 13 on every database"
+            proof, note = (
+                ReadOnlyProof.WRITE_REFUSED,
+                "a write as the app user was refused with code 13 on every database",
+            )
         else:
             users.prove_read_only_by_roles(client, event.app_user, databases)
-            proof, note = ReadOnlyProof.ROLES_ONLY, ("no app_secret_id: read-only checked from the roles the server "
-                                        "reports (usersInfo), not proven by a write")
+            proof, note = (
+                ReadOnlyProof.ROLES_ONLY,
+                (
+                    "no app_secret_id: read-only checked from the roles the server "
+                    "reports (usersInfo), not proven by a write"
+                ),
+            )
             log.warning("read-only not proven by a write: %s", note)
         kept = users.prove_no_user_admin(client, event.app_user, databases)
-        log.info("%s keeps %s: none of them writes %s or changes users or roles", event.app_user,
-                 users.describe(kept), ", ".join(databases))
+        log.info(
+            "%s keeps %s: none of them writes %s or changes users or roles",
+            event.app_user,
+            users.describe(kept),
+            ", ".join(databases),
+        )
         f = previous.f if previous and previous.f is not None else cluster_time(client)
     removed_total = users.normalise([*(previous.roles_removed if previous else []), *removed])
     record = FreezeRecord(
@@ -85,8 +110,14 @@ def freeze(event: LifecycleEvent, source: DatabaseUri | None = None, app: Databa
     )
     state.write(s3, layout.freeze_state, record)
     s3.put_json(layout.drain_request, {"until": f})
-    log.info("freeze %s done: F %s:%s; drain requested in s3://%s/%s", event.migration_id, f.time, f.inc,
-             layout.bucket, layout.drain_request)
+    log.info(
+        "freeze %s done: F %s:%s; drain requested in s3://%s/%s",
+        event.migration_id,
+        f.time,
+        f.inc,
+        layout.bucket,
+        layout.drain_request,
+    )
     return FreezeResult(
         migration_id=event.migration_id,
         f=f,

@@ -89,23 +89,42 @@ def judge(required: float | None, available: float | None, source: str) -> Reten
     if required is None:
         return RetentionCheck(None, available, source, True, "no required_retention_hours given: not checked")
     if available is None:
-        return RetentionCheck(required, None, source, True,
-                              "the retention is unknown (MongoDB: the oplog window) and was not checked")
+        return RetentionCheck(
+            required,
+            None,
+            source,
+            True,
+            "the retention is unknown (MongoDB: the oplog window) and was not checked",
+        )
     if available < required:
-        hint = (f"DocumentDB's default ({DOCUMENTDB_DEFAULT_HOURS:g} h) was assumed because nothing reported "
-                f"the retention; pass retention_hours or set {ENV_HOURS} from the cluster parameter group's "
-                f"{DOCUMENTDB_PARAMETER}" if source == "documentdb-default"
-                else f"raise the cluster parameter group's {DOCUMENTDB_PARAMETER}")
-        return RetentionCheck(required, available, source, False,
-                              f"change-stream retention {available:g} h (from {source}) cannot cover the "
-                              f"required {required:g} h: {hint}")
+        hint = (
+            f"DocumentDB's default ({DOCUMENTDB_DEFAULT_HOURS:g} h) was assumed because nothing reported "
+            f"the retention; pass retention_hours or set {ENV_HOURS} from the cluster parameter group's "
+            f"{DOCUMENTDB_PARAMETER}"
+            if source == "documentdb-default"
+            else f"raise the cluster parameter group's {DOCUMENTDB_PARAMETER}"
+        )
+        return RetentionCheck(
+            required,
+            available,
+            source,
+            False,
+            f"change-stream retention {available:g} h (from {source}) cannot cover the "
+            f"required {required:g} h: {hint}",
+        )
     assumed = " (assumed)" if source == "documentdb-default" else ""
-    return RetentionCheck(required, available, source, True,
-                          f"retention {available:g} h{assumed} covers the required {required:g} h")
+    return RetentionCheck(
+        required,
+        available,
+        source,
+        True,
+        f"retention {available:g} h{assumed} covers the required {required:g} h",
+    )
 
 
-def ensure_retention(client: MongoClient, flavour: str, required: float | None,
-                     reported: float | None) -> RetentionCheck:
+def ensure_retention(
+    client: MongoClient, flavour: str, required: float | None, reported: float | None
+) -> RetentionCheck:
     """Check the retention; :class:`RetentionTooShort` with the reason when it is too short."""
     available, source = read_retention(client, flavour, reported)
     verdict = judge(required, available, source)

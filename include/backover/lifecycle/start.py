@@ -42,13 +42,16 @@ def _check_previous(event: LifecycleEvent, previous: StartRecord | None) -> None
         return
     same_scope = sorted(previous.namespaces) == sorted(map(str, event.namespaces))
     if not same_scope or previous.app_user != event.app_user:
-        raise UsageError(f"migration {event.migration_id!r} was started for user {previous.app_user!r} "
-                         f"on {', '.join(previous.namespaces)}; a different scope needs a new "
-                         "migration id")
+        raise UsageError(
+            f"migration {event.migration_id!r} was started for user {previous.app_user!r} "
+            f"on {', '.join(previous.namespaces)}; a different scope needs a new "
+            "migration id"
+        )
 
 
-def _state(event: LifecycleEvent, previous: StartRecord | None, current: list[users.Role],
-           flavour: str) -> StartRecord:
+def _state(
+    event: LifecycleEvent, previous: StartRecord | None, current: list[users.Role], flavour: str
+) -> StartRecord:
     """The ``state/start.json`` record, keeping an earlier one's T0, prior roles and streams."""
     return StartRecord(
         migration_id=event.migration_id,
@@ -71,21 +74,29 @@ def _not_enabled(client: MongoClient, flavour: str, namespaces: tuple[Namespace,
     return {ns for ns in namespaces if not change_streams.is_covered(ns, enabled)}
 
 
-def start(event: LifecycleEvent, source: DatabaseUri | None = None, s3: S3Objects | None = None) -> StartResult:
+def start(
+    event: LifecycleEvent, source: DatabaseUri | None = None, s3: S3Objects | None = None
+) -> StartResult:
     """Run the start step for ``event``; ``source`` overrides the master secret's URI."""
     layout = event.layout()
     s3 = s3 or S3Objects(layout.bucket)
     s3.check_bucket()
     for key, what in ((layout.freeze_state, "frozen"), (layout.clean_state, "cleaned")):
         if s3.head(key) is not None:
-            raise UsageError(f"migration {event.migration_id!r} is already {what} ({key}); "
-                             "start a new migration id")
+            raise UsageError(
+                f"migration {event.migration_id!r} is already {what} ({key}); start a new migration id"
+            )
     refuse_if_aborted(s3, layout)
     previous = state.read(s3, layout.start_state, StartRecord)
     _check_previous(event, previous)
     source = source or master_uri(event)
-    log.info("start %s: source %s, user %s, %s", event.migration_id, source, event.app_user,
-             ", ".join(map(str, event.namespaces)))
+    log.info(
+        "start %s: source %s, user %s, %s",
+        event.migration_id,
+        source,
+        event.app_user,
+        ", ".join(map(str, event.namespaces)),
+    )
     with connect(source) as client:
         flavour = change_streams.detect_flavour(client)
         retention = ensure_retention(client, flavour, event.required_retention_hours, event.retention_hours)
@@ -113,8 +124,14 @@ def start(event: LifecycleEvent, source: DatabaseUri | None = None, s3: S3Object
             record.t0 = change_streams.streamable_t0(client, event.namespaces)
     t0 = record.t0
     state.write(s3, layout.start_state, record)
-    log.info("start %s done: T0 %s:%s recorded in s3://%s/%s", event.migration_id, t0.time, t0.inc,
-             layout.bucket, layout.start_state)
+    log.info(
+        "start %s done: T0 %s:%s recorded in s3://%s/%s",
+        event.migration_id,
+        t0.time,
+        t0.inc,
+        layout.bucket,
+        layout.start_state,
+    )
     return StartResult(
         migration_id=event.migration_id,
         source_flavour=flavour,

@@ -52,12 +52,31 @@ DB_USER_ADMIN_ROLES = frozenset({"userAdmin", "dbOwner"})
 DB_OWNER_WITHOUT_USER_ADMIN = ("readWrite", "dbAdmin")
 ANY_DB_USER_ADMIN = frozenset({"userAdminAnyDatabase"})
 #: MongoDB's (and DocumentDB's) built-in roles; any other role is user-defined and cannot be classified.
-BUILTIN_ROLES = frozenset({
-    "read", "readWrite", "dbAdmin", "dbOwner", "userAdmin", "readAnyDatabase", "readWriteAnyDatabase",
-    "dbAdminAnyDatabase", "userAdminAnyDatabase", "clusterAdmin", "clusterManager", "clusterMonitor",
-    "hostManager", "backup", "restore", "root", "__system", "enableSharding", "__queryableBackup",
-    "directShardOperations", "searchCoordinator",
-})
+BUILTIN_ROLES = frozenset(
+    {
+        "read",
+        "readWrite",
+        "dbAdmin",
+        "dbOwner",
+        "userAdmin",
+        "readAnyDatabase",
+        "readWriteAnyDatabase",
+        "dbAdminAnyDatabase",
+        "userAdminAnyDatabase",
+        "clusterAdmin",
+        "clusterManager",
+        "clusterMonitor",
+        "hostManager",
+        "backup",
+        "restore",
+        "root",
+        "__system",
+        "enableSharding",
+        "__queryableBackup",
+        "directShardOperations",
+        "searchCoordinator",
+    }
+)
 #: The write that proves read-only: it matches nothing, so it changes nothing even when allowed.
 PROBE_COLLECTION = "backover_read_only_probe"
 PROBE_FILTER = {"_id": "backover-read-only-probe"}
@@ -94,9 +113,12 @@ def user_admin_roles(roles: Sequence[Mapping[str, Any]], databases: Iterable[str
     """The roles in ``roles`` that let their holder change users or roles in a way that reaches
     ``databases`` (a role on another database than ``admin`` grants privileges only there)."""
     reach = {USER_DB, *databases}
-    return [r for r in normalise(roles)
-            if (r["role"] in DB_USER_ADMIN_ROLES and r["db"] in reach)
-            or (r["db"] == USER_DB and (r["role"] in ANY_DB_USER_ADMIN or r["role"] in UNFREEZABLE))]
+    return [
+        r
+        for r in normalise(roles)
+        if (r["role"] in DB_USER_ADMIN_ROLES and r["db"] in reach)
+        or (r["db"] == USER_DB and (r["role"] in ANY_DB_USER_ADMIN or r["role"] in UNFREEZABLE))
+    ]
 
 
 def check_freezable(roles: Sequence[Mapping[str, Any]]) -> None:
@@ -107,15 +129,21 @@ def check_freezable(roles: Sequence[Mapping[str, Any]]) -> None:
     """
     for r in normalise(roles):
         if r["role"] not in BUILTIN_ROLES:
-            raise UsageError(f"the microservices' user holds {r['role']}@{r['db']}, which is not a built-in role: "
-                             "Back Over cannot tell what it allows, so it cannot make the user read-only; "
-                             "use a user with built-in roles only")
+            raise UsageError(
+                f"the microservices' user holds {r['role']}@{r['db']}, which is not a built-in role: "
+                "Back Over cannot tell what it allows, so it cannot make the user read-only; "
+                "use a user with built-in roles only"
+            )
         if r["db"] == USER_DB and r["role"] in UNFREEZABLE:
-            raise UsageError(f"the microservices' user holds {r['role']}@{r['db']}, which writes every "
-                             "database: Back Over will not take it away; use a user without it")
+            raise UsageError(
+                f"the microservices' user holds {r['role']}@{r['db']}, which writes every "
+                "database: Back Over will not take it away; use a user without it"
+            )
 
 
-def read_write_roles(current: Sequence[Mapping[str, Any]], databases: Iterable[str]) -> tuple[list[Role], list[Role]]:
+def read_write_roles(
+    current: Sequence[Mapping[str, Any]], databases: Iterable[str]
+) -> tuple[list[Role], list[Role]]:
     """``(roles after, roles to grant)``: ``readWrite`` on every database the user cannot write yet."""
     roles = normalise(current)
     grant = [role("readWrite", db) for db in sorted(set(databases)) if not write_roles_on(roles, db)]
@@ -199,13 +227,17 @@ def prove_read_only_by_write(app: DatabaseUri, databases: Iterable[str]) -> list
                 client[db][PROBE_COLLECTION].update_one(PROBE_FILTER, {"$set": {"probe": True}})
             except OperationFailure as e:
                 if e.code != UNAUTHORIZED:
-                    raise JobFailed(f"the read-only proof on {db!r} failed with code {e.code}, not 13") from None
+                    raise JobFailed(
+                        f"the read-only proof on {db!r} failed with code {e.code}, not 13"
+                    ) from None
                 proven.append(db)
                 log.info("read-only proven on %s: a write as the app user was refused (code 13)", db)
                 continue
             except PyMongoError as e:
                 raise JobFailed(f"the read-only proof on {db!r} failed: {type(e).__name__}") from None
-            raise JobFailed(f"the microservices' user can still write to {db!r}: the read-only switch did not hold")
+            raise JobFailed(
+                f"the microservices' user can still write to {db!r}: the read-only switch did not hold"
+            )
     return proven
 
 
@@ -215,8 +247,10 @@ def prove_read_only_by_roles(client: MongoClient, user: str, databases: Iterable
     for db in sorted(set(databases)):
         writers = write_roles_on(roles, db)
         if writers:
-            raise JobFailed(f"the microservices' user still holds {writers[0]['role']}@{writers[0]['db']}, "
-                            f"which writes {db!r}")
+            raise JobFailed(
+                f"the microservices' user still holds {writers[0]['role']}@{writers[0]['db']}, "
+                f"which writes {db!r}"
+            )
 
 
 def prove_no_user_admin(client: MongoClient, user: str, databases: Iterable[str]) -> list[Role]:
@@ -229,6 +263,8 @@ def prove_no_user_admin(client: MongoClient, user: str, databases: Iterable[str]
     check_freezable(roles)
     admins = user_admin_roles(roles, databases)
     if admins:
-        raise JobFailed(f"the microservices' user still holds {describe(admins[:1])}, which can give it write "
-                        "access again: the read-only switch did not hold")
+        raise JobFailed(
+            f"the microservices' user still holds {describe(admins[:1])}, which can give it write "
+            "access again: the read-only switch did not hold"
+        )
     return roles

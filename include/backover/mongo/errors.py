@@ -16,7 +16,12 @@ class CommandError(Exception):
         self.extra = extra
 
     def to_reply(self) -> dict[str, Any]:
-        reply: dict[str, Any] = {"ok": 0.0, "errmsg": self.message, "code": self.code, "codeName": self.code_name}
+        reply: dict[str, Any] = {
+            "ok": 0.0,
+            "errmsg": self.message,
+            "code": self.code,
+            "codeName": self.code_name,
+        }
         reply.update(self.extra)
         return reply
 
@@ -85,5 +90,6 @@ DUPLICATE_KEY = 11000
 UNRECOGNIZED_PIPELINE_STAGE = 40324
 #: Errors after which a change stream is re-opened from its last token (network, elections,
 #: shutdowns, a reaped cursor), as the drivers' change-stream resume rules list them.
-RESUMABLE_CHANGE_STREAM_CODES = frozenset({6, 7, 43, 63, 89, 91, 133, 150, 189, 234, 262, 9001, 10107, 11600,
-                                           11602, 13388, 13435, 13436})
+RESUMABLE_CHANGE_STREAM_CODES = frozenset(
+    {6, 7, 43, 63, 89, 91, 133, 150, 189, 234, 262, 9001, 10107, 11600, 11602, 13388, 13435, 13436}
+)

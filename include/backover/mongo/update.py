@@ -331,7 +331,12 @@ _PathKey = functools.cmp_to_key(_compare_paths)
 
 @overload
 def _locate(
-    root: Mapping[str, Any], parts: tuple[str, ...], path: str, *, create: Literal[True], no_arrays: bool = False
+    root: Mapping[str, Any],
+    parts: tuple[str, ...],
+    path: str,
+    *,
+    create: Literal[True],
+    no_arrays: bool = False,
 ) -> tuple[Any, Any]: ...
 @overload
 def _locate(

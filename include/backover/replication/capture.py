@@ -53,8 +53,10 @@ class ReplicateResult:
     drained_until: Timestamp | None = None
 
     def summary(self) -> str:
-        line = (f"replicator {self.state}: {self.events_captured} events in {self.segments_written} segments "
-                f"this run; {self.events_total} events in segments 1..{self.last_seq} in all")
+        line = (
+            f"replicator {self.state}: {self.events_captured} events in {self.segments_written} segments "
+            f"this run; {self.events_total} events in segments 1..{self.last_seq} in all"
+        )
         if self.drained_until is not None:
             line += f"; drained until {clustertime.format(self.drained_until)}"
         return line + (f"; {self.reason}" if self.reason else "")
@@ -77,9 +79,18 @@ Opener = Callable[[StreamStart], tuple[ChangeStream[RawEvent], ClientSession]]
 class Capture:
     """One run of the watch loop over an open stream."""
 
-    def __init__(self, config: ReplicateConfig, scope: WatchScope, namespace_filter: NamespaceFilter | None,
-                 opener: Opener, opened: tuple[ChangeStream[RawEvent], ClientSession], start: StreamStart,
-                 writer: SegmentWriter, drain_poller: DrainPoller, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        config: ReplicateConfig,
+        scope: WatchScope,
+        namespace_filter: NamespaceFilter | None,
+        opener: Opener,
+        opened: tuple[ChangeStream[RawEvent], ClientSession],
+        start: StreamStart,
+        writer: SegmentWriter,
+        drain_poller: DrainPoller,
+        stop: threading.Event,
+    ) -> None:
         self.config = config
         self.scope = scope
         self.filter = namespace_filter
@@ -148,8 +159,11 @@ class Capture:
             if until is not None and drain.past(cluster_time, until):
                 return self._drained(until)
             if operation == "invalidate":
-                return _Finish(ReplicatorState.FAILED, reason=f"the change stream on {self.scope} was invalidated "
-                                                "(the watched collection or database was dropped or renamed)")
+                return _Finish(
+                    ReplicatorState.FAILED,
+                    reason=f"the change stream on {self.scope} was invalidated "
+                    "(the watched collection or database was dropped or renamed)",
+                )
             self.position_token = token
             self.position = cluster_time
             if keep is not None and not keep(event):
@@ -237,10 +251,16 @@ class Capture:
             if kind == "fatal":
                 raise _Broken(source.failure_reason(error, self.scope))
             if not backoff.failed():
-                raise _Broken(f"the source kept failing for {backoff.failing_for:.0f}s: "
-                              f"{source.failure_reason(error, self.scope)}")
-            log.warning("change stream interrupted (%s); re-opening %s (attempt %d)",
-                        source.short(error), self._resume_point(), backoff.attempts)
+                raise _Broken(
+                    f"the source kept failing for {backoff.failing_for:.0f}s: "
+                    f"{source.failure_reason(error, self.scope)}"
+                )
+            log.warning(
+                "change stream interrupted (%s); re-opening %s (attempt %d)",
+                source.short(error),
+                self._resume_point(),
+                backoff.attempts,
+            )
             self._close_stream()
             backoff.wait()
             if self.stop.is_set():
@@ -274,13 +294,22 @@ class Capture:
         """Write the last segment, then the checkpoint with the final state."""
         if self.buffer:
             self.writer.segment(self.buffer.take(), self.position_token, self._position_ts, self.state)
-        self.writer.checkpoint_only(finish.state, token=self.position_token, position=self._position_ts,
-                                    reason=finish.reason, drained_until=finish.drained_until)
+        self.writer.checkpoint_only(
+            finish.state,
+            token=self.position_token,
+            position=self._position_ts,
+            reason=finish.reason,
+            drained_until=finish.drained_until,
+        )
         checkpoint = self.writer.close()
         self._log_progress()
         result = ReplicateResult(
-            state=finish.state, events_captured=self.events, segments_written=self.writer.segments_written,
-            events_total=checkpoint.events_total, last_seq=checkpoint.last_seq, reason=finish.reason,
+            state=finish.state,
+            events_captured=self.events,
+            segments_written=self.writer.segments_written,
+            events_total=checkpoint.events_total,
+            last_seq=checkpoint.last_seq,
+            reason=finish.reason,
             drained_until=finish.drained_until,
         )
         log.info("%s", result.summary())
@@ -291,6 +320,14 @@ class Capture:
     def _log_progress(self) -> None:
         cp = self.writer.checkpoint
         lag = max(0.0, time.time() - (self.position >> 32)) if self.position is not None else None
-        log.info("progress: %d events captured this run (%d skipped, other namespaces), %d in segments 1..%d, "
-                 "%d bytes, %d buffered, lag %s", self.events, self.skipped, cp.events_total, cp.last_seq,
-                 cp.bytes_total, len(self.buffer), f"{lag:.1f}s" if lag is not None else "unknown")
+        log.info(
+            "progress: %d events captured this run (%d skipped, other namespaces), %d in segments 1..%d, "
+            "%d bytes, %d buffered, lag %s",
+            self.events,
+            self.skipped,
+            cp.events_total,
+            cp.last_seq,
+            cp.bytes_total,
+            len(self.buffer),
+            f"{lag:.1f}s" if lag is not None else "unknown",
+        )

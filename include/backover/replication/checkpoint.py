@@ -41,8 +41,10 @@ def validate_own(doc: Any, layout: MigrationLayout, where: str) -> ReplicatorChe
     (exit 2) when it belongs to another migration (it is not ours to judge, or to use)."""
     other = doc.get("migration_id") if isinstance(doc, dict) else None
     if isinstance(other, str) and other != layout.migration_id:
-        raise UsageError(f"{where} belongs to migration {other!r}, "
-                         f"not {layout.migration_id!r}: use another prefix or migration id")
+        raise UsageError(
+            f"{where} belongs to migration {other!r}, "
+            f"not {layout.migration_id!r}: use another prefix or migration id"
+        )
     return validate(doc, where)
 
 
@@ -54,10 +56,16 @@ def check_last_segment(s3: S3Objects, layout: MigrationLayout, checkpoint: Repli
     if seq == 0:
         return
     where = f"s3://{s3.bucket}/{layout.replicator_checkpoint}"
-    found = [(key, head) for c in COMPRESSION_SUFFIX if (head := s3.head(key := layout.segment(seq, c))) is not None]
+    found = [
+        (key, head)
+        for c in COMPRESSION_SUFFIX
+        if (head := s3.head(key := layout.segment(seq, c))) is not None
+    ]
     if not found:
-        raise JobFailed(f"{where} is ahead of the segments: it counts segments up to {seq}, but "
-                        f"{layout.segment(seq, 'zstd')} (or .gz/.bson) does not exist")
+        raise JobFailed(
+            f"{where} is ahead of the segments: it counts segments up to {seq}, but "
+            f"{layout.segment(seq, 'zstd')} (or .gz/.bson) does not exist"
+        )
     if len(found) > 1:
         raise JobFailed(f"segment {seq} exists more than once: {', '.join(key for key, _ in found)}")
     key, head = found[0]
@@ -67,9 +75,11 @@ def check_last_segment(s3: S3Objects, layout: MigrationLayout, checkpoint: Repli
         raise JobFailed(f"segment {key} {wrong}: {where} does not match its segments")
     assert checkpoint.last_cluster_time is not None  # validate() refuses a last_seq without it
     if info.last_cluster_time > checkpoint.last_cluster_time:
-        raise JobFailed(f"segment {key} ends at {clustertime.format(info.last_cluster_time)}, after the "
-                        f"checkpoint's last_cluster_time {clustertime.format(checkpoint.last_cluster_time)}: "
-                        f"{where} does not match its segments")
+        raise JobFailed(
+            f"segment {key} ends at {clustertime.format(info.last_cluster_time)}, after the "
+            f"checkpoint's last_cluster_time {clustertime.format(checkpoint.last_cluster_time)}: "
+            f"{where} does not match its segments"
+        )
 
 
 def load(s3: S3Objects, layout: MigrationLayout) -> ReplicatorCheckpoint | None:
@@ -111,9 +121,12 @@ class CheckpointStore:
         body = extjson.dumps(checkpoint.to_json()).encode()
         self._unconfirmed.append(body)  # a failed attempt may have landed: the next one knows it
         try:
-            self.etag = self.s3.put_if(self.key, body, etag=self.etag, content_type="application/json",
-                                       attempted=self._unconfirmed)
+            self.etag = self.s3.put_if(
+                self.key, body, etag=self.etag, content_type="application/json", attempted=self._unconfirmed
+            )
             self._unconfirmed.clear()
         except Conflict:
-            raise CheckpointChanged(f"{self.where} was changed by another replicator since this one last wrote it: "
-                                    "stopping without writing anything more") from None
+            raise CheckpointChanged(
+                f"{self.where} was changed by another replicator since this one last wrote it: "
+                "stopping without writing anything more"
+            ) from None

@@ -73,8 +73,14 @@ class ReplicateConfig:
         for name in ("max_events", "max_bytes", "await_ms"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
-        for name in ("max_seconds", "heartbeat_seconds", "drain_poll_seconds", "connect_timeout",
-                     "give_up_seconds", "progress_seconds"):
+        for name in (
+            "max_seconds",
+            "heartbeat_seconds",
+            "drain_poll_seconds",
+            "connect_timeout",
+            "give_up_seconds",
+            "progress_seconds",
+        ):
             if getattr(self, name) <= 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be positive")
         check_timing(self.lease_ttl_seconds, self.lease_renew_seconds)

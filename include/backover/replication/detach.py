@@ -60,8 +60,14 @@ def running_pid(pid_file: Path, marker: str) -> int | None:
     return pid
 
 
-def start(argv: list[str], env: Mapping[str, str], pid_file: Path, log_file: Path, marker: str,
-          wait_seconds: float = DEFAULT_WAIT_SECONDS) -> Detached:
+def start(
+    argv: list[str],
+    env: Mapping[str, str],
+    pid_file: Path,
+    log_file: Path,
+    marker: str,
+    wait_seconds: float = DEFAULT_WAIT_SECONDS,
+) -> Detached:
     """Start ``argv`` detached; return once it is capturing. UsageError/JobFailed if it exits first."""
     existing = running_pid(pid_file, marker)
     if existing is not None:
@@ -73,8 +79,14 @@ def start(argv: list[str], env: Mapping[str, str], pid_file: Path, log_file: Pat
         child_env = {**env, READY_FD_ENV: str(write_end), PID_FILE_ENV: str(pid_file), MARKER_ENV: marker}
         with open(log_file, "ab") as log_out:
             proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log_out, stderr=subprocess.STDOUT, env=child_env,
-                start_new_session=True, pass_fds=(write_end,), close_fds=True,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_out,
+                stderr=subprocess.STDOUT,
+                env=child_env,
+                start_new_session=True,
+                pass_fds=(write_end,),
+                close_fds=True,
             )
         os.close(write_end)
         write_end = -1
@@ -102,7 +114,9 @@ def _wait_ready(read_end: int, proc: subprocess.Popen[bytes], wait_seconds: floa
             return os.read(read_end, len(READY)) == READY
         if proc.poll() is not None:
             return False
-    log.warning("the replicator (pid %d) is still starting after %.0fs; leaving it running", proc.pid, wait_seconds)
+    log.warning(
+        "the replicator (pid %d) is still starting after %.0fs; leaving it running", proc.pid, wait_seconds
+    )
     return True
 
 

@@ -91,7 +91,7 @@ class DrainPoller:
         until = parse_request(doc)
         if until is None:
             if not self._warned:
-                log.error("ignoring %s: it must be {\"until\": <Timestamp>}", self.key)
+                log.error('ignoring %s: it must be {"until": <Timestamp>}', self.key)
                 self._warned = True
             return None
         self.until = until

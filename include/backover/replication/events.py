@@ -19,9 +19,29 @@ from bson.raw_bson import RawBSONDocument
 from bson.timestamp import Timestamp
 
 #: Sizes of fixed-width BSON values by type byte.
-_FIXED = {0x01: 8, 0x06: 0, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8, 0x13: 16,
-          0x7F: 0, 0xFF: 0}
-_LENGTH_PREFIXED = {0x02: 4, 0x03: 0, 0x04: 0, 0x05: 5, 0x0D: 4, 0x0E: 4, 0x0F: 0}  # extra bytes after the int32
+_FIXED = {
+    0x01: 8,
+    0x06: 0,
+    0x07: 12,
+    0x08: 1,
+    0x09: 8,
+    0x0A: 0,
+    0x10: 4,
+    0x11: 8,
+    0x12: 8,
+    0x13: 16,
+    0x7F: 0,
+    0xFF: 0,
+}
+_LENGTH_PREFIXED = {
+    0x02: 4,
+    0x03: 0,
+    0x04: 0,
+    0x05: 5,
+    0x0D: 4,
+    0x0E: 4,
+    0x0F: 0,
+}  # extra bytes after the int32
 _WANTED = 3
 
 
@@ -43,8 +63,9 @@ class RawEvent(RawBSONDocument):
     _ct: int | None
     _scanned: bool
 
-    def __init__(self, bson_bytes: bytes | memoryview,
-                 codec_options: CodecOptions[RawBSONDocument] | None = None) -> None:
+    def __init__(
+        self, bson_bytes: bytes | memoryview, codec_options: CodecOptions[RawBSONDocument] | None = None
+    ) -> None:
         super().__init__(bson_bytes, codec_options)
         self._scanned = False
 
@@ -101,18 +122,18 @@ class RawEvent(RawBSONDocument):
             if kind in _FIXED:
                 size = _FIXED[kind]
             elif kind in _LENGTH_PREFIXED:
-                size = int.from_bytes(raw[value:value + 4], "little") + _LENGTH_PREFIXED[kind]
+                size = int.from_bytes(raw[value : value + 4], "little") + _LENGTH_PREFIXED[kind]
             else:
                 return  # a type this walk does not size: the fields decode the normal way
-            name = raw[pos + 1:name_end]
+            name = raw[pos + 1 : name_end]
             if name == b"_id" and kind == 0x03:
-                self._id_doc = RawBSONDocument(raw[value:value + size])
+                self._id_doc = RawBSONDocument(raw[value : value + size])
                 found += 1
             elif name == b"operationType" and kind == 0x02:
-                self._op = raw[value + 4:value + size - 1].decode()
+                self._op = raw[value + 4 : value + size - 1].decode()
                 found += 1
             elif name == b"clusterTime" and kind == 0x11:
-                self._ct = int.from_bytes(raw[value:value + 8], "little")
+                self._ct = int.from_bytes(raw[value : value + 8], "little")
                 found += 1
             pos = value + size
 

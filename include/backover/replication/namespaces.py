@@ -36,8 +36,10 @@ class WatchScope:
         """The DocumentDB command that enables change streams for this scope."""
         db = self.db if self.level != "cluster" else ""
         coll = self.coll if self.level == "collection" else ""
-        return (f'db.adminCommand({{modifyChangeStreams: 1, database: "{db}", collection: "{coll}", '
-                f"enable: true}})")
+        return (
+            f'db.adminCommand({{modifyChangeStreams: 1, database: "{db}", collection: "{coll}", '
+            f"enable: true}})"
+        )
 
 
 def narrowest_scope(namespaces: tuple[Namespace, ...]) -> WatchScope:

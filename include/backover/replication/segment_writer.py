@@ -139,8 +139,14 @@ def remove_orphans(s3: S3Objects, layout: MigrationLayout, last_seq: int) -> lis
 class SegmentWriter:
     """Writes segments and checkpoints in order on one background thread."""
 
-    def __init__(self, store: CheckpointStore, checkpoint: ReplicatorCheckpoint, compression: str,
-                 backoff: Callable[[], Backoff], lease: Lease) -> None:
+    def __init__(
+        self,
+        store: CheckpointStore,
+        checkpoint: ReplicatorCheckpoint,
+        compression: str,
+        backoff: Callable[[], Backoff],
+        lease: Lease,
+    ) -> None:
         self.store = store
         self.lease = lease
         self.s3 = store.s3
@@ -158,13 +164,25 @@ class SegmentWriter:
     def start(self) -> None:
         self._thread.start()
 
-    def segment(self, batch: Batch, token: Mapping[str, Any] | None, position: Timestamp | None,
-                state: ReplicatorState) -> None:
+    def segment(
+        self,
+        batch: Batch,
+        token: Mapping[str, Any] | None,
+        position: Timestamp | None,
+        state: ReplicatorState,
+    ) -> None:
         """Queue a segment; its checkpoint will say ``token`` and ``position`` (the batch's end)."""
         self._put(_SegmentJob(batch, token, position, state))
 
-    def checkpoint_only(self, state: ReplicatorState, *, token: Any = _UNSET, position: Any = _UNSET,
-                        reason: str | None = None, drained_until: Timestamp | None = None) -> None:
+    def checkpoint_only(
+        self,
+        state: ReplicatorState,
+        *,
+        token: Any = _UNSET,
+        position: Any = _UNSET,
+        reason: str | None = None,
+        drained_until: Timestamp | None = None,
+    ) -> None:
         """Queue a checkpoint without a segment (heartbeat, state change); ``token`` must match
         the segments already queued (no event buffered after them)."""
         self._put(_CheckpointJob(state, token, position, reason, drained_until))
@@ -212,14 +230,28 @@ class SegmentWriter:
         seq = self.checkpoint.last_seq + 1
         key = self.layout.segment(seq, self.compression)
         began = time.monotonic()
-        body, info = segments.build(batch.events, batch.first, batch.last, self.compression,
-                                    migration_id=self.layout.migration_id, seq=seq, writer=self.lease.holder.token)
+        body, info = segments.build(
+            batch.events,
+            batch.first,
+            batch.last,
+            self.compression,
+            migration_id=self.layout.migration_id,
+            seq=seq,
+            writer=self.lease.holder.token,
+        )
         batch.events = []  # free the raw events before the upload: only the compressed body is needed
         self._durably(key, lambda: self._put_segment(key, body, info))
         self.segments_written += 1
-        log.info("segment %d: %d events, %d bytes (%d compressed), cluster time %s .. %s, %.2fs",
-                 seq, info.events, info.uncompressed_bytes, len(body), clustertime.format(batch.first),
-                 clustertime.format(batch.last), time.monotonic() - began)
+        log.info(
+            "segment %d: %d events, %d bytes (%d compressed), cluster time %s .. %s, %.2fs",
+            seq,
+            info.events,
+            info.uncompressed_bytes,
+            len(body),
+            clustertime.format(batch.first),
+            clustertime.format(batch.last),
+            time.monotonic() - began,
+        )
         cp = self.checkpoint
         cp.last_seq = seq
         cp.events_total += info.events
@@ -255,11 +287,17 @@ class SegmentWriter:
         if got is None:
             raise BackoverError(f"{key} was being written by another request; retrying")
         theirs = got.get("Metadata", {})
-        if theirs.get(segments.META_WRITER) == info.writer and theirs.get(segments.META_SHA256) == info.sha256:
+        if (
+            theirs.get(segments.META_WRITER) == info.writer
+            and theirs.get(segments.META_SHA256) == info.sha256
+        ):
             return  # this process's own earlier attempt landed
         self.lease.fence()
-        log.warning("segment key %s holds a segment of another writer (%s), never checkpointed: replacing it",
-                    key, theirs.get(segments.META_WRITER) or "unknown")
+        log.warning(
+            "segment key %s holds a segment of another writer (%s), never checkpointed: replacing it",
+            key,
+            theirs.get(segments.META_WRITER) or "unknown",
+        )
         self.s3.delete_if(key, got["ETag"])
         raise BackoverError(f"{key} was taken by a fenced writer's segment, now removed; retrying")
 
@@ -277,6 +315,8 @@ class SegmentWriter:
                 raise
             except (BackoverError, BotoCoreError) as e:
                 if not backoff.failed():
-                    raise JobFailed(f"S3 kept failing for {backoff.failing_for:.0f}s writing {key}: {e}") from e
+                    raise JobFailed(
+                        f"S3 kept failing for {backoff.failing_for:.0f}s writing {key}: {e}"
+                    ) from e
                 log.warning("writing %s failed (%s); retry %d", key, e, backoff.attempts)
                 backoff.wait()

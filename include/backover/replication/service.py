@@ -42,8 +42,9 @@ from .source import HistoryLost, StreamStart
 log = logging.getLogger(__name__)
 
 
-def replicate(config: ReplicateConfig, stop: threading.Event | None = None,
-              on_ready: Callable[[], None] | None = None) -> ReplicateResult:
+def replicate(
+    config: ReplicateConfig, stop: threading.Event | None = None, on_ready: Callable[[], None] | None = None
+) -> ReplicateResult:
     """Capture the source's changes into segments until drained, stopped (``stop`` or SIGTERM) or
     broken. ``on_ready()`` is called once the first checkpoint is written (``--detach`` waits for it).
 
@@ -73,8 +74,14 @@ def replicate(config: ReplicateConfig, stop: threading.Event | None = None,
         seen = store.etag
         start, opened, history_lost = _open(config, client, scope, opener, s3, store, checkpoint, start_doc)
         # Everything checked: from here on S3 is written, by the lease holder only.
-        lease = Lease(s3, layout.replicator_lease, role="replicator", migration_id=layout.migration_id,
-                      ttl_seconds=config.lease_ttl_seconds, renew_seconds=config.lease_renew_seconds)
+        lease = Lease(
+            s3,
+            layout.replicator_lease,
+            role="replicator",
+            migration_id=layout.migration_id,
+            ttl_seconds=config.lease_ttl_seconds,
+            renew_seconds=config.lease_renew_seconds,
+        )
         with holding(lease):
             fresh = store.load()
             if store.etag != seen:  # another replicator wrote it between our look and the lease
@@ -83,10 +90,13 @@ def replicate(config: ReplicateConfig, stop: threading.Event | None = None,
                 if fresh is not None and fresh.state is ReplicatorState.DRAINED:
                     return _already_drained(s3, store, fresh)
                 checkpoint = fresh
-                start, opened, history_lost = _open(config, client, scope, opener, s3, store, checkpoint, start_doc)
+                start, opened, history_lost = _open(
+                    config, client, scope, opener, s3, store, checkpoint, start_doc
+                )
             first = checkpoint or ReplicatorCheckpoint(migration_id=layout.migration_id)
-            writer = SegmentWriter(store, first, config.compression,
-                                   lambda: Backoff(give_up_after=config.give_up_seconds), lease)
+            writer = SegmentWriter(
+                store, first, config.compression, lambda: Backoff(give_up_after=config.give_up_seconds), lease
+            )
             if history_lost is not None:
                 _fail_at_start(writer, history_lost)
             assert opened is not None
@@ -94,14 +104,31 @@ def replicate(config: ReplicateConfig, stop: threading.Event | None = None,
             lease.fence()
             store.save(first)  # first: a fenced predecessor's late checkpoint PUT now fails
             remove_orphans(s3, layout, first.last_seq)
-            log.info("replicating %s (%s) into s3://%s/%s, segments from %d, %s compression",
-                     ", ".join(map(str, namespaces)), scope, layout.bucket, layout.changes_prefix,
-                     first.last_seq + 1, config.compression)
+            log.info(
+                "replicating %s (%s) into s3://%s/%s, segments from %d, %s compression",
+                ", ".join(map(str, namespaces)),
+                scope,
+                layout.bucket,
+                layout.changes_prefix,
+                first.last_seq + 1,
+                config.compression,
+            )
             if on_ready is not None:
                 on_ready()
-            namespace_filter = NamespaceFilter(namespaces) if NamespaceFilter.needed(namespaces, scope) else None
-            capture = Capture(config, scope, namespace_filter, opener, opened, start, writer,
-                              DrainPoller(s3, layout, config.drain_poll_seconds), stop)
+            namespace_filter = (
+                NamespaceFilter(namespaces) if NamespaceFilter.needed(namespaces, scope) else None
+            )
+            capture = Capture(
+                config,
+                scope,
+                namespace_filter,
+                opener,
+                opened,
+                start,
+                writer,
+                DrainPoller(s3, layout, config.drain_poll_seconds),
+                stop,
+            )
             writer.start()
             with _stop_on_signals(stop):
                 return capture.run()
@@ -109,17 +136,32 @@ def replicate(config: ReplicateConfig, stop: threading.Event | None = None,
         client.close()
 
 
-def _already_drained(s3: S3Objects, store: CheckpointStore, checkpoint: ReplicatorCheckpoint) -> ReplicateResult:
+def _already_drained(
+    s3: S3Objects, store: CheckpointStore, checkpoint: ReplicatorCheckpoint
+) -> ReplicateResult:
     check_last_segment(s3, store.layout, checkpoint)
-    log.info("the checkpoint says drained (until %s): nothing to do",
-             clustertime.format(checkpoint.drained_until) if checkpoint.drained_until else "?")
-    return ReplicateResult(ReplicatorState.DRAINED, events_total=checkpoint.events_total, last_seq=checkpoint.last_seq,
-                           drained_until=checkpoint.drained_until)
+    log.info(
+        "the checkpoint says drained (until %s): nothing to do",
+        clustertime.format(checkpoint.drained_until) if checkpoint.drained_until else "?",
+    )
+    return ReplicateResult(
+        ReplicatorState.DRAINED,
+        events_total=checkpoint.events_total,
+        last_seq=checkpoint.last_seq,
+        drained_until=checkpoint.drained_until,
+    )
 
 
-def _open(config: ReplicateConfig, client: MongoClient[RawEvent], scope: WatchScope, opener: Callable[[StreamStart], Any],
-          s3: S3Objects, store: CheckpointStore, checkpoint: ReplicatorCheckpoint | None,
-          start_doc: StartRecord | None) -> tuple[StreamStart, Any, str | None]:
+def _open(
+    config: ReplicateConfig,
+    client: MongoClient[RawEvent],
+    scope: WatchScope,
+    opener: Callable[[StreamStart], Any],
+    s3: S3Objects,
+    store: CheckpointStore,
+    checkpoint: ReplicatorCheckpoint | None,
+    start_doc: StartRecord | None,
+) -> tuple[StreamStart, Any, str | None]:
     """Check the checkpoint's last segment and the start position, then open the stream:
     ``(start, opened stream or None, the history-lost reason or None)``."""
     if checkpoint is not None:
@@ -150,13 +192,16 @@ def _check_not_in_future(client: MongoClient[RawEvent], start_at: Timestamp) -> 
     :data:`START_AT_TOLERANCE_SECONDS`): the changes until then would be lost."""
     now = cluster_time(client)
     if start_at.time > now.time + START_AT_TOLERANCE_SECONDS:
-        raise UsageError(f"start position {clustertime.format(start_at)} is {start_at.time - now.time}s after the "
-                         f"source's current cluster time {clustertime.format(now)}: the changes until then would "
-                         "not be captured (check --start-at)")
+        raise UsageError(
+            f"start position {clustertime.format(start_at)} is {start_at.time - now.time}s after the "
+            f"source's current cluster time {clustertime.format(now)}: the changes until then would "
+            "not be captured (check --start-at)"
+        )
 
 
-def _check_namespaces(client: MongoClient[RawEvent], namespaces: tuple[Namespace, ...], start_doc: StartRecord | None
-                      ) -> None:
+def _check_namespaces(
+    client: MongoClient[RawEvent], namespaces: tuple[Namespace, ...], start_doc: StartRecord | None
+) -> None:
     """Starting from a cluster time: a namespace that does not exist now is refused, unless the
     migration's ``state/start.json`` names it (it was migrated from T0 on and dropped since: its
     events, the drop included, are in the stream since T0), which only logs a warning."""
@@ -164,8 +209,11 @@ def _check_namespaces(client: MongoClient[RawEvent], namespaces: tuple[Namespace
     for ns, reason in source.missing_namespaces(client, namespaces).items():
         if ns not in recorded:
             raise UsageError(reason)
-        log.warning("%s; state/start.json names it, so it existed when the migration started and its changes "
-                    "since T0 (its drop included) are in the stream: going on", reason)
+        log.warning(
+            "%s; state/start.json names it, so it existed when the migration started and its changes "
+            "since T0 (its drop included) are in the stream: going on",
+            reason,
+        )
 
 
 def _fail_at_start(writer: SegmentWriter, reason: str) -> NoReturn:
@@ -191,17 +239,23 @@ def _namespaces(config: ReplicateConfig, start_doc: StartRecord | None) -> tuple
             raise UsageError("state/start.json has no list of namespaces: pass --namespace")
         texts = tuple(start_doc.namespaces)
     if not texts:
-        raise UsageError("no namespaces to watch: pass --namespace, or let the start Lambda write state/start.json")
+        raise UsageError(
+            "no namespaces to watch: pass --namespace, or let the start Lambda write state/start.json"
+        )
     return parse_all(texts)
 
 
-def _start_position(config: ReplicateConfig, checkpoint: ReplicatorCheckpoint | None,
-                    start_doc: StartRecord | None) -> StreamStart:
+def _start_position(
+    config: ReplicateConfig, checkpoint: ReplicatorCheckpoint | None, start_doc: StartRecord | None
+) -> StreamStart:
     """After the checkpoint's token; else --start-at; else T0 of start.json; never "now"."""
     if checkpoint is not None and checkpoint.resume_token is not None:
         if config.start_at is not None:
-            log.warning("--start-at %s ignored: resuming after the checkpoint (segment %d)",
-                        clustertime.format(config.start_at), checkpoint.last_seq)
+            log.warning(
+                "--start-at %s ignored: resuming after the checkpoint (segment %d)",
+                clustertime.format(config.start_at),
+                checkpoint.last_seq,
+            )
         return StreamStart(token=checkpoint.resume_token)
     if config.start_at is not None:
         return StreamStart(start_at=config.start_at)
@@ -209,8 +263,10 @@ def _start_position(config: ReplicateConfig, checkpoint: ReplicatorCheckpoint | 
         return StreamStart(start_at=start_doc.t0)
     if start_doc is not None:
         raise UsageError("state/start.json has no t0 timestamp: pass --start-at <seconds>:<increment>")
-    raise UsageError("no start position: no checkpoint to resume from, no state/start.json and no --start-at "
-                     "(the replicator never starts from 'now')")
+    raise UsageError(
+        "no start position: no checkpoint to resume from, no state/start.json and no --start-at "
+        "(the replicator never starts from 'now')"
+    )
 
 
 @contextlib.contextmanager

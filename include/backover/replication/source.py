@@ -68,7 +68,9 @@ def connect(uri: DatabaseUri, connect_timeout: float) -> MongoClient[RawEvent]:
     return client
 
 
-def missing_namespaces(client: MongoClient[RawEvent], namespaces: tuple[Namespace, ...]) -> dict[Namespace, str]:
+def missing_namespaces(
+    client: MongoClient[RawEvent], namespaces: tuple[Namespace, ...]
+) -> dict[Namespace, str]:
     """The namespaces that do not exist on the source, each with the reason (UsageError when the
     source's namespaces cannot be listed; none when the user may not list them)."""
     missing: dict[Namespace, str] = {}
@@ -78,8 +80,10 @@ def missing_namespaces(client: MongoClient[RawEvent], namespaces: tuple[Namespac
             if ns.db not in databases:
                 missing[ns] = f"namespace {ns} does not exist on the source: there is no database {ns.db!r}"
             elif ns.coll and ns.coll not in client[ns.db].list_collection_names():
-                missing[ns] = (f"namespace {ns} does not exist on the source: database {ns.db!r} "
-                               f"has no collection {ns.coll!r}")
+                missing[ns] = (
+                    f"namespace {ns} does not exist on the source: database {ns.db!r} "
+                    f"has no collection {ns.coll!r}"
+                )
     except OperationFailure as e:
         if e.code == UNAUTHORIZED:
             log.warning("cannot list the source's namespaces to check them (not authorized); going on")
@@ -88,8 +92,9 @@ def missing_namespaces(client: MongoClient[RawEvent], namespaces: tuple[Namespac
     return missing
 
 
-def open_stream(client: MongoClient[RawEvent], scope: WatchScope, start: StreamStart, await_ms: int
-                ) -> tuple[ChangeStream[RawEvent], ClientSession]:
+def open_stream(
+    client: MongoClient[RawEvent], scope: WatchScope, start: StreamStart, await_ms: int
+) -> tuple[ChangeStream[RawEvent], ClientSession]:
     """A ``fullDocument: updateLookup`` change stream on ``scope`` and its session.
 
     Raises :class:`HistoryLost` for code 286, else the driver's error (see :func:`classify`).
@@ -101,8 +106,12 @@ def open_stream(client: MongoClient[RawEvent], scope: WatchScope, start: StreamS
     else:
         target = client[scope.db][scope.coll]
     session = client.start_session(causal_consistency=False)
-    kwargs: dict[str, Any] = {"full_document": "updateLookup", "max_await_time_ms": await_ms, "session": session,
-                              "batch_size": BATCH_SIZE}
+    kwargs: dict[str, Any] = {
+        "full_document": "updateLookup",
+        "max_await_time_ms": await_ms,
+        "session": session,
+        "batch_size": BATCH_SIZE,
+    }
     if start.token is not None:
         kwargs["resume_after"] = start.token
     else:
@@ -129,8 +138,10 @@ def classify(error: PyMongoError) -> str:
 
 
 def history_lost_reason(error: PyMongoError) -> str:
-    return ("change stream history lost (ChangeStreamHistoryLost, code 286): the resume point is older than "
-            f"the source keeps change streams; capture is broken ({_message(error)})")
+    return (
+        "change stream history lost (ChangeStreamHistoryLost, code 286): the resume point is older than "
+        f"the source keeps change streams; capture is broken ({_message(error)})"
+    )
 
 
 def failure_reason(error: PyMongoError, scope: WatchScope) -> str:
@@ -152,8 +163,9 @@ def open_refused(error: PyMongoError, scope: WatchScope, uri: DatabaseUri) -> Us
 
 
 def not_enabled_reason(scope: WatchScope) -> str:
-    return (f"change streams are not enabled on {scope} (DocumentDB): enable them with "
-            f"{scope.enable_command()}")
+    return (
+        f"change streams are not enabled on {scope} (DocumentDB): enable them with {scope.enable_command()}"
+    )
 
 
 def _message(error: PyMongoError) -> str:

@@ -65,16 +65,28 @@ def status(layout: MigrationLayout, s3: S3Objects | None = None) -> dict[str, An
     """The migration's status as a JSON-ready dict (UsageError if the bucket cannot be used)."""
     s3 = s3 or S3Objects(layout.bucket)
     s3.check_bucket()
-    report: dict[str, Any] = {"migration_id": layout.migration_id, "location": f"s3://{layout.bucket}/{layout.root}"}
+    report: dict[str, Any] = {
+        "migration_id": layout.migration_id,
+        "location": f"s3://{layout.bucket}/{layout.root}",
+    }
     doc = s3.get_json(layout.replicator_checkpoint)  # checked as the replicator checks it
     where = f"s3://{s3.bucket}/{layout.replicator_checkpoint}"
     report["replicator"] = None if doc is None else replicator_status(validate(doc, where))
     report["replicator_lease"] = describe_lease(s3, layout.replicator_lease)
     report["restore_lease"] = describe_lease(s3, layout.restore_lease)
     start = state.read(s3, layout.start_state, StartRecord)
-    report["start"] = None if start is None else plain(
-        {"t0": start.t0, "namespaces": start.namespaces, "source_flavour": start.source_flavour,
-         "started_at": start.started_at})
+    report["start"] = (
+        None
+        if start is None
+        else plain(
+            {
+                "t0": start.t0,
+                "namespaces": start.namespaces,
+                "source_flavour": start.source_flavour,
+                "started_at": start.started_at,
+            }
+        )
+    )
     drain = s3.get_json(layout.drain_request)
     until = parse_request(drain)
     report["drain"] = None if drain is None else {"until": plain(until) if until else None}

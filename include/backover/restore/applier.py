@@ -67,12 +67,18 @@ def lanes(writes: list[Write], workers: int, lane_size: int = LANE_SIZE) -> list
 class Applier:
     """Applies steps in the order given (``apply`` is not re-entrant: one step at a time)."""
 
-    def __init__(self, target: Target, *, workers: int = 4, lane_size: int = LANE_SIZE,
-                 displaced: Displaced | None = None,
-                 before_ddl: Callable[[Barrier], None] | None = None,
-                 after_ddl: Callable[[Barrier], None] | None = None,
-                 before_remove: Callable[[], None] | None = None,
-                 before_writes: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        target: Target,
+        *,
+        workers: int = 4,
+        lane_size: int = LANE_SIZE,
+        displaced: Displaced | None = None,
+        before_ddl: Callable[[Barrier], None] | None = None,
+        after_ddl: Callable[[Barrier], None] | None = None,
+        before_remove: Callable[[], None] | None = None,
+        before_writes: Callable[[], None] | None = None,
+    ) -> None:
         self.target = target
         self.workers = workers
         self.lane_size = lane_size
@@ -102,13 +108,18 @@ class Applier:
             self.stats.rounds += 1
             if self.displaced:
                 round_writes = self._update_displaced(round_writes)
-            tasks = [(ns, lane) for ns, writes in round_writes.items()
-                     for lane in lanes(writes, self.workers, self.lane_size)]
+            tasks = [
+                (ns, lane)
+                for ns, writes in round_writes.items()
+                for lane in lanes(writes, self.workers, self.lane_size)
+            ]
             if self._pool is None or len(tasks) == 1:
                 results = [self.target.write(ns, lane) for ns, lane in tasks]
             else:
                 results = list(self._pool.map(lambda task: self.target.write(*task), tasks))
-            failures = [(ns, failure) for (ns, _), failed in zip(tasks, results, strict=True) for failure in failed]
+            failures = [
+                (ns, failure) for (ns, _), failed in zip(tasks, results, strict=True) for failure in failed
+            ]
             self.stats.writes += sum(len(lane) for _, lane in tasks)
             if self.displaced:
                 self._written_back(round_writes, failures)
@@ -132,8 +143,9 @@ class Applier:
                 out[ns] = kept
         return out
 
-    def _written_back(self, round_writes: dict[Namespace, list[Write]],
-                      failures: list[tuple[Namespace, WriteFailure]]) -> None:
+    def _written_back(
+        self, round_writes: dict[Namespace, list[Write]], failures: list[tuple[Namespace, WriteFailure]]
+    ) -> None:
         """Documents moved aside earlier are back once a later write of theirs succeeded."""
         failed = {(ns, f.write.identity) for ns, f in failures}
         for ns, writes in round_writes.items():
@@ -147,15 +159,23 @@ class Applier:
         for _ in range(MAX_DISPLACEMENTS):
             if write.best_effort and failure.code in PATH_CONFLICTS:
                 self.stats.already_reflected += 1
-                log.debug("%s: _id %r already holds a later state: %s", ns,
-                          describe_id(write.document_key), failure.message)
+                log.debug(
+                    "%s: _id %r already holds a later state: %s",
+                    ns,
+                    describe_id(write.document_key),
+                    failure.message,
+                )
                 return
             if failure.code != DUPLICATE_KEY:
-                raise JobFailed(f"{ns}: the target rejected the {write.kind} of _id "
-                                f"{describe_id(write.document_key)!r}: {failure.message} (code {failure.code})")
+                raise JobFailed(
+                    f"{ns}: the target rejected the {write.kind} of _id "
+                    f"{describe_id(write.document_key)!r}: {failure.message} (code {failure.code})"
+                )
             if not failure.key_value:
-                raise JobFailed(f"{ns}: duplicate key for _id {describe_id(write.document_key)!r} and the "
-                                f"server did not say which key: {failure.message}")
+                raise JobFailed(
+                    f"{ns}: duplicate key for _id {describe_id(write.document_key)!r} and the "
+                    f"server did not say which key: {failure.message}"
+                )
             holder = self.target.find_holder(ns, failure.key_value, write.document_key)
             if holder is not None:
                 self.displaced.put(ns, holder)
@@ -169,15 +189,23 @@ class Applier:
                 self.displaced.discard(ns, write.identity)
                 return
             failure = retry[0]
-        raise JobFailed(f"{ns}: _id {describe_id(write.document_key)!r} is still rejected after moving "
-                        f"{MAX_DISPLACEMENTS} documents aside: {failure.message}")
+        raise JobFailed(
+            f"{ns}: _id {describe_id(write.document_key)!r} is still rejected after moving "
+            f"{MAX_DISPLACEMENTS} documents aside: {failure.message}"
+        )
 
     # -- barriers ---------------------------------------------------------------------------
     def _apply_barrier(self, barrier: Barrier) -> None:
         self.stats.barriers += 1
         event = barrier.event
-        log.info("DDL %s of %s%s (segment %d event %d)", event.op, event.ns,
-                 f" to {event.to}" if event.to else "", barrier.seq, barrier.index)
+        log.info(
+            "DDL %s of %s%s (segment %d event %d)",
+            event.op,
+            event.ns,
+            f" to {event.to}" if event.to else "",
+            barrier.seq,
+            barrier.index,
+        )
         self.before_writes()
         if self.before_ddl is not None:
             self.before_ddl(barrier)
@@ -200,12 +228,13 @@ class Applier:
             write = Write(UPSERT, key, None, document=raw)
             failures = self.target.write(ns, [write])
             if failures:
-                raise JobFailed(f"{ns}: _id {describe_id(key)!r} was moved aside for a unique key and "
-                                f"cannot be written back: {failures[0].message}")
+                raise JobFailed(
+                    f"{ns}: _id {describe_id(key)!r} was moved aside for a unique key and "
+                    f"cannot be written back: {failures[0].message}"
+                )
             self.displaced.discard(ns, _identity_of_raw(raw))
             count += 1
         return count
-
 
 
 def _key_of(raw: bytes) -> bytes:

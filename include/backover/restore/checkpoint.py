@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 class CheckpointStore:
     """Reads and writes one migration's restore state."""
 
-    def __init__(self, s3: S3Objects, layout: MigrationLayout, fence: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, s3: S3Objects, layout: MigrationLayout, fence: Callable[[], None] | None = None
+    ) -> None:
         self.s3 = s3
         self.layout = layout
         #: Called before every write of the restore's state (the restore lease's fence): a restore
@@ -62,11 +64,14 @@ class CheckpointStore:
         unconfirmed = self._unconfirmed.setdefault(key, [])
         unconfirmed.append(body)
         try:
-            self._etags[key] = self.s3.put_if(key, body, etag=self._etags[key], content_type=content_type,
-                                              attempted=unconfirmed)
+            self._etags[key] = self.s3.put_if(
+                key, body, etag=self._etags[key], content_type=content_type, attempted=unconfirmed
+            )
         except Conflict:
-            raise JobFailed(f"s3://{self.s3.bucket}/{key} was changed by another restore since this one read it: "
-                            "stopping without writing anything more") from None
+            raise JobFailed(
+                f"s3://{self.s3.bucket}/{key} was changed by another restore since this one read it: "
+                "stopping without writing anything more"
+            ) from None
         unconfirmed.clear()
 
     @property
@@ -93,8 +98,15 @@ class CheckpointStore:
         self.fence()
         self._save_displaced(displaced)
         event = barrier.event
-        record = DdlRecord(seq=barrier.seq, index=barrier.index, state=state, op=event.op, ns=event.ns,
-                           at=utc_now(), displaced_generation=displaced.generation)
+        record = DdlRecord(
+            seq=barrier.seq,
+            index=barrier.index,
+            state=state,
+            op=event.op,
+            ns=event.ns,
+            at=utc_now(),
+            displaced_generation=displaced.generation,
+        )
         self._put(self.ddl_key, extjson.dumps(record.to_json()).encode(), "application/json")
 
     def save_displaced(self, displaced: Displaced) -> None:
@@ -120,8 +132,10 @@ class CheckpointStore:
         record, its last segment there and not ahead of it); UsageError when there is none."""
         checkpoint = replication_checkpoint.load(self.s3, self.layout)
         if checkpoint is None:
-            raise UsageError(f"no replicator checkpoint at s3://{self.s3.bucket}/{self.layout.replicator_checkpoint}: "
-                             "nothing was captured for this migration id")
+            raise UsageError(
+                f"no replicator checkpoint at s3://{self.s3.bucket}/{self.layout.replicator_checkpoint}: "
+                "nothing was captured for this migration id"
+            )
         replication_checkpoint.check_last_segment(self.s3, self.layout, checkpoint)
         return checkpoint
 
@@ -145,7 +159,9 @@ class CheckpointStore:
             self._save_displaced(displaced)
             checkpoint.displaced_generation = displaced.generation
         checkpoint.updated_at = utc_now()
-        self._put(self.layout.restore_checkpoint, extjson.dumps(checkpoint.to_json()).encode(), "application/json")
+        self._put(
+            self.layout.restore_checkpoint, extjson.dumps(checkpoint.to_json()).encode(), "application/json"
+        )
 
     def load_displaced(self, checkpoint: RestoreCheckpoint | None) -> Displaced:
         """The documents moved aside by earlier runs; JobFailed when the saved set is older than
@@ -153,14 +169,20 @@ class CheckpointStore:
         data = self._read(self.displaced_key)
         displaced = Displaced.from_bytes(data, self.displaced_key) if data else Displaced()
         ddl = self.ddl_record()
-        needed = max(checkpoint.displaced_generation if checkpoint else 0,
-                     ddl.displaced_generation if ddl else 0)
+        needed = max(
+            checkpoint.displaced_generation if checkpoint else 0, ddl.displaced_generation if ddl else 0
+        )
         if displaced.generation < needed:
-            raise JobFailed(f"s3://{self.s3.bucket}/{self.displaced_key} is generation {displaced.generation} but the "
-                            f"restore's records rely on generation {needed}: the restore state is inconsistent; "
-                            "put the target back to its pre-restore state and run with --reset")
+            raise JobFailed(
+                f"s3://{self.s3.bucket}/{self.displaced_key} is generation {displaced.generation} but the "
+                f"restore's records rely on generation {needed}: the restore state is inconsistent; "
+                "put the target back to its pre-restore state and run with --reset"
+            )
         if displaced:
-            log.info("%d document(s) moved aside by an earlier run are waiting for their later writes", len(displaced))
+            log.info(
+                "%d document(s) moved aside by an earlier run are waiting for their later writes",
+                len(displaced),
+            )
         return displaced
 
 

@@ -98,8 +98,10 @@ class Displaced:
         """The saved form: a header ``{backover-displaced: FORMAT, generation}``, then one
         ``{db, coll, doc}`` per document (concatenated BSON, ``bsondump`` reads it)."""
         header = bson.encode({self.HEADER: self.FORMAT, "generation": self.generation})
-        return header + b"".join(bson.encode({"db": ns.db, "coll": ns.coll, "doc": RawBSONDocument(raw)})
-                                 for ns, _key, raw in self.items())
+        return header + b"".join(
+            bson.encode({"db": ns.db, "coll": ns.coll, "doc": RawBSONDocument(raw)})
+            for ns, _key, raw in self.items()
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes, key: str = "restore/displaced.bson") -> Displaced:
@@ -107,12 +109,20 @@ class Displaced:
         try:
             entries = bson.decode_all(data, RAW)
             header = entries[0] if entries else None
-            if header is None or header.get(cls.HEADER) != cls.FORMAT or not isinstance(header.get("generation"), int):
+            if (
+                header is None
+                or header.get(cls.HEADER) != cls.FORMAT
+                or not isinstance(header.get("generation"), int)
+            ):
                 raise ValueError("no backover-displaced header of format 1")
             out = cls(generation=int(header["generation"]))
             for entry in entries[1:]:
                 db, coll, doc = entry["db"], entry["coll"], entry["doc"]
-                if not isinstance(db, str) or not isinstance(coll, str) or not isinstance(doc, RawBSONDocument):
+                if (
+                    not isinstance(db, str)
+                    or not isinstance(coll, str)
+                    or not isinstance(doc, RawBSONDocument)
+                ):
                     raise ValueError("an entry is not {db: string, coll: string, doc: document}")
                 out.put(Namespace(db, coll), bytes(doc.raw))  # a large doc's raw is a memoryview
         except (BSONError, ValueError, KeyError, IndexError, TypeError) as e:

@@ -184,8 +184,9 @@ def parse_event(raw: bytes) -> ChangeEvent:
     return ChangeEvent(op=op, db=db, coll=coll)
 
 
-def _crud_event(op: str, raw: bytes, fields: dict[bytes, tuple[int, int, int]],
-                ns: tuple[int, int, int] | None) -> ChangeEvent:
+def _crud_event(
+    op: str, raw: bytes, fields: dict[bytes, tuple[int, int, int]], ns: tuple[int, int, int] | None
+) -> ChangeEvent:
     if ns is None:
         raise EventError(f"{op} event without an ns")
     db, coll = _namespace(raw, ns)
@@ -215,8 +216,16 @@ def _crud_event(op: str, raw: bytes, fields: dict[bytes, tuple[int, int, int]],
             raise EventError(f"update event on {db}.{coll} with neither fullDocument nor updateDescription")
     elif op in ("insert", "replace") and full is not FullDocument.PRESENT:
         raise EventError(f"{op} event on {db}.{coll} without a fullDocument")
-    return ChangeEvent(op=op, db=db, coll=coll, full=full, document_key=document_key, identity=identity,
-                       full_document=full_document, update_description=description)
+    return ChangeEvent(
+        op=op,
+        db=db,
+        coll=coll,
+        full=full,
+        document_key=document_key,
+        identity=identity,
+        full_document=full_document,
+        update_description=description,
+    )
 
 
 def describe_id(document_key: bytes) -> Any:

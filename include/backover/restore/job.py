@@ -71,8 +71,9 @@ class PlanSummary:
         return {"dry_run": True, **self.__dict__}
 
 
-def run_restore(config: RestoreConfig, *, s3: S3Objects | None = None,
-                target: Target | None = None) -> RestoreResult | PlanSummary:
+def run_restore(
+    config: RestoreConfig, *, s3: S3Objects | None = None, target: Target | None = None
+) -> RestoreResult | PlanSummary:
     """Apply (or with ``dry_run`` only plan) the segments after the restore checkpoint.
 
     Only the holder of the restore lease writes (a second restore is refused, exit 2, before
@@ -81,13 +82,22 @@ def run_restore(config: RestoreConfig, *, s3: S3Objects | None = None,
     s3.check_bucket()
     if config.dry_run:
         return _run_restore(config, s3, target)
-    with holding(Lease(s3, config.layout.restore_lease, role="restore", migration_id=config.layout.migration_id,
-                       ttl_seconds=config.lease_ttl_seconds, renew_seconds=config.lease_renew_seconds)) as lease:
+    with holding(
+        Lease(
+            s3,
+            config.layout.restore_lease,
+            role="restore",
+            migration_id=config.layout.migration_id,
+            ttl_seconds=config.lease_ttl_seconds,
+            renew_seconds=config.lease_renew_seconds,
+        )
+    ) as lease:
         return _run_restore(config, s3, target, lease)
 
 
-def _run_restore(config: RestoreConfig, s3: S3Objects, target: Target | None,
-                 lease: Lease | None = None) -> RestoreResult | PlanSummary:
+def _run_restore(
+    config: RestoreConfig, s3: S3Objects, target: Target | None, lease: Lease | None = None
+) -> RestoreResult | PlanSummary:
     store = CheckpointStore(s3, config.layout, fence=lease.fence if lease is not None else None)
     replicator = store.replicator()
     if config.reset and not config.dry_run:
@@ -97,14 +107,21 @@ def _run_restore(config: RestoreConfig, s3: S3Objects, target: Target | None,
     done_before = previous.last_applied_seq if previous else 0
     first = config.from_seq or done_before + 1
     if first > done_before + 1:
-        raise UsageError(f"--from-seq {first} would skip segments {done_before + 1}..{first - 1}, "
-                         "which were never applied")
+        raise UsageError(
+            f"--from-seq {first} would skip segments {done_before + 1}..{first - 1}, which were never applied"
+        )
     if done_before > replicator.last_seq:
-        raise UsageError(f"the restore checkpoint says segment {done_before} was applied, but the replicator "
-                         f"checkpoint has only {replicator.last_seq}: wrong migration id or bucket?")
+        raise UsageError(
+            f"the restore checkpoint says segment {done_before} was applied, but the replicator "
+            f"checkpoint has only {replicator.last_seq}: wrong migration id or bucket?"
+        )
     if not replicator.state.capture_over():
-        log.warning("the replicator is %s: restoring the %d segment(s) captured so far; run restore again "
-                    "after the drain for the rest", replicator.state, replicator.last_seq)
+        log.warning(
+            "the replicator is %s: restoring the %d segment(s) captured so far; run restore again "
+            "after the drain for the rest",
+            replicator.state,
+            replicator.last_seq,
+        )
     refs = list_segments(s3, config.layout, first, replicator.last_seq)
     segments = SegmentReader(s3, refs, config.prefetch)
     if config.dry_run:
@@ -121,25 +138,50 @@ def _run_restore(config: RestoreConfig, s3: S3Objects, target: Target | None,
     applied_through = None if config.reset else store.applied_through()
     displaced = Displaced() if config.reset else store.load_displaced(previous)
     store.save(checkpoint, displaced)
-    applier = Applier(target, workers=config.workers, displaced=displaced,
-                      before_ddl=lambda b: store.record_ddl(b, DdlState.STARTED, displaced),
-                      after_ddl=lambda b: store.record_ddl(b, DdlState.APPLIED, displaced),
-                      before_remove=lambda: _kept_before_removal(store, displaced, lease),
-                      before_writes=lease.check if lease is not None else None)
-    progress = Progress(first_seq=first, total_segments=replicator.last_seq, total_events=replicator.events_total,
-                        events_before=checkpoint.events_applied, interval=config.progress_seconds)
+    applier = Applier(
+        target,
+        workers=config.workers,
+        displaced=displaced,
+        before_ddl=lambda b: store.record_ddl(b, DdlState.STARTED, displaced),
+        after_ddl=lambda b: store.record_ddl(b, DdlState.APPLIED, displaced),
+        before_remove=lambda: _kept_before_removal(store, displaced, lease),
+        before_writes=lease.check if lease is not None else None,
+    )
+    progress = Progress(
+        first_seq=first,
+        total_segments=replicator.last_seq,
+        total_events=replicator.events_total,
+        events_before=checkpoint.events_applied,
+        interval=config.progress_seconds,
+    )
     result = RestoreResult(state=RestoreState.RUNNING, first_seq=first, last_seq=replicator.last_seq)
-    log.info("restore of %s: segments %d..%d into %s, %d worker(s), windows of %d events%s",
-             config.layout.migration_id, first, replicator.last_seq, config.target or "the given target",
-             config.workers, config.window,
-             f"; events up to segment {applied_through[0]} event {applied_through[1]} are applied already"
-             if applied_through and applied_through[0] >= first else "")
+    log.info(
+        "restore of %s: segments %d..%d into %s, %d worker(s), windows of %d events%s",
+        config.layout.migration_id,
+        first,
+        replicator.last_seq,
+        config.target or "the given target",
+        config.workers,
+        config.window,
+        f"; events up to segment {applied_through[0]} event {applied_through[1]} are applied already"
+        if applied_through and applied_through[0] >= first
+        else "",
+    )
     started = time.monotonic()
     try:
-        _apply_all(plan(segments, config.window, applied_through), applier, store, checkpoint, progress, result,
-                   config.checkpoint_seconds)
+        _apply_all(
+            plan(segments, config.window, applied_through),
+            applier,
+            store,
+            checkpoint,
+            progress,
+            result,
+            config.checkpoint_seconds,
+        )
         if replicator.state.capture_over() and displaced:
-            log.info("writing back %d document(s) moved aside for unique keys", applier.write_back_displaced())
+            log.info(
+                "writing back %d document(s) moved aside for unique keys", applier.write_back_displaced()
+            )
         checkpoint.state = RestoreState.COMPLETED
         store.save(checkpoint, displaced)
     except BackoverError as e:
@@ -152,9 +194,17 @@ def _run_restore(config: RestoreConfig, s3: S3Objects, target: Target | None,
             client.close()
         _fill(result, applier.stats, target, checkpoint, time.monotonic() - started)
     progress.log_line()
-    log.info("restore %s: segments up to %d applied, %d events this run, %d writes in %d commands, "
-             "%d unique-key conflict(s) resolved, %.1f s", checkpoint.state, checkpoint.last_applied_seq,
-             result.events_applied, result.writes, result.commands, result.conflicts_resolved, result.seconds)
+    log.info(
+        "restore %s: segments up to %d applied, %d events this run, %d writes in %d commands, "
+        "%d unique-key conflict(s) resolved, %.1f s",
+        checkpoint.state,
+        checkpoint.last_applied_seq,
+        result.events_applied,
+        result.writes,
+        result.commands,
+        result.conflicts_resolved,
+        result.seconds,
+    )
     return result
 
 
@@ -166,8 +216,15 @@ def _kept_before_removal(store: CheckpointStore, displaced: Displaced, lease: Le
         lease.check()
 
 
-def _apply_all(steps: Any, applier: Applier, store: CheckpointStore, checkpoint: RestoreCheckpoint,
-               progress: Progress, result: RestoreResult, checkpoint_seconds: float) -> None:
+def _apply_all(
+    steps: Any,
+    applier: Applier,
+    store: CheckpointStore,
+    checkpoint: RestoreCheckpoint,
+    progress: Progress,
+    result: RestoreResult,
+    checkpoint_seconds: float,
+) -> None:
     """Apply ``steps`` one at a time on a coordinator thread while the next one is planned here."""
     last_save = time.monotonic()
 
@@ -196,8 +253,9 @@ def _apply_all(steps: Any, applier: Applier, store: CheckpointStore, checkpoint:
                 finished(*pending)
 
 
-def _fill(result: RestoreResult, stats: ApplyStats, target: Target, checkpoint: RestoreCheckpoint,
-          seconds: float) -> None:
+def _fill(
+    result: RestoreResult, stats: ApplyStats, target: Target, checkpoint: RestoreCheckpoint, seconds: float
+) -> None:
     result.state = checkpoint.state
     result.writes = stats.writes
     result.commands = target.commands
@@ -218,8 +276,14 @@ def _dry_run(steps: Any, first: int, last: int) -> PlanSummary:
                 per_ns.setdefault(ns, Counter()).update(counts)
         if isinstance(step, Barrier):
             event = step.event
-            summary.ddl.append({"segment": step.seq, "op": event.op, "ns": event.ns,
-                                **({"to": str(event.to)} if event.to else {})})
+            summary.ddl.append(
+                {
+                    "segment": step.seq,
+                    "op": event.op,
+                    "ns": event.ns,
+                    **({"to": str(event.to)} if event.to else {}),
+                }
+            )
         elif step.events:
             summary.windows += 1
             summary.writes += step.writes
@@ -232,11 +296,16 @@ def _dry_run(steps: Any, first: int, last: int) -> PlanSummary:
 
 def describe_plan(summary: PlanSummary) -> list[str]:
     """Human lines for the log."""
-    lines = [f"dry run: segments {summary.first_seq}..{summary.last_seq} ({summary.segments}), "
-             f"{summary.events:,} events -> {summary.writes:,} writes in {summary.windows} window(s), "
-             f"{len(summary.ddl)} DDL barrier(s); nothing written"]
+    lines = [
+        f"dry run: segments {summary.first_seq}..{summary.last_seq} ({summary.segments}), "
+        f"{summary.events:,} events -> {summary.writes:,} writes in {summary.windows} window(s), "
+        f"{len(summary.ddl)} DDL barrier(s); nothing written"
+    ]
     for ns, counts in summary.per_namespace.items():
         lines.append(f"  {ns}: " + ", ".join(f"{op} {n:,}" for op, n in sorted(counts.items())))
     for ddl in summary.ddl:
-        lines.append(f"  DDL segment {ddl['segment']}: {ddl['op']} {ddl['ns']}" + (f" -> {ddl['to']}" if "to" in ddl else ""))
+        lines.append(
+            f"  DDL segment {ddl['segment']}: {ddl['op']} {ddl['ns']}"
+            + (f" -> {ddl['to']}" if "to" in ddl else "")
+        )
     return lines

@@ -135,8 +135,10 @@ def delta_writes(event: ChangeEvent, best_effort: bool = False) -> list[Write]:
     description = RawBSONDocument(event.update_description, RAW)
     updated = description.get("updatedFields")
     removed = [str(path) for path in description.get("removedFields") or []]
-    truncated = {str(t["field"]): {"$each": [], "$slice": int(t["newSize"])}
-                 for t in description.get("truncatedArrays") or []}
+    truncated = {
+        str(t["field"]): {"$each": [], "$slice": int(t["newSize"])}
+        for t in description.get("truncatedArrays") or []
+    }
     main: dict[str, Any] = {}
     paths = list(removed)
     if updated is not None and len(updated):
@@ -188,8 +190,9 @@ def _count(counts: dict[str, dict[str, int]], event: ChangeEvent) -> None:
         per_ns[LOOKUP_NULL] = per_ns.get(LOOKUP_NULL, 0) + 1
 
 
-def plan(segments: Iterable[SegmentEvents], window_events: int,
-         applied_through: tuple[int, int] | None = None) -> Iterator[Step]:
+def plan(
+    segments: Iterable[SegmentEvents], window_events: int, applied_through: tuple[int, int] | None = None
+) -> Iterator[Step]:
     """The steps that replay ``segments`` (in order), windows of at most ``window_events`` events.
 
     Events at positions ``(seq, index) <= applied_through`` are known to be applied (everything
@@ -218,10 +221,13 @@ def plan(segments: Iterable[SegmentEvents], window_events: int,
             if event.op == "invalidate":
                 raise EventError(
                     f"{segment.key} event {index}: invalidate on {event.ns or 'the stream'} - the capture "
-                    "stream was closed there, so the changes after it were not captured; restore stopped")
+                    "stream was closed there, so the changes after it were not captured; restore stopped"
+                )
             if event.op not in CRUD_OPS and event.op not in DDL_OPS:
-                raise EventError(f"{segment.key} event {index}: unknown event type {event.op!r} on "
-                                 f"{event.ns or '?'}; restore stopped rather than skip it")
+                raise EventError(
+                    f"{segment.key} event {index}: unknown event type {event.op!r} on "
+                    f"{event.ns or '?'}; restore stopped rather than skip it"
+                )
             if applied_through is not None and (segment.seq, index) <= applied_through:
                 continue
             if event.op in CRUD_OPS:
@@ -237,4 +243,3 @@ def plan(segments: Iterable[SegmentEvents], window_events: int,
             yield builder.take()  # nothing pending: the segment is complete now
     if builder.window.events or builder.window.done:
         yield builder.take()
-

@@ -28,8 +28,16 @@ class Progress:
     :param events_before: events applied by earlier runs (the restore checkpoint's count).
     """
 
-    def __init__(self, *, first_seq: int, total_segments: int, total_events: int, events_before: int,
-                 interval: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        first_seq: int,
+        total_segments: int,
+        total_events: int,
+        events_before: int,
+        interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.first_seq = first_seq
         self.total_segments = total_segments
         self.total_events = total_events
@@ -61,8 +69,10 @@ class Progress:
 
     def line(self) -> str:
         total = f"/{self.total_events - self.events_before:,}" if self.total_events else ""
-        return (f"restore: segment {self.segment}/{self.total_segments}, {self.events:,}{total} events "
-                f"this run, {self.rate:,.0f} events/s, ETA {eta(self.remaining_seconds())}")
+        return (
+            f"restore: segment {self.segment}/{self.total_segments}, {self.events:,}{total} events "
+            f"this run, {self.rate:,.0f} events/s, ETA {eta(self.remaining_seconds())}"
+        )
 
     def log_line(self) -> None:
         self._last_log = self.clock()

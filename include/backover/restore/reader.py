@@ -55,14 +55,20 @@ def list_segments(s3: S3Objects, layout: MigrationLayout, first: int, last: int)
         elif seq >= first:
             found.setdefault(seq, []).append(SegmentRef(seq, key, compression, layout.migration_id))
     if orphans:
-        log.info("ignoring %d segment(s) above the replicator checkpoint's last_seq %d (orphans): %s",
-                 len(orphans), last, ", ".join(orphans[:3]))
+        log.info(
+            "ignoring %d segment(s) above the replicator checkpoint's last_seq %d (orphans): %s",
+            len(orphans),
+            last,
+            ", ".join(orphans[:3]),
+        )
     refs = []
     for seq in range(first, last + 1):
         candidates = found.get(seq, [])
         if not candidates:
-            raise JobFailed(f"segment {layout.segment(seq, 'zstd')} (or .gz/.bson) is missing: the replicator "
-                            f"checkpoint says segments up to {last} are written")
+            raise JobFailed(
+                f"segment {layout.segment(seq, 'zstd')} (or .gz/.bson) is missing: the replicator "
+                f"checkpoint says segments up to {last} are written"
+            )
         if len(candidates) > 1:
             raise JobFailed(f"segment {seq} exists more than once: {', '.join(r.key for r in candidates)}")
         refs.append(candidates[0])
@@ -93,10 +99,12 @@ def _read(s3: S3Objects, ref: SegmentRef) -> tuple[SegmentEvents, SegmentInfo]:
     if events:
         times = (_cluster_time(events[0], ref.key), _cluster_time(events[-1], ref.key))
         if times != (info.first_cluster_time, info.last_cluster_time):
-            raise JobFailed(f"segment {ref.key} holds events from {clustertime.format(times[0])} to "
-                            f"{clustertime.format(times[1])}, its metadata says "
-                            f"{clustertime.format(info.first_cluster_time)} to "
-                            f"{clustertime.format(info.last_cluster_time)}: refusing to apply it")
+            raise JobFailed(
+                f"segment {ref.key} holds events from {clustertime.format(times[0])} to "
+                f"{clustertime.format(times[1])}, its metadata says "
+                f"{clustertime.format(info.first_cluster_time)} to "
+                f"{clustertime.format(info.last_cluster_time)}: refusing to apply it"
+            )
     return SegmentEvents(ref.seq, ref.key, events), info
 
 
@@ -110,9 +118,11 @@ def _cluster_time(event: bytes, key: str) -> Timestamp:
 def check_continuity(previous: SegmentInfo | None, info: SegmentInfo, key: str) -> None:
     """JobFailed when a segment starts before the previous one ended (a segment out of place)."""
     if previous is not None and info.first_cluster_time < previous.last_cluster_time:
-        raise JobFailed(f"segment {key} starts at {clustertime.format(info.first_cluster_time)}, before segment "
-                        f"{previous.seq} ended ({clustertime.format(previous.last_cluster_time)}): the segments are "
-                        "out of order; refusing to apply it")
+        raise JobFailed(
+            f"segment {key} starts at {clustertime.format(info.first_cluster_time)}, before segment "
+            f"{previous.seq} ended ({clustertime.format(previous.last_cluster_time)}): the segments are "
+            "out of order; refusing to apply it"
+        )
 
 
 class SegmentReader:

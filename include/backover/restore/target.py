@@ -109,16 +109,21 @@ class MongoTarget(_CommandCounter):
         for command in commands(ns.coll, writes):
             reply = self._send(ns, command)
             for error in reply.get("writeErrors", []):
-                failures.append(WriteFailure(command.writes[error["index"]], int(error.get("code", 0)),
-                                             str(error.get("errmsg", "")), error.get("keyValue")))
+                failures.append(
+                    WriteFailure(
+                        command.writes[error["index"]],
+                        int(error.get("code", 0)),
+                        str(error.get("errmsg", "")),
+                        error.get("keyValue"),
+                    )
+                )
             if reply.get("writeConcernError"):
                 raise JobFailed(f"{ns}: write concern error: {reply['writeConcernError'].get('errmsg')}")
         return failures
 
     def _send(self, ns: Namespace, command: Command) -> dict[str, Any]:
         self._sent_one()
-        return self._retrying(f"{command.name} on {ns}",
-                              lambda: self.client[ns.db].command(command.body))
+        return self._retrying(f"{command.name} on {ns}", lambda: self.client[ns.db].command(command.body))
 
     def find_holder(self, ns: Namespace, key_value: dict[str, Any], document_key: bytes) -> bytes | None:
         query = {**key_value, "_id": {"$ne": describe_id(document_key)}}
@@ -152,7 +157,13 @@ class MongoTarget(_CommandCounter):
         assert event.coll is not None and event.to is not None
         to_db, to_coll = event.to
         if not self.client[event.db].list_collection_names(filter={"name": event.coll}):
-            log.info("rename %s -> %s.%s: %s is not on the target, nothing to move", event.ns, to_db, to_coll, event.ns)
+            log.info(
+                "rename %s -> %s.%s: %s is not on the target, nothing to move",
+                event.ns,
+                to_db,
+                to_coll,
+                event.ns,
+            )
             return
         self.client.admin.command("renameCollection", event.ns, to=f"{to_db}.{to_coll}", dropTarget=True)
 
@@ -165,12 +176,15 @@ class MongoTarget(_CommandCounter):
                 return call()
             except ConnectionFailure as e:
                 if attempt == NETWORK_RETRIES:
-                    raise JobFailed(f"{what}: the target cannot be reached ({type(e).__name__}: {e})") from None
+                    raise JobFailed(
+                        f"{what}: the target cannot be reached ({type(e).__name__}: {e})"
+                    ) from None
                 log.warning("%s: %s, retrying", what, type(e).__name__)
                 time.sleep(0.5 * 2**attempt)
             except OperationFailure as e:
-                raise JobFailed(f"{what} failed: {e.details.get('errmsg') if e.details else e} "
-                                f"(code {e.code})") from None
+                raise JobFailed(
+                    f"{what} failed: {e.details.get('errmsg') if e.details else e} (code {e.code})"
+                ) from None
             except PyMongoError as e:
                 raise JobFailed(f"{what} failed: {type(e).__name__}: {e}") from None
         raise AssertionError("unreachable")

@@ -24,5 +24,8 @@ def index_specs(collection: Collection[RawBSONDocument]) -> dict[str, dict[str, 
 
 def differences(source: dict[str, dict[str, Any]], target: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per index name that is missing on a side or specified differently."""
-    return [{"name": name, "source": source.get(name), "target": target.get(name)}
-            for name in sorted(source.keys() | target.keys()) if source.get(name) != target.get(name)]
+    return [
+        {"name": name, "source": source.get(name), "target": target.get(name)}
+        for name in sorted(source.keys() | target.keys())
+        if source.get(name) != target.get(name)
+    ]

@@ -23,13 +23,17 @@ from .scan import ReadAhead, raw_batches
 log = logging.getLogger("backover.verify")
 
 
-
 def _collections(client: MongoClient[dict[str, Any]], db: str) -> set[str]:
-    return {info["name"] for info in client[db].list_collections()
-            if info.get("type", "collection") == "collection" and not info["name"].startswith("system.")}
+    return {
+        info["name"]
+        for info in client[db].list_collections()
+        if info.get("type", "collection") == "collection" and not info["name"].startswith("system.")
+    }
 
 
-def namespaces(source: MongoClient[dict[str, Any]], target: MongoClient[dict[str, Any]], wanted: tuple[Namespace, ...]) -> list[Namespace]:
+def namespaces(
+    source: MongoClient[dict[str, Any]], target: MongoClient[dict[str, Any]], wanted: tuple[Namespace, ...]
+) -> list[Namespace]:
     """``(db, coll)`` pairs to compare: the given ``db.coll``s, every collection of a given ``db``
     on either side, or by default every non-system collection of the source's non-system
     databases (with the target's collections in those databases)."""
@@ -44,11 +48,20 @@ def namespaces(source: MongoClient[dict[str, Any]], target: MongoClient[dict[str
     return sorted(pairs)
 
 
-def compare_namespace(source: MongoClient[dict[str, Any]], target: MongoClient[dict[str, Any]], db: str, coll: str,
-                      batch_size: int, examples: int) -> NamespaceReport:
+def compare_namespace(
+    source: MongoClient[dict[str, Any]],
+    target: MongoClient[dict[str, Any]],
+    db: str,
+    coll: str,
+    batch_size: int,
+    examples: int,
+) -> NamespaceReport:
     """Merge both sides of ``db.coll`` (read in parallel), then compare the index specifications."""
     sides = [raw_collection(client, db, coll) for client in (source, target)]
-    readers = [ReadAhead(raw_batches(c, batch_size), label) for c, label in zip(sides, ("source", "target"), strict=True)]
+    readers = [
+        ReadAhead(raw_batches(c, batch_size), label)
+        for c, label in zip(sides, ("source", "target"), strict=True)
+    ]
     try:
         result = merge_batches(readers[0], readers[1], examples)
     finally:
@@ -78,6 +91,11 @@ def run_verify(config: VerifyConfig, *, s3: S3Objects | None = None) -> VerifyRe
             raise JobFailed(f"verify could not read a side: {type(e).__name__}: {e}") from None
     report = VerifyReport(reports, seconds=time.monotonic() - started)
     s3.put_json(config.layout.verify_report, report.to_doc())
-    log.info("%s (%.1f s); report in s3://%s/%s", report.summary(), report.seconds, s3.bucket,
-             config.layout.verify_report)
+    log.info(
+        "%s (%.1f s); report in s3://%s/%s",
+        report.summary(),
+        report.seconds,
+        s3.bucket,
+        config.layout.verify_report,
+    )
     return report

@@ -94,14 +94,17 @@ def documents(batches: Iterable[bytes]) -> Iterator[bytes]:
         yield from iter_raw_events(batch)
 
 
-def merge(source: Iterable[bytes], target: Iterable[bytes], examples: int = 10,
-          result: MergeResult | None = None) -> MergeResult:
+def merge(
+    source: Iterable[bytes], target: Iterable[bytes], examples: int = 10, result: MergeResult | None = None
+) -> MergeResult:
     """Compare two streams of raw documents, each sorted by ``_id`` in MongoDB's order."""
     result = result or MergeResult()
 
     def note(kind: str, id_element: bytes, detail: dict[str, Any] | None = None) -> None:
         if len(result.first_differences) < examples:
-            result.first_differences.append({"_id": element_value(id_element), "kind": kind, **(detail or {})})
+            result.first_differences.append(
+                {"_id": element_value(id_element), "kind": kind, **(detail or {})}
+            )
 
     src, tgt = iter(source), iter(target)
     s, t = next(src, None), next(tgt, None)

@@ -36,10 +36,17 @@ class NamespaceReport:
 
     def to_doc(self) -> dict[str, Any]:
         m = self.merge
-        return {"source_count": m.source_count, "target_count": m.target_count, "missing": m.missing,
-                "extra": m.extra, "different": m.different, "first_differences": m.first_differences,
-                "indexes_identical": self.indexes_identical, "index_differences": self.index_differences,
-                "identical": self.identical}
+        return {
+            "source_count": m.source_count,
+            "target_count": m.target_count,
+            "missing": m.missing,
+            "extra": m.extra,
+            "different": m.different,
+            "first_differences": m.first_differences,
+            "indexes_identical": self.indexes_identical,
+            "index_differences": self.index_differences,
+            "identical": self.identical,
+        }
 
     @classmethod
     def from_json(cls, ns: str, doc: Any, where: str) -> NamespaceReport:
@@ -49,17 +56,26 @@ class NamespaceReport:
         if not isinstance(doc, dict):
             raise RecordError(f"{where} has an invalid {name} {doc!r:.60}")
         counts = {k: checked(doc.get(k, 0), int, where, f"{name}.{k}") for k in COUNTS}
-        examples = checked(doc.get("first_differences", []), list[dict[str, Any]], where, f"{name}.first_differences")
-        indexes = checked(doc.get("index_differences", []), list[dict[str, Any]], where, f"{name}.index_differences")
+        examples = checked(
+            doc.get("first_differences", []), list[dict[str, Any]], where, f"{name}.first_differences"
+        )
+        indexes = checked(
+            doc.get("index_differences", []), list[dict[str, Any]], where, f"{name}.index_differences"
+        )
         return cls(ns, MergeResult(**counts, first_differences=examples), indexes)
 
     def line(self) -> str:
         m = self.merge
         verdict = "identical" if self.identical else "DIFFERENT"
-        indexes = "indexes identical" if self.indexes_identical else \
-            f"indexes differ: {', '.join(d['name'] for d in self.index_differences)}"
-        return (f"{self.ns}: {verdict}: {m.source_count:,} source / {m.target_count:,} target documents, "
-                f"{m.missing:,} missing, {m.extra:,} extra, {m.different:,} different; {indexes}")
+        indexes = (
+            "indexes identical"
+            if self.indexes_identical
+            else f"indexes differ: {', '.join(d['name'] for d in self.index_differences)}"
+        )
+        return (
+            f"{self.ns}: {verdict}: {m.source_count:,} source / {m.target_count:,} target documents, "
+            f"{m.missing:,} missing, {m.extra:,} extra, {m.different:,} different; {indexes}"
+        )
 
 
 @dataclass
@@ -100,11 +116,16 @@ class VerifyReport:
                 parts.append(f"{n.ns}: {', '.join(counts)}")
         more = len(parts) - limit
         return ("; ".join(parts[:limit]) or "see reports/verify.json") + (
-            f"; and {more} more namespaces" if more > 0 else "")
+            f"; and {more} more namespaces" if more > 0 else ""
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"format_version": FORMAT_VERSION, "identical": self.identical, "checked_at": self.checked_at,
-                "namespaces": {n.ns: n.to_doc() for n in self.namespaces}}
+        return {
+            "format_version": FORMAT_VERSION,
+            "identical": self.identical,
+            "checked_at": self.checked_at,
+            "namespaces": {n.ns: n.to_doc() for n in self.namespaces},
+        }
 
     def to_doc(self) -> dict[str, Any]:  # the name of before issue 11
         return self.to_json()
@@ -125,8 +146,10 @@ class VerifyReport:
         documents = sum(n.merge.source_count for n in self.namespaces)
         if self.identical:
             return f"verify: identical: {len(self.namespaces)} namespace(s), {documents:,} source documents"
-        return (f"verify: DIFFERENCES in {len(self.differing)} of {len(self.namespaces)} namespace(s): "
-                f"{', '.join(self.differing[:5])}{' ...' if len(self.differing) > 5 else ''}")
+        return (
+            f"verify: DIFFERENCES in {len(self.differing)} of {len(self.namespaces)} namespace(s): "
+            f"{', '.join(self.differing[:5])}{' ...' if len(self.differing) > 5 else ''}"
+        )
 
 
 def _aware(moment: datetime) -> datetime:

@@ -101,7 +101,9 @@ class MigrationHook(S3Hook):
     @_damaged_record_fails
     def replication_drained(self, layout: MigrationLayout, max_heartbeat_age_seconds: float) -> Progress:
         return progress.replication_drained(
-            self.freeze_state(layout), self.replicator_checkpoint(layout), max_heartbeat_age_seconds,
+            self.freeze_state(layout),
+            self.replicator_checkpoint(layout),
+            max_heartbeat_age_seconds,
             datetime.now(UTC),
         )
 
@@ -117,8 +119,13 @@ class MigrationHook(S3Hook):
         if not require_identical:
             return progress.restore_completed(checkpoint, self.replicator_checkpoint(layout), None, False)
         return progress.restore_completed(
-            checkpoint, self.replicator_checkpoint(layout), self.verify_report(layout), True,
-            self.clean_state(layout), self.freeze_state(layout), datetime.now(UTC),
+            checkpoint,
+            self.replicator_checkpoint(layout),
+            self.verify_report(layout),
+            True,
+            self.clean_state(layout),
+            self.freeze_state(layout),
+            datetime.now(UTC),
         )
 
     @_damaged_record_fails

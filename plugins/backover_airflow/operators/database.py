@@ -96,7 +96,11 @@ class PreflightOperator(BaseOperator):
             raise AirflowFailException(str(e)) from e
         self.log.info(
             "Migration %s in s3://%s/%s; databases %s; worker %s",
-            run.migration_id, layout.bucket, layout.root, ", ".join(run.databases), env.worker_instance_id,
+            run.migration_id,
+            layout.bucket,
+            layout.root,
+            ", ".join(run.databases),
+            env.worker_instance_id,
         )
         found: dict[str, Any] = {"migration_id": run.migration_id, "databases": run.databases}
         found["migration"] = self.check_bucket(layout)
@@ -115,7 +119,9 @@ class PreflightOperator(BaseOperator):
             raise AirflowFailException(
                 f"migration {layout.migration_id!r} was not started: no s3://{layout.bucket}/{layout.start_state}"
             )
-        self.log.info("Bucket %s reachable; migration %s", layout.bucket, "started" if start else "not started yet")
+        self.log.info(
+            "Bucket %s reachable; migration %s", layout.bucket, "started" if start else "not started yet"
+        )
         return {"started": start is not None}
 
     def check_source(self, env: config.BackoverConfig, run: config.RunParams) -> dict[str, Any]:
@@ -136,13 +142,26 @@ class PreflightOperator(BaseOperator):
             except BackoverError as e:
                 raise AirflowFailException(str(e)) from e
             except OperationFailure as e:
-                raise AirflowException(f"connection {self.documentdb_conn_id!r}: {e.code} {e.details}") from None
+                raise AirflowException(
+                    f"connection {self.documentdb_conn_id!r}: {e.code} {e.details}"
+                ) from None
         writable = [db for db in run.databases if users.write_roles_on(roles, db)]
-        facts.update(app_user=env.app_user, app_user_roles=roles, app_user_can_write=writable,
-                     change_streams_enabled=enabled)
-        self.log.info("Source (%s): %s %s, replica set %s", self.documentdb_conn_id, facts["flavour"],
-                      facts["version"], facts["replica_set"])
-        self.log.info("User %s: roles %s; can write %s", env.app_user, _roles(roles), ", ".join(writable) or "nothing")
+        facts.update(
+            app_user=env.app_user,
+            app_user_roles=roles,
+            app_user_can_write=writable,
+            change_streams_enabled=enabled,
+        )
+        self.log.info(
+            "Source (%s): %s %s, replica set %s",
+            self.documentdb_conn_id,
+            facts["flavour"],
+            facts["version"],
+            facts["replica_set"],
+        )
+        self.log.info(
+            "User %s: roles %s; can write %s", env.app_user, _roles(roles), ", ".join(writable) or "nothing"
+        )
         self.log.info("Change streams enabled: %s", ", ".join(enabled) or "none")
         return facts
 
@@ -164,8 +183,13 @@ class AppUserRolesOperator(BaseOperator):
     template_fields: Sequence[str] = ("documentdb_conn_id",)
     ui_color = "#e8f7e4"
 
-    def __init__(self, *, documentdb_conn_id: str = config.DOCUMENTDB_CONN_ID,
-                 aws_conn_id: str | None = "aws_default", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        documentdb_conn_id: str = config.DOCUMENTDB_CONN_ID,
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.documentdb_conn_id = documentdb_conn_id
         self.aws_conn_id = aws_conn_id
@@ -175,7 +199,9 @@ class AppUserRolesOperator(BaseOperator):
             layout = config.layout_for(context["params"])
         start = MigrationHook(aws_conn_id=self.aws_conn_id).start_state(layout)
         if start is None:
-            raise AirflowFailException(f"no s3://{layout.bucket}/{layout.start_state}: nothing to compare with")
+            raise AirflowFailException(
+                f"no s3://{layout.bucket}/{layout.start_state}: nothing to compare with"
+            )
         if start.app_user is None:
             raise AirflowFailException(f"s3://{layout.bucket}/{layout.start_state} names no app_user")
         user = start.app_user
@@ -186,6 +212,8 @@ class AppUserRolesOperator(BaseOperator):
             except BackoverError as e:
                 raise AirflowFailException(str(e)) from e
         if sorted(map(str, current)) != sorted(map(str, prior)):
-            raise AirflowException(f"user {user} has roles {_roles(current)}, not its prior roles {_roles(prior)}")
+            raise AirflowException(
+                f"user {user} has roles {_roles(current)}, not its prior roles {_roles(prior)}"
+            )
         self.log.info("User %s has its prior roles back: %s", user, _roles(prior))
         return {"app_user": user, "roles": current}

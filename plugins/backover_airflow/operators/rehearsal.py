@@ -51,7 +51,9 @@ class MigrationFiguresOperator(BaseOperator):
         self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, int | None]:
-        counts = report.figures(MigrationHook(aws_conn_id=self.aws_conn_id).snapshot(_layout(context, self.migration_id)))
+        counts = report.figures(
+            MigrationHook(aws_conn_id=self.aws_conn_id).snapshot(_layout(context, self.migration_id))
+        )
         self.log.info("Before clean-up: %s", json.dumps(counts, sort_keys=True))
         return counts
 
@@ -82,8 +84,15 @@ class RehearsalReportOperator(BaseOperator):
     template_fields: Sequence[str] = ("migration_id",)
     ui_color = "#fff3c4"
 
-    def __init__(self, *, migration_id: str, phases: Mapping[str, tuple[str, str | None]],
-                 figures_task_id: str | None = None, aws_conn_id: str | None = "aws_default", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        migration_id: str,
+        phases: Mapping[str, tuple[str, str | None]],
+        figures_task_id: str | None = None,
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.migration_id = migration_id
         self.phases = dict(phases)
@@ -101,8 +110,9 @@ class RehearsalReportOperator(BaseOperator):
             tasks = None
             if dag_id and run_id:
                 tasks = {c["task_id"]: c.get("duration") for c in _breadcrumbs(ti, dag_id, run_id)}
-            phases[name] = report.Phase(state=crumb.get("state"), seconds=crumb.get("duration"), run_id=run_id,
-                                        tasks=tasks)
+            phases[name] = report.Phase(
+                state=crumb.get("state"), seconds=crumb.get("duration"), run_id=run_id, tasks=tasks
+            )
         return phases
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -118,5 +128,7 @@ class RehearsalReportOperator(BaseOperator):
             self.log.info("%s", line)
         self.log.info("Report: s3://%s/%s", layout.bucket, key)
         if not result["passed"]:
-            raise AirflowFailException(f"rehearsal {self.migration_id} failed; see s3://{layout.bucket}/{key}")
+            raise AirflowFailException(
+                f"rehearsal {self.migration_id} failed; see s3://{layout.bucket}/{key}"
+            )
         return result

@@ -119,15 +119,21 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
             command_id=command_id,
             instance_id=instance_id,
             waiter_delay=delay,
-            waiter_max_attempts=self.waiter_max_attempts or default_max_attempts(env.command_timeout_seconds, delay),
+            waiter_max_attempts=self.waiter_max_attempts
+            or default_max_attempts(env.command_timeout_seconds, delay),
             aws_conn_id=self.aws_conn_id,
             region_name=self.region_name,
             verify=self.verify,
             botocore_config=self.botocore_config,
         )
         how = "in the triggerer" if self.deferrable else "in this worker slot"
-        self.log.info("Waiting %s for SSM command %s: a look every %g s, at most %d looks",
-                      how, command_id, trigger.waiter_delay, trigger.waiter_max_attempts)
+        self.log.info(
+            "Waiting %s for SSM command %s: a look every %g s, at most %d looks",
+            how,
+            command_id,
+            trigger.waiter_delay,
+            trigger.waiter_max_attempts,
+        )
         if self.deferrable:
             self.defer(trigger=trigger, method_name="execute_complete")
         return self.execute_complete(context, trigger.wait_here())
@@ -138,7 +144,9 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
         self._command_id, self._instance_id = event["command_id"], event["instance_id"]
         if event["status"] != ENDED:
             # The task ends now: the command must not go on running unwatched.
-            raise AirflowException(f"{event['message']}; {cancel_command(self.hook, event['command_id'], self.log)}")
+            raise AirflowException(
+                f"{event['message']}; {cancel_command(self.hook, event['command_id'], self.log)}"
+            )
         return self._finish(event["invocation"])
 
     def _send(self, instance_id: str, send_kwargs: dict[str, Any], delay: float) -> str:
@@ -151,7 +159,9 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
             except ClientError as e:
                 if error_code(e) != "InvalidInstanceId" or time.monotonic() > deadline:
                     raise
-                self.log.info("Worker %s does not accept commands yet (SSM agent not online); waiting", instance_id)
+                self.log.info(
+                    "Worker %s does not accept commands yet (SSM agent not online); waiting", instance_id
+                )
                 time.sleep(delay)
                 continue
             self._command_id, self._instance_id = response["Command"]["CommandId"], instance_id
@@ -175,7 +185,9 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
         reason = last_line(invocation.get("StandardOutputContent", "")) or last_line(
             invocation.get("StandardErrorContent", "")
         )
-        message = f"backover {self.command} {status.lower()} on {result['instance_id']} (exit {code}): {reason}"
+        message = (
+            f"backover {self.command} {status.lower()} on {result['instance_id']} (exit {code}): {reason}"
+        )
         if status == "Failed" and code == USAGE_EXIT_CODE:
             raise AirflowFailException(message)
         raise AirflowException(message)

@@ -95,8 +95,13 @@ class MigrationStateSensor(AwsBaseSensor[MigrationHook]):
     def execute(self, context: Context) -> Any:
         self._watched = None  # each run of the task reads the Variable again
         env, layout = self.watched(context)
-        self.log.info("Watching migration %s in s3://%s/%s (looking every %s s)", layout.migration_id,
-                      layout.bucket, layout.root, self.poke_interval)
+        self.log.info(
+            "Watching migration %s in s3://%s/%s (looking every %s s)",
+            layout.migration_id,
+            layout.bucket,
+            layout.root,
+            self.poke_interval,
+        )
         if not self.deferrable:
             return super().execute(context)
         if self.poke(context):

@@ -59,8 +59,12 @@ class AwsConnectionTrigger(BaseTrigger):
 
     def hook_kwargs(self) -> dict[str, Any]:
         """What the provider's hooks take: ``aws_conn_id``, ``region_name``, ``verify``, ``config``."""
-        return {"aws_conn_id": self.aws_conn_id, "region_name": self.region_name, "verify": self.verify,
-                "config": self.botocore_config}
+        return {
+            "aws_conn_id": self.aws_conn_id,
+            "region_name": self.region_name,
+            "verify": self.verify,
+            "config": self.botocore_config,
+        }
 
 
 class MigrationStateTrigger(AwsConnectionTrigger):
@@ -91,8 +95,9 @@ class MigrationStateTrigger(AwsConnectionTrigger):
         botocore_config: dict[str, Any] | None = None,
         **check_kwargs: Any,
     ) -> None:
-        super().__init__(aws_conn_id=aws_conn_id, region_name=region_name, verify=verify,
-                         botocore_config=botocore_config)
+        super().__init__(
+            aws_conn_id=aws_conn_id, region_name=region_name, verify=verify, botocore_config=botocore_config
+        )
         self.bucket = bucket
         self.prefix = prefix
         self.migration_id = migration_id
@@ -100,8 +105,13 @@ class MigrationStateTrigger(AwsConnectionTrigger):
         self.check_kwargs = check_kwargs
 
     def own_kwargs(self) -> dict[str, Any]:
-        return {"bucket": self.bucket, "prefix": self.prefix, "migration_id": self.migration_id,
-                "poke_interval": self.poke_interval, **self.check_kwargs}
+        return {
+            "bucket": self.bucket,
+            "prefix": self.prefix,
+            "migration_id": self.migration_id,
+            "poke_interval": self.poke_interval,
+            **self.check_kwargs,
+        }
 
     def hook(self) -> MigrationHook:
         return MigrationHook(**self.hook_kwargs())

@@ -36,8 +36,13 @@ from backover_airflow.triggers.base import AwsConnectionTrigger
 TERMINAL = frozenset({"Success", "Failed", "Cancelled", "TimedOut"})
 #: What an ``ended`` event keeps of the invocation.
 INVOCATION_FIELDS = (
-    "CommandId", "InstanceId", "Status", "StatusDetails", "ResponseCode",
-    "StandardOutputContent", "StandardErrorContent",
+    "CommandId",
+    "InstanceId",
+    "Status",
+    "StatusDetails",
+    "ResponseCode",
+    "StandardOutputContent",
+    "StandardErrorContent",
 )
 ENDED, GAVE_UP, ERROR = "ended", "gave_up", "error"
 #: How often a long command's progress is noted in the log while it runs.
@@ -103,8 +108,9 @@ class WorkerCommandTrigger(AwsConnectionTrigger):
         verify: bool | str | None = None,
         botocore_config: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(aws_conn_id=aws_conn_id, region_name=region_name, verify=verify,
-                         botocore_config=botocore_config)
+        super().__init__(
+            aws_conn_id=aws_conn_id, region_name=region_name, verify=verify, botocore_config=botocore_config
+        )
         self.command = command
         self.command_id = command_id
         self.instance_id = instance_id
@@ -112,17 +118,27 @@ class WorkerCommandTrigger(AwsConnectionTrigger):
         self.waiter_max_attempts = waiter_max_attempts
 
     def own_kwargs(self) -> dict[str, Any]:
-        return {"command": self.command, "command_id": self.command_id, "instance_id": self.instance_id,
-                "waiter_delay": self.waiter_delay, "waiter_max_attempts": self.waiter_max_attempts}
+        return {
+            "command": self.command,
+            "command_id": self.command_id,
+            "instance_id": self.instance_id,
+            "waiter_delay": self.waiter_delay,
+            "waiter_max_attempts": self.waiter_max_attempts,
+        }
 
     def hook(self) -> SsmHook:
         return SsmHook(**self.hook_kwargs())
 
     def _event(self, status: str, **fields: Any) -> TriggerEvent:
-        return TriggerEvent({
-            "status": status, "command": self.command, "command_id": self.command_id,
-            "instance_id": self.instance_id, **fields,
-        })
+        return TriggerEvent(
+            {
+                "status": status,
+                "command": self.command,
+                "command_id": self.command_id,
+                "instance_id": self.instance_id,
+                **fields,
+            }
+        )
 
     def _look(self, hook: SsmHook) -> dict[str, Any]:
         try:
@@ -140,26 +156,37 @@ class WorkerCommandTrigger(AwsConnectionTrigger):
             try:
                 invocation = await asyncio.to_thread(self._look, hook)
             except ClientError as e:
-                yield self._event(ERROR, message=f"backover {self.command} on {self.instance_id}: "
-                                  f"{_refusal('GetCommandInvocation', e)}")
+                yield self._event(
+                    ERROR,
+                    message=f"backover {self.command} on {self.instance_id}: "
+                    f"{_refusal('GetCommandInvocation', e)}",
+                )
                 return
             status = str(invocation.get("Status", "Pending"))
             if status in TERMINAL:
-                yield self._event(ENDED, invocation={k: invocation[k] for k in INVOCATION_FIELDS if k in invocation})
+                yield self._event(
+                    ENDED, invocation={k: invocation[k] for k in INVOCATION_FIELDS if k in invocation}
+                )
                 return
             now = time.monotonic()
             if now - noted >= STILL_RUNNING_EVERY_SECONDS:
                 noted = now
                 self.log.info(
                     "backover %s is %s on %s after %.0f s (its output shows when it ends)",
-                    self.command, status, self.instance_id, now - started,
+                    self.command,
+                    status,
+                    self.instance_id,
+                    now - started,
                 )
             if attempt < self.waiter_max_attempts:
                 await asyncio.sleep(self.waiter_delay)
-        yield self._event(GAVE_UP, message=(
-            f"backover {self.command} still {status} on {self.instance_id} after {self.waiter_max_attempts} "
-            f"looks {self.waiter_delay:g} s apart (waiter_max_attempts)"
-        ))
+        yield self._event(
+            GAVE_UP,
+            message=(
+                f"backover {self.command} still {status} on {self.instance_id} after {self.waiter_max_attempts} "
+                f"looks {self.waiter_delay:g} s apart (waiter_max_attempts)"
+            ),
+        )
 
     def wait_here(self) -> dict[str, Any]:
         """Run this trigger to its event in the calling thread (``deferrable=False``); the event's payload."""

@@ -31,7 +31,10 @@ def run(args: argparse.Namespace) -> int:
     airflow.migrate()
     env = airflow.environment()
     env.update({"AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(args.port)})
-    print(f"Airflow UI on http://127.0.0.1:{args.port}: log in as {UI_USER!r} with the password standalone prints "
-          f"(also in {airflow.home / 'simple_auth_manager_passwords.json.generated'}); Ctrl-C stops it", flush=True)
+    print(
+        f"Airflow UI on http://127.0.0.1:{args.port}: log in as {UI_USER!r} with the password standalone prints "
+        f"(also in {airflow.home / 'simple_auth_manager_passwords.json.generated'}); Ctrl-C stops it",
+        flush=True,
+    )
     os.execve(airflow.airflow, [airflow.airflow, "standalone"], env)
     return 0  # not reached

@@ -14,8 +14,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("sandbox", help="start, stop and inspect the local sandbox")
     parser.add_argument("action", choices=("up", "down", "status", "env"))
     parser.add_argument("--dir", help="pid, log and state files (default .sandbox or BACKOVER_SANDBOX_DIR)")
-    parser.add_argument("--port-base", type=int,
-                        help="first of the loopback ports (default 31000 or BACKOVER_SANDBOX_PORT_BASE)")
+    parser.add_argument(
+        "--port-base",
+        type=int,
+        help="first of the loopback ports (default 31000 or BACKOVER_SANDBOX_PORT_BASE)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -23,9 +26,11 @@ def run(args: argparse.Namespace) -> int:
     config = SandboxConfig.from_env(args.dir, args.port_base)
     if args.action == "up":
         state = manager.up(config)
-        print(f"sandbox up: moto {state.ports['moto']}, runner {state.ports['runner']}, "
-              f"documentdb {state.ports['documentdb']}, mongodb {state.ports['mongodb']} "
-              f"(state in {config.directory}); `eval \"$(backover sandbox env)\"` to use it")
+        print(
+            f"sandbox up: moto {state.ports['moto']}, runner {state.ports['runner']}, "
+            f"documentdb {state.ports['documentdb']}, mongodb {state.ports['mongodb']} "
+            f'(state in {config.directory}); `eval "$(backover sandbox env)"` to use it'
+        )
     elif args.action == "down":
         stopped = manager.down(config)
         print(f"sandbox down: stopped {', '.join(stopped) or 'nothing (it was not running)'}")

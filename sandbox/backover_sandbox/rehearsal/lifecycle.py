@@ -37,8 +37,15 @@ def app_client(state: SandboxState) -> MongoClient:
     sm = boto3.client("secretsmanager")
     master = json.loads(sm.get_secret_value(SecretId=state.secret_ids["documentdb"])["SecretString"])
     app = json.loads(sm.get_secret_value(SecretId=state.secret_ids["app_user"])["SecretString"])
-    return MongoClient(host=master["host"], port=int(master["port"]), username=app["username"],
-                       password=app["password"], authSource="admin", directConnection=True, retryWrites=False)
+    return MongoClient(
+        host=master["host"],
+        port=int(master["port"]),
+        username=app["username"],
+        password=app["password"],
+        authSource="admin",
+        directConnection=True,
+        retryWrites=False,
+    )
 
 
 def _phase(report: RehearsalReport, airflow: LocalAirflow, dag_id: str, conf: dict[str, Any]) -> bool:
@@ -69,11 +76,13 @@ def collect_figures(report: RehearsalReport, layout: MigrationLayout, acknowledg
     report.figures["documents in MongoDB after restore"] = restored
     window = _seconds_between(freeze.get("frozen_at"), verify.get("checked_at"))
     report.figures["write-freeze window (read-only -> verified)"] = (
-        f"{window:.1f} s" if window is not None else "unknown")
+        f"{window:.1f} s" if window is not None else "unknown"
+    )
     restore_phase = report.phases.get("backover_restore", {})
     if restore.get("events_applied") and restore_phase.get("seconds"):
         report.figures["events replayed per second of the whole restore DAG"] = round(
-            restore["events_applied"] / restore_phase["seconds"], 1)
+            restore["events_applied"] / restore_phase["seconds"], 1
+        )
     report.identical = verify.get("identical") if verify else None
 
 
@@ -88,7 +97,11 @@ def run_lifecycle(report: RehearsalReport, state: SandboxState, airflow: LocalAi
     with app_client(state) as client:
         load = LoadGenerator(client, pause_seconds=0.001).start()
         deadline = time.monotonic() + LOAD_TIMEOUT_SECONDS
-        while load.running and load.report.acknowledged < LOAD_WRITES_BEFORE_RESTORE and time.monotonic() < deadline:
+        while (
+            load.running
+            and load.report.acknowledged < LOAD_WRITES_BEFORE_RESTORE
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.2)
         log.info("load: %d writes acknowledged so far; starting the restore", load.report.acknowledged)
         restore_ok = _phase(report, airflow, "backover_restore", conf)

@@ -40,8 +40,15 @@ def sandbox_checks(state: SandboxState, report: RehearsalReport) -> None:
     def app_user_writes() -> str:
         master, app = secret("documentdb"), secret("app_user")
         c: MongoClient[dict[str, Any]]
-        with MongoClient(host=master["host"], port=master["port"], username=app["username"], password=app["password"],
-                         authSource="admin", directConnection=True, retryWrites=False) as c:
+        with MongoClient(
+            host=master["host"],
+            port=master["port"],
+            username=app["username"],
+            password=app["password"],
+            authSource="admin",
+            directConnection=True,
+            retryWrites=False,
+        ) as c:
             # The probe leaves no trace: the migrated databases must stay as both sides were seeded.
             c.shop.rehearsal_probe.replace_one({"_id": "probe"}, {"at": time.time()}, upsert=True)
             c.shop.drop_collection("rehearsal_probe")
@@ -59,6 +66,7 @@ def sandbox_checks(state: SandboxState, report: RehearsalReport) -> None:
             with seed.client(s) as c:
                 version = c.admin.command("buildInfo")["version"]
             return f"SCRAM as {s['username']}, version {version}"
+
         return run
 
     def s3_round_trip() -> str:
@@ -70,7 +78,9 @@ def sandbox_checks(state: SandboxState, report: RehearsalReport) -> None:
 
     def worker_running() -> str:
         ec2 = boto3.client("ec2")
-        inst = ec2.describe_instances(InstanceIds=[state.worker_instance_id])["Reservations"][0]["Instances"][0]
+        inst = ec2.describe_instances(InstanceIds=[state.worker_instance_id])["Reservations"][0]["Instances"][
+            0
+        ]
         assert inst["State"]["Name"] == "running", inst["State"]
         return state.worker_instance_id
 
@@ -83,8 +93,11 @@ def sandbox_checks(state: SandboxState, report: RehearsalReport) -> None:
 
     def ssm_command() -> str:
         ssm = boto3.client("ssm")
-        cmd = ssm.send_command(InstanceIds=[state.worker_instance_id], DocumentName="AWS-RunShellScript",
-                               Parameters={"commands": ["echo worker says hello"]})["Command"]
+        cmd = ssm.send_command(
+            InstanceIds=[state.worker_instance_id],
+            DocumentName="AWS-RunShellScript",
+            Parameters={"commands": ["echo worker says hello"]},
+        )["Command"]
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             inv = ssm.get_command_invocation(CommandId=cmd["CommandId"], InstanceId=state.worker_instance_id)

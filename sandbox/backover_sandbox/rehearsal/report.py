@@ -29,8 +29,10 @@ def summary(report: RehearsalReport) -> str:
     if report.phases:
         lines.append("  lifecycle DAGs (airflow dags test):")
         for dag_id, phase in report.phases.items():
-            lines.append(f"    {dag_id:<28} {'ok' if phase['ok'] else 'FAILED'} in {phase['seconds']:.1f} s"
-                         + ("" if phase["ok"] else f" (log: {phase['log']})"))
+            lines.append(
+                f"    {dag_id:<28} {'ok' if phase['ok'] else 'FAILED'} in {phase['seconds']:.1f} s"
+                + ("" if phase["ok"] else f" (log: {phase['log']})")
+            )
     if report.figures:
         lines.append("  figures:")
         lines += [f"    {name:<38} {value}" for name, value in report.figures.items()]

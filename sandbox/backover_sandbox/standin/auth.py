@@ -96,8 +96,12 @@ class RoleSpec:
     admin_only: bool = False
 
 
-def _admin_role(any_db: Iterable[Action] = (), internal: Iterable[Action] = (), cluster: bool = False) -> RoleSpec:
-    return RoleSpec(any_db=frozenset(any_db), internal_dbs=frozenset(internal), cluster=cluster, admin_only=True)
+def _admin_role(
+    any_db: Iterable[Action] = (), internal: Iterable[Action] = (), cluster: bool = False
+) -> RoleSpec:
+    return RoleSpec(
+        any_db=frozenset(any_db), internal_dbs=frozenset(internal), cluster=cluster, admin_only=True
+    )
 
 
 #: Built-in roles (user-defined roles are not supported).
@@ -126,8 +130,20 @@ ROLE_ACTIONS: dict[str, RoleSpec] = {
 #: ``listCollections``/``createIndex``/... to dbAdmin, ``collStats``/``dbStats`` to read).
 COMMAND_ALTERNATIVES: dict[str, frozenset[Action]] = {
     **dict.fromkeys(
-        ("listCollections", "listIndexes", "create", "drop", "createIndexes", "dropIndexes", "collMod",
-         "validate", "compact", "reIndex", "convertToCapped", "profile"),
+        (
+            "listCollections",
+            "listIndexes",
+            "create",
+            "drop",
+            "createIndexes",
+            "dropIndexes",
+            "collMod",
+            "validate",
+            "compact",
+            "reIndex",
+            "convertToCapped",
+            "profile",
+        ),
         frozenset({_DBA}),
     ),
     **dict.fromkeys(("collStats", "dbStats", "dataSize", "dbHash"), frozenset({_R, _DBA})),
@@ -251,8 +267,9 @@ class ScramCredential:
         return f"ScramCredential(iterations={self.iterations})"
 
 
-def derive_credential(mechanism: str, prepared_password: bytes, iterations: int,
-                      salt: bytes | None = None) -> ScramCredential:
+def derive_credential(
+    mechanism: str, prepared_password: bytes, iterations: int, salt: bytes | None = None
+) -> ScramCredential:
     """SaltedPassword -> ClientKey -> StoredKey, ServerKey (RFC 5802 section 3)."""
     hsh = _HASHES[mechanism]
     salt = os.urandom(hsh.salt_length) if salt is None else salt
@@ -459,9 +476,17 @@ class AuthManager:
         self._lock = threading.RLock()
 
     # -- user store ----------------------------------------------------------------------------
-    def create_user(self, db: str, name: str, password: str, roles: Iterable[Any],
-                    mechanisms: Iterable[str] | None = None, *,
-                    custom_data: Mapping[str, Any] | None = None, digest_password: bool = True) -> User:
+    def create_user(
+        self,
+        db: str,
+        name: str,
+        password: str,
+        roles: Iterable[Any],
+        mechanisms: Iterable[str] | None = None,
+        *,
+        custom_data: Mapping[str, Any] | None = None,
+        digest_password: bool = True,
+    ) -> User:
         """Create ``name@db``; roles are ``{"role", "db"}`` documents or names on ``db``.
 
         Raises code 51003 when the user exists, 31 for an unknown role, 2 for bad values.
@@ -476,9 +501,17 @@ class AuthManager:
             self._users[(db, name)] = user
         return user
 
-    def update_user(self, db: str, name: str, *, password: str | None = None,
-                    roles: Iterable[Any] | None = None, mechanisms: Iterable[str] | None = None,
-                    custom_data: Mapping[str, Any] | None = None, digest_password: bool = True) -> User:
+    def update_user(
+        self,
+        db: str,
+        name: str,
+        *,
+        password: str | None = None,
+        roles: Iterable[Any] | None = None,
+        mechanisms: Iterable[str] | None = None,
+        custom_data: Mapping[str, Any] | None = None,
+        digest_password: bool = True,
+    ) -> User:
         """Change a user's password (all mechanisms unless ``mechanisms``), roles or customData.
 
         ``mechanisms`` without a password keeps only those credentials (a subset of the current
@@ -548,15 +581,15 @@ class AuthManager:
             users = [u for (udb, _), u in self._users.items() if db is None or udb == db]
         return sorted(users, key=lambda u: (u.db, u.name))
 
-    def _require(self, db: str, name: str,
-                 missing: Callable[[str, str], CommandError] | None = None) -> User:
+    def _require(self, db: str, name: str, missing: Callable[[str, str], CommandError] | None = None) -> User:
         user = self._users.get((db, name))
         if user is None:
             raise (missing or user_not_found)(name, db)
         return user
 
-    def _derive_all(self, user: str, password: str, mechanisms: list[str],
-                    digest_password: bool) -> dict[str, ScramCredential]:
+    def _derive_all(
+        self, user: str, password: str, mechanisms: list[str], digest_password: bool
+    ) -> dict[str, ScramCredential]:
         if not isinstance(password, str):
             raise bad_value("Invalid password: must be a string")
         if not password:
@@ -565,7 +598,9 @@ class AuthManager:
             raise bad_value("Use of SCRAM-SHA-256 requires undigested passwords")
         return {
             mech: derive_credential(
-                mech, prepare_password(mech, user, password, digested=not digest_password), self.iterations[mech]
+                mech,
+                prepare_password(mech, user, password, digested=not digest_password),
+                self.iterations[mech],
             )
             for mech in mechanisms
         }
@@ -580,8 +615,9 @@ class AuthManager:
         """Every action the connection's users may do on ``db`` (from their current roles)."""
         return _actions_of(self.live_users(principals), db)
 
-    def is_authorized(self, principals: Iterable[Principal], action: Action, db: str,
-                      command: str | None = None) -> bool:
+    def is_authorized(
+        self, principals: Iterable[Principal], action: Action, db: str, command: str | None = None
+    ) -> bool:
         """Whether :meth:`check` would let the command through."""
         try:
             self.check(principals, action, db, command)
@@ -589,8 +625,9 @@ class AuthManager:
             return False
         return True
 
-    def check(self, principals: Iterable[Principal], action: Action, db: str,
-              command: str | None = None) -> None:
+    def check(
+        self, principals: Iterable[Principal], action: Action, db: str, command: str | None = None
+    ) -> None:
         """Raise code 13 Unauthorized unless the users may do ``action`` on ``db``.
 
         ``command`` (optional) improves the message and enables ``COMMAND_ALTERNATIVES``.
@@ -601,8 +638,9 @@ class AuthManager:
             return
         users = self.live_users(principals)  # one consistent snapshot of the current roles
         if not users:
-            raise unauthorized(f"command {command} requires authentication" if command
-                               else "command requires authentication")
+            raise unauthorized(
+                f"command {command} requires authentication" if command else "command requires authentication"
+            )
         if action is Action.AUTHENTICATED:
             return
         accepted = {action} | COMMAND_ALTERNATIVES.get(command or "", frozenset())
@@ -619,8 +657,9 @@ class AuthManager:
         return roles
 
     # -- SCRAM ---------------------------------------------------------------------------------
-    def sasl_start(self, conn: Any, db: str, mechanism: str, payload: bytes,
-                   options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def sasl_start(
+        self, conn: Any, db: str, mechanism: str, payload: bytes, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Start a SCRAM conversation on ``conn``: ``{conversationId, done, payload}``."""
         conn.auth_state.pop(_SCRAM_STATE_KEY, None)
         if mechanism not in MECHANISMS:
@@ -664,12 +703,18 @@ class AuthManager:
             if (prev_name, prev_db) == (name, db):
                 continue
             if prev_db == db:
-                raise CommandError(5626701, "Location5626701",
-                                   "Each client connection may only be authenticated once. "
-                                   f"Previously authenticated as: {prev_name}@{prev_db}")
-            raise CommandError(5626702, "Location5626702",
-                               "Client has attempted to authenticate on multiple databases. "
-                               f"Already authenticated as: {prev_name}@{prev_db}")
+                raise CommandError(
+                    5626701,
+                    "Location5626701",
+                    "Each client connection may only be authenticated once. "
+                    f"Previously authenticated as: {prev_name}@{prev_db}",
+                )
+            raise CommandError(
+                5626702,
+                "Location5626702",
+                "Client has attempted to authenticate on multiple databases. "
+                f"Already authenticated as: {prev_name}@{prev_db}",
+            )
         principals.add((name, db))
 
     def logout(self, conn: Any, db: str) -> None:

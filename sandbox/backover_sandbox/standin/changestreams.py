@@ -77,14 +77,29 @@ READ_CHUNK = 1000
 INTERNAL_DBS = frozenset({"admin", "config", "local"})
 FULL_DOCUMENT_MODES = ("default", "updateLookup", "whenAvailable", "required")
 BEFORE_CHANGE_MODES = ("off", "whenAvailable", "required")
-STAGE_OPTIONS = frozenset({
-    "allChangesForCluster", "fullDocument", "fullDocumentBeforeChange", "resumeAfter", "startAfter",
-    "startAtOperationTime", "showExpandedEvents", "showMigrationEvents", "allowToRunOnConfigDB",
-    "allowToRunOnSystemNS",
-})
-DOCUMENTDB_STAGE_OPTIONS = frozenset({
-    "allChangesForCluster", "fullDocument", "resumeAfter", "startAfter", "startAtOperationTime",
-})
+STAGE_OPTIONS = frozenset(
+    {
+        "allChangesForCluster",
+        "fullDocument",
+        "fullDocumentBeforeChange",
+        "resumeAfter",
+        "startAfter",
+        "startAtOperationTime",
+        "showExpandedEvents",
+        "showMigrationEvents",
+        "allowToRunOnConfigDB",
+        "allowToRunOnSystemNS",
+    }
+)
+DOCUMENTDB_STAGE_OPTIONS = frozenset(
+    {
+        "allChangesForCluster",
+        "fullDocument",
+        "resumeAfter",
+        "startAfter",
+        "startAtOperationTime",
+    }
+)
 #: Stages MongoDB allows after ``$changeStream`` that the stand-in does not run.
 ALLOWED_NOT_SUPPORTED = frozenset({"$addFields", "$set", "$replaceRoot", "$replaceWith", "$redact"})
 
@@ -102,7 +117,9 @@ NOT_ENABLED_MESSAGE = "modifyChangeStreams has not been run for this collection/
 # -- errors -------------------------------------------------------------------------------------
 def history_lost() -> errors.CommandError:
     """Code 286: the resume point is older than the retained change log."""
-    return errors.CommandError(errors.CHANGE_STREAM_HISTORY_LOST, "ChangeStreamHistoryLost", HISTORY_LOST_MESSAGE)
+    return errors.CommandError(
+        errors.CHANGE_STREAM_HISTORY_LOST, "ChangeStreamHistoryLost", HISTORY_LOST_MESSAGE
+    )
 
 
 def not_enabled() -> errors.CommandError:
@@ -157,14 +174,18 @@ class ResumeToken:
         if not isinstance(data, str) or len(data) != _TOKEN_LEN or not data.startswith(TOKEN_PREFIX):
             raise errors.failed_to_parse(f"Bad resume token: unrecognised _data {data!r}")
         try:
-            body = bytes.fromhex(data[len(TOKEN_PREFIX):])
+            body = bytes.fromhex(data[len(TOKEN_PREFIX) :])
         except ValueError:
             raise errors.failed_to_parse(f"Bad resume token: _data {data!r} is not hex") from None
         flag = body[16]
         if flag not in (HWM, EVENT, INVALIDATE):
             raise errors.failed_to_parse(f"Bad resume token: unrecognised _data {data!r}")
-        return cls(int.from_bytes(body[0:4], "big"), int.from_bytes(body[4:8], "big"),
-                   int.from_bytes(body[8:16], "big"), flag)
+        return cls(
+            int.from_bytes(body[0:4], "big"),
+            int.from_bytes(body[4:8], "big"),
+            int.from_bytes(body[8:16], "big"),
+            flag,
+        )
 
 
 def _token_data(t: int, i: int, seq: int, flag: int) -> str:
@@ -331,8 +352,11 @@ class _Visibility:
     def __call__(self, entry: ChangeEntry) -> bool:
         db, coll = entry.db, entry.coll
         if coll is None:
-            keys: Iterable[tuple[str, str]] = [k for k in self._server.change_streams_enabled | set(self._state.intervals)
-                                               if k[0] in (db, "")]
+            keys: Iterable[tuple[str, str]] = [
+                k
+                for k in self._server.change_streams_enabled | set(self._state.intervals)
+                if k[0] in (db, "")
+            ]
         else:
             keys = ((db, coll), (db, ""), ("", ""))
         return any(self._covers(key, entry.seq) for key in keys)
@@ -360,16 +384,26 @@ class StreamOptions:
 def parse_options(spec: Any, flavour: str) -> StreamOptions:
     """Validate the ``$changeStream`` stage document as MongoDB (or DocumentDB) does."""
     if not isinstance(spec, Mapping):
-        raise errors.CommandError(50808, "Location50808", "$changeStream stage expects a document as argument")
+        raise errors.CommandError(
+            50808, "Location50808", "$changeStream stage expects a document as argument"
+        )
     known = DOCUMENTDB_STAGE_OPTIONS if flavour == "documentdb" else STAGE_OPTIONS
     if flavour == "documentdb" and "fullDocumentBeforeChange" in spec:
-        raise errors.bad_value("fullDocumentBeforeChange is not supported by Amazon DocumentDB change streams")
+        raise errors.bad_value(
+            "fullDocumentBeforeChange is not supported by Amazon DocumentDB change streams"
+        )
     for name in spec:
         if name not in known:
-            raise errors.CommandError(40415, "Location40415", f"BSON field '$changeStream.{name}' is an unknown field.")
-    starts = [name for name in ("resumeAfter", "startAfter", "startAtOperationTime") if spec.get(name) is not None]
+            raise errors.CommandError(
+                40415, "Location40415", f"BSON field '$changeStream.{name}' is an unknown field."
+            )
+    starts = [
+        name for name in ("resumeAfter", "startAfter", "startAtOperationTime") if spec.get(name) is not None
+    ]
     if len(starts) > 1:
-        raise errors.CommandError(40674, "Location40674", "Only one type of resume option is allowed, but multiple were found.")
+        raise errors.CommandError(
+            40674, "Location40674", "Only one type of resume option is allowed, but multiple were found."
+        )
     if spec.get("showExpandedEvents"):
         raise errors.bad_value("showExpandedEvents is not supported by the Back Over stand-in")
     opts = StreamOptions(
@@ -381,25 +415,32 @@ def parse_options(spec: Any, flavour: str) -> StreamOptions:
         start_at=_timestamp_option(spec, "startAtOperationTime"),
     )
     if flavour == "documentdb" and opts.full_document in ("whenAvailable", "required"):
-        raise errors.bad_value(f"fullDocument: '{opts.full_document}' is not supported; use 'default' or 'updateLookup'")
+        raise errors.bad_value(
+            f"fullDocument: '{opts.full_document}' is not supported; use 'default' or 'updateLookup'"
+        )
     return opts
 
 
 def _bool_option(spec: Mapping[str, Any], name: str) -> bool:
     value = spec.get(name, False)
     if not isinstance(value, bool):
-        raise errors.type_mismatch(f"BSON field '$changeStream.{name}' is the wrong type '{_type_name(value)}', "
-                                   "expected type 'bool'")
+        raise errors.type_mismatch(
+            f"BSON field '$changeStream.{name}' is the wrong type '{_type_name(value)}', expected type 'bool'"
+        )
     return value
 
 
 def _enum_option(spec: Mapping[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:
     value = spec.get(name, default)
     if not isinstance(value, str):
-        raise errors.type_mismatch(f"BSON field '$changeStream.{name}' is the wrong type '{_type_name(value)}', "
-                                   "expected type 'string'")
+        raise errors.type_mismatch(
+            f"BSON field '$changeStream.{name}' is the wrong type '{_type_name(value)}', "
+            "expected type 'string'"
+        )
     if value not in allowed:
-        raise errors.bad_value(f"Enumeration value '{value}' for field '$changeStream.{name}' is not a valid value.")
+        raise errors.bad_value(
+            f"Enumeration value '{value}' for field '$changeStream.{name}' is not a valid value."
+        )
     return value
 
 
@@ -411,8 +452,10 @@ def _token_option(spec: Mapping[str, Any], name: str) -> ResumeToken | None:
 def _timestamp_option(spec: Mapping[str, Any], name: str) -> Timestamp | None:
     value = spec.get(name)
     if value is not None and not isinstance(value, Timestamp):
-        raise errors.type_mismatch(f"BSON field '$changeStream.{name}' is the wrong type '{_type_name(value)}', "
-                                   "expected type 'timestamp'")
+        raise errors.type_mismatch(
+            f"BSON field '$changeStream.{name}' is the wrong type '{_type_name(value)}', "
+            "expected type 'timestamp'"
+        )
     return value
 
 
@@ -430,8 +473,11 @@ def compile_stages(stages: list[Any], *, change_stream: bool = True) -> list[Sta
     compiled: list[Stage] = []
     for stage in stages:
         if not isinstance(stage, Mapping) or len(stage) != 1:
-            raise errors.CommandError(40323, "Location40323",
-                                      "A pipeline stage specification object must contain exactly one field.")
+            raise errors.CommandError(
+                40323,
+                "Location40323",
+                "A pipeline stage specification object must contain exactly one field.",
+            )
         name, arg = next(iter(stage.items()))
         compiled.append(_compile_stage(name, arg, change_stream))
     return compiled
@@ -445,10 +491,14 @@ def _compile_stage(name: str, arg: Any, change_stream: bool) -> Stage:
     if name == "$unset":
         fields = [arg] if isinstance(arg, str) else arg
         if not isinstance(fields, list) or not fields or not all(isinstance(f, str) for f in fields):
-            raise errors.CommandError(31002, "Location31002", "$unset specification must be a string or an array")
+            raise errors.CommandError(
+                31002, "Location31002", "$unset specification must be a string or an array"
+            )
         return _project_stage(dict.fromkeys(fields, 0), change_stream)
     if name in ("$changeStream", "$listChangeStreams"):
-        raise errors.CommandError(40602, "Location40602", f"{name} is only valid as the first stage in a pipeline")
+        raise errors.CommandError(
+            40602, "Location40602", f"{name} is only valid as the first stage in a pipeline"
+        )
     if name in ALLOWED_NOT_SUPPORTED:
         raise errors.bad_value(f"Stage {name} after $changeStream is not supported by the Back Over stand-in")
     raise errors.bad_value(f"Stage {name} is not permitted in a $changeStream pipeline")
@@ -456,7 +506,9 @@ def _compile_stage(name: str, arg: Any, change_stream: bool) -> Stage:
 
 def _match_stage(spec: Any) -> Stage:
     if not isinstance(spec, Mapping):
-        raise errors.CommandError(15959, "Location15959", "the match filter must be an expression in an object")
+        raise errors.CommandError(
+            15959, "Location15959", "the match filter must be an expression in an object"
+        )
     from backover.mongo.query import compile_filter  # the query engine; imported late (written separately)
 
     matcher = compile_filter(dict(spec))
@@ -469,18 +521,25 @@ def _match_stage(spec: Any) -> Stage:
 
 def _project_stage(spec: Any, change_stream: bool) -> Stage:
     if not isinstance(spec, Mapping) or not spec:
-        raise errors.CommandError(51272, "Location51272", "$project specification must be an object with at least one field")
+        raise errors.CommandError(
+            51272, "Location51272", "$project specification must be an object with at least one field"
+        )
     modes: dict[str, bool] = {}
     for path, value in spec.items():
         if "." in path or path.startswith("$") or isinstance(value, (Mapping, str, list)):
-            raise errors.bad_value(f"$project of '{path}' is not supported by the Back Over stand-in "
-                                   "(only top-level inclusions and exclusions)")
+            raise errors.bad_value(
+                f"$project of '{path}' is not supported by the Back Over stand-in "
+                "(only top-level inclusions and exclusions)"
+            )
         modes[path] = bool(value)
     keep_id = modes.pop("_id", True)
     inclusive = any(modes.values()) or not modes and keep_id
     if len(set(modes.values())) > 1:
-        raise errors.CommandError(31254, "Location31254", "Invalid $project :: caused by :: Cannot do exclusion "
-                                  "on field in inclusion projection")
+        raise errors.CommandError(
+            31254,
+            "Location31254",
+            "Invalid $project :: caused by :: Cannot do exclusion on field in inclusion projection",
+        )
     fields = frozenset(modes)
     if change_stream and not keep_id:
         return _id_removed
@@ -494,9 +553,11 @@ def _project_stage(spec: Any, change_stream: bool) -> Stage:
 
 
 def _id_removed(event: dict[str, Any]) -> dict[str, Any]:
-    raise _fatal("Encountered an event whose _id field, which contains the resume token, was modified by the "
-                 "pipeline. Modifying the _id field of an event makes it impossible to resume the stream from "
-                 "that point. Only transformations that retain the unmodified _id field are allowed.")
+    raise _fatal(
+        "Encountered an event whose _id field, which contains the resume token, was modified by the "
+        "pipeline. Modifying the _id field of an event makes it impossible to resume the stream from "
+        "that point. Only transformations that retain the unmodified _id field are allowed."
+    )
 
 
 def _apply(stages: list[Stage], event: dict[str, Any]) -> dict[str, Any] | None:
@@ -514,7 +575,12 @@ _INT32 = struct.Struct("<i")
 _TIMESTAMP = struct.Struct("<II")  # BSON Timestamp: increment, then seconds
 _INT64 = struct.Struct("<q")
 
-_ID_PREFIX = b"\x03_id\x00" + _INT32.pack(4 + 1 + 6 + 4 + _TOKEN_LEN + 1 + 1) + b"\x02_data\x00" + _INT32.pack(_TOKEN_LEN + 1)
+_ID_PREFIX = (
+    b"\x03_id\x00"
+    + _INT32.pack(4 + 1 + 6 + 4 + _TOKEN_LEN + 1 + 1)
+    + b"\x02_data\x00"
+    + _INT32.pack(_TOKEN_LEN + 1)
+)
 _ID_SUFFIX = b"\x00\x00"
 _CLUSTER_TIME = b"\x11clusterTime\x00"
 _WALL_TIME = b"\x09wallTime\x00"
@@ -549,10 +615,14 @@ class EventBuilder:
         ts = entry.ts
         op = "invalidate" if flag == INVALIDATE else entry.op
         parts = [
-            _ID_PREFIX, _TOKEN.pack(_TOKEN_MARK, ts.time, ts.inc, entry.seq, flag).hex().upper().encode(), _ID_SUFFIX,
+            _ID_PREFIX,
+            _TOKEN.pack(_TOKEN_MARK, ts.time, ts.inc, entry.seq, flag).hex().upper().encode(),
+            _ID_SUFFIX,
             _OPERATION_TYPES[op],
-            _CLUSTER_TIME, _TIMESTAMP.pack(ts.inc, ts.time),
-            _WALL_TIME, _INT64.pack(entry.wall_ms),
+            _CLUSTER_TIME,
+            _TIMESTAMP.pack(ts.inc, ts.time),
+            _WALL_TIME,
+            _INT64.pack(entry.wall_ms),
         ]
         if flag == INVALIDATE:
             pass
@@ -611,7 +681,11 @@ def update_description(desc: Mapping[str, Any] | None) -> Any:
     """``{updatedFields, removedFields, truncatedArrays}`` in MongoDB's order."""
     if desc is None:
         return {"updatedFields": {}, "removedFields": [], "truncatedArrays": []}
-    if isinstance(desc, RawBSONDocument) or list(desc) == ["updatedFields", "removedFields", "truncatedArrays"]:
+    if isinstance(desc, RawBSONDocument) or list(desc) == [
+        "updatedFields",
+        "removedFields",
+        "truncatedArrays",
+    ]:
         return desc
     out = {
         "updatedFields": desc.get("updatedFields", {}),
@@ -629,7 +703,8 @@ def _raw(doc: Any) -> bytes:
 def _no_image(which: str, entry: ChangeEntry) -> errors.CommandError:
     shown = decode(entry.document_key) if entry.document_key else {}
     return errors.CommandError(
-        NO_MATCHING_DOCUMENT, "NoMatchingDocument",
+        NO_MATCHING_DOCUMENT,
+        "NoMatchingDocument",
         f"Change stream was configured to require a {which} for all update, delete and replace events, "
         f"but the {which} was not found for event: {{documentKey: {shown}}}",
     )
@@ -788,8 +863,9 @@ def aggregate(ctx: Context, cmd: Mapping[str, Any], pipeline: list[Any]) -> dict
     """Answer an ``aggregate`` whose first stage is ``$changeStream`` or ``$listChangeStreams``."""
     first = pipeline[0]
     if not isinstance(first, Mapping) or len(first) != 1:
-        raise errors.CommandError(40323, "Location40323",
-                                  "A pipeline stage specification object must contain exactly one field.")
+        raise errors.CommandError(
+            40323, "Location40323", "A pipeline stage specification object must contain exactly one field."
+        )
     if "$listChangeStreams" in first:
         return _list_change_streams(ctx, cmd, pipeline)
     if cmd.get("explain"):
@@ -806,7 +882,9 @@ def aggregate(ctx: Context, cmd: Mapping[str, Any], pipeline: list[Any]) -> dict
     if documentdb:
         _check_after_enablement(server, scope, start)
     cursor = ChangeStreamCursor(
-        server, scope, start,
+        server,
+        scope,
+        start,
         owner=frozenset(ctx.conn.principals),
         builder=EventBuilder(server, options.full_document, options.before_change),
         stages=stages,
@@ -829,7 +907,9 @@ def _scope_of(ctx: Context, cmd: Mapping[str, Any], options: StreamOptions) -> S
         raise _invalid_namespace(f"$changeStream may not be opened on the internal {db} database")
     if isinstance(target, str):
         if _is_system(target):
-            raise _invalid_namespace(f"$changeStream may not be opened on the internal {db}.{target} collection")
+            raise _invalid_namespace(
+                f"$changeStream may not be opened on the internal {db}.{target} collection"
+            )
         return Scope("collection", db, target)
     if target == 1 and not isinstance(target, bool):
         return Scope("database", db)
@@ -846,8 +926,10 @@ def _authorize(ctx: Context, scope: Scope) -> None:
     # "" is no database's name: only privileges granted on every database apply to it.
     if not auth.is_authorized(principals, Action.READ, ""):
         ctx.authorize(Action.AUTHENTICATED, "admin")
-        raise errors.unauthorized("not authorized on admin to execute command { aggregate: 1, pipeline: "
-                                  "[ { $changeStream: { allChangesForCluster: true } } ] }")
+        raise errors.unauthorized(
+            "not authorized on admin to execute command { aggregate: 1, pipeline: "
+            "[ { $changeStream: { allChangesForCluster: true } } ] }"
+        )
 
 
 def _start_token(server: StandinServer, scope: Scope, options: StreamOptions) -> ResumeToken:
@@ -856,7 +938,8 @@ def _start_token(server: StandinServer, scope: Scope, options: StreamOptions) ->
     if options.resume_after is not None:
         if options.resume_after.flag == INVALIDATE:
             raise errors.CommandError(
-                INVALID_RESUME_TOKEN, "InvalidResumeToken",
+                INVALID_RESUME_TOKEN,
+                "InvalidResumeToken",
                 "Attempting to resume a change stream using 'resumeAfter' is not allowed from an invalidate "
                 "notification.",
             )
@@ -873,7 +956,7 @@ def _checked_token(changes: ChangeLog, token: ResumeToken) -> ResumeToken:
     """The token itself, if the change log still holds the point it names."""
     next_seq = changes.next_seq
     if token.seq > next_seq or (token.flag != HWM and token.seq == next_seq):
-        raise _fatal(f"cannot resume stream; the resume token was not found. {{_data: \"{token.data}\"}}")
+        raise _fatal(f'cannot resume stream; the resume token was not found. {{_data: "{token.data}"}}')
     if token.seq < changes.first_retained_seq:  # an event token's own entry must be retained too
         raise history_lost()
     if token.flag != HWM:
@@ -881,7 +964,7 @@ def _checked_token(changes: ChangeLog, token: ResumeToken) -> ResumeToken:
         if not found or found[0].seq != token.seq:
             raise history_lost()
         if found[0].ts != token.ts:
-            raise _fatal(f"cannot resume stream; the resume token was not found. {{_data: \"{token.data}\"}}")
+            raise _fatal(f'cannot resume stream; the resume token was not found. {{_data: "{token.data}"}}')
     return token
 
 
@@ -919,10 +1002,14 @@ def _first_batch_size(cmd: Mapping[str, Any]) -> int | None:
 def _list_change_streams(ctx: Context, cmd: Mapping[str, Any], pipeline: list[Any]) -> dict[str, Any]:
     """DocumentDB's ``$listChangeStreams`` on ``admin``: the enabled namespaces."""
     if ctx.flavour != "documentdb":
-        raise errors.CommandError(40324, "Location40324", "Unrecognized pipeline stage name: '$listChangeStreams'")
+        raise errors.CommandError(
+            40324, "Location40324", "Unrecognized pipeline stage name: '$listChangeStreams'"
+        )
     ctx.authorize(Action.READ, "admin")
     if ctx.db != "admin" or cmd.get("aggregate") != 1:
-        raise _invalid_namespace("$listChangeStreams must be run against the admin database with {aggregate: 1}")
+        raise _invalid_namespace(
+            "$listChangeStreams must be run against the admin database with {aggregate: 1}"
+        )
     stages = compile_stages(pipeline[1:], change_stream=False)
     docs = [doc for d in enabled_namespaces(ctx.server) if (doc := _apply(stages, d)) is not None]
     return {"cursor": {"firstBatch": docs, "id": Int64(0), "ns": "admin.$cmd.aggregate"}}

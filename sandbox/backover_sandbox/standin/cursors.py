@@ -108,7 +108,9 @@ class CursorRegistry:
             self._reap_locked()
             entry = self._cursors.get(cursor_id)
             if entry is None:
-                raise errors.CommandError(errors.CURSOR_NOT_FOUND, "CursorNotFound", f"cursor id {cursor_id} not found")
+                raise errors.CommandError(
+                    errors.CURSOR_NOT_FOUND, "CursorNotFound", f"cursor id {cursor_id} not found"
+                )
             cursor = entry[0]
             if cursor.owner and not cursor.owner <= principals:
                 raise errors.unauthorized(f"cursor id {cursor_id} was not created by the authenticated user")
@@ -125,8 +127,14 @@ class CursorRegistry:
             del self._cursors[cursor_id]
 
 
-def cursor_reply(registry: CursorRegistry, cursor: Cursor, batch_size: int | None, first: bool,
-                 max_await_ms: int | None = None, cursor_id: int | None = None) -> dict[str, Any]:
+def cursor_reply(
+    registry: CursorRegistry,
+    cursor: Cursor,
+    batch_size: int | None,
+    first: bool,
+    max_await_ms: int | None = None,
+    cursor_id: int | None = None,
+) -> dict[str, Any]:
     """The ``cursor`` reply of find/aggregate (``firstBatch``) or getMore (``nextBatch``)."""
     if first and batch_size is None:
         batch_size = DEFAULT_FIRST_BATCH

@@ -117,7 +117,9 @@ class StandinServer:
         self.cursors = CursorRegistry(config.clock)
         self.change_streams_enabled: set[tuple[str, str]] = set()  # documentdb: (db, coll), "" = all
         if config.root_user and config.root_password:
-            self.auth.create_user("admin", config.root_user, config.root_password, [{"role": "root", "db": "admin"}])
+            self.auth.create_user(
+                "admin", config.root_user, config.root_password, [{"role": "root", "db": "admin"}]
+            )
         self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
         self._connections: set[Connection] = set()
@@ -140,7 +142,9 @@ class StandinServer:
         options = "authSource=admin&directConnection=true"
         if self.config.flavour == "documentdb":
             options += "&retryWrites=false"
-        return f"mongodb://{quote_plus(user)}:{quote_plus(password)}@{self.config.host}:{self.port}/?{options}"
+        return (
+            f"mongodb://{quote_plus(user)}:{quote_plus(password)}@{self.config.host}:{self.port}/?{options}"
+        )
 
     def bind(self) -> None:
         """Bind the listening socket (raises OSError when the port is in use)."""
@@ -166,8 +170,9 @@ class StandinServer:
             conn = Connection(client, peer)
             with self._lock:
                 self._connections.add(conn)
-            thread = threading.Thread(target=self._serve_connection, args=(conn,), daemon=True,
-                                      name=f"standin-conn-{conn.id}")
+            thread = threading.Thread(
+                target=self._serve_connection, args=(conn,), daemon=True, name=f"standin-conn-{conn.id}"
+            )
             thread.start()
 
     def stop(self) -> None:
@@ -237,9 +242,7 @@ class StandinServer:
             db = body.get("$db") or request.legacy_collection.split(".", 1)[0] or "admin"
             spec = lookup(name, self.config.flavour)
             if self.config.flavour == "documentdb" and "txnNumber" in body:
-                raise errors.CommandError(
-                    301, "OperationFailed", "Retryable writes are not supported"
-                )
+                raise errors.CommandError(301, "OperationFailed", "Retryable writes are not supported")
             if spec.action not in (Action.NONE, Action.CUSTOM):
                 self.auth.check(conn.principals, spec.action, db, command=name)
             reply = spec.handler(Context(self, conn, db), cmd)
@@ -250,7 +253,10 @@ class StandinServer:
             log.exception("command failed on connection %s", conn.id)
             reply = {"ok": 0.0, "errmsg": f"internal error: {e}", "code": 1, "codeName": "InternalError"}
         now = self.store.clock.now()
-        reply["$clusterTime"] = {"clusterTime": now, "signature": {"hash": Binary(b"\x00" * 20), "keyId": Int64(0)}}
+        reply["$clusterTime"] = {
+            "clusterTime": now,
+            "signature": {"hash": Binary(b"\x00" * 20), "keyId": Int64(0)},
+        }
         reply["operationTime"] = now
         return reply
 

@@ -212,12 +212,21 @@ class Store:
         self._put(coll, key, raw, None, "insert", id_value)
 
     def replace(
-        self, coll: Collection, key: Any, id_value: Any, raw: bytes, *, op: str, document_key: bytes | None = None
+        self,
+        coll: Collection,
+        key: Any,
+        id_value: Any,
+        raw: bytes,
+        *,
+        op: str,
+        document_key: bytes | None = None,
     ) -> None:
         """Store ``raw`` under ``key`` (insert or replace), enforcing unique indexes."""
         self._put(coll, key, raw, None, op, id_value, document_key)
 
-    def update(self, coll: Collection, key: Any, id_value: Any, raw: bytes, description: dict[str, Any]) -> None:
+    def update(
+        self, coll: Collection, key: Any, id_value: Any, raw: bytes, description: dict[str, Any]
+    ) -> None:
         """Store the result of an operator update and log its ``updateDescription``."""
         self._put(coll, key, raw, description, "update", id_value)
 

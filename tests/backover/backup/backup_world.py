@@ -42,7 +42,16 @@ class World:
     db: str
 
     def cli(self, *args: str) -> list[str]:
-        return ["backup", "--bucket", self.bucket, "--prefix", PREFIX, "--migration-id", self.migration_id, *args]
+        return [
+            "backup",
+            "--bucket",
+            self.bucket,
+            "--prefix",
+            PREFIX,
+            "--migration-id",
+            self.migration_id,
+            *args,
+        ]
 
     @property
     def source_db_uri(self) -> DatabaseUri:
@@ -57,8 +66,17 @@ def make_world(standins: dict[str, Any], password: str, bucket: str) -> World:
     tag = uuid.uuid4().hex[:8]
     source_uri = standins["documentdb"].uri("root", password)
     target_uri = standins["mongodb"].uri("root", password)
-    return World(bucket, f"bk-{tag}", MigrationLayout(bucket, PREFIX, f"bk-{tag}"), source_uri, target_uri,
-                 password, MongoClient(source_uri), MongoClient(target_uri), f"bk{tag}_shop")
+    return World(
+        bucket,
+        f"bk-{tag}",
+        MigrationLayout(bucket, PREFIX, f"bk-{tag}"),
+        source_uri,
+        target_uri,
+        password,
+        MongoClient(source_uri),
+        MongoClient(target_uri),
+        f"bk{tag}_shop",
+    )
 
 
 def _cstring(text: str) -> bytes:
@@ -74,7 +92,9 @@ def with_deprecated_types(doc: dict[str, Any]) -> RawBSONDocument:
     """``doc`` plus Undefined (0x06), DBPointer (0x0C) and Symbol (0x0E) elements, as raw bytes."""
     body = bson.encode(doc)[4:-1]
     body += b"\x06" + _cstring("undefined")
-    body += b"\x0c" + _cstring("dbpointer") + _string("shop.orders") + ObjectId("5f0000000000000000000001").binary
+    body += (
+        b"\x0c" + _cstring("dbpointer") + _string("shop.orders") + ObjectId("5f0000000000000000000001").binary
+    )
     body += b"\x0e" + _cstring("symbol") + _string("a-symbol")
     return RawBSONDocument(struct.pack("<i", len(body) + 5) + body + b"\x00")
 
@@ -82,27 +102,47 @@ def with_deprecated_types(doc: dict[str, Any]) -> RawBSONDocument:
 def every_type(i: int) -> RawBSONDocument:
     """A document holding every BSON type (deterministic for ``i``)."""
     ids: list[Any] = [i, f"id-{i}", ObjectId(f"{i:024x}"), Int64(10**12 + i), {"compound": i}]
-    return with_deprecated_types({
-        "_id": ids[i % len(ids)],
-        "double": i / 3, "negative_zero": -0.0, "nan": float("nan"), "inf": float("inf"),
-        "string": f"ünïcode {i} ✓", "empty": "",
-        "document": {"nested": {"deep": [i, {"x": None}]}},
-        "array": [1, "two", 3.0, [4], {"five": 5}],
-        "binary": Binary(bytes(range(i % 256)), 0), "uuid": Binary(bytes(16), 4), "md5": Binary(b"\x01" * 16, 5),
-        "user_binary": Binary(b"custom", 0x80),
-        "object_id": ObjectId(), "true": True, "false": False,
-        "date": datetime(2026, 1, 1, 12, 30, i % 60, 123000, tzinfo=UTC), "old_date": datetime(1901, 12, 13),
-        "null": None, "regex": Regex(f"^order-{i}$", "imsx"),
-        "code": Code("function () { return 1; }"), "code_w_scope": Code("function () { return x; }", {"x": i}),
-        "int32": i, "int32_min": -(2**31), "timestamp": Timestamp(1764270000 + i, i),
-        "int64": Int64(2**62 + i), "decimal": Decimal128(Decimal(f"{i}.0100")), "decimal_nan": Decimal128("NaN"),
-        "min": MinKey(), "max": MaxKey(),
-    })
+    return with_deprecated_types(
+        {
+            "_id": ids[i % len(ids)],
+            "double": i / 3,
+            "negative_zero": -0.0,
+            "nan": float("nan"),
+            "inf": float("inf"),
+            "string": f"ünïcode {i} ✓",
+            "empty": "",
+            "document": {"nested": {"deep": [i, {"x": None}]}},
+            "array": [1, "two", 3.0, [4], {"five": 5}],
+            "binary": Binary(bytes(range(i % 256)), 0),
+            "uuid": Binary(bytes(16), 4),
+            "md5": Binary(b"\x01" * 16, 5),
+            "user_binary": Binary(b"custom", 0x80),
+            "object_id": ObjectId(),
+            "true": True,
+            "false": False,
+            "date": datetime(2026, 1, 1, 12, 30, i % 60, 123000, tzinfo=UTC),
+            "old_date": datetime(1901, 12, 13),
+            "null": None,
+            "regex": Regex(f"^order-{i}$", "imsx"),
+            "code": Code("function () { return 1; }"),
+            "code_w_scope": Code("function () { return x; }", {"x": i}),
+            "int32": i,
+            "int32_min": -(2**31),
+            "timestamp": Timestamp(1764270000 + i, i),
+            "int64": Int64(2**62 + i),
+            "decimal": Decimal128(Decimal(f"{i}.0100")),
+            "decimal_nan": Decimal128("NaN"),
+            "min": MinKey(),
+            "max": MaxKey(),
+        }
+    )
 
 
 def raw_by_id(client: MongoClient, db: str, coll: str) -> dict[bytes, bytes]:
     """Each document's raw bytes, keyed by the raw bytes of its ``_id`` element."""
-    raw_coll = client[db].get_collection(coll, codec_options=bson.CodecOptions(document_class=RawBSONDocument))
+    raw_coll = client[db].get_collection(
+        coll, codec_options=bson.CodecOptions(document_class=RawBSONDocument)
+    )
     return {bson.encode({"_id": d["_id"]}): d.raw for d in raw_coll.find()}
 
 

@@ -33,16 +33,24 @@ def test_backup_and_restore_round_trip_every_bson_type_byte_for_byte(
     assert main(world.cli("--uri", world.source_uri, "--label", "documentdb", "--databases", world.db)) == 0
     summary = json.loads(capsys.readouterr().out)
     assert {c["namespace"]: c["documents"] for c in summary["collections"]} == {
-        f"{world.db}.customers": 5, f"{world.db}.empty": 0, f"{world.db}.everything": 40}
+        f"{world.db}.customers": 5,
+        f"{world.db}.empty": 0,
+        f"{world.db}.everything": 40,
+    }
     assert summary["skipped"] == [f"{world.db}.system.js"]
 
     data_key = world.layout.backup_data("documentdb", world.db, "everything")
     assert s3_object(world.bucket, data_key) == natural_bytes(world.source, world.db, "everything")
-    metadata = extjson.loads(s3_object(world.bucket, world.layout.backup_metadata("documentdb", world.db, "customers")))
+    metadata = extjson.loads(
+        s3_object(world.bucket, world.layout.backup_metadata("documentdb", world.db, "customers"))
+    )
     assert set(metadata) >= {"options", "indexes", "uuid", "collectionName", "type"}
     assert metadata["collectionName"] == "customers" and metadata["type"] == "collection"
     assert metadata["options"] == {"validator": {"email": {"$exists": True}}}
-    assert {ix["name"]: ix.get("unique", False) for ix in metadata["indexes"]} == {"_id_": False, "email_1": True}
+    assert {ix["name"]: ix.get("unique", False) for ix in metadata["indexes"]} == {
+        "_id_": False,
+        "email_1": True,
+    }
     assert len(metadata["uuid"]) == 32
     assert metadata["backover"]["documents"] == 5
 
@@ -52,7 +60,9 @@ def test_backup_and_restore_round_trip_every_bson_type_byte_for_byte(
     for coll in ("everything", "customers", "empty"):
         assert raw_by_id(world.target, world.db, coll) == raw_by_id(world.source, world.db, coll)
     assert "system.js" not in world.target[world.db].list_collection_names()
-    target_indexes = {ix["name"]: ix.get("unique", False) for ix in world.target[world.db].customers.list_indexes()}
+    target_indexes = {
+        ix["name"]: ix.get("unique", False) for ix in world.target[world.db].customers.list_indexes()
+    }
     assert target_indexes == {"_id_": False, "email_1": True}
     options = next(world.target[world.db].list_collections(filter={"name": "customers"}))["options"]
     assert options == {"validator": {"email": {"$exists": True}}}
@@ -61,13 +71,18 @@ def test_backup_and_restore_round_trip_every_bson_type_byte_for_byte(
 
 def test_a_large_collection_streams_in_several_parts(world: World) -> None:
     coll = world.source[world.db].blobs
-    coll.insert_many([{"_id": i, "blob": Binary(os.urandom(100_000))} for i in range(130)])  # 13 MB, incompressible
-    config = BackupConfig(world.source_db_uri, world.layout, "documentdb", (world.db,),
-                          part_size=5 * 1024 * 1024)
+    coll.insert_many(
+        [{"_id": i, "blob": Binary(os.urandom(100_000))} for i in range(130)]
+    )  # 13 MB, incompressible
+    config = BackupConfig(
+        world.source_db_uri, world.layout, "documentdb", (world.db,), part_size=5 * 1024 * 1024
+    )
     result = backup(config)
     [blobs] = result.collections
     assert blobs.documents == 130 and blobs.compressed_bytes > 10 * 1024 * 1024
-    parts = boto3.client("s3").head_object(Bucket=world.bucket, Key=blobs.data_key, PartNumber=1)["PartsCount"]
+    parts = boto3.client("s3").head_object(Bucket=world.bucket, Key=blobs.data_key, PartNumber=1)[
+        "PartsCount"
+    ]
     assert parts == 3
     load(LoadConfig(world.target_db_uri, world.layout, "documentdb", drop=True))
     assert raw_by_id(world.target, world.db, "blobs") == raw_by_id(world.source, world.db, "blobs")
@@ -76,8 +91,7 @@ def test_a_large_collection_streams_in_several_parts(world: World) -> None:
 def test_a_collection_changing_during_the_backup_fails_it(world: World) -> None:
     coll = world.source[world.db].busy
     coll.insert_many([{"_id": i} for i in range(10)])
-    config = BackupConfig(world.source_db_uri, world.layout, "documentdb", (world.db,),
-                          batch_size=2)
+    config = BackupConfig(world.source_db_uri, world.layout, "documentdb", (world.db,), batch_size=2)
 
     class WriterDuringDump(Progress):
         """Progress reports come after each batch: a real write lands in the middle of the dump."""
@@ -86,6 +100,7 @@ def test_a_collection_changing_during_the_backup_fails_it(world: World) -> None:
             def report(documents: int, raw_bytes: int, final: bool) -> None:
                 if documents == 2:
                     coll.insert_one({"_id": "late"})
+
             return report
 
     s3 = S3Objects(world.bucket)
@@ -108,10 +123,13 @@ def test_backup_again_is_the_same_and_forgets_dropped_collections(world: World) 
     db.drop_collection("gone")
     assert backup(config).stale_deleted == 2
     assert sorted(s3.list_keys(world.layout.backup_prefix("documentdb"))) == sorted(
-        k for k in first if "/gone." not in k)
+        k for k in first if "/gone." not in k
+    )
 
 
-def test_restore_refuses_to_overwrite_and_an_incomplete_backup(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_restore_refuses_to_overwrite_and_an_incomplete_backup(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
     world.source[world.db].orders.insert_many([{"_id": i} for i in range(3)])
     backup(BackupConfig(world.source_db_uri, world.layout, "documentdb", (world.db,)))
     world.target[world.db].orders.insert_one({"_id": "already here"})
@@ -124,10 +142,15 @@ def test_restore_refuses_to_overwrite_and_an_incomplete_backup(world: World, cap
         load(LoadConfig(world.target_db_uri, world.layout, "documentdb", drop=True))
 
 
-@pytest.mark.parametrize("args", [
-    pytest.param(["--label", "documentdb"], id="no-database"),
-    pytest.param(["--label", "documentdb", "--uri", "mongodb://x", "--drop"], id="drop-without-restore"),
-])
-def test_backup_usage_errors_exit_2(world: World, args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["--label", "documentdb"], id="no-database"),
+        pytest.param(["--label", "documentdb", "--uri", "mongodb://x", "--drop"], id="drop-without-restore"),
+    ],
+)
+def test_backup_usage_errors_exit_2(
+    world: World, args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(world.cli(*args)) == 2
     assert capsys.readouterr().err.startswith("backover backup: ")

@@ -28,7 +28,9 @@ PART = 5 * 1024 * 1024
 
 def _blobs(world: World, name: str, count: int) -> None:
     """``count`` documents of 100 kB of random bytes (gzip cannot shrink them)."""
-    world.source[world.db][name].insert_many([{"_id": i, "blob": Binary(os.urandom(100_000))} for i in range(count)])
+    world.source[world.db][name].insert_many(
+        [{"_id": i, "blob": Binary(os.urandom(100_000))} for i in range(count)]
+    )
 
 
 def test_a_backup_aborts_the_unfinished_uploads_under_its_own_label_only(
@@ -48,7 +50,10 @@ def test_a_backup_aborts_the_unfinished_uploads_under_its_own_label_only(
     assert "1 unfinished upload(s) of an interrupted backup aborted" in caplog.text
     assert multipart_uploads(world.bucket, world.layout.backup_prefix("documentdb")) == []
     assert multipart_uploads(world.bucket, world.layout.backup_prefix("mongodb")) == [theirs]
-    assert backup(BackupConfig(world.source_db_uri, world.layout, "documentdb", (world.db,))).uploads_aborted == 0
+    assert (
+        backup(BackupConfig(world.source_db_uri, world.layout, "documentdb", (world.db,))).uploads_aborted
+        == 0
+    )
 
 
 def test_a_dump_failing_after_some_parts_aborts_its_upload(world: World) -> None:
@@ -63,31 +68,46 @@ def test_a_dump_failing_after_some_parts_aborts_its_upload(world: World) -> None
                 uploaded.append(len(parts))
                 if raw_bytes > PART + 1_000_000:
                     raise JobFailed("the source went away")
+
             return report
 
     info = next(world.source[world.db].list_collections(filter={"name": "blobs"}))
     with pytest.raises(JobFailed, match="the source went away"):
-        dump_collection(world.source, S3Objects(world.bucket), config, world.db, info, FailingMidway("documentdb", 1))
+        dump_collection(
+            world.source, S3Objects(world.bucket), config, world.db, info, FailingMidway("documentdb", 1)
+        )
     assert uploaded and uploaded[-1] == 1  # an upload was in progress when it failed
     assert multipart_uploads(world.bucket, world.layout.backup_prefix("documentdb")) == []
     assert S3Objects(world.bucket).head(world.layout.backup_data("documentdb", world.db, "blobs")) is None
 
 
 def _backup_process(world: World) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "backover.cli", *world.cli("--uri", world.source_uri, "--label", "documentdb",
-                                                                "--databases", world.db, "--parallel", "1")]
-    return subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [
+        sys.executable,
+        "-m",
+        "backover.cli",
+        *world.cli(
+            "--uri", world.source_uri, "--label", "documentdb", "--databases", world.db, "--parallel", "1"
+        ),
+    ]
+    return subprocess.Popen(
+        command, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def _parts_uploaded(world: World, key: str) -> int:
     s3 = boto3.client("s3")
-    uploads = [u for u in s3.list_multipart_uploads(Bucket=world.bucket).get("Uploads", []) if u["Key"] == key]
+    uploads = [
+        u for u in s3.list_multipart_uploads(Bucket=world.bucket).get("Uploads", []) if u["Key"] == key
+    ]
     if not uploads:
         return 0
     return len(s3.list_parts(Bucket=world.bucket, Key=key, UploadId=uploads[0]["UploadId"]).get("Parts", []))
 
 
-def test_a_backup_killed_mid_upload_is_complete_and_restores_byte_for_byte_after_a_re_run(world: World) -> None:
+def test_a_backup_killed_mid_upload_is_complete_and_restores_byte_for_byte_after_a_re_run(
+    world: World,
+) -> None:
     db = world.source[world.db]
     db.accounts.insert_many([{"_id": i, "v": 1} for i in range(20)])
     _blobs(world, "blobs", 300)  # 30 MB: several 8 MiB parts
@@ -114,7 +134,10 @@ def test_a_backup_killed_mid_upload_is_complete_and_restores_byte_for_byte_after
     assert result.uploads_aborted == 1
     assert multipart_uploads(world.bucket, world.layout.backup_prefix("documentdb")) == []
     assert {c.namespace: c.documents for c in result.collections} == {
-        f"{world.db}.accounts": 20, f"{world.db}.blobs": 300, f"{world.db}.zones": 15}
+        f"{world.db}.accounts": 20,
+        f"{world.db}.blobs": 300,
+        f"{world.db}.zones": 15,
+    }
 
     load(LoadConfig(world.target_db_uri, world.layout, "documentdb"))
     for name in ("accounts", "blobs", "zones"):

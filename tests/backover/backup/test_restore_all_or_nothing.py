@@ -67,8 +67,9 @@ def _rewrite_metadata(world: World, coll: str, change: Any) -> None:
 
 
 def _restore(world: World, *extra: str) -> int:
-    return main(world.cli("--uri", world.target_uri, "--label", "documentdb", "--restore", "--parallel", "1",
-                          *extra))
+    return main(
+        world.cli("--uri", world.target_uri, "--label", "documentdb", "--restore", "--parallel", "1", *extra)
+    )
 
 
 def test_stale_metadata_from_an_interrupted_dump_is_refused_before_any_write(
@@ -85,11 +86,14 @@ def test_stale_metadata_from_an_interrupted_dump_is_refused_before_any_write(
         def collection(self, namespace: str) -> Any:
             def report(documents: int, raw_bytes: int, final: bool) -> None:
                 world.source[world.db].charlie.insert_one({"_id": f"late-{documents}", "n": -documents})
+
             return report
 
     config = BackupConfig(world.source_db_uri, world.layout, "documentdb", (world.db,), batch_size=10)
     with pytest.raises(JobFailed, match="changed during the backup"):
-        dump_collection(world.source, S3Objects(world.bucket), config, world.db, info, WriterDuringDump("x", 1))
+        dump_collection(
+            world.source, S3Objects(world.bucket), config, world.db, info, WriterDuringDump("x", 1)
+        )
     before = _old_target(world)
 
     assert _restore(world, "--drop") == 1
@@ -141,15 +145,26 @@ def test_a_copied_data_object_is_read_once_before_any_write_and_restores(world: 
     s3 = boto3.client("s3")
     for name in ("alpha", "delta"):
         key = _data_key(world, name)
-        s3.copy_object(Bucket=world.bucket, Key=key, CopySource={"Bucket": world.bucket, "Key": key},
-                       MetadataDirective="REPLACE", ContentType="application/gzip")
+        s3.copy_object(
+            Bucket=world.bucket,
+            Key=key,
+            CopySource={"Bucket": world.bucket, "Key": key},
+            MetadataDirective="REPLACE",
+            ContentType="application/gzip",
+        )
     recorded: list[str] = []
-    _rewrite_metadata(world, "delta", lambda doc: recorded.append(doc["backover"].pop("sha256")) or
-                      doc["backover"].update(sha256="0" * 64))
+    _rewrite_metadata(
+        world,
+        "delta",
+        lambda doc: recorded.append(doc["backover"].pop("sha256")) or doc["backover"].update(sha256="0" * 64),
+    )
     before = _old_target(world)
 
-    with pytest.raises(JobFailed, match=f"{_data_key(world, 'delta')} is not the object its metadata describes.*"
-                                        "does not match the SHA-256"):
+    with pytest.raises(
+        JobFailed,
+        match=f"{_data_key(world, 'delta')} is not the object its metadata describes.*"
+        "does not match the SHA-256",
+    ):
         load(LoadConfig(world.target_db_uri, world.layout, "documentdb", drop=True))
     assert _target_state(world) == before
 
@@ -159,7 +174,9 @@ def test_a_copied_data_object_is_read_once_before_any_write_and_restores(world: 
         assert raw_by_id(world.target, world.db, name) == raw_by_id(world.source, world.db, name)
 
 
-def test_an_interrupted_restore_s_staging_collections_are_dropped_and_the_restore_completes(world: World) -> None:
+def test_an_interrupted_restore_s_staging_collections_are_dropped_and_the_restore_completes(
+    world: World,
+) -> None:
     _seed(world)
     _backup(world)
     world.target[world.db][staging("alpha")].insert_many([{"_id": i} for i in range(5)])  # a killed restore's
@@ -173,7 +190,9 @@ def test_an_interrupted_restore_s_staging_collections_are_dropped_and_the_restor
     for name in COLLECTIONS:
         assert raw_by_id(world.target, world.db, name) == raw_by_id(world.source, world.db, name)
     assert {ix["name"]: ix.get("unique", False) for ix in world.target[world.db].charlie.list_indexes()} == {
-        "_id_": False, "n_1": True}
+        "_id_": False,
+        "n_1": True,
+    }
 
 
 def _as_older_backup(doc: dict[str, Any]) -> None:
@@ -234,11 +253,21 @@ def _damage(world: World, how: str) -> tuple[str, str]:
     raise AssertionError(how)
 
 
-@pytest.mark.parametrize("how", [
-    "metadata-garbage", "metadata-truncated", "metadata-not-json", "metadata-of-mongodump", "metadata-bad-index",
-    "metadata-other-collection", "metadata-without-data", "data-garbage", "data-truncated-older-backup",
-    "data-not-gzip-older-backup",
-])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "metadata-garbage",
+        "metadata-truncated",
+        "metadata-not-json",
+        "metadata-of-mongodump",
+        "metadata-bad-index",
+        "metadata-other-collection",
+        "metadata-without-data",
+        "data-garbage",
+        "data-truncated-older-backup",
+        "data-not-gzip-older-backup",
+    ],
+)
 def test_a_damaged_backup_gives_one_line_naming_the_key_and_writes_nothing(
     world: World, how: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -255,12 +284,16 @@ def test_a_damaged_backup_gives_one_line_naming_the_key_and_writes_nothing(
     assert _target_state(world) == before
 
 
-def test_the_restore_summary_counts_what_was_put_in_place(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_restore_summary_counts_what_was_put_in_place(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
     _seed(world, documents=10)
     _backup(world)
     s3 = boto3.client("s3")
     head = s3.head_object(Bucket=world.bucket, Key=_data_key(world, "alpha"))
-    metadata = extjson.loads(gzip.decompress(S3Objects(world.bucket).get_bytes(_metadata_key(world, "alpha")) or b""))
+    metadata = extjson.loads(
+        gzip.decompress(S3Objects(world.bucket).get_bytes(_metadata_key(world, "alpha")) or b"")
+    )
     assert metadata["backover"]["etag"] == head["ETag"].strip('"')
     assert metadata["backover"]["compressedBytes"] == head["ContentLength"]
 

@@ -30,30 +30,53 @@ class Migration:
     kept: list[str]  # state, control and report files: never deleted
 
     def cli(self, *args: str) -> list[str]:
-        return ["clean", "--bucket", self.layout.bucket, "--prefix", PREFIX,
-                "--migration-id", self.layout.migration_id, *args]
+        return [
+            "clean",
+            "--bucket",
+            self.layout.bucket,
+            "--prefix",
+            PREFIX,
+            "--migration-id",
+            self.layout.migration_id,
+            *args,
+        ]
 
     def keys(self) -> set[str]:
         return set(self.s3.list_keys(self.layout.root))
 
 
-def make_migration(bucket: str, segments: int = 3, restore_state: str = "completed", identical: bool = True,
-                   start: dict[str, Any] | None = None, replicator_state: str = "drained",
-                   frozen: bool = True) -> Migration:
+def make_migration(
+    bucket: str,
+    segments: int = 3,
+    restore_state: str = "completed",
+    identical: bool = True,
+    start: dict[str, Any] | None = None,
+    replicator_state: str = "drained",
+    frozen: bool = True,
+) -> Migration:
     layout = MigrationLayout(bucket, PREFIX, f"cl-{uuid.uuid4().hex[:8]}")
     s3 = S3Objects(bucket)
     segment_keys = [layout.segment(seq, "zstd") for seq in range(1, segments + 1)]
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda key: s3.put_bytes(key, b"segment"), segment_keys))
-    s3.put_json(layout.replicator_checkpoint, ReplicatorCheckpoint(layout.migration_id, last_seq=segments,
-                                                                   state=replicator_state).to_doc())
-    s3.put_json(layout.restore_checkpoint, RestoreCheckpoint(layout.migration_id, last_applied_seq=segments,
-                                                             state=restore_state).to_doc())
+    s3.put_json(
+        layout.replicator_checkpoint,
+        ReplicatorCheckpoint(layout.migration_id, last_seq=segments, state=replicator_state).to_doc(),
+    )
+    s3.put_json(
+        layout.restore_checkpoint,
+        RestoreCheckpoint(layout.migration_id, last_applied_seq=segments, state=restore_state).to_doc(),
+    )
     s3.put_json(layout.verify_report, {"identical": identical, "namespaces": {}})
-    backups = [layout.backup_data("documentdb", "shop", "orders"), layout.backup_metadata("documentdb", "shop", "orders")]
+    backups = [
+        layout.backup_data("documentdb", "shop", "orders"),
+        layout.backup_metadata("documentdb", "shop", "orders"),
+    ]
     for key in backups:
         s3.put_bytes(key, b"backup")
-    s3.put_json(layout.start_state, start or {"migration_id": layout.migration_id, "change_streams_enabled": []})
+    s3.put_json(
+        layout.start_state, start or {"migration_id": layout.migration_id, "change_streams_enabled": []}
+    )
     s3.put_json(layout.drain_request, {"until": None})
     kept = [layout.start_state, layout.drain_request, layout.verify_report]
     if frozen:
@@ -69,7 +92,11 @@ def test_clean_deletes_segments_and_checkpoints_keeps_backups_and_is_idempotent(
     migration = make_migration(bucket, segments=25)
     assert main(migration.cli()) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert (summary["segments_deleted"], summary["checkpoints_deleted"], summary["backups_kept"]) == (25, 2, True)
+    assert (summary["segments_deleted"], summary["checkpoints_deleted"], summary["backups_kept"]) == (
+        25,
+        2,
+        True,
+    )
     assert migration.keys() == set(migration.backups + migration.kept + [migration.layout.clean_state])
     state = migration.s3.get_json(migration.layout.clean_state)
     assert state["segments_deleted"] == 25 and state["backups_kept"] is True and "cleaned_at" in state
@@ -81,11 +108,14 @@ def test_clean_deletes_segments_and_checkpoints_keeps_backups_and_is_idempotent(
     assert migration.s3.get_json(migration.layout.clean_state) == state
 
 
-@pytest.mark.parametrize(("restore_state", "identical", "reason"), [
-    pytest.param("running", True, "the restore is running", id="restore-running"),
-    pytest.param("failed", True, "the restore is failed", id="restore-failed"),
-    pytest.param("completed", False, "verification found differences", id="not-identical"),
-])
+@pytest.mark.parametrize(
+    ("restore_state", "identical", "reason"),
+    [
+        pytest.param("running", True, "the restore is running", id="restore-running"),
+        pytest.param("failed", True, "the restore is failed", id="restore-failed"),
+        pytest.param("completed", False, "verification found differences", id="not-identical"),
+    ],
+)
 def test_clean_refuses_an_unfinished_migration_and_deletes_nothing(
     bucket: str, capsys: pytest.CaptureFixture[str], restore_state: str, identical: bool, reason: str
 ) -> None:
@@ -100,12 +130,17 @@ def test_clean_refuses_an_unfinished_migration_and_deletes_nothing(
     assert not set(migration.segments) & migration.keys()
 
 
-@pytest.mark.parametrize(("replicator_state", "frozen", "reason"), [
-    pytest.param("running", True, "the replicator is running (needs drained or stopped)", id="still-capturing"),
-    pytest.param("draining", True, "the replicator is draining", id="still-draining"),
-    pytest.param("stopped", False, "the migration was never frozen", id="stopped-but-never-frozen"),
-    pytest.param("running", False, "the migration was never frozen", id="not-frozen"),
-])
+@pytest.mark.parametrize(
+    ("replicator_state", "frozen", "reason"),
+    [
+        pytest.param(
+            "running", True, "the replicator is running (needs drained or stopped)", id="still-capturing"
+        ),
+        pytest.param("draining", True, "the replicator is draining", id="still-draining"),
+        pytest.param("stopped", False, "the migration was never frozen", id="stopped-but-never-frozen"),
+        pytest.param("running", False, "the migration was never frozen", id="not-frozen"),
+    ],
+)
 def test_clean_refuses_while_the_replicator_may_still_capture(
     bucket: str, capsys: pytest.CaptureFixture[str], replicator_state: str, frozen: bool, reason: str
 ) -> None:
@@ -190,10 +225,15 @@ def test_clean_given_the_source_disables_the_change_streams_start_enabled(
     with MongoClient(uri) as root:
         for db in (mine, theirs):
             root.admin.command("modifyChangeStreams", 1, database=db, collection="", enable=True)
-        migration = make_migration(bucket, start={"change_streams_enabled": [{"database": mine, "collection": ""}]})
+        migration = make_migration(
+            bucket, start={"change_streams_enabled": [{"database": mine, "collection": ""}]}
+        )
         assert main(migration.cli("--source-uri", uri)) == 0
-        enabled = [d["database"] for d in root.admin.aggregate([{"$listChangeStreams": {}}])
-                   if d["database"].startswith(f"cl{tag}")]
+        enabled = [
+            d["database"]
+            for d in root.admin.aggregate([{"$listChangeStreams": {}}])
+            if d["database"].startswith(f"cl{tag}")
+        ]
         assert enabled == [theirs]
         root.admin.command("modifyChangeStreams", 1, database=theirs, collection="", enable=False)
     state = migration.s3.get_json(migration.layout.clean_state)

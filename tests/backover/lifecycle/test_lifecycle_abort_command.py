@@ -28,8 +28,15 @@ def test_abort_command_gives_the_writes_back_and_deletes_nothing(
     master = server.uri("root", standin_password)
     with MongoClient(master) as root:
         root.admin.command("createUser", user, pwd=password, roles=[{"role": "readWrite", "db": db}])
-    event = LifecycleEvent.from_dict({"migration_id": f"ab-{tag}", "bucket": bucket, "master_secret_id": "unused",
-                                      "app_user": user, "databases": [db]})
+    event = LifecycleEvent.from_dict(
+        {
+            "migration_id": f"ab-{tag}",
+            "bucket": bucket,
+            "master_secret_id": "unused",
+            "app_user": user,
+            "databases": [db],
+        }
+    )
     source = DatabaseUri(master, documentdb=True)
     start(event, source=source)
     freeze(event, source=source, app=DatabaseUri(server.uri(user, password), documentdb=True))
@@ -50,7 +57,9 @@ def test_abort_command_gives_the_writes_back_and_deletes_nothing(
     app.close()
 
 
-def test_abort_of_an_unknown_migration_is_a_usage_error(bucket: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_abort_of_an_unknown_migration_is_a_usage_error(
+    bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     argv = ["abort", "--bucket", bucket, "--migration-id", "never-started", "--source-uri", "mongodb://h/"]
     assert main(argv) == 2
     assert "nothing to abort" in capsys.readouterr().err

@@ -18,7 +18,9 @@ from backover.namespaces import Namespace
 
 
 @pytest.fixture(params=["documentdb", "mongodb"])
-def root(request: pytest.FixtureRequest, standins: dict[str, Any], standin_password: str) -> Iterator[MongoClient]:
+def root(
+    request: pytest.FixtureRequest, standins: dict[str, Any], standin_password: str
+) -> Iterator[MongoClient]:
     server = standins[request.param]
     client = MongoClient(server.uri("root", standin_password), serverSelectionTimeoutMS=5000)
     client.flavour = request.param  # type: ignore[attr-defined]
@@ -43,7 +45,9 @@ def test_mongodb_needs_no_enabling(standins: dict[str, Any], standin_password: s
         assert change_streams.disable(client, "mongodb", [Namespace("shop")]) == []
 
 
-def test_enable_skips_what_is_covered_and_disable_touches_only_what_it_is_given(documentdb: MongoClient) -> None:
+def test_enable_skips_what_is_covered_and_disable_touches_only_what_it_is_given(
+    documentdb: MongoClient,
+) -> None:
     tag = uuid.uuid4().hex[:8]
     whole, other = Namespace(f"cs{tag}_a"), Namespace(f"cs{tag}_b")
     inside = Namespace(whole.db, "orders")
@@ -60,15 +64,19 @@ def test_enable_skips_what_is_covered_and_disable_touches_only_what_it_is_given(
     change_streams.disable(documentdb, "documentdb", [whole])
 
 
-@pytest.mark.parametrize(("required", "available", "source", "ok", "says"), [
-    pytest.param(None, 3.0, "documentdb-default", True, "not checked", id="not-asked"),
-    pytest.param(24, 48, "event", True, "covers", id="covered"),
-    pytest.param(24, 3.0, "documentdb-default", False, "was assumed", id="default-too-short"),
-    pytest.param(24, 12, "environment", False, "raise the cluster parameter group", id="too-short"),
-    pytest.param(24, None, "unknown", True, "not checked", id="mongodb-unknown"),
-])
-def test_retention_verdicts(required: float | None, available: float | None, source: str, ok: bool,
-                            says: str) -> None:
+@pytest.mark.parametrize(
+    ("required", "available", "source", "ok", "says"),
+    [
+        pytest.param(None, 3.0, "documentdb-default", True, "not checked", id="not-asked"),
+        pytest.param(24, 48, "event", True, "covers", id="covered"),
+        pytest.param(24, 3.0, "documentdb-default", False, "was assumed", id="default-too-short"),
+        pytest.param(24, 12, "environment", False, "raise the cluster parameter group", id="too-short"),
+        pytest.param(24, None, "unknown", True, "not checked", id="mongodb-unknown"),
+    ],
+)
+def test_retention_verdicts(
+    required: float | None, available: float | None, source: str, ok: bool, says: str
+) -> None:
     verdict = judge(required, available, source)
     assert verdict.ok is ok and says in verdict.note
 
@@ -83,7 +91,9 @@ def test_retention_reading_order(root: MongoClient, monkeypatch: pytest.MonkeyPa
     assert read_retention(root, flavour, None) == (168.0, "environment")
 
 
-def test_start_refuses_a_too_short_retention(documentdb: MongoClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_start_refuses_a_too_short_retention(
+    documentdb: MongoClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(ENV_HOURS, raising=False)
     with pytest.raises(RetentionTooShort, match="cannot cover the required 4 h"):
         ensure_retention(documentdb, "documentdb", 4, None)
@@ -91,7 +101,18 @@ def test_start_refuses_a_too_short_retention(documentdb: MongoClient, monkeypatc
 
 
 def test_results_are_plain_json() -> None:
-    result = StartResult("m", "documentdb", Timestamp(1764270000, 3), "app", ["shop"], [Namespace("shop", "o")],
-                         [], [Namespace("shop")], RetentionCheck(None, None, "unknown", True, "n"), False, "k")
+    result = StartResult(
+        "m",
+        "documentdb",
+        Timestamp(1764270000, 3),
+        "app",
+        ["shop"],
+        [Namespace("shop", "o")],
+        [],
+        [Namespace("shop")],
+        RetentionCheck(None, None, "unknown", True, "n"),
+        False,
+        "k",
+    )
     doc = json.loads(json.dumps(result.to_dict()))
     assert doc["t0"] == "1764270000:3" and doc["namespaces"] == ["shop.o"] and doc["retention"]["ok"] is True

@@ -11,8 +11,11 @@ from types import TracebackType
 from urllib.parse import urlsplit
 
 _SEGMENT_PUT = re.compile(r"/changes/\d{12}\.bson")
-_ERRORS = {503: ("SlowDown", "Please reduce your request rate."), 403: ("AccessDenied", "Access Denied"),
-           500: ("InternalError", "We encountered an internal error.")}
+_ERRORS = {
+    503: ("SlowDown", "Please reduce your request rate."),
+    403: ("AccessDenied", "Access Denied"),
+    500: ("InternalError", "We encountered an internal error."),
+}
 
 
 class FaultyS3Proxy:
@@ -55,8 +58,9 @@ class FaultyS3Proxy:
         self._thread.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._server.shutdown()
         self._server.server_close()
 
@@ -75,8 +79,10 @@ class FaultyS3Proxy:
                 fault = proxy._next_fault(self.command, self.path)
                 if fault is not None:
                     code, message = _ERRORS[fault]
-                    payload = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code>"
-                               f"<Message>{message}</Message></Error>").encode()
+                    payload = (
+                        f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                        f"<Message>{message}</Message></Error>"
+                    ).encode()
                     self.send_response(fault)
                     self.send_header("Content-Type", "application/xml")
                     self.send_header("Content-Length", str(len(payload)))
@@ -93,7 +99,13 @@ class FaultyS3Proxy:
                     conn.close()
                 self.send_response(resp.status)
                 for key, value in resp.getheaders():
-                    if key.lower() not in ("transfer-encoding", "connection", "content-length", "date", "server"):
+                    if key.lower() not in (
+                        "transfer-encoding",
+                        "connection",
+                        "content-length",
+                        "date",
+                        "server",
+                    ):
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -31,8 +31,14 @@ from backover.state import ReplicatorCheckpoint
 
 RAW = CodecOptions(document_class=RawBSONDocument)
 #: Small, fast settings for tests (defaults are for production).
-FAST = {"heartbeat_seconds": 0.2, "drain_poll_seconds": 0.1, "await_ms": 100, "connect_timeout": 3.0,
-        "give_up_seconds": 30.0, "progress_seconds": 5.0}
+FAST = {
+    "heartbeat_seconds": 0.2,
+    "drain_poll_seconds": 0.1,
+    "await_ms": 100,
+    "connect_timeout": 3.0,
+    "give_up_seconds": 30.0,
+    "progress_seconds": 5.0,
+}
 
 
 def new_layout(bucket: str) -> MigrationLayout:
@@ -60,11 +66,20 @@ def enable_change_streams(client: MongoClient, db: str, coll: str = "") -> None:
 
 def write_start(s3: S3Objects, layout: MigrationLayout, t0: Timestamp, namespaces: list[str]) -> None:
     """``state/start.json`` in the documented shape (the start Lambda writes it in production)."""
-    s3.put_json(layout.start_state, {
-        "migration_id": layout.migration_id, "t0": t0, "databases": sorted({n.split(".")[0] for n in namespaces}),
-        "namespaces": namespaces, "app_user": "app", "prior_roles": [], "change_streams_enabled": [],
-        "source_flavour": "documentdb", "started_at": datetime.now(UTC),
-    })
+    s3.put_json(
+        layout.start_state,
+        {
+            "migration_id": layout.migration_id,
+            "t0": t0,
+            "databases": sorted({n.split(".")[0] for n in namespaces}),
+            "namespaces": namespaces,
+            "app_user": "app",
+            "prior_roles": [],
+            "change_streams_enabled": [],
+            "source_flavour": "documentdb",
+            "started_at": datetime.now(UTC),
+        },
+    )
 
 
 def request_drain(s3: S3Objects, layout: MigrationLayout, until: Timestamp) -> None:
@@ -73,7 +88,9 @@ def request_drain(s3: S3Objects, layout: MigrationLayout, until: Timestamp) -> N
 
 def config_for(layout: MigrationLayout, uri: str, **overrides: Any) -> ReplicateConfig:
     settings = {**FAST, **overrides}
-    return ReplicateConfig(layout=layout, source=DatabaseUri(uri, documentdb="retryWrites=false" in uri), **settings)
+    return ReplicateConfig(
+        layout=layout, source=DatabaseUri(uri, documentdb="retryWrites=false" in uri), **settings
+    )
 
 
 @dataclass
@@ -139,12 +156,26 @@ def read_events(s3: S3Objects, layout: MigrationLayout) -> list[bytes]:
     return events
 
 
-def put_segment(s3: S3Objects, layout: MigrationLayout, seq: int, events: list[bytes], compression: str = "zstd",
-                migration_id: str | None = None, writer: str = "test") -> str:
+def put_segment(
+    s3: S3Objects,
+    layout: MigrationLayout,
+    seq: int,
+    events: list[bytes],
+    compression: str = "zstd",
+    migration_id: str | None = None,
+    writer: str = "test",
+) -> str:
     """Segment ``seq`` the way the replicator writes it (identity metadata included)."""
     times = [RawBSONDocument(e)["clusterTime"] for e in events]
-    body, info = segments.build(events, times[0], times[-1], compression,
-                                migration_id=migration_id or layout.migration_id, seq=seq, writer=writer)
+    body, info = segments.build(
+        events,
+        times[0],
+        times[-1],
+        compression,
+        migration_id=migration_id or layout.migration_id,
+        seq=seq,
+        writer=writer,
+    )
     key = layout.segment(seq, compression)
     s3.put_bytes(key, body, info.metadata())
     return key
@@ -152,21 +183,36 @@ def put_segment(s3: S3Objects, layout: MigrationLayout, seq: int, events: list[b
 
 def fake_event(cluster_time: Timestamp, i: int = 0) -> bytes:
     """A minimal insert event (as the server sends it) at ``cluster_time``."""
-    return bson.encode({"_id": {"_data": f"{cluster_time.time:08X}{cluster_time.inc:08X}{i:04X}"},
-                        "operationType": "insert", "clusterTime": cluster_time,
-                        "ns": {"db": "d", "coll": "c"}, "documentKey": {"_id": i}, "fullDocument": {"_id": i}})
+    return bson.encode(
+        {
+            "_id": {"_data": f"{cluster_time.time:08X}{cluster_time.inc:08X}{i:04X}"},
+            "operationType": "insert",
+            "clusterTime": cluster_time,
+            "ns": {"db": "d", "coll": "c"},
+            "documentKey": {"_id": i},
+            "fullDocument": {"_id": i},
+        }
+    )
 
 
-def put_captured(s3: S3Objects, layout: MigrationLayout, segments_count: int, per_segment: int = 10,
-                 state: str = "drained") -> ReplicatorCheckpoint:
+def put_captured(
+    s3: S3Objects, layout: MigrationLayout, segments_count: int, per_segment: int = 10, state: str = "drained"
+) -> ReplicatorCheckpoint:
     """Segments ``1..segments_count`` of ``per_segment`` events and the checkpoint counting them."""
     seconds = 1_700_000_000
     for seq in range(1, segments_count + 1):
-        put_segment(s3, layout, seq, [fake_event(Timestamp(seconds + seq, i + 1), i) for i in range(per_segment)])
+        put_segment(
+            s3, layout, seq, [fake_event(Timestamp(seconds + seq, i + 1), i) for i in range(per_segment)]
+        )
     last = Timestamp(seconds + segments_count, per_segment)
-    cp = ReplicatorCheckpoint(migration_id=layout.migration_id, last_seq=segments_count,
-                              events_total=segments_count * per_segment, state=state, last_cluster_time=last,
-                              drained_until=last if state == "drained" else None)
+    cp = ReplicatorCheckpoint(
+        migration_id=layout.migration_id,
+        last_seq=segments_count,
+        events_total=segments_count * per_segment,
+        state=state,
+        last_cluster_time=last,
+        drained_until=last if state == "drained" else None,
+    )
     s3.put_json(layout.replicator_checkpoint, cp.to_doc())
     return cp
 
@@ -174,7 +220,9 @@ def put_captured(s3: S3Objects, layout: MigrationLayout, segments_count: int, pe
 def reference_events(target: Any, start: Timestamp, until: Timestamp) -> list[bytes]:
     """What a plain ``watch()`` (raw codec, updateLookup) returns from ``start`` up to ``until``."""
     out: list[bytes] = []
-    with target.watch(start_at_operation_time=start, full_document="updateLookup", max_await_time_ms=100) as stream:
+    with target.watch(
+        start_at_operation_time=start, full_document="updateLookup", max_await_time_ms=100
+    ) as stream:
         while True:
             event = stream.try_next()
             if event is None:
@@ -199,14 +247,30 @@ def tokens_of(events: list[bytes]) -> list[str]:
 
 def cli_env(moto_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
-    env.update(AWS_ENDPOINT_URL=moto_url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-               AWS_DEFAULT_REGION="us-east-1", **extra)
+    env.update(
+        AWS_ENDPOINT_URL=moto_url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        **extra,
+    )
     return env
 
 
 def cli_argv(layout: MigrationLayout, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "backover", "replicate", "--bucket", layout.bucket, "--prefix", layout.prefix,
-            "--migration-id", layout.migration_id, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "backover",
+        "replicate",
+        "--bucket",
+        layout.bucket,
+        "--prefix",
+        layout.prefix,
+        "--migration-id",
+        layout.migration_id,
+        *extra,
+    ]
 
 
 def run_cli(argv: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
@@ -222,4 +286,3 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = 
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
-

@@ -89,9 +89,11 @@ def test_a_holder_whose_process_is_gone_is_replaced_at_once(bucket: str) -> None
     """A restart on the same machine after a crash (kill -9) does not wait for the TTL."""
     s3 = S3Objects(bucket)
     key = f"m-{uuid.uuid4().hex[:6]}/changes/_lease.json"
-    code = ("import sys; from backover.lease import Lease; from backover.s3objects import S3Objects; "
-            f"Lease(S3Objects({bucket!r}), {key!r}, role='replicator', migration_id='m', ttl_seconds=600, "
-            "renew_seconds=5).acquire()")
+    code = (
+        "import sys; from backover.lease import Lease; from backover.s3objects import S3Objects; "
+        f"Lease(S3Objects({bucket!r}), {key!r}, role='replicator', migration_id='m', ttl_seconds=600, "
+        "renew_seconds=5).acquire()"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     record = LeaseRecord.parse(s3.get_versioned(key)[0])
     assert record is not None and not record.expired(utc_now())
@@ -149,9 +151,18 @@ def test_a_fenced_writer_can_neither_checkpoint_nor_take_the_new_holders_segment
     with pytest.raises(CheckpointChanged):  # the paused writer's checkpoint PUT, past its fence
         old_store.save(old.checkpoint)
     with pytest.raises(LeaseLost):  # its next segment is fenced before the PUT
-        old._put_segment(layout.segment(2, "zstd"), *segments.build(
-            _batch(150).events, Timestamp(150, 1), Timestamp(150, 3), "zstd", migration_id=layout.migration_id,
-            seq=2, writer=old_lease.holder.token))
+        old._put_segment(
+            layout.segment(2, "zstd"),
+            *segments.build(
+                _batch(150).events,
+                Timestamp(150, 1),
+                Timestamp(150, 3),
+                "zstd",
+                migration_id=layout.migration_id,
+                seq=2,
+                writer=old_lease.holder.token,
+            ),
+        )
     assert s3.head(layout.segment(2, "zstd"))["ETag"] == mine["ETag"]
     assert new_store.load().last_seq == 2
 
@@ -163,8 +174,15 @@ def test_a_fenced_writers_uncheckpointed_segment_is_replaced_by_the_holder(bucke
     layout = new_layout(bucket)
     lease = lease_for(s3, layout.replicator_lease).acquire()
     store, writer = _writer(s3, layout, lease)
-    body, info = segments.build(_batch(150).events, Timestamp(150, 1), Timestamp(150, 3), "zstd",
-                                migration_id=layout.migration_id, seq=1, writer="a-fenced-writer")
+    body, info = segments.build(
+        _batch(150).events,
+        Timestamp(150, 1),
+        Timestamp(150, 3),
+        "zstd",
+        migration_id=layout.migration_id,
+        seq=1,
+        writer="a-fenced-writer",
+    )
     s3.put_bytes(layout.segment(1, "zstd"), body, info.metadata())
     writer.start()
     writer.segment(_batch(200), {"_data": "02"}, Timestamp(200, 3), "running")

@@ -27,10 +27,20 @@ class Case:
     db: str
     t0: str
 
-    def argv(self, *extra: str, uri: str | None = None, namespace: str | None = None,
-             start_at: bool = True) -> list[str]:
-        argv = ["replicate", "--bucket", self.layout.bucket, "--prefix", self.layout.prefix,
-                "--migration-id", self.layout.migration_id, "--connect-timeout", "1"]
+    def argv(
+        self, *extra: str, uri: str | None = None, namespace: str | None = None, start_at: bool = True
+    ) -> list[str]:
+        argv = [
+            "replicate",
+            "--bucket",
+            self.layout.bucket,
+            "--prefix",
+            self.layout.prefix,
+            "--migration-id",
+            self.layout.migration_id,
+            "--connect-timeout",
+            "1",
+        ]
         argv += ["--source-uri", uri if uri is not None else self.uri]
         argv += ["--namespace", namespace or self.db]
         if start_at:
@@ -50,13 +60,17 @@ def _closed_port() -> int:
 
 
 def _other_migrations_checkpoint(case: Case) -> list[str]:
-    S3Objects(case.layout.bucket).put_json(case.layout.replicator_checkpoint,
-                                           ReplicatorCheckpoint(migration_id="someone-else", last_seq=7).to_doc())
+    S3Objects(case.layout.bucket).put_json(
+        case.layout.replicator_checkpoint,
+        ReplicatorCheckpoint(migration_id="someone-else", last_seq=7).to_doc(),
+    )
     return case.argv()
 
 
 def _other_migrations_start(case: Case) -> list[str]:
-    S3Objects(case.layout.bucket).put_json(case.layout.start_state, {"migration_id": "someone-else", "t0": None})
+    S3Objects(case.layout.bucket).put_json(
+        case.layout.start_state, {"migration_id": "someone-else", "t0": None}
+    )
     return case.argv(start_at=False)
 
 
@@ -72,11 +86,18 @@ def _not_enabled(case: Case) -> list[str]:
 
 CASES: list[tuple[str, Callable[[Case], list[str]], str]] = [
     ("wrong-password", lambda c: c.argv(uri=c.uri.replace("root:", "root:x")), "authentication failed"),
-    ("unreachable", lambda c: c.argv(uri=f"mongodb://127.0.0.1:{_closed_port()}/?directConnection=true"),
-     "cannot reach"),
+    (
+        "unreachable",
+        lambda c: c.argv(uri=f"mongodb://127.0.0.1:{_closed_port()}/?directConnection=true"),
+        "cannot reach",
+    ),
     ("malformed-uri", lambda c: c.argv(uri="mongodb://"), "invalid database URI"),
     ("missing-bucket", lambda c: [*c.argv(), "--bucket", "no-such-bucket-backover"], "does not exist"),
-    ("missing-database", lambda c: c.argv(namespace="no_such_db_backover"), "no database 'no_such_db_backover'"),
+    (
+        "missing-database",
+        lambda c: c.argv(namespace="no_such_db_backover"),
+        "no database 'no_such_db_backover'",
+    ),
     ("missing-collection", lambda c: c.argv(namespace=f"{c.db}.nope"), "has no collection 'nope'"),
     ("internal-namespace", lambda c: c.argv(namespace="admin"), "internal admin database"),
     ("change-streams-not-enabled", _not_enabled, "modifyChangeStreams: 1"),
@@ -84,11 +105,21 @@ CASES: list[tuple[str, Callable[[Case], list[str]], str]] = [
     ("start-of-another-migration", _other_migrations_start, "belongs to migration 'someone-else'"),
     ("no-start-position", _no_start_position, "no start position"),
     ("bad-start-at", lambda c: [*c.argv(), "--start-at", "yesterday"], "not a cluster time"),
-    ("start-at-a-day-ahead", lambda c: [*c.argv(start_at=False), "--start-at", _a_day_after(c.t0)],
-     "s after the source's current cluster time"),
-    ("lease-renewal-too-slow", lambda c: [*c.argv(), "--lease-ttl-seconds", "4", "--lease-renew-seconds", "3"],
-     "must be at most half of --lease-ttl-seconds"),
-    ("no-such-secret", lambda c: [*c.argv(uri=""), "--source-secret-id", "backover/none"], "cannot read secret"),
+    (
+        "start-at-a-day-ahead",
+        lambda c: [*c.argv(start_at=False), "--start-at", _a_day_after(c.t0)],
+        "s after the source's current cluster time",
+    ),
+    (
+        "lease-renewal-too-slow",
+        lambda c: [*c.argv(), "--lease-ttl-seconds", "4", "--lease-renew-seconds", "3"],
+        "must be at most half of --lease-ttl-seconds",
+    ),
+    (
+        "no-such-secret",
+        lambda c: [*c.argv(uri=""), "--source-secret-id", "backover/none"],
+        "cannot read secret",
+    ),
     ("zero-max-events", lambda c: [*c.argv(), "--max-events", "0"], "--max-events must be at least 1"),
 ]
 
@@ -110,9 +141,14 @@ def case(standins: dict, standin_password: str, bucket: str) -> Case:
 
 
 @pytest.mark.parametrize(("name", "make_argv", "reason"), [pytest.param(*c, id=c[0]) for c in CASES])
-def test_bad_input_exits_2_with_one_line_and_writes_nothing(case: Case, bucket: str, name: str,
-                                                           make_argv: Callable[[Case], list[str]], reason: str,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    case: Case,
+    bucket: str,
+    name: str,
+    make_argv: Callable[[Case], list[str]],
+    reason: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     argv = make_argv(case)
     before = _bucket_contents(bucket)
     assert cli.main(argv) == 2

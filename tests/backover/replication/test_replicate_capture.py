@@ -35,17 +35,29 @@ def every_bson_type(i: int) -> dict[str, Any]:
     """A document with one field of each BSON type (and a few edge values)."""
     return {
         "_id": i,
-        "double": 1.5, "negzero": -0.0, "nan": float("nan"), "inf": float("-inf"),
-        "string": "déjà vu ✓", "empty": "",
+        "double": 1.5,
+        "negzero": -0.0,
+        "nan": float("nan"),
+        "inf": float("-inf"),
+        "string": "déjà vu ✓",
+        "empty": "",
         "doc": {"a": {"b": [1, {"c": None}]}},
         "array": [1, "two", 3.0, [4], {"five": 5}],
-        "binary": Binary(b"\x00\x01\xff", 0), "uuid": Binary(uuid.UUID(int=i).bytes, 4),
-        "oid": ObjectId(b"backover0001"), "bool": True,
+        "binary": Binary(b"\x00\x01\xff", 0),
+        "uuid": Binary(uuid.UUID(int=i).bytes, 4),
+        "oid": ObjectId(b"backover0001"),
+        "bool": True,
         "date": datetime.datetime(2024, 2, 29, 12, 0, 0, 123000),
-        "null": None, "regex": Regex("^a.*z$", "im"), "code": Code("function(){}"),
+        "null": None,
+        "regex": Regex("^a.*z$", "im"),
+        "code": Code("function(){}"),
         "code_scope": Code("function(){return x}", {"x": 1}),
-        "int32": 2**31 - 1, "timestamp": Timestamp(1700000000, 7), "int64": Int64(2**62),
-        "decimal": Decimal128(Decimal("1234567890.123456789")), "min": MinKey(), "max": MaxKey(),
+        "int32": 2**31 - 1,
+        "timestamp": Timestamp(1700000000, 7),
+        "int64": Int64(2**62),
+        "decimal": Decimal128(Decimal("1234567890.123456789")),
+        "min": MinKey(),
+        "max": MaxKey(),
         "dbref": DBRef("other", 1, "db"),
     }
 
@@ -54,7 +66,9 @@ def _write_every_event_type(client: MongoClient, db: str) -> None:
     coll = client[db].orders
     coll.insert_one(every_bson_type(1))
     coll.insert_many([every_bson_type(i) for i in range(2, 6)])
-    coll.update_one({"_id": 1}, {"$set": {"string": "changed", "doc.a.new": Int64(5)}, "$unset": {"null": ""}})
+    coll.update_one(
+        {"_id": 1}, {"$set": {"string": "changed", "doc.a.new": Int64(5)}, "$unset": {"null": ""}}
+    )
     coll.update_one({"_id": 2}, {"$push": {"array": 6}, "$inc": {"int32": -1}})
     coll.update_many({"_id": {"$gte": 4}}, {"$set": {"bool": False}})
     coll.replace_one({"_id": 3}, {"replaced": True, "when": datetime.datetime(2025, 1, 1)})
@@ -68,8 +82,9 @@ def _write_every_event_type(client: MongoClient, db: str) -> None:
 
 
 @pytest.mark.parametrize("compression", ["zstd", "gzip", "none"])
-def test_segments_hold_the_servers_event_bytes(standins: dict, standin_password: str, bucket: str,
-                                               compression: str) -> None:
+def test_segments_hold_the_servers_event_bytes(
+    standins: dict, standin_password: str, bucket: str, compression: str
+) -> None:
     """Database-level capture on DocumentDB: insert, update, replace, delete, drop, rename."""
     server = standins["documentdb"]
     uri = server.uri("root", standin_password)
@@ -94,8 +109,9 @@ def test_segments_hold_the_servers_event_bytes(standins: dict, standin_password:
     assert result.last_seq == 5  # 17 events, 4 per segment
 
 
-def test_cluster_capture_of_several_namespaces_keeps_only_theirs(standins: dict, standin_password: str,
-                                                                 bucket: str) -> None:
+def test_cluster_capture_of_several_namespaces_keeps_only_theirs(
+    standins: dict, standin_password: str, bucket: str
+) -> None:
     """Namespaces in two databases are watched at the cluster level; events of other namespaces
     are left out, dropDatabase is captured as it is."""
     server = standins["mongodb"]
@@ -123,12 +139,16 @@ def test_cluster_capture_of_several_namespaces_keeps_only_theirs(standins: dict,
     expected = [e for e in everything if _ns(e) in {(one, "a"), (two, "wanted"), (one, None)}]
     captured = read_events(s3, layout)
     assert result.state == "drained"
-    assert [RawBSONDocument(e)["operationType"] for e in captured] == ["insert", "insert", "update", "drop",
-                                                                      "dropDatabase"]
+    assert [RawBSONDocument(e)["operationType"] for e in captured] == [
+        "insert",
+        "insert",
+        "update",
+        "drop",
+        "dropDatabase",
+    ]
     assert captured == expected
 
 
 def _ns(event: bytes) -> tuple[str, str | None]:
     ns = RawBSONDocument(event)["ns"]
     return ns["db"], ns.get("coll")
-

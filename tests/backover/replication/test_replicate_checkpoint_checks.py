@@ -30,13 +30,34 @@ from backover.s3objects import S3Objects
 
 
 def _contents(bucket: str) -> dict[str, str]:
-    return {o["Key"]: o["ETag"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket).get("Contents", [])}
+    return {
+        o["Key"]: o["ETag"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket).get("Contents", [])
+    }
 
 
 def _argv(layout: MigrationLayout, uri: str, db: str, *extra: str) -> list[str]:
-    return ["replicate", "--bucket", layout.bucket, "--prefix", layout.prefix, "--migration-id", layout.migration_id,
-            "--source-uri", uri, "--namespace", db, "--connect-timeout", "2", "--await-ms", "100",
-            "--drain-poll-seconds", "0.1", "--heartbeat-seconds", "0.2", *extra]
+    return [
+        "replicate",
+        "--bucket",
+        layout.bucket,
+        "--prefix",
+        layout.prefix,
+        "--migration-id",
+        layout.migration_id,
+        "--source-uri",
+        uri,
+        "--namespace",
+        db,
+        "--connect-timeout",
+        "2",
+        "--await-ms",
+        "100",
+        "--drain-poll-seconds",
+        "0.1",
+        "--heartbeat-seconds",
+        "0.2",
+        *extra,
+    ]
 
 
 @pytest.fixture
@@ -62,12 +83,18 @@ def _foreign_last_segment(s3: S3Objects, layout: MigrationLayout, seq: int) -> N
 
 
 @pytest.mark.parametrize("state", ["running", "drained"])
-@pytest.mark.parametrize(("damage", "reason"), [
-    pytest.param(_remove_segment, "is ahead of the segments: it counts segments up to 3", id="last-segment-missing"),
-    pytest.param(_foreign_last_segment, "belongs to migration 'someone-else'", id="last-segment-foreign"),
-])
-def test_a_checkpoint_its_segments_do_not_back_is_refused(source, bucket: str, capsys, state: str, damage,
-                                                          reason: str) -> None:
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        pytest.param(
+            _remove_segment, "is ahead of the segments: it counts segments up to 3", id="last-segment-missing"
+        ),
+        pytest.param(_foreign_last_segment, "belongs to migration 'someone-else'", id="last-segment-foreign"),
+    ],
+)
+def test_a_checkpoint_its_segments_do_not_back_is_refused(
+    source, bucket: str, capsys, state: str, damage, reason: str
+) -> None:
     uri, db = source
     s3 = S3Objects(bucket)
     layout = new_layout(bucket)
@@ -80,16 +107,30 @@ def test_a_checkpoint_its_segments_do_not_back_is_refused(source, bucket: str, c
     assert _contents(bucket) == before
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    pytest.param(b"{not json", "is not a valid JSON state file", id="not-json"),
-    pytest.param(b'{"migration_id": "M", "last_seq": "7"}', "has an invalid last_seq '7'", id="last-seq-a-string"),
-    pytest.param(b'{"migration_id": "M", "events_total": [1]}', "has an invalid events_total [1]", id="events-a-list"),
-    pytest.param(b'{"migration_id": "M", "state": 3}', "has an unknown state 3", id="state-a-number"),
-    pytest.param(b'{"migration_id": "M", "heartbeat_at": "yesterday"}', "has an invalid heartbeat_at",
-                 id="heartbeat-a-string"),
-    pytest.param(b'{"migration_id": "M", "last_seq": 2}', "has no last_cluster_time", id="no-position"),
-])
-def test_a_malformed_checkpoint_is_one_line_naming_it(source, bucket: str, capsys, body: bytes, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        pytest.param(b"{not json", "is not a valid JSON state file", id="not-json"),
+        pytest.param(
+            b'{"migration_id": "M", "last_seq": "7"}', "has an invalid last_seq '7'", id="last-seq-a-string"
+        ),
+        pytest.param(
+            b'{"migration_id": "M", "events_total": [1]}',
+            "has an invalid events_total [1]",
+            id="events-a-list",
+        ),
+        pytest.param(b'{"migration_id": "M", "state": 3}', "has an unknown state 3", id="state-a-number"),
+        pytest.param(
+            b'{"migration_id": "M", "heartbeat_at": "yesterday"}',
+            "has an invalid heartbeat_at",
+            id="heartbeat-a-string",
+        ),
+        pytest.param(b'{"migration_id": "M", "last_seq": 2}', "has no last_cluster_time", id="no-position"),
+    ],
+)
+def test_a_malformed_checkpoint_is_one_line_naming_it(
+    source, bucket: str, capsys, body: bytes, reason: str
+) -> None:
     uri, db = source
     s3 = S3Objects(bucket)
     layout = new_layout(bucket)
@@ -100,13 +141,18 @@ def test_a_malformed_checkpoint_is_one_line_naming_it(source, bucket: str, capsy
     assert err.startswith("backover replicate: ") and "\n" not in err, err
     assert layout.replicator_checkpoint in err and reason in err, err
     assert _contents(bucket) == before
-    assert cli.main(["status", "--bucket", bucket, "--prefix", layout.prefix, "--migration-id",
-                     layout.migration_id]) == 1
+    assert (
+        cli.main(
+            ["status", "--bucket", bucket, "--prefix", layout.prefix, "--migration-id", layout.migration_id]
+        )
+        == 1
+    )
     assert "Traceback" not in capsys.readouterr().err
 
 
-def test_a_namespace_dropped_after_t0_does_not_stop_the_first_start(standins: dict, standin_password: str,
-                                                                    bucket: str) -> None:
+def test_a_namespace_dropped_after_t0_does_not_stop_the_first_start(
+    standins: dict, standin_password: str, bucket: str
+) -> None:
     """One of the migration's databases, dropped after T0 and before the replicator's first start:
     the start goes on (a warning), and its changes since T0, the drop included, are captured.
     (Two databases: the cluster is watched; on the MongoDB flavour, so that no test enables the
@@ -130,11 +176,15 @@ def test_a_namespace_dropped_after_t0_does_not_stop_the_first_start(standins: di
     argv = argv[: argv.index("--namespace")] + argv[argv.index("--namespace") + 2 :]
     assert cli.main(argv) == 0
     assert checkpoint(s3, layout).state == "drained"
-    seen = [(RawBSONDocument(e)["operationType"], RawBSONDocument(e)["ns"]["db"]) for e in read_events(s3, layout)]
+    seen = [
+        (RawBSONDocument(e)["operationType"], RawBSONDocument(e)["ns"]["db"]) for e in read_events(s3, layout)
+    ]
     assert ("insert", dropped) in seen and ("dropDatabase", dropped) in seen and seen[-1] == ("insert", db)
 
 
-def test_a_missing_namespace_the_migration_does_not_name_is_still_refused(source, bucket: str, capsys) -> None:
+def test_a_missing_namespace_the_migration_does_not_name_is_still_refused(
+    source, bucket: str, capsys
+) -> None:
     uri, db = source
     s3 = S3Objects(bucket)
     layout = new_layout(bucket)

@@ -29,8 +29,20 @@ from backover.s3objects import S3Objects
 
 pytestmark = pytest.mark.slow  # backover replicate --detach: processes
 
-FAST = ["--max-seconds", "120", "--progress-seconds", "0.2", "--await-ms", "100", "--heartbeat-seconds", "0.2",
-        "--drain-poll-seconds", "0.1", "--connect-timeout", "5"]
+FAST = [
+    "--max-seconds",
+    "120",
+    "--progress-seconds",
+    "0.2",
+    "--await-ms",
+    "100",
+    "--heartbeat-seconds",
+    "0.2",
+    "--drain-poll-seconds",
+    "0.1",
+    "--connect-timeout",
+    "5",
+]
 
 
 def _gone(pid: int) -> bool:
@@ -41,8 +53,9 @@ def _gone(pid: int) -> bool:
     return state == "Z"
 
 
-def test_detached_replicator_runs_on_and_flushes_on_sigterm(standins: dict, standin_password: str, bucket: str,
-                                                            moto_server: str, tmp_path: Path) -> None:
+def test_detached_replicator_runs_on_and_flushes_on_sigterm(
+    standins: dict, standin_password: str, bucket: str, moto_server: str, tmp_path: Path
+) -> None:
     uri = standins["documentdb"].uri("root", standin_password)
     db = f"det_{uuid.uuid4().hex[:8]}"
     s3 = S3Objects(bucket)
@@ -61,8 +74,10 @@ def test_detached_replicator_runs_on_and_flushes_on_sigterm(standins: dict, stan
             assert f"pid {pid}" in started.stdout and not _gone(pid)
             assert checkpoint(s3, layout).state == "running"  # it returned once capturing
             client[db].items.insert_many([{"_id": i} for i in range(5)])
-            wait_until(lambda: re.search(r"5 events captured this run .* 5 buffered", log_file.read_text()),
-                       what="the five events buffered")
+            wait_until(
+                lambda: re.search(r"5 events captured this run .* 5 buffered", log_file.read_text()),
+                what="the five events buffered",
+            )
             again = run_cli(argv, env)
             assert again.returncode == 0 and f"already running: pid {pid}" in again.stdout
             os.kill(pid, signal.SIGTERM)
@@ -80,23 +95,36 @@ def test_detached_replicator_runs_on_and_flushes_on_sigterm(standins: dict, stan
     assert password not in log and password not in started.stdout + started.stderr
 
 
-def test_detach_with_bad_input_fails_the_command(standins: dict, standin_password: str, bucket: str,
-                                                 moto_server: str, tmp_path: Path) -> None:
+def test_detach_with_bad_input_fails_the_command(
+    standins: dict, standin_password: str, bucket: str, moto_server: str, tmp_path: Path
+) -> None:
     uri = standins["documentdb"].uri("root", standin_password)
     layout = new_layout(bucket)
     pid_file = tmp_path / "replicate.pid"
-    argv = cli_argv(layout, "--detach", "--pid-file", str(pid_file), "--namespace", "no_such_db_backover",
-                    "--start-at", "1:1", *FAST)
+    argv = cli_argv(
+        layout,
+        "--detach",
+        "--pid-file",
+        str(pid_file),
+        "--namespace",
+        "no_such_db_backover",
+        "--start-at",
+        "1:1",
+        *FAST,
+    )
     done = run_cli(argv, cli_env(moto_server, BACKOVER_SOURCE_URI=uri))
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1] == ("backover replicate: namespace no_such_db_backover does not "
-                                                    "exist on the source: there is no database 'no_such_db_backover'")
+    assert done.stderr.strip().splitlines()[-1] == (
+        "backover replicate: namespace no_such_db_backover does not "
+        "exist on the source: there is no database 'no_such_db_backover'"
+    )
     assert not pid_file.exists()
     assert list(S3Objects(bucket).list_keys(layout.root)) == []
 
 
-def test_detach_on_a_drained_migration_reports_it_and_exits_0(standins: dict, standin_password: str, bucket: str,
-                                                              moto_server: str, tmp_path: Path) -> None:
+def test_detach_on_a_drained_migration_reports_it_and_exits_0(
+    standins: dict, standin_password: str, bucket: str, moto_server: str, tmp_path: Path
+) -> None:
     """Re-running the start of an SSM step after the drain is harmless."""
     uri = standins["documentdb"].uri("root", standin_password)
     layout = new_layout(bucket)
@@ -104,7 +132,9 @@ def test_detach_on_a_drained_migration_reports_it_and_exits_0(standins: dict, st
     put_captured(s3, layout, 3, per_segment=10, state="drained")
     before = s3.get_bytes(layout.replicator_checkpoint)
     pid_file = tmp_path / "replicate.pid"
-    done = run_cli(cli_argv(layout, "--detach", "--pid-file", str(pid_file), *FAST),
-                   cli_env(moto_server, BACKOVER_SOURCE_URI=uri))
+    done = run_cli(
+        cli_argv(layout, "--detach", "--pid-file", str(pid_file), *FAST),
+        cli_env(moto_server, BACKOVER_SOURCE_URI=uri),
+    )
     assert done.returncode == 0 and done.stdout.startswith("replicator drained: 0 events"), done.stdout
     assert not pid_file.exists() and s3.get_bytes(layout.replicator_checkpoint) == before

@@ -35,8 +35,20 @@ from replicate_testkit import (
 from backover.s3objects import S3Objects
 
 KILLS = 20
-FAST_ROLL = ["--max-events", "25", "--max-seconds", "0.3", "--await-ms", "100", "--heartbeat-seconds", "0.2",
-             "--drain-poll-seconds", "0.1", "--connect-timeout", "5"]
+FAST_ROLL = [
+    "--max-events",
+    "25",
+    "--max-seconds",
+    "0.3",
+    "--await-ms",
+    "100",
+    "--heartbeat-seconds",
+    "0.2",
+    "--drain-poll-seconds",
+    "0.1",
+    "--connect-timeout",
+    "5",
+]
 
 
 class BusyWriter(threading.Thread):
@@ -62,8 +74,9 @@ class BusyWriter(threading.Thread):
 
 
 @pytest.mark.slow
-def test_kill_9_at_random_moments_loses_and_repeats_nothing(standins: dict, standin_password: str, bucket: str,
-                                                            moto_server: str) -> None:
+def test_kill_9_at_random_moments_loses_and_repeats_nothing(
+    standins: dict, standin_password: str, bucket: str, moto_server: str
+) -> None:
     server = standins["documentdb"]
     uri = server.uri("root", standin_password)
     db = f"kill_{uuid.uuid4().hex[:8]}"
@@ -88,8 +101,10 @@ def test_kill_9_at_random_moments_loses_and_repeats_nothing(standins: dict, stan
                         time.sleep(rng.uniform(0.05, 1.5))
                     else:  # while capturing: after a new segment, at a random point of the next ones
                         seen = progress[-1] if progress else 0
-                        wait_until(lambda seen=seen: (cp := checkpoint(s3, layout)) and cp.last_seq > seen,
-                                   what="a new segment")
+                        wait_until(
+                            lambda seen=seen: (cp := checkpoint(s3, layout)) and cp.last_seq > seen,
+                            what="a new segment",
+                        )
                         time.sleep(rng.uniform(0.0, 0.4))
                     assert proc.poll() is None, "the replicator exited by itself"
                 finally:
@@ -109,9 +124,14 @@ def test_kill_9_at_random_moments_loses_and_repeats_nothing(standins: dict, stan
     captured = read_events(s3, layout)  # gapless 1..last_seq, metadata and SHA-256 checked
     tokens = [RawBSONDocument(e)["_id"]["_data"] for e in captured]
     assert len(set(tokens)) == len(tokens), "an event was captured twice"
-    assert tokens == [RawBSONDocument(e)["_id"]["_data"] for e in expected], "an event is missing or out of order"
-    inserted = [RawBSONDocument(e)["documentKey"]["_id"] for e in captured
-                if RawBSONDocument(e)["operationType"] == "insert"]
+    assert tokens == [RawBSONDocument(e)["_id"]["_data"] for e in expected], (
+        "an event is missing or out of order"
+    )
+    inserted = [
+        RawBSONDocument(e)["documentKey"]["_id"]
+        for e in captured
+        if RawBSONDocument(e)["operationType"] == "insert"
+    ]
     assert inserted == writer.inserted  # every write exactly once, in write order
     cp = checkpoint(s3, layout)
     assert cp.state == "drained" and cp.drained_until == until

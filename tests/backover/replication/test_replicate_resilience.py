@@ -103,7 +103,9 @@ def _capture_while(uri: str, db: str, bucket: str, trouble, **config) -> tuple[l
 def own_docdb(standin_password: str) -> Iterator[tuple[StandinServer, str, str]]:
     """A DocumentDB stand-in of this test's own (dropping every connection of the shared one
     would disturb other tests' clients)."""
-    server = start_in_thread(ServerConfig(flavour="documentdb", root_user="root", root_password=standin_password))
+    server = start_in_thread(
+        ServerConfig(flavour="documentdb", root_user="root", root_password=standin_password)
+    )
     uri = server.uri("root", standin_password)
     with MongoClient(uri) as client:
         enable_change_streams(client, "dropped")
@@ -150,8 +152,9 @@ def _restart(servers: list[StandinServer], down_for: float) -> None:
 
 
 @pytest.mark.slow  # faults go on for seconds by design (drops, a failover, S3 backoffs)
-def test_resumes_after_the_source_is_away_for_a_while(restartable: list[StandinServer], bucket: str,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_resumes_after_the_source_is_away_for_a_while(
+    restartable: list[StandinServer], bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """Longer than the driver's own single resume attempt: the replicator's backoff takes over."""
     uri = f"mongodb://127.0.0.1:{restartable[0].port}/?directConnection=true"
     db = f"away_{uuid.uuid4().hex[:6]}"
@@ -170,8 +173,9 @@ def test_resumes_after_the_source_is_away_for_a_while(restartable: list[StandinS
 
 
 @pytest.mark.slow  # faults go on for seconds by design (drops, a failover, S3 backoffs)
-def test_s3_throttling_and_errors_are_retried(docdb: tuple, bucket: str, moto_server: str,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_s3_throttling_and_errors_are_retried(
+    docdb: tuple, bucket: str, moto_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Segment PUTs answered 503 SlowDown (botocore retries) and then 403 (the replicator's own
     backoff retries): every event still lands once."""
     _, uri, db = docdb
@@ -213,7 +217,9 @@ def test_drain_under_load_with_a_backlog_stops_exactly_at_f(docdb: tuple, bucket
     assert cp.state == "drained" and cp.drained_until == until and cp.last_cluster_time <= until
 
 
-def test_drain_requested_after_capture_read_past_f_leaves_out_buffered_events(docdb: tuple, bucket: str) -> None:
+def test_drain_requested_after_capture_read_past_f_leaves_out_buffered_events(
+    docdb: tuple, bucket: str
+) -> None:
     """The replicator keeps up with a busy writer and reads past F before it sees the request:
     the events after F still in its buffer are left out."""
     _, uri, db = docdb
@@ -245,8 +251,9 @@ def clock() -> ManualClock:
 @pytest.fixture
 def idle_docdb(standin_password: str, clock: ManualClock) -> Iterator[tuple[StandinServer, str, str]]:
     """A DocumentDB stand-in of this test's own on ``clock``, change streams enabled on ``idle``."""
-    server = start_in_thread(ServerConfig(flavour="documentdb", root_user="root", root_password=standin_password,
-                                          clock=clock))
+    server = start_in_thread(
+        ServerConfig(flavour="documentdb", root_user="root", root_password=standin_password, clock=clock)
+    )
     uri = server.uri("root", standin_password)
     with MongoClient(uri) as client:
         enable_change_streams(client, "idle")
@@ -254,8 +261,9 @@ def idle_docdb(standin_password: str, clock: ManualClock) -> Iterator[tuple[Stan
     server.stop()
 
 
-def test_idle_heartbeat_advances_and_its_token_resumes_exactly(idle_docdb: tuple, bucket: str,
-                                                               clock: ManualClock) -> None:
+def test_idle_heartbeat_advances_and_its_token_resumes_exactly(
+    idle_docdb: tuple, bucket: str, clock: ManualClock
+) -> None:
     _, uri, db = idle_docdb
     s3 = S3Objects(bucket)
     layout = new_layout(bucket)
@@ -266,8 +274,15 @@ def test_idle_heartbeat_advances_and_its_token_resumes_exactly(idle_docdb: tuple
         first = wait_until(lambda: checkpoint(s3, layout), what="the first checkpoint")
         assert first.last_cluster_time is None or first.last_cluster_time.time <= t0.time
         clock.advance(2)  # the source's cluster time moves on while nothing is written
-        later = wait_until(lambda: (cp := checkpoint(s3, layout)) and cp.last_cluster_time
-                           and cp.last_cluster_time.time > t0.time + 1 and cp, what="an advanced heartbeat")
+        later = wait_until(
+            lambda: (
+                (cp := checkpoint(s3, layout))
+                and cp.last_cluster_time
+                and cp.last_cluster_time.time > t0.time + 1
+                and cp
+            ),
+            what="an advanced heartbeat",
+        )
         running.stop.set()
         stopped = running.wait()
         assert stopped.state == "stopped"
@@ -292,8 +307,9 @@ def short_history(clock: ManualClock) -> Iterator[StandinServer]:
     server.stop()
 
 
-def test_resuming_past_the_retained_history_fails(short_history: StandinServer, bucket: str,
-                                                  clock: ManualClock) -> None:
+def test_resuming_past_the_retained_history_fails(
+    short_history: StandinServer, bucket: str, clock: ManualClock
+) -> None:
     uri = f"mongodb://127.0.0.1:{short_history.port}/?directConnection=true"
     db = "retention"
     s3 = S3Objects(bucket)

@@ -51,19 +51,27 @@ def _writers(s3: S3Objects, layout) -> list[str]:
     return [s3.head(k)["Metadata"][segments.META_WRITER] for k in keys]
 
 
-def _check_exactly_once(s3: S3Objects, layout, client: MongoClient, db: str, t0, until, writer: BusyWriter) -> None:
+def _check_exactly_once(
+    s3: S3Objects, layout, client: MongoClient, db: str, t0, until, writer: BusyWriter
+) -> None:
     captured = read_events(s3, layout)  # gapless 1..last_seq, identity, metadata and SHA-256 checked
     tokens = [RawBSONDocument(e)["_id"]["_data"] for e in captured]
     assert len(set(tokens)) == len(tokens), f"{len(tokens) - len(set(tokens))} events captured twice"
     expected = reference_events(raw_target(client, db, "items"), t0, until)
-    assert tokens == [RawBSONDocument(e)["_id"]["_data"] for e in expected], "an event is missing or out of order"
-    inserted = [RawBSONDocument(e)["documentKey"]["_id"] for e in captured
-                if RawBSONDocument(e)["operationType"] == "insert"]
+    assert tokens == [RawBSONDocument(e)["_id"]["_data"] for e in expected], (
+        "an event is missing or out of order"
+    )
+    inserted = [
+        RawBSONDocument(e)["documentKey"]["_id"]
+        for e in captured
+        if RawBSONDocument(e)["operationType"] == "insert"
+    ]
     assert inserted == writer.inserted
 
 
-def test_a_second_replicator_is_refused_and_the_first_loses_nothing(standins: dict, standin_password: str,
-                                                                  bucket: str, moto_server: str) -> None:
+def test_a_second_replicator_is_refused_and_the_first_loses_nothing(
+    standins: dict, standin_password: str, bucket: str, moto_server: str
+) -> None:
     uri = standins["documentdb"].uri("root", standin_password)
     db = f"two_{uuid.uuid4().hex[:8]}"
     s3 = S3Objects(bucket)
@@ -80,8 +88,10 @@ def test_a_second_replicator_is_refused_and_the_first_loses_nothing(standins: di
         first = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             for attempt in range(2):  # at different moments of the first one's segments
-                wait_until(lambda n=attempt: (cp := checkpoint(s3, layout)) and cp.last_seq > 2 * n + 1,
-                           what="the first replicator's segments")
+                wait_until(
+                    lambda n=attempt: (cp := checkpoint(s3, layout)) and cp.last_seq > 2 * n + 1,
+                    what="the first replicator's segments",
+                )
                 second = run_cli(argv, env)
                 assert second.returncode == 2, second.stderr
                 line = second.stderr.strip()
@@ -104,8 +114,9 @@ def test_a_second_replicator_is_refused_and_the_first_loses_nothing(standins: di
     assert s3.head(layout.replicator_lease) is None  # released at the clean exit
 
 
-def test_a_paused_holder_is_fenced_once_another_took_over(standins: dict, standin_password: str, bucket: str,
-                                                        moto_server: str) -> None:
+def test_a_paused_holder_is_fenced_once_another_took_over(
+    standins: dict, standin_password: str, bucket: str, moto_server: str
+) -> None:
     """SIGSTOP past the lease's TTL, a new replicator takes over; after SIGCONT the old one stops
     with a one-line reason (exit 1) and none of its writes lands after the takeover."""
     uri = standins["documentdb"].uri("root", standin_password)
@@ -129,19 +140,28 @@ def test_a_paused_holder_is_fenced_once_another_took_over(standins: dict, standi
             old.send_signal(signal.SIGSTOP)
             time.sleep(2.0)  # past the TTL
             new = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            wait_until(lambda: (lease := _lease(s3, layout.replicator_lease)) and lease.holder.pid == new.pid,
-                       what="the takeover")
+            wait_until(
+                lambda: (lease := _lease(s3, layout.replicator_lease)) and lease.holder.pid == new.pid,
+                what="the takeover",
+            )
             taken_at = checkpoint(s3, layout).last_seq
-            wait_until(lambda: checkpoint(s3, layout).last_seq >= taken_at + 2, what="the new holder's segments")
+            wait_until(
+                lambda: checkpoint(s3, layout).last_seq >= taken_at + 2, what="the new holder's segments"
+            )
             old.send_signal(signal.SIGCONT)
             _, old_err = old.communicate(timeout=30)
             assert old.returncode == 1, old_err[-2000:]
             last = old_err.strip().splitlines()[-1]
             # Fenced by its lease renewal, or, when paused just past that check, by its conditional
             # checkpoint PUT (the new holder's checkpoint is not the one it last wrote).
-            assert (last.startswith("backover replicate: lost the replicator lease") and f"pid {new.pid}" in last
-                    or last.endswith("changed by another replicator since this one last wrote it: stopping without "
-                                     "writing anything more")), last
+            assert (
+                last.startswith("backover replicate: lost the replicator lease")
+                and f"pid {new.pid}" in last
+                or last.endswith(
+                    "changed by another replicator since this one last wrote it: stopping without "
+                    "writing anything more"
+                )
+            ), last
         finally:
             if old.poll() is None:
                 old.send_signal(signal.SIGCONT)
@@ -156,11 +176,13 @@ def test_a_paused_holder_is_fenced_once_another_took_over(standins: dict, standi
     writers = _writers(s3, layout)
     kept = writers.index(next(w for w in writers if w != old_token))
     assert kept >= 1 and set(writers[:kept]) == {old_token} and old_token not in writers[kept:], (
-        "a segment of the fenced replicator landed after the takeover")
+        "a segment of the fenced replicator landed after the takeover"
+    )
 
 
-def test_detach_refuses_when_another_replicator_holds_the_lease(standins: dict, standin_password: str,
-                                                              bucket: str, moto_server: str, tmp_path) -> None:
+def test_detach_refuses_when_another_replicator_holds_the_lease(
+    standins: dict, standin_password: str, bucket: str, moto_server: str, tmp_path
+) -> None:
     uri = standins["documentdb"].uri("root", standin_password)
     db = f"det2_{uuid.uuid4().hex[:8]}"
     s3 = S3Objects(bucket)
@@ -173,7 +195,9 @@ def test_detach_refuses_when_another_replicator_holds_the_lease(standins: dict, 
         assert first.returncode == 0, first.stderr
         pid = int(first.stdout.split("pid ")[1].split(",")[0])
         try:
-            other = run_cli(cli_argv(layout, "--detach", "--pid-file", str(tmp_path / "other.pid"), *FAST_ROLL), env)
+            other = run_cli(
+                cli_argv(layout, "--detach", "--pid-file", str(tmp_path / "other.pid"), *FAST_ROLL), env
+            )
             assert other.returncode == 2, other.stdout + other.stderr
             assert f"pid {pid}" in other.stderr and "another replicator holds" in other.stderr
         finally:

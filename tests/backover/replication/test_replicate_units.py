@@ -21,13 +21,18 @@ from backover.replication.retry import Backoff
 from backover.replication.segment_writer import SegmentBuffer
 
 
-@pytest.mark.parametrize(("namespaces", "scope"), [
-    pytest.param(["shop.orders"], WatchScope("collection", "shop", "orders"), id="one-collection"),
-    pytest.param(["shop"], WatchScope("database", "shop"), id="one-database"),
-    pytest.param(["shop.orders", "shop.carts"], WatchScope("database", "shop"), id="two-collections"),
-    pytest.param(["shop", "shop.orders"], WatchScope("database", "shop"), id="database-and-its-collection"),
-    pytest.param(["shop.orders", "billing"], WatchScope("cluster"), id="two-databases"),
-])
+@pytest.mark.parametrize(
+    ("namespaces", "scope"),
+    [
+        pytest.param(["shop.orders"], WatchScope("collection", "shop", "orders"), id="one-collection"),
+        pytest.param(["shop"], WatchScope("database", "shop"), id="one-database"),
+        pytest.param(["shop.orders", "shop.carts"], WatchScope("database", "shop"), id="two-collections"),
+        pytest.param(
+            ["shop", "shop.orders"], WatchScope("database", "shop"), id="database-and-its-collection"
+        ),
+        pytest.param(["shop.orders", "billing"], WatchScope("cluster"), id="two-databases"),
+    ],
+)
 def test_the_narrowest_scope_covering_the_namespaces(namespaces: list[str], scope: WatchScope) -> None:
     assert narrowest_scope(parse_all(namespaces)) == scope
 
@@ -49,7 +54,9 @@ def test_the_filter_keeps_the_wanted_namespaces_and_ddl_touching_them() -> None:
     assert keep({"ns": {"db": "billing", "coll": "anything"}})
     assert keep({"ns": {"db": "billing"}})  # dropDatabase
     assert keep({"ns": {"db": "shop"}})  # dropDatabase of a database holding a wanted collection
-    assert keep({"ns": {"db": "shop", "coll": "tmp"}, "to": {"db": "shop", "coll": "orders"}})  # rename onto it
+    assert keep(
+        {"ns": {"db": "shop", "coll": "tmp"}, "to": {"db": "shop", "coll": "orders"}}
+    )  # rename onto it
     assert keep({"operationType": "invalidate"})
     assert keep({"ns": {"coll": "orders"}})  # a namespace without a database: kept, never dropped
     assert not NamespaceFilter.needed(parse_all(["shop"]), WatchScope("database", "shop"))
@@ -58,7 +65,8 @@ def test_the_filter_keeps_the_wanted_namespaces_and_ddl_touching_them() -> None:
 
 def test_enable_command_names_the_scope() -> None:
     assert WatchScope("database", "shop").enable_command() == (
-        'db.adminCommand({modifyChangeStreams: 1, database: "shop", collection: "", enable: true})')
+        'db.adminCommand({modifyChangeStreams: 1, database: "shop", collection: "", enable: true})'
+    )
     assert 'database: "", collection: ""' in WatchScope("cluster").enable_command()
 
 
@@ -77,7 +85,11 @@ def test_segments_roll_on_events_bytes_and_age() -> None:
     assert buffer.add(b"c" * 10, ts[2], now=2.0)  # third event: full
     batch = buffer.take()
     assert (batch.events, batch.first, batch.last, batch.size) == (
-        [b"a" * 10, b"b" * 10, b"c" * 10], Timestamp(100, 1), Timestamp(100, 3), 30)
+        [b"a" * 10, b"b" * 10, b"c" * 10],
+        Timestamp(100, 1),
+        Timestamp(100, 3),
+        30,
+    )
     assert len(buffer) == 0 and not buffer.due(100.0)
     assert buffer.add(b"x" * 100, ts[3], now=50.0)  # max bytes reached by one event
     assert not buffer.due(59.0) and buffer.due(60.0)  # the age counts from the first event of a segment
@@ -94,16 +106,32 @@ def test_keep_first_trims_the_buffer() -> None:
 
 
 def test_raw_events_read_their_head_without_decoding() -> None:
-    body = {"_id": {"_data": "826B09F92C0000000601"}, "operationType": "update",
-            "clusterTime": Timestamp(1700000000, 7), "fullDocument": {"a": 1}}
+    body = {
+        "_id": {"_data": "826B09F92C0000000601"},
+        "operationType": "update",
+        "clusterTime": Timestamp(1700000000, 7),
+        "fullDocument": {"a": 1},
+    }
     event = RawEvent(bson.encode(body))
     assert dict(event["_id"]) == body["_id"] and event.operation_type == "update"
     assert unpack(event.cluster_time) == Timestamp(1700000000, 7)
     assert event["fullDocument"]["a"] == 1 and event.data == bson.encode(body)
     # Another field order (or type) falls back to the normal decoding.
-    odd = RawEvent(bson.encode({"clusterTime": Timestamp(5, 1), "x": Regex("a"), "operationType": "insert",
-                                "_id": {"_data": "82"}}))
-    assert (odd.operation_type, unpack(odd.cluster_time), dict(odd["_id"])) == ("insert", Timestamp(5, 1), {"_data": "82"})
+    odd = RawEvent(
+        bson.encode(
+            {
+                "clusterTime": Timestamp(5, 1),
+                "x": Regex("a"),
+                "operationType": "insert",
+                "_id": {"_data": "82"},
+            }
+        )
+    )
+    assert (odd.operation_type, unpack(odd.cluster_time), dict(odd["_id"])) == (
+        "insert",
+        Timestamp(5, 1),
+        {"_data": "82"},
+    )
     assert pack(Timestamp(2, 0)) > pack(Timestamp(1, 2**32 - 1))
 
 
@@ -117,11 +145,24 @@ def test_the_drain_rule() -> None:
 
 
 def test_checkpoint_validation() -> None:
-    good = {"migration_id": "m", "last_seq": 3, "resume_token": {"_data": "82"}, "state": "running",
-            "last_cluster_time": Timestamp(1, 1), "unknown_field": 1}
+    good = {
+        "migration_id": "m",
+        "last_seq": 3,
+        "resume_token": {"_data": "82"},
+        "state": "running",
+        "last_cluster_time": Timestamp(1, 1),
+        "unknown_field": 1,
+    }
     assert validate(good, "k").last_seq == 3
-    for bad in [{"last_seq": 1}, {**good, "last_seq": -1}, {**good, "last_seq": "3"}, {**good, "state": "dancing"},
-                {**good, "resume_token": "x"}, {**good, "last_cluster_time": 5}, ["not", "a", "dict"]]:
+    for bad in [
+        {"last_seq": 1},
+        {**good, "last_seq": -1},
+        {**good, "last_seq": "3"},
+        {**good, "state": "dancing"},
+        {**good, "resume_token": "x"},
+        {**good, "last_cluster_time": 5},
+        ["not", "a", "dict"],
+    ]:
         with pytest.raises(JobFailed):
             validate(bad, "k")
 
@@ -130,8 +171,13 @@ def test_config_is_validated() -> None:
     layout = MigrationLayout("bkt", "p", "m")
     uri = DatabaseUri("mongodb://h/")
     assert ReplicateConfig(layout, uri).max_events == 100_000
-    for bad in [{"compression": "lz4"}, {"max_events": 0}, {"max_bytes": 0}, {"max_seconds": 0},
-                {"heartbeat_seconds": -1}]:
+    for bad in [
+        {"compression": "lz4"},
+        {"max_events": 0},
+        {"max_bytes": 0},
+        {"max_seconds": 0},
+        {"heartbeat_seconds": -1},
+    ]:
         with pytest.raises(UsageError):
             ReplicateConfig(layout, uri, **bad)
 

@@ -61,7 +61,9 @@ def capturing(client: MongoClient, db: str, *, lookup: bool = True) -> Iterator[
                 break
 
 
-def capture(client: MongoClient, db: str, actions: Callable[[Database], None], *, lookup: bool = True) -> list[bytes]:
+def capture(
+    client: MongoClient, db: str, actions: Callable[[Database], None], *, lookup: bool = True
+) -> list[bytes]:
     with capturing(client, db, lookup=lookup) as events:
         actions(client[db])
     return events
@@ -75,8 +77,14 @@ class Migration:
     layout: MigrationLayout
     last_times: dict[int, Timestamp] = field(default_factory=dict)  # last cluster time of each segment put
 
-    def write_segments(self, events: list[bytes], per_segment: int, compression: str = "zstd",
-                       first_seq: int = 1, state: str = "drained") -> int:
+    def write_segments(
+        self,
+        events: list[bytes],
+        per_segment: int,
+        compression: str = "zstd",
+        first_seq: int = 1,
+        state: str = "drained",
+    ) -> int:
         """Write ``events`` as segments of ``per_segment`` events and the replicator checkpoint;
         returns the last sequence number."""
         seq = first_seq - 1
@@ -89,8 +97,15 @@ class Migration:
     def put_segment(self, seq: int, events: list[bytes], compression: str = "zstd") -> str:
         """Segment ``seq`` with the replicator's metadata (identity, the events' cluster times)."""
         times = [RawBSONDocument(e)["clusterTime"] for e in events]
-        body, info = segments.build(events, times[0], times[-1], compression, migration_id=self.layout.migration_id,
-                                    seq=seq, writer="restore-tests")
+        body, info = segments.build(
+            events,
+            times[0],
+            times[-1],
+            compression,
+            migration_id=self.layout.migration_id,
+            seq=seq,
+            writer="restore-tests",
+        )
         key = self.layout.segment(seq, compression)
         self.s3.put_bytes(key, body, info.metadata())
         self.last_times[seq] = times[-1]
@@ -99,8 +114,13 @@ class Migration:
     def put_checkpoint(self, last_seq: int, events_total: int, state: str = "drained") -> None:
         """The replicator checkpoint; its position is the end of the last segment written."""
         last_time = self.last_times.get(last_seq) or max(self.last_times.values(), default=None)
-        checkpoint = ReplicatorCheckpoint(self.layout.migration_id, last_seq=last_seq, events_total=events_total,
-                                          state=state, last_cluster_time=last_time or Timestamp(1, 1))
+        checkpoint = ReplicatorCheckpoint(
+            self.layout.migration_id,
+            last_seq=last_seq,
+            events_total=events_total,
+            state=state,
+            last_cluster_time=last_time or Timestamp(1, 1),
+        )
         self.s3.put_json(self.layout.replicator_checkpoint, checkpoint.to_doc())
 
     def restore_checkpoint(self) -> dict[str, Any] | None:
@@ -128,19 +148,34 @@ def raw_contents(client: MongoClient, db: str) -> dict[str, dict[bytes, bytes]]:
 MISSING = object()
 
 
-def built_event(op: str, coll: str | None = "c", _id: Any = 1, *, db: str = "d", full: Any = MISSING,
-                description: dict[str, Any] | None = None, to: tuple[str, str] | None = None) -> bytes:
+def built_event(
+    op: str,
+    coll: str | None = "c",
+    _id: Any = 1,
+    *,
+    db: str = "d",
+    full: Any = MISSING,
+    description: dict[str, Any] | None = None,
+    to: tuple[str, str] | None = None,
+) -> bytes:
     """A change event as DocumentDB sends it (fields in MongoDB's order)."""
-    doc: dict[str, Any] = {"_id": {"_data": uuid.uuid4().hex}, "operationType": op,
-                           "clusterTime": Timestamp(1_764_270_000, 1)}
+    doc: dict[str, Any] = {
+        "_id": {"_data": uuid.uuid4().hex},
+        "operationType": op,
+        "clusterTime": Timestamp(1_764_270_000, 1),
+    }
     if op in ("insert", "update", "replace", "delete"):
         if full is not MISSING:
             doc["fullDocument"] = full
         doc["ns"] = {"db": db, "coll": coll}
         doc["documentKey"] = {"_id": _id}
         if description is not None:
-            doc["updateDescription"] = {"updatedFields": {}, "removedFields": [], "truncatedArrays": [],
-                                        **description}
+            doc["updateDescription"] = {
+                "updatedFields": {},
+                "removedFields": [],
+                "truncatedArrays": [],
+                **description,
+            }
     elif op == "dropDatabase":
         doc["ns"] = {"db": db}
     elif op != "invalidate":

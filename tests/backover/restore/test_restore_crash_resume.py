@@ -37,17 +37,38 @@ def stream(db: str) -> tuple[list[bytes], dict[bytes, bytes]]:
 
 
 def restore_command(sides, migration, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "backover", "restore", "--bucket", migration.layout.bucket,
-            "--prefix", migration.layout.prefix, "--migration-id", migration.layout.migration_id,
-            "--workers", "2", "--window", "25", "--checkpoint-seconds", "0", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "backover",
+        "restore",
+        "--bucket",
+        migration.layout.bucket,
+        "--prefix",
+        migration.layout.prefix,
+        "--migration-id",
+        migration.layout.migration_id,
+        "--workers",
+        "2",
+        "--window",
+        "25",
+        "--checkpoint-seconds",
+        "0",
+        *extra,
+    ]
 
 
 def test_kill_9_mid_restore_then_continue(sides, migration, aws_endpoints) -> None:
     events, expected = stream(sides.db)
     migration.write_segments(events, PER_SEGMENT)
     env = {**os.environ, "BACKOVER_TARGET_URI": sides.target_uri_text}
-    proc = subprocess.Popen(restore_command(sides, migration), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        restore_command(sides, migration),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -55,7 +76,9 @@ def test_kill_9_mid_restore_then_continue(sides, migration, aws_endpoints) -> No
             if checkpoint and checkpoint["last_applied_seq"] >= 3:
                 break
             time.sleep(0.02)
-        assert proc.poll() is None, f"the restore ended before it could be killed: {proc.stderr.read()[-500:]}"
+        assert proc.poll() is None, (
+            f"the restore ended before it could be killed: {proc.stderr.read()[-500:]}"
+        )
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
@@ -64,8 +87,9 @@ def test_kill_9_mid_restore_then_continue(sides, migration, aws_endpoints) -> No
     assert killed["state"] == "running" and 3 <= killed["last_applied_seq"] < SEGMENTS
     assert raw_contents(sides.target, sides.db).get("c") != expected
 
-    resumed = subprocess.run(restore_command(sides, migration), env=env, capture_output=True, text=True,
-                             timeout=300, check=False)
+    resumed = subprocess.run(
+        restore_command(sides, migration), env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     summary = json.loads(resumed.stdout)
     assert summary["first_seq"] == killed["last_applied_seq"] + 1 and summary["state"] == "completed"
@@ -77,15 +101,27 @@ def test_kill_9_mid_restore_then_continue(sides, migration, aws_endpoints) -> No
     assert sum(done["per_namespace"][f"{sides.db}.c"].values()) == len(events)
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    pytest.param(["--workers", "0", "--target-uri", "mongodb://h"], "--workers must be between 1 and 64, not 0",
-                 id="workers"),
-    pytest.param(["--window", "0", "--target-uri", "mongodb://h"], "--window must be at least 1 event, not 0",
-                 id="window"),
-    pytest.param([], "no target: pass --target-uri or --target-secret-id", id="no-target"),
-    pytest.param(["--target-uri", "mongodb://h", "--migration-id", "bad id"], "invalid migration id 'bad id'",
-                 id="migration-id"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(
+            ["--workers", "0", "--target-uri", "mongodb://h"],
+            "--workers must be between 1 and 64, not 0",
+            id="workers",
+        ),
+        pytest.param(
+            ["--window", "0", "--target-uri", "mongodb://h"],
+            "--window must be at least 1 event, not 0",
+            id="window",
+        ),
+        pytest.param([], "no target: pass --target-uri or --target-secret-id", id="no-target"),
+        pytest.param(
+            ["--target-uri", "mongodb://h", "--migration-id", "bad id"],
+            "invalid migration id 'bad id'",
+            id="migration-id",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, monkeypatch) -> None:
     monkeypatch.setenv("BACKOVER_BUCKET", "some-bucket")
     monkeypatch.setenv("BACKOVER_MIGRATION_ID", "m-1")
@@ -97,7 +133,16 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, monkeypatch) ->
 
 
 def test_unknown_migration_is_bad_input(sides, migration, capsys) -> None:
-    code = main(["restore", "--bucket", migration.layout.bucket, "--migration-id", "never-started",
-                 "--target-uri", sides.target_uri_text])
+    code = main(
+        [
+            "restore",
+            "--bucket",
+            migration.layout.bucket,
+            "--migration-id",
+            "never-started",
+            "--target-uri",
+            sides.target_uri_text,
+        ]
+    )
     assert code == 2
     assert "no replicator checkpoint" in capsys.readouterr().err

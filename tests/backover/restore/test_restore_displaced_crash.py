@@ -55,16 +55,23 @@ def stream(db: str) -> list[list[bytes]]:
     t3: user 2 takes "k"; t4: user 2 leaves it; t5: user 1 changes v; DDL in the same segment
     (so no checkpoint comes between the bring-back and the DDL record).
     """
+
     def update(_id, full):
         return built_event("update", "users", _id, db=db, full=full)
 
     return [
-        [built_event("insert", "users", 2, db=db, full={"_id": 2, "email": "j"}),
-         update(2, {"_id": 2, "email": "k", "name": "z"})],
+        [
+            built_event("insert", "users", 2, db=db, full={"_id": 2, "email": "j"}),
+            update(2, {"_id": 2, "email": "k", "name": "z"}),
+        ],
         [built_event("drop", "other1", db=db)],
-        [update(1, {"_id": 1, "email": "free", "v": "y"}), update(2, {"_id": 2, "email": "k", "name": "z"}),
-         update(2, {"_id": 2, "email": "other", "name": "z"}), update(1, {"_id": 1, "email": "free", "v": "x"}),
-         built_event("drop", "other2", db=db)],
+        [
+            update(1, {"_id": 1, "email": "free", "v": "y"}),
+            update(2, {"_id": 2, "email": "k", "name": "z"}),
+            update(2, {"_id": 2, "email": "other", "name": "z"}),
+            update(1, {"_id": 1, "email": "free", "v": "x"}),
+            built_event("drop", "other2", db=db),
+        ],
     ]
 
 
@@ -78,8 +85,14 @@ def write(migration, segments: list[list[bytes]]) -> None:
 
 
 def restore(migration, sides, s3: S3Objects | None = None):
-    config = RestoreConfig(layout=migration.layout, target=sides.target_uri, workers=1, window=1,
-                           checkpoint_seconds=0.0, progress_seconds=60.0)
+    config = RestoreConfig(
+        layout=migration.layout,
+        target=sides.target_uri,
+        workers=1,
+        window=1,
+        checkpoint_seconds=0.0,
+        progress_seconds=60.0,
+    )
     return run_restore(config, s3=s3 or migration.s3)
 
 
@@ -143,32 +156,67 @@ def test_a_saved_set_older_than_the_records_is_refused_not_used(sides, migration
     checkpoint = migration.restore_checkpoint()
     checkpoint["state"] = "running"
     migration.s3.put_json(migration.layout.restore_checkpoint, checkpoint)
-    with pytest.raises(JobFailed, match=r"restore/displaced.bson is generation 1 but the restore's records rely "
-                                        r"on generation \d+: the restore state is inconsistent"):
+    with pytest.raises(
+        JobFailed,
+        match=r"restore/displaced.bson is generation 1 but the restore's records rely "
+        r"on generation \d+: the restore state is inconsistent",
+    ):
         restore(migration, sides)
     assert users(sides) == FINAL  # nothing written back
 
 
-@pytest.mark.parametrize(("key", "body", "message"), [
-    pytest.param("restore/_checkpoint.json", b"{not json", r"restore/_checkpoint.json is not a valid JSON state file",
-                 id="checkpoint-not-json"),
-    pytest.param("restore/_checkpoint.json", b'{"migration_id": "MIG", "last_applied_seq": "3"}',
-                 r"restore/_checkpoint.json has an invalid last_applied_seq '3'", id="checkpoint-wrong-type"),
-    pytest.param("restore/_checkpoint.json", b'[1, 2]', r"restore/_checkpoint.json is not a restore checkpoint",
-                 id="checkpoint-not-an-object"),
-    pytest.param("restore/_checkpoint.json", b'{"migration_id": "MIG", "state": "done"}',
-                 r"has an unknown state 'done'", id="checkpoint-state"),
-    pytest.param("restore/_ddl.json", b'{"seq": 2}', r"restore/_ddl.json is not a DDL record", id="ddl-record"),
-    pytest.param("restore/displaced.bson", b"\x05\x00\x00\x00garbage",
-                 r"restore/displaced.bson is not a saved set of displaced documents", id="displaced-garbage"),
-    pytest.param("restore/displaced.bson", bson.encode({"db": "d", "coll": "c", "doc": {"_id": 1}}),
-                 r"restore/displaced.bson is not a saved set of displaced documents \(no backover-displaced header",
-                 id="displaced-no-header"),
-])
-def test_damaged_restore_state_is_one_line_and_nothing_is_written(sides, migration, key, body, message) -> None:
+@pytest.mark.parametrize(
+    ("key", "body", "message"),
+    [
+        pytest.param(
+            "restore/_checkpoint.json",
+            b"{not json",
+            r"restore/_checkpoint.json is not a valid JSON state file",
+            id="checkpoint-not-json",
+        ),
+        pytest.param(
+            "restore/_checkpoint.json",
+            b'{"migration_id": "MIG", "last_applied_seq": "3"}',
+            r"restore/_checkpoint.json has an invalid last_applied_seq '3'",
+            id="checkpoint-wrong-type",
+        ),
+        pytest.param(
+            "restore/_checkpoint.json",
+            b"[1, 2]",
+            r"restore/_checkpoint.json is not a restore checkpoint",
+            id="checkpoint-not-an-object",
+        ),
+        pytest.param(
+            "restore/_checkpoint.json",
+            b'{"migration_id": "MIG", "state": "done"}',
+            r"has an unknown state 'done'",
+            id="checkpoint-state",
+        ),
+        pytest.param(
+            "restore/_ddl.json", b'{"seq": 2}', r"restore/_ddl.json is not a DDL record", id="ddl-record"
+        ),
+        pytest.param(
+            "restore/displaced.bson",
+            b"\x05\x00\x00\x00garbage",
+            r"restore/displaced.bson is not a saved set of displaced documents",
+            id="displaced-garbage",
+        ),
+        pytest.param(
+            "restore/displaced.bson",
+            bson.encode({"db": "d", "coll": "c", "doc": {"_id": 1}}),
+            r"restore/displaced.bson is not a saved set of displaced documents \(no backover-displaced header",
+            id="displaced-no-header",
+        ),
+    ],
+)
+def test_damaged_restore_state_is_one_line_and_nothing_is_written(
+    sides, migration, key, body, message
+) -> None:
     users_with_unique_email(sides)
     write(migration, stream(sides.db))
-    migration.s3.put_bytes(migration.layout.key(key), body.replace(b"MIG", migration.layout.migration_id.encode()))
+    migration.s3.put_bytes(
+        migration.layout.key(key), body.replace(b"MIG", migration.layout.migration_id.encode())
+    )
     before = raw_contents(sides.target, sides.db)
     with pytest.raises(JobFailed, match=message) as raised:
         restore(migration, sides)
@@ -180,8 +228,10 @@ def test_another_migrations_restore_checkpoint_is_refused(sides, migration) -> N
     from backover.errors import UsageError
 
     write(migration, stream(sides.db))
-    migration.s3.put_json(migration.layout.restore_checkpoint, {"migration_id": "someone-else", "last_applied_seq": 0,
-                                                                 "updated_at": Timestamp(1, 1)})
+    migration.s3.put_json(
+        migration.layout.restore_checkpoint,
+        {"migration_id": "someone-else", "last_applied_seq": 0, "updated_at": Timestamp(1, 1)},
+    )
     with pytest.raises(UsageError, match=r"belongs to migration 'someone-else'"):
         restore(migration, sides)
 
@@ -206,18 +256,33 @@ def test_a_restore_whose_lease_was_taken_over_stops_writing(sides, migration) ->
                 takeover["writes_after"] = takeover.get("writes_after", 0) + len(writes)
             elif sides.target[sides.db].items.count_documents({}) >= 10:
                 now = utc_now()
-                other = LeaseRecord("restore", migration.layout.migration_id,
-                                    Holder("another-host", 4242, "f" * 16), now, now, 30.0)
+                other = LeaseRecord(
+                    "restore",
+                    migration.layout.migration_id,
+                    Holder("another-host", 4242, "f" * 16),
+                    now,
+                    now,
+                    30.0,
+                )
                 migration.s3.put_bytes(lease_key, other.to_bytes())
                 takeover["at"] = migration.s3.get_bytes(migration.layout.restore_checkpoint)
                 time.sleep(1.2)  # cut off: the renewals now find another holder
             return super().write(ns, writes)
 
-    config = RestoreConfig(layout=migration.layout, target=sides.target_uri, workers=1, window=5,
-                           checkpoint_seconds=0.0, progress_seconds=60.0, lease_ttl_seconds=1.0,
-                           lease_renew_seconds=0.5)
+    config = RestoreConfig(
+        layout=migration.layout,
+        target=sides.target_uri,
+        workers=1,
+        window=5,
+        checkpoint_seconds=0.0,
+        progress_seconds=60.0,
+        lease_ttl_seconds=1.0,
+        lease_renew_seconds=0.5,
+    )
     with MongoClient(sides.target_uri_text) as client:
-        with pytest.raises(LeaseLost, match=r"lost the restore lease .* \(taken over by another-host pid 4242 at "):
+        with pytest.raises(
+            LeaseLost, match=r"lost the restore lease .* \(taken over by another-host pid 4242 at "
+        ):
             run_restore(config, s3=migration.s3, target=TakenOverMidway(client))
     assert takeover.get("writes_after", 0) <= 5  # at most the one round already under way
     assert migration.s3.get_bytes(migration.layout.restore_checkpoint) == takeover["at"]  # not replaced

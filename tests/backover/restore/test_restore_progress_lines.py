@@ -19,8 +19,9 @@ class Clock:
 
 def test_a_line_every_interval_with_rate_and_eta(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
-    progress = Progress(first_seq=3, total_segments=10, total_events=12_000, events_before=2_000, interval=5.0,
-                        clock=clock)
+    progress = Progress(
+        first_seq=3, total_segments=10, total_events=12_000, events_before=2_000, interval=5.0, clock=clock
+    )
     with caplog.at_level(logging.INFO, logger="backover.restore"):
         clock.now += 2
         progress.advance(2_000, 4)  # 2 s: too early for a line

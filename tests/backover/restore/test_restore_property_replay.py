@@ -20,10 +20,17 @@ pytestmark = pytest.mark.slow  # property-based histories replayed end to end (a
 COLLS = ("c1", "c2")
 KEYS = st.integers(0, 4)
 VALUES = st.integers(0, 9)
-SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-REPLAY = st.fixed_dictionaries({"workers": st.sampled_from([1, 2, 4]), "window": st.sampled_from([1, 2, 3, 7, 500]),
-                                "per_segment": st.sampled_from([1, 2, 5, 1000]),
-                                "compression": st.sampled_from(["zstd", "gzip", "none"])})
+SETTINGS = settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+REPLAY = st.fixed_dictionaries(
+    {
+        "workers": st.sampled_from([1, 2, 4]),
+        "window": st.sampled_from([1, 2, 3, 7, 500]),
+        "per_segment": st.sampled_from([1, 2, 5, 1000]),
+        "compression": st.sampled_from(["zstd", "gzip", "none"]),
+    }
+)
 
 OPS = st.one_of(
     st.tuples(st.just("put"), st.sampled_from(COLLS), KEYS, VALUES, st.sampled_from(["replace", "update"])),
@@ -57,7 +64,10 @@ def history(db: str, ops: list[tuple]) -> tuple[list[bytes], dict[str, dict[int,
             _, coll, key, value = op
             doc = model[coll][key]
             size = min(len(doc["arr"]), value % 3)
-            description = {"updatedFields": {"v": value, "n.x": value}, "removedFields": ["n.y"] if value % 2 else []}
+            description = {
+                "updatedFields": {"v": value, "n.x": value},
+                "removedFields": ["n.y"] if value % 2 else [],
+            }
             if size < len(doc["arr"]):
                 description["truncatedArrays"] = [{"field": "arr", "newSize": size}]
             events.append(built_event("update", coll, key, db=db, description=description))
@@ -66,8 +76,9 @@ def history(db: str, ops: list[tuple]) -> tuple[list[bytes], dict[str, dict[int,
                 doc["n"].pop("y", None)
         elif kind == "gone" and op[2] in model.get(op[1], {}):
             _, coll, key = op
-            events.append(built_event("update", coll, key, db=db, full=None,
-                                      description={"updatedFields": {"v": -1}}))
+            events.append(
+                built_event("update", coll, key, db=db, full=None, description={"updatedFields": {"v": -1}})
+            )
             events.append(built_event("delete", coll, key, db=db))
             del model[coll][key]
         elif kind == "delete" and op[2] in model.get(op[1], {}):
@@ -90,8 +101,15 @@ def history(db: str, ops: list[tuple]) -> tuple[list[bytes], dict[str, dict[int,
 
 
 def restore(migration, target_uri, replay: dict[str, Any], **extra: Any) -> RestoreResult:
-    config = RestoreConfig(layout=migration.layout, target=target_uri, workers=replay["workers"],
-                           window=replay["window"], progress_seconds=60, checkpoint_seconds=0, **extra)
+    config = RestoreConfig(
+        layout=migration.layout,
+        target=target_uri,
+        workers=replay["workers"],
+        window=replay["window"],
+        progress_seconds=60,
+        checkpoint_seconds=0,
+        **extra,
+    )
     result = run_restore(config, s3=migration.s3)
     assert isinstance(result, RestoreResult) and result.state == "completed"
     return result
@@ -104,8 +122,11 @@ def test_built_histories_replay_to_the_model_and_again_to_the_same(ops, replay, 
     events, model = history(db, ops)
     migration = new_migration(bucket)
     migration.write_segments(events, replay["per_segment"], replay["compression"])
-    expected = {coll: {bson.encode({"_id": k})[4:-1]: bson.encode(doc) for k, doc in docs.items()}
-                for coll, docs in model.items() if docs}
+    expected = {
+        coll: {bson.encode({"_id": k})[4:-1]: bson.encode(doc) for k, doc in docs.items()}
+        for coll, docs in model.items()
+        if docs
+    }
     try:
         restore(migration, sides.target_uri, replay)
         assert raw_contents(sides.target, db) == expected
@@ -133,8 +154,12 @@ def run_on_source(database, ops: list[tuple]) -> None:
             else:
                 coll.replace_one({"_id": op[2]}, {"w": op[3], "nested": {"list": [op[3]] * op[3]}})
         elif kind == "update":
-            update = [{"$set": {"v": op[3], "n.x": op[3]}}, {"$unset": {"n": ""}},
-                      {"$push": {"arr": op[3]}}, {"$pop": {"arr": 1}}][op[3] % 4]
+            update = [
+                {"$set": {"v": op[3], "n.x": op[3]}},
+                {"$unset": {"n": ""}},
+                {"$push": {"arr": op[3]}},
+                {"$pop": {"arr": 1}},
+            ][op[3] % 4]
             coll.update_one({"_id": op[2]}, update)
         elif kind == "delete":
             coll.delete_one({"_id": op[2]})
@@ -146,7 +171,9 @@ def run_on_source(database, ops: list[tuple]) -> None:
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(SOURCE_OPS, max_size=30), replay=REPLAY, lookup=st.booleans())
-def test_captured_histories_replay_to_the_source_and_again_to_the_same(ops, replay, lookup, sides, bucket) -> None:
+def test_captured_histories_replay_to_the_source_and_again_to_the_same(
+    ops, replay, lookup, sides, bucket
+) -> None:
     from restore_streams import enable_streams
 
     db = new_db_name("q")

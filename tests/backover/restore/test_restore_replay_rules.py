@@ -19,23 +19,53 @@ from backover.restore.job import PlanSummary
 
 def every_type(i: int) -> dict:
     return {
-        "int32": i, "int64": Int64(2**40 + i), "double": 1.5, "neg_zero": -0.0, "nan": float("nan"),
-        "inf": float("-inf"), "dec": Decimal128("1.10"), "dec_scale": Decimal128("1.100"), "s": "héllo ✓",
-        "oid": ObjectId(), "t": True, "f": False, "none": None,
-        "date": datetime.datetime(2024, 2, 29, 12, 0, 0, 123000), "far_date": DatetimeMS(2**62),
-        "ts": Timestamp(1_764_270_000, 7), "re": Regex("^a.*z$", "imsx"), "bin": Binary(b"\x00\x01", 0),
-        "uuid": Binary(uuid.uuid4().bytes, 4), "user_bin": Binary(b"x", 128), "code": Code("f()"),
-        "code_scope": Code("g(x)", {"x": 1}), "min": MinKey(), "max": MaxKey(),
-        "ref": DBRef("other", ObjectId(), "db"), "nested": {"a": {"b": [1, {"c": Int64(1)}]}}, "empty": {},
-        "arr": [], "mixed": [1, "a", None, 1.0, Decimal128("0E-6143")],
+        "int32": i,
+        "int64": Int64(2**40 + i),
+        "double": 1.5,
+        "neg_zero": -0.0,
+        "nan": float("nan"),
+        "inf": float("-inf"),
+        "dec": Decimal128("1.10"),
+        "dec_scale": Decimal128("1.100"),
+        "s": "héllo ✓",
+        "oid": ObjectId(),
+        "t": True,
+        "f": False,
+        "none": None,
+        "date": datetime.datetime(2024, 2, 29, 12, 0, 0, 123000),
+        "far_date": DatetimeMS(2**62),
+        "ts": Timestamp(1_764_270_000, 7),
+        "re": Regex("^a.*z$", "imsx"),
+        "bin": Binary(b"\x00\x01", 0),
+        "uuid": Binary(uuid.uuid4().bytes, 4),
+        "user_bin": Binary(b"x", 128),
+        "code": Code("f()"),
+        "code_scope": Code("g(x)", {"x": 1}),
+        "min": MinKey(),
+        "max": MaxKey(),
+        "ref": DBRef("other", ObjectId(), "db"),
+        "nested": {"a": {"b": [1, {"c": Int64(1)}]}},
+        "empty": {},
+        "arr": [],
+        "mixed": [1, "a", None, 1.0, Decimal128("0E-6143")],
     }
 
 
-IDS = [ObjectId(), "string-id", 42, Int64(43), 44.5, {"compound": 1, "k": "v"},
-       Binary(uuid.uuid4().bytes, 4), Decimal128("45")]
+IDS = [
+    ObjectId(),
+    "string-id",
+    42,
+    Int64(43),
+    44.5,
+    {"compound": 1, "k": "v"},
+    Binary(uuid.uuid4().bytes, 4),
+    Decimal128("45"),
+]
 
 
-def test_inserts_updates_replaces_and_deletes_of_every_type_replay_byte_for_byte(sides, migration, restore) -> None:
+def test_inserts_updates_replaces_and_deletes_of_every_type_replay_byte_for_byte(
+    sides, migration, restore
+) -> None:
     def actions(db) -> None:
         db.docs.insert_many([{"_id": _id, **every_type(i)} for i, _id in enumerate(IDS)])
         db.docs.update_one({"_id": IDS[0]}, {"$set": {"int32": Int64(5), "nested.a.b.1.c": 2}})
@@ -52,11 +82,17 @@ def test_inserts_updates_replaces_and_deletes_of_every_type_replay_byte_for_byte
     assert result.state == "completed" and result.events_applied == len(events)
     checkpoint = migration.restore_checkpoint()
     assert checkpoint["state"] == "completed" and checkpoint["last_applied_seq"] == 5
-    assert checkpoint["per_namespace"][f"{sides.db}.docs"] == {"insert": len(IDS), "update": 2, "replace": 1,
-                                                               "delete": 1}
+    assert checkpoint["per_namespace"][f"{sides.db}.docs"] == {
+        "insert": len(IDS),
+        "update": 2,
+        "replace": 1,
+        "delete": 1,
+    }
 
 
-def test_an_update_whose_document_is_gone_changes_nothing_and_the_delete_follows(sides, migration, restore) -> None:
+def test_an_update_whose_document_is_gone_changes_nothing_and_the_delete_follows(
+    sides, migration, restore
+) -> None:
     def actions(db) -> None:
         db.c.insert_many([{"_id": 1, "v": 0}, {"_id": 2, "v": 0}])
         db.c.update_one({"_id": 1}, {"$set": {"v": 1}})
@@ -70,8 +106,9 @@ def test_an_update_whose_document_is_gone_changes_nothing_and_the_delete_follows
 
 
 @pytest.mark.parametrize("window", [1, 100])
-def test_a_null_lookup_update_already_reflected_by_an_earlier_image_is_no_error(sides, migration, restore,
-                                                                                 window: int) -> None:
+def test_a_null_lookup_update_already_reflected_by_an_earlier_image_is_no_error(
+    sides, migration, restore, window: int
+) -> None:
     """The replicator read the first update while the document already held later changes
     (its updateLookup image has ``a: 5``); the next updates were read after the delete (null).
     Replaying ``$set: {a.b: 1}`` onto ``a: 5`` is refused: that change is already reflected."""
@@ -86,16 +123,27 @@ def test_a_null_lookup_update_already_reflected_by_an_earlier_image_is_no_error(
         sides.source[sides.db].c.delete_one({"_id": 1})
         while (event := stream.try_next()) is not None:
             events.append(event.raw)
-    assert [bson.decode(e).get("fullDocument", "-") is None for e in events] == [False, False, True, True, False]
+    assert [bson.decode(e).get("fullDocument", "-") is None for e in events] == [
+        False,
+        False,
+        True,
+        True,
+        False,
+    ]
     migration.write_segments(events, per_segment=10)
     result = restore(window=window)
     assert raw_contents(sides.target, sides.db) == raw_contents(sides.source, sides.db) == {}
-    assert result.already_reflected == (1 if window == 1 else 0)  # a window ending with the delete writes only it
+    assert result.already_reflected == (
+        1 if window == 1 else 0
+    )  # a window ending with the delete writes only it
 
 
-def test_an_update_before_a_rename_is_not_lost_when_its_lookup_comes_back_null(sides, migration, restore) -> None:
+def test_an_update_before_a_rename_is_not_lost_when_its_lookup_comes_back_null(
+    sides, migration, restore
+) -> None:
     """updateLookup after the rename finds nothing under the old name, yet the document lives on
     under the new one: skipping the update (as the design card's rule says) would lose it."""
+
     def actions(db) -> None:
         db.c.insert_many([{"_id": i, "v": 0} for i in range(3)])
         db.c.update_one({"_id": 1}, {"$set": {"v": 1, "new.field": True}})
@@ -108,10 +156,19 @@ def test_an_update_before_a_rename_is_not_lost_when_its_lookup_comes_back_null(s
     assert result.per_namespace[f"{sides.db}.c"]["lookup_null"] == 1
 
 
-def test_update_descriptions_replay_dotted_paths_unset_fields_and_truncated_arrays(sides, migration, restore) -> None:
+def test_update_descriptions_replay_dotted_paths_unset_fields_and_truncated_arrays(
+    sides, migration, restore
+) -> None:
     def actions(db) -> None:
-        db.c.insert_one({"_id": 1, "a": {"b": {"c": 1, "d": 2}}, "arr": [1, 2, 3, 4, 5], "gone": True,
-                         "list": [{"x": 1}, {"x": 2}]})
+        db.c.insert_one(
+            {
+                "_id": 1,
+                "a": {"b": {"c": 1, "d": 2}},
+                "arr": [1, 2, 3, 4, 5],
+                "gone": True,
+                "list": [{"x": 1}, {"x": 2}],
+            }
+        )
         db.c.update_one({"_id": 1}, {"$set": {"a.b.c": Int64(10), "a.new": [1]}, "$unset": {"gone": ""}})
         db.c.update_one({"_id": 1}, {"$pop": {"arr": 1}})
         db.c.update_one({"_id": 1}, {"$pull": {"arr": 2}, "$set": {"list.1.x": "two"}})
@@ -181,7 +238,9 @@ def test_an_invalidate_stops_the_restore_with_a_clear_error(sides, migration, re
     assert checkpoint["last_applied_seq"] == 0
 
 
-def test_a_second_run_changes_nothing_and_a_full_replay_gives_the_same_state(sides, migration, restore) -> None:
+def test_a_second_run_changes_nothing_and_a_full_replay_gives_the_same_state(
+    sides, migration, restore
+) -> None:
     def actions(db) -> None:
         db.c.insert_many([{"_id": i, "v": i} for i in range(20)])
         for i in range(0, 20, 3):

@@ -73,15 +73,23 @@ def test_segments_out_of_cluster_time_order_are_refused(sides, migration, restor
     migration.put_segment(1, inserts(sides.db, range(3), 1_700_000_005))
     migration.put_segment(2, inserts(sides.db, range(3, 6), 1_700_000_001))  # starts before 1 ended
     migration.put_checkpoint(2, 6)
-    with pytest.raises(JobFailed, match=r"000000000002\.bson\.zst starts at 1700000001:1, before segment 1 ended"):
+    with pytest.raises(
+        JobFailed, match=r"000000000002\.bson\.zst starts at 1700000001:1, before segment 1 ended"
+    ):
         restore(window=100)
     assert ids_on_target(sides) == set(range(3))
 
 
 def test_metadata_cluster_times_must_match_the_events(sides, migration, restore) -> None:
     events = inserts(sides.db, range(3), 1_700_000_001)
-    body, info = segments.build(events, Timestamp(1_700_000_000, 1), Timestamp(1_700_000_001, 3), "zstd",
-                                migration_id=migration.layout.migration_id, seq=1)
+    body, info = segments.build(
+        events,
+        Timestamp(1_700_000_000, 1),
+        Timestamp(1_700_000_001, 3),
+        "zstd",
+        migration_id=migration.layout.migration_id,
+        seq=1,
+    )
     migration.s3.put_bytes(migration.layout.segment(1, "zstd"), body, info.metadata())
     migration.last_times[1] = Timestamp(1_700_000_001, 3)
     migration.put_checkpoint(1, 3)
@@ -101,13 +109,22 @@ def test_a_segment_without_identity_metadata_is_refused(sides, migration, restor
     assert raw_contents(sides.target, sides.db) == {}
 
 
-@pytest.mark.parametrize(("change", "reason"), [
-    pytest.param(lambda cp: setattr(cp, "last_seq", 4), "is ahead of the segments: it counts segments up to 4",
-                 id="ahead-of-segments"),
-    pytest.param(lambda cp: setattr(cp, "last_cluster_time", Timestamp(1_700_000_002, 1)),
-                 "after the checkpoint's last_cluster_time 1700000002:1", id="behind-its-last-segment"),
-    pytest.param(lambda cp: setattr(cp, "last_seq", "3"), "has an invalid last_seq '3'", id="wrong-type"),
-])
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        pytest.param(
+            lambda cp: setattr(cp, "last_seq", 4),
+            "is ahead of the segments: it counts segments up to 4",
+            id="ahead-of-segments",
+        ),
+        pytest.param(
+            lambda cp: setattr(cp, "last_cluster_time", Timestamp(1_700_000_002, 1)),
+            "after the checkpoint's last_cluster_time 1700000002:1",
+            id="behind-its-last-segment",
+        ),
+        pytest.param(lambda cp: setattr(cp, "last_seq", "3"), "has an invalid last_seq '3'", id="wrong-type"),
+    ],
+)
 def test_an_inconsistent_replicator_checkpoint_is_refused(sides, migration, restore, change, reason) -> None:
     three_segments(migration, sides.db)
     doc = migration.s3.get_json(migration.layout.replicator_checkpoint)
@@ -133,8 +150,12 @@ def test_another_migrations_replicator_checkpoint_is_refused(sides, migration, r
 
 def test_a_second_restore_is_refused_while_one_holds_the_lease(sides, migration, restore) -> None:
     three_segments(migration, sides.db)
-    live = Lease(migration.s3, migration.layout.restore_lease, role="restore",
-                 migration_id=migration.layout.migration_id).acquire()
+    live = Lease(
+        migration.s3,
+        migration.layout.restore_lease,
+        role="restore",
+        migration_id=migration.layout.migration_id,
+    ).acquire()
     with pytest.raises(LeaseHeld, match=f"another restore holds .*pid {live.holder.pid}"):
         restore()
     assert raw_contents(sides.target, sides.db) == {} and migration.restore_checkpoint() is None
@@ -146,8 +167,14 @@ def test_a_second_restore_is_refused_while_one_holds_the_lease(sides, migration,
 
 def test_a_stale_restore_lease_is_taken_over(sides, migration, restore) -> None:
     three_segments(migration, sides.db)
-    Lease(migration.s3, migration.layout.restore_lease, role="restore", migration_id=migration.layout.migration_id,
-          ttl_seconds=0.4, renew_seconds=0.1).acquire()  # its holder stopped renewing
+    Lease(
+        migration.s3,
+        migration.layout.restore_lease,
+        role="restore",
+        migration_id=migration.layout.migration_id,
+        ttl_seconds=0.4,
+        renew_seconds=0.1,
+    ).acquire()  # its holder stopped renewing
     time.sleep(0.5)
     assert restore().state == "completed"
     got = migration.s3.get_versioned(migration.layout.restore_lease)

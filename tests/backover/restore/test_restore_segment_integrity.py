@@ -16,15 +16,25 @@ def ids_on_target(sides) -> set[int]:
     return {doc["_id"] for doc in sides.target[sides.db].c.find({}, {"_id": 1})}
 
 
-@pytest.mark.parametrize(("compression", "damage", "reason"), [
-    pytest.param("none", lambda body: body[:40] + bytes([body[40] ^ 0x01]) + body[41:], "is corrupt: SHA-256",
-                 id="changed-byte"),
-    pytest.param("none", lambda body: body[:-7], "is truncated", id="truncated"),
-    pytest.param("zstd", lambda body: body[: len(body) // 2], "is corrupt: cannot decompress", id="zstd-cut"),
-    pytest.param("gzip", lambda body: body[:20] + b"\xff" * 8 + body[28:], "corrupt", id="gzip-garbled"),
-])
-def test_a_damaged_segment_stops_the_restore_and_nothing_from_it_is_applied(sides, migration, restore, compression,
-                                                                          damage, reason) -> None:
+@pytest.mark.parametrize(
+    ("compression", "damage", "reason"),
+    [
+        pytest.param(
+            "none",
+            lambda body: body[:40] + bytes([body[40] ^ 0x01]) + body[41:],
+            "is corrupt: SHA-256",
+            id="changed-byte",
+        ),
+        pytest.param("none", lambda body: body[:-7], "is truncated", id="truncated"),
+        pytest.param(
+            "zstd", lambda body: body[: len(body) // 2], "is corrupt: cannot decompress", id="zstd-cut"
+        ),
+        pytest.param("gzip", lambda body: body[:20] + b"\xff" * 8 + body[28:], "corrupt", id="gzip-garbled"),
+    ],
+)
+def test_a_damaged_segment_stops_the_restore_and_nothing_from_it_is_applied(
+    sides, migration, restore, compression, damage, reason
+) -> None:
     for seq, ids in ((1, range(0, 5)), (2, range(5, 10)), (3, range(10, 15))):
         migration.put_segment(seq, inserts(sides.db, ids), compression)
     migration.put_checkpoint(3, 15)
@@ -37,7 +47,11 @@ def test_a_damaged_segment_stops_the_restore_and_nothing_from_it_is_applied(side
     assert key in str(failure.value) and reason in str(failure.value)
     assert ids_on_target(sides) == set(range(0, 5))
     checkpoint = migration.restore_checkpoint()
-    assert checkpoint["state"] == "failed" and checkpoint["last_applied_seq"] == 1 and key in checkpoint["reason"]
+    assert (
+        checkpoint["state"] == "failed"
+        and checkpoint["last_applied_seq"] == 1
+        and key in checkpoint["reason"]
+    )
 
     migration.put_segment(2, inserts(sides.db, range(5, 10)), compression)  # the replicator's good copy
     restore(window=100)

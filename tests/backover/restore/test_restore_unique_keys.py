@@ -8,8 +8,10 @@ from restore_streams import capture, raw_contents
 from backover.errors import JobFailed
 from backover.restore.displaced import Displaced
 
-COMBINATIONS = [pytest.param(workers, window, id=f"workers{workers}-window{window}")
-                for workers, window in ((1, 1), (1, 100), (4, 100), (3, 2))]
+COMBINATIONS = [
+    pytest.param(workers, window, id=f"workers{workers}-window{window}")
+    for workers, window in ((1, 1), (1, 100), (4, 100), (3, 2))
+]
 
 
 def unique_email(sides) -> None:
@@ -50,14 +52,20 @@ def test_two_users_swapping_emails_replay_exactly(sides, migration, restore, wor
     assert raw_contents(sides.target, sides.db) == raw_contents(sides.source, sides.db)
 
 
-def test_a_unique_index_only_the_target_has_stops_the_restore_naming_the_document(sides, migration, restore) -> None:
+def test_a_unique_index_only_the_target_has_stops_the_restore_naming_the_document(
+    sides, migration, restore
+) -> None:
     sides.target[sides.db].users.create_index("email", unique=True)
 
     def actions(db) -> None:
-        db.users.insert_many([{"_id": 1, "email": "same@example.org"}, {"_id": 2, "email": "same@example.org"}])
+        db.users.insert_many(
+            [{"_id": 1, "email": "same@example.org"}, {"_id": 2, "email": "same@example.org"}]
+        )
 
     migration.write_segments(capture(sides.source, sides.db, actions), per_segment=10)
-    with pytest.raises(JobFailed, match=r"users: _id 1 was moved aside for a unique key and cannot be written back"):
+    with pytest.raises(
+        JobFailed, match=r"users: _id 1 was moved aside for a unique key and cannot be written back"
+    ):
         restore()
     assert migration.restore_checkpoint()["state"] == "failed"
     assert migration.s3.get_bytes(migration.layout.key("restore/displaced.bson"))  # kept, not lost
@@ -69,8 +77,9 @@ def test_holders_of_4kb_and_more_are_moved_aside_and_back(sides, migration, rest
     unique_email(sides)
     padding = "x" * 5000
     for client in (sides.source, sides.target):
-        client[sides.db].users.insert_many([{"_id": i, "email": f"user{i}@example.org", "bio": padding}
-                                            for i in range(2)])
+        client[sides.db].users.insert_many(
+            [{"_id": i, "email": f"user{i}@example.org", "bio": padding} for i in range(2)]
+        )
 
     def actions(db) -> None:
         db.users.update_one({"_id": 0}, {"$set": {"email": "tmp@example.org"}})

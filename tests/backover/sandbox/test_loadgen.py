@@ -14,8 +14,12 @@ def test_load_runs_until_the_user_is_read_only(standins, standin_password):
     with MongoClient(server.uri("root", standin_password)) as root:
         root.drop_database("shop")
         root.drop_database("inventory")
-        root.admin.command("createUser", "svc_load", pwd="pw-load",
-                           roles=[{"role": "readWrite", "db": "shop"}, {"role": "readWrite", "db": "inventory"}])
+        root.admin.command(
+            "createUser",
+            "svc_load",
+            pwd="pw-load",
+            roles=[{"role": "readWrite", "db": "shop"}, {"role": "readWrite", "db": "inventory"}],
+        )
         root.shop.customers.create_index("email", unique=True)
         root.shop.customers.insert_many([{"_id": i, "email": f"c{i}@example.com"} for i in range(1, 21)])
         root.inventory.items.insert_many([{"_id": f"sku-{i:04d}", "stock": 100} for i in range(1, 31)])
@@ -25,8 +29,11 @@ def test_load_runs_until_the_user_is_read_only(standins, standin_password):
                 deadline = time.monotonic() + 30
                 while load.report.acknowledged < 300 and time.monotonic() < deadline:
                     time.sleep(0.05)
-                root.admin.command("updateUser", "svc_load",
-                                   roles=[{"role": "read", "db": "shop"}, {"role": "read", "db": "inventory"}])
+                root.admin.command(
+                    "updateUser",
+                    "svc_load",
+                    roles=[{"role": "read", "db": "shop"}, {"role": "read", "db": "inventory"}],
+                )
                 assert load.wait_until_refused(timeout=30)
                 report = load.report
             assert report.error is None

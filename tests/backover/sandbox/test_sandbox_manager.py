@@ -27,8 +27,21 @@ REPO = Path(__file__).resolve().parents[3]
 
 def backover(*args: str, directory: Path, port_base: int = PORT_BASE) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "backover", "sandbox", *args, "--dir", str(directory), "--port-base", str(port_base)],
-        capture_output=True, text=True, timeout=120, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "backover",
+            "sandbox",
+            *args,
+            "--dir",
+            str(directory),
+            "--port-base",
+            str(port_base),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
     )
 
 
@@ -52,8 +65,14 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
 
 def test_up_serves_every_endpoint_to_plain_clients(sandbox, monkeypatch):
     directory, env = sandbox
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_LAMBDA", "AWS_ENDPOINT_URL_SSM", "AWS_ACCESS_KEY_ID",
-                 "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+    for name in (
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_LAMBDA",
+        "AWS_ENDPOINT_URL_SSM",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+    ):
         monkeypatch.setenv(name, env[name])
     variable = json.loads(env["AIRFLOW_VAR_BACKOVER"])
     secret_ids = variable["secret_ids"]
@@ -61,8 +80,14 @@ def test_up_serves_every_endpoint_to_plain_clients(sandbox, monkeypatch):
     master = json.loads(sm.get_secret_value(SecretId=secret_ids["documentdb"])["SecretString"])
     app = json.loads(sm.get_secret_value(SecretId=secret_ids["app_user"])["SecretString"])
 
-    with MongoClient(host=master["host"], port=master["port"], username=app["username"], password=app["password"],
-                     directConnection=True, retryWrites=False) as c:
+    with MongoClient(
+        host=master["host"],
+        port=master["port"],
+        username=app["username"],
+        password=app["password"],
+        directConnection=True,
+        retryWrites=False,
+    ) as c:
         assert c.shop.orders.count_documents({}) == 50
         c.shop.orders.insert_one({"_id": "from-test"})
         with pytest.raises(OperationFailure) as denied:
@@ -70,8 +95,13 @@ def test_up_serves_every_endpoint_to_plain_clients(sandbox, monkeypatch):
         assert denied.value.code == 13
 
     target = json.loads(env["AIRFLOW_CONN_BACKOVER_MONGODB"])
-    with MongoClient(host=target["host"], port=target["port"], username=target["login"], password=target["password"],
-                     directConnection=True) as c:
+    with MongoClient(
+        host=target["host"],
+        port=target["port"],
+        username=target["login"],
+        password=target["password"],
+        directConnection=True,
+    ) as c:
         assert c.admin.command("buildInfo")["version"]
 
     assert variable["bucket"] in [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
@@ -80,17 +110,27 @@ def test_up_serves_every_endpoint_to_plain_clients(sandbox, monkeypatch):
     probe = boto3.client("lambda").invoke(FunctionName="backover-sandbox-probe", Payload=b'{"x": 1}')
     assert json.loads(probe["Payload"].read())["echo"] == {"x": 1}
     ssm = boto3.client("ssm")
-    sent = ssm.send_command(InstanceIds=[variable["worker_instance_id"]], DocumentName="AWS-RunShellScript",
-                            Parameters={"commands": ["echo $AWS_ENDPOINT_URL"]})["Command"]
-    ssm.get_waiter("command_executed").wait(CommandId=sent["CommandId"], InstanceId=variable["worker_instance_id"],
-                                            WaiterConfig={"Delay": 1, "MaxAttempts": 30})
-    output = ssm.get_command_invocation(CommandId=sent["CommandId"], InstanceId=variable["worker_instance_id"])
+    sent = ssm.send_command(
+        InstanceIds=[variable["worker_instance_id"]],
+        DocumentName="AWS-RunShellScript",
+        Parameters={"commands": ["echo $AWS_ENDPOINT_URL"]},
+    )["Command"]
+    ssm.get_waiter("command_executed").wait(
+        CommandId=sent["CommandId"],
+        InstanceId=variable["worker_instance_id"],
+        WaiterConfig={"Delay": 1, "MaxAttempts": 30},
+    )
+    output = ssm.get_command_invocation(
+        CommandId=sent["CommandId"], InstanceId=variable["worker_instance_id"]
+    )
     assert output["StandardOutputContent"].strip() == env["AWS_ENDPOINT_URL"]  # commands reach the sandbox
 
 
 def test_state_file_and_logs_hold_no_password(sandbox):
     directory, env = sandbox
-    passwords = [json.loads(env[f"AIRFLOW_CONN_BACKOVER_{label}"])["password"] for label in ("DOCUMENTDB", "MONGODB")]
+    passwords = [
+        json.loads(env[f"AIRFLOW_CONN_BACKOVER_{label}"])["password"] for label in ("DOCUMENTDB", "MONGODB")
+    ]
     for path in directory.rglob("*"):
         if path.is_file():
             text = path.read_text(errors="replace")
@@ -140,7 +180,9 @@ def test_port_in_use_gives_one_line_and_starts_nothing(tmp_path):
 
 
 def test_service_that_does_not_come_up_stops_everything(tmp_path, monkeypatch):
-    config = SandboxConfig(directory=tmp_path, ports=Ports.from_base(free_port_base(PORT_BASE + 80)), project_root=REPO)
+    config = SandboxConfig(
+        directory=tmp_path, ports=Ports.from_base(free_port_base(PORT_BASE + 80)), project_root=REPO
+    )
     real_argv = manager._argv
 
     def broken_mongodb(cfg, name, registry):
@@ -152,7 +194,9 @@ def test_service_that_does_not_come_up_stops_everything(tmp_path, monkeypatch):
     with pytest.raises(manager.SandboxError) as info:
         manager.up(config)
     assert "mongodb did not come up" in str(info.value) and "boom" in str(info.value)
-    assert (tmp_path / "moto.log").exists() and (tmp_path / "documentdb.log").exists()  # started, then stopped
+    assert (tmp_path / "moto.log").exists() and (
+        tmp_path / "documentdb.log"
+    ).exists()  # started, then stopped
     assert not (tmp_path / "state.json").exists()
     assert _pids_with_marker(tmp_path) == []
 

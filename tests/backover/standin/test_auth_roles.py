@@ -75,8 +75,14 @@ def server(manager: AuthManager) -> SimpleNamespace:
     return SimpleNamespace(auth=manager, config=SimpleNamespace(flavour="mongodb", auth=True))
 
 
-def run(server: SimpleNamespace, handler: Any, db: str, cmd: dict[str, Any],
-        conn: SimpleNamespace | None = None, action: Action | None = None) -> dict[str, Any]:
+def run(
+    server: SimpleNamespace,
+    handler: Any,
+    db: str,
+    cmd: dict[str, Any],
+    conn: SimpleNamespace | None = None,
+    action: Action | None = None,
+) -> dict[str, Any]:
     """Run a handler as the server does: the registered action's check first."""
     conn = conn if conn is not None else make_conn(("root", "admin"))
     if action is not None:
@@ -94,7 +100,9 @@ def code(fn: Any, *args: Any, **kwargs: Any) -> int:
 # privilege matrix
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("role", "role_db", "action", "allowed"), _matrix())
-def test_role_action_matrix(manager: AuthManager, role: str, role_db: str, action: Action, allowed: bool) -> None:
+def test_role_action_matrix(
+    manager: AuthManager, role: str, role_db: str, action: Action, allowed: bool
+) -> None:
     manager.create_user(role_db, "u", "pw", [{"role": role, "db": role_db}])
     assert manager.is_authorized({("u", role_db)}, action, "shop") is allowed
 
@@ -140,7 +148,9 @@ def test_internal_databases(manager: AuthManager, role: str, db: str, expected: 
         pytest.param("readWrite", "dropDatabase", DBA, False, id="readWrite-dropDatabase"),
     ],
 )
-def test_command_alternatives(manager: AuthManager, role: str, command: str, action: Action, allowed: bool) -> None:
+def test_command_alternatives(
+    manager: AuthManager, role: str, command: str, action: Action, allowed: bool
+) -> None:
     manager.create_user("shop", "u", "pw", [role])
     assert manager.is_authorized({("u", "shop")}, action, "shop", command) is allowed
 
@@ -228,8 +238,12 @@ def test_concurrent_user_changes_are_consistent(manager: AuthManager) -> None:
 # user management commands
 # --------------------------------------------------------------------------------------------
 def test_create_user_and_duplicate(server: SimpleNamespace) -> None:
-    run(server, users.create_user, "shop", {"createUser": "app", "pwd": "pw", "roles": ["readWrite"],
-                                            "customData": {"team": "web"}})
+    run(
+        server,
+        users.create_user,
+        "shop",
+        {"createUser": "app", "pwd": "pw", "roles": ["readWrite"], "customData": {"team": "web"}},
+    )
     user = server.auth.get_user("shop", "app")
     assert user.roles == (("readWrite", "shop"),) and user.custom_data == {"team": "web"}
     with pytest.raises(CommandError) as excinfo:
@@ -241,12 +255,17 @@ def test_create_user_and_duplicate(server: SimpleNamespace) -> None:
     ("cmd", "expected"),
     [
         pytest.param({"createUser": "x", "pwd": "pw", "roles": ["nope"]}, 31, id="unknown-role"),
-        pytest.param({"createUser": "x", "pwd": "pw", "roles": ["readAnyDatabase"]}, 31, id="anydb-role-outside-admin"),
+        pytest.param(
+            {"createUser": "x", "pwd": "pw", "roles": ["readAnyDatabase"]}, 31, id="anydb-role-outside-admin"
+        ),
         pytest.param({"createUser": "x", "pwd": "pw"}, 40414, id="no-roles"),
         pytest.param({"createUser": "x", "roles": []}, 2, id="no-pwd"),
         pytest.param({"createUser": "x", "pwd": "", "roles": []}, 2, id="empty-pwd"),
-        pytest.param({"createUser": "x", "pwd": "pw", "roles": [], "mechanisms": ["MONGODB-CR"]}, 2,
-                     id="unknown-mechanism"),
+        pytest.param(
+            {"createUser": "x", "pwd": "pw", "roles": [], "mechanisms": ["MONGODB-CR"]},
+            2,
+            id="unknown-mechanism",
+        ),
         pytest.param({"createUser": "x", "pwd": "pw", "roles": [], "mechanisms": []}, 2, id="no-mechanism"),
         pytest.param({"createUser": "x", "pwd": "pw", "roles": [{"role": "read"}]}, 2, id="role-without-db"),
         pytest.param({"createUser": 5, "pwd": "pw", "roles": []}, 14, id="name-not-string"),
@@ -258,8 +277,12 @@ def test_create_user_errors(server: SimpleNamespace, cmd: dict[str, Any], expect
 
 
 def test_create_user_with_mechanisms(server: SimpleNamespace) -> None:
-    run(server, users.create_user, "shop", {"createUser": "old", "pwd": "pw", "roles": [],
-                                            "mechanisms": ["SCRAM-SHA-1"]})
+    run(
+        server,
+        users.create_user,
+        "shop",
+        {"createUser": "old", "pwd": "pw", "roles": [], "mechanisms": ["SCRAM-SHA-1"]},
+    )
     assert server.auth.get_user("shop", "old").mechanisms == ["SCRAM-SHA-1"]
 
 
@@ -274,7 +297,10 @@ def test_update_user(server: SimpleNamespace) -> None:
     assert server.auth.get_user("shop", "app").credentials != before.credentials
     run(server, users.update_user, "shop", {"updateUser": "app", "mechanisms": ["SCRAM-SHA-256"]})
     assert server.auth.get_user("shop", "app").mechanisms == ["SCRAM-SHA-256"]
-    assert code(run, server, users.update_user, "shop", {"updateUser": "app", "mechanisms": ["SCRAM-SHA-1"]}) == 2
+    assert (
+        code(run, server, users.update_user, "shop", {"updateUser": "app", "mechanisms": ["SCRAM-SHA-1"]})
+        == 2
+    )
     assert code(run, server, users.update_user, "shop", {"updateUser": "app"}) == 2
     assert code(run, server, users.update_user, "shop", {"updateUser": "ghost", "roles": []}) == 11
 
@@ -297,12 +323,22 @@ def test_drop_all_users_from_database(server: SimpleNamespace) -> None:
 
 def test_grant_and_revoke(server: SimpleNamespace) -> None:
     server.auth.create_user("shop", "app", "pw", ["read"])
-    run(server, users.grant_roles, "shop", {"grantRolesToUser": "app",
-                                            "roles": ["readWrite", {"role": "read", "db": "other"}, "read"]})
-    assert server.auth.get_user("shop", "app").roles == (("read", "shop"), ("readWrite", "shop"), ("read", "other"))
+    run(
+        server,
+        users.grant_roles,
+        "shop",
+        {"grantRolesToUser": "app", "roles": ["readWrite", {"role": "read", "db": "other"}, "read"]},
+    )
+    assert server.auth.get_user("shop", "app").roles == (
+        ("read", "shop"),
+        ("readWrite", "shop"),
+        ("read", "other"),
+    )
     run(server, users.revoke_roles, "shop", {"revokeRolesFromUser": "app", "roles": ["read", "dbAdmin"]})
     assert server.auth.get_user("shop", "app").roles == (("readWrite", "shop"), ("read", "other"))
-    assert code(run, server, users.grant_roles, "shop", {"grantRolesToUser": "ghost", "roles": ["read"]}) == 11
+    assert (
+        code(run, server, users.grant_roles, "shop", {"grantRolesToUser": "ghost", "roles": ["read"]}) == 11
+    )
     assert code(run, server, users.grant_roles, "shop", {"grantRolesToUser": "app", "roles": ["nope"]}) == 31
     assert code(run, server, users.grant_roles, "shop", {"grantRolesToUser": "app"}) == 40414
 
@@ -313,12 +349,31 @@ def test_user_admin_of_one_db_cannot_grant_roles_elsewhere(server: SimpleNamespa
     conn = make_conn(("ua", "shop"))
     run(server, users.grant_roles, "shop", {"grantRolesToUser": "app", "roles": ["readWrite"]}, conn, UA)
     with pytest.raises(CommandError) as excinfo:
-        run(server, users.grant_roles, "shop", {"grantRolesToUser": "app", "roles": [{"role": "root", "db": "admin"}]},
-            conn, UA)
+        run(
+            server,
+            users.grant_roles,
+            "shop",
+            {"grantRolesToUser": "app", "roles": [{"role": "root", "db": "admin"}]},
+            conn,
+            UA,
+        )
     assert excinfo.value.code == 13
-    assert code(run, server, users.create_user, "shop",
-                {"createUser": "x", "pwd": "pw", "roles": [{"role": "read", "db": "other"}]}, conn, UA) == 13
-    assert code(run, server, users.create_user, "other", {"createUser": "x", "pwd": "pw", "roles": []}, conn, UA) == 13
+    assert (
+        code(
+            run,
+            server,
+            users.create_user,
+            "shop",
+            {"createUser": "x", "pwd": "pw", "roles": [{"role": "read", "db": "other"}]},
+            conn,
+            UA,
+        )
+        == 13
+    )
+    assert (
+        code(run, server, users.create_user, "other", {"createUser": "x", "pwd": "pw", "roles": []}, conn, UA)
+        == 13
+    )
 
 
 def test_grant_and_revoke_need_user_admin_on_the_roles_database_only(server: SimpleNamespace) -> None:
@@ -326,28 +381,69 @@ def test_grant_and_revoke_need_user_admin_on_the_roles_database_only(server: Sim
     ``admin`` holding ``userAdmin@shop`` gives itself ``readWrite@shop`` (and nothing elsewhere)."""
     server.auth.create_user("admin", "app", "pw", [{"role": "userAdmin", "db": "shop"}])
     conn = make_conn(("app", "admin"))
-    run(server, users.grant_roles, "admin", {"grantRolesToUser": "app",
-                                             "roles": [{"role": "readWrite", "db": "shop"}]}, conn)
+    run(
+        server,
+        users.grant_roles,
+        "admin",
+        {"grantRolesToUser": "app", "roles": [{"role": "readWrite", "db": "shop"}]},
+        conn,
+    )
     assert ("readWrite", "shop") in server.auth.get_user("admin", "app").roles
     assert server.auth.is_authorized(conn.principals, W, "shop")
-    assert code(run, server, users.grant_roles, "admin",
-                {"grantRolesToUser": "app", "roles": [{"role": "readWrite", "db": "other"}]}, conn) == 13
-    run(server, users.revoke_roles, "admin", {"revokeRolesFromUser": "app",
-                                              "roles": [{"role": "readWrite", "db": "shop"}]}, conn)
+    assert (
+        code(
+            run,
+            server,
+            users.grant_roles,
+            "admin",
+            {"grantRolesToUser": "app", "roles": [{"role": "readWrite", "db": "other"}]},
+            conn,
+        )
+        == 13
+    )
+    run(
+        server,
+        users.revoke_roles,
+        "admin",
+        {"revokeRolesFromUser": "app", "roles": [{"role": "readWrite", "db": "shop"}]},
+        conn,
+    )
     assert server.auth.get_user("admin", "app").roles == (("userAdmin", "shop"),)
-    assert code(run, server, users.revoke_roles, "admin",
-                {"revokeRolesFromUser": "app", "roles": [{"role": "read", "db": "other"}]}, conn) == 13
-    assert code(run, server, users.grant_roles, "admin", {"grantRolesToUser": "app", "roles": ["read"]},
-                make_conn()) == 13  # not authenticated
+    assert (
+        code(
+            run,
+            server,
+            users.revoke_roles,
+            "admin",
+            {"revokeRolesFromUser": "app", "roles": [{"role": "read", "db": "other"}]},
+            conn,
+        )
+        == 13
+    )
+    assert (
+        code(
+            run,
+            server,
+            users.grant_roles,
+            "admin",
+            {"grantRolesToUser": "app", "roles": ["read"]},
+            make_conn(),
+        )
+        == 13
+    )  # not authenticated
 
 
-@pytest.mark.parametrize(("role", "allowed"), [
-    pytest.param({"role": "userAdmin", "db": "admin"}, False, id="userAdmin-admin"),
-    pytest.param({"role": "userAdmin", "db": "shop"}, False, id="userAdmin-shop"),
-    pytest.param({"role": "userAdminAnyDatabase", "db": "admin"}, True, id="userAdminAnyDatabase"),
-])
-def test_update_user_roles_needs_user_admin_on_every_database(server: SimpleNamespace, role: dict[str, str],
-                                                               allowed: bool) -> None:
+@pytest.mark.parametrize(
+    ("role", "allowed"),
+    [
+        pytest.param({"role": "userAdmin", "db": "admin"}, False, id="userAdmin-admin"),
+        pytest.param({"role": "userAdmin", "db": "shop"}, False, id="userAdmin-shop"),
+        pytest.param({"role": "userAdminAnyDatabase", "db": "admin"}, True, id="userAdminAnyDatabase"),
+    ],
+)
+def test_update_user_roles_needs_user_admin_on_every_database(
+    server: SimpleNamespace, role: dict[str, str], allowed: bool
+) -> None:
     server.auth.create_user("admin", "ua", "pw", [role])
     server.auth.create_user("admin", "app", "pw", [])
     conn = make_conn(("ua", "admin"))
@@ -423,8 +519,12 @@ def test_users_info_bad_argument(populated: SimpleNamespace) -> None:
 def test_connection_status(populated: SimpleNamespace) -> None:
     conn = make_conn(("app", "shop"))
     status = run(populated, users.connection_status, "admin", {"connectionStatus": 1}, conn)
-    assert status == {"authInfo": {"authenticatedUsers": [{"user": "app", "db": "shop"}],
-                                   "authenticatedUserRoles": [{"role": "readWrite", "db": "shop"}]}}
+    assert status == {
+        "authInfo": {
+            "authenticatedUsers": [{"user": "app", "db": "shop"}],
+            "authenticatedUserRoles": [{"role": "readWrite", "db": "shop"}],
+        }
+    }
     populated.auth.update_user("shop", "app", roles=["read"])
     status = run(populated, users.connection_status, "admin", {"connectionStatus": 1}, conn)
     assert status["authInfo"]["authenticatedUserRoles"] == [{"role": "read", "db": "shop"}]
@@ -440,7 +540,9 @@ def live_server():
     """A stand-in with auth on and root/pw (needs ``backover_sandbox.standin.server``)."""
     from backover_sandbox.standin.server import ServerConfig, start_in_thread
 
-    srv = start_in_thread(ServerConfig(flavour="mongodb", port=0, auth=True, root_user="root", root_password="pw"))
+    srv = start_in_thread(
+        ServerConfig(flavour="mongodb", port=0, auth=True, root_user="root", root_password="pw")
+    )
     yield srv
     srv.stop()
 
@@ -490,18 +592,31 @@ def test_pymongo_user_sees_own_info_only(live_server: Any) -> None:
         root["it_view"].command("createUser", "viewer", pwd="pw", roles=["read"])
         root["it_view"].command("createUser", "other", pwd="pw", roles=["read"])
         with _client(live_server, "viewer", "pw", source="it_view") as viewer:
-            assert [u["user"] for u in viewer["it_view"].command("usersInfo", "viewer")["users"]] == ["viewer"]
+            assert [u["user"] for u in viewer["it_view"].command("usersInfo", "viewer")["users"]] == [
+                "viewer"
+            ]
             assert _op_code(viewer["it_view"].command, "usersInfo", "other") == 13
             assert _op_code(viewer["it_view"].command, "createUser", "x", pwd="pw", roles=[]) == 13
 
 
 def test_pymongo_user_admin_of_a_database_grants_itself_write_there(live_server: Any) -> None:
     with _client(live_server, "root", "pw") as root:
-        root.admin.command("createUser", "it_self_granter", pwd="pw", roles=[{"role": "userAdmin", "db": "it_grant"}])
+        root.admin.command(
+            "createUser", "it_self_granter", pwd="pw", roles=[{"role": "userAdmin", "db": "it_grant"}]
+        )
         with _client(live_server, "it_self_granter", "pw") as app:
             assert _op_code(app["it_grant"].items.insert_one, {"n": 1}) == 13
-            app.admin.command("grantRolesToUser", "it_self_granter", roles=[{"role": "readWrite", "db": "it_grant"}])
+            app.admin.command(
+                "grantRolesToUser", "it_self_granter", roles=[{"role": "readWrite", "db": "it_grant"}]
+            )
             app["it_grant"].items.insert_one({"n": 2})
-            assert _op_code(app.admin.command, "grantRolesToUser", "it_self_granter",
-                            roles=[{"role": "readWrite", "db": "it_other"}]) == 13
+            assert (
+                _op_code(
+                    app.admin.command,
+                    "grantRolesToUser",
+                    "it_self_granter",
+                    roles=[{"role": "readWrite", "db": "it_other"}],
+                )
+                == 13
+            )
         root.admin.command("dropUser", "it_self_granter")

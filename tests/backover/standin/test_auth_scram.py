@@ -115,13 +115,24 @@ def ctx_for(server: SimpleNamespace, db: str, conn: SimpleNamespace | None = Non
 
 
 def start(ctx: Context, client: ScramClient, skip_empty: bool = True) -> dict[str, Any]:
-    cmd = {"saslStart": 1, "mechanism": client.mechanism, "payload": bson.Binary(client.first()),
-           "autoAuthorize": 1, "options": {"skipEmptyExchange": skip_empty}, "$db": ctx.db}
+    cmd = {
+        "saslStart": 1,
+        "mechanism": client.mechanism,
+        "payload": bson.Binary(client.first()),
+        "autoAuthorize": 1,
+        "options": {"skipEmptyExchange": skip_empty},
+        "$db": ctx.db,
+    }
     return users.sasl_start(ctx, raw(cmd))
 
 
 def cont(ctx: Context, payload: bytes, conversation_id: int = 1) -> dict[str, Any]:
-    cmd = {"saslContinue": 1, "conversationId": conversation_id, "payload": bson.Binary(payload), "$db": ctx.db}
+    cmd = {
+        "saslContinue": 1,
+        "conversationId": conversation_id,
+        "payload": bson.Binary(payload),
+        "$db": ctx.db,
+    }
     return users.sasl_continue(ctx, raw(cmd))
 
 
@@ -146,23 +157,42 @@ def code_of(excinfo: pytest.ExceptionInfo[CommandError]) -> int:
 @pytest.mark.parametrize(
     ("mechanism", "client_nonce", "server_first", "salt", "proof", "expected"),
     [
-        pytest.param(SCRAM_SHA_1, "fyko+d2lbbFgONRv9qkxdawL",
-                     "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096",
-                     "QSXCR+Q6sek8bf92", "v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=", "v=rmF9pqV8S7suAoZWja4dJRkFsKQ=",
-                     id="rfc5802-sha1"),
-        pytest.param(SCRAM_SHA_256, "rOprNGfwEbeRWgbNEkqO",
-                     "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
-                     "W22ZaJ0SNY7soEsUEjb6gQ==", "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
-                     "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=", id="rfc7677-sha256"),
+        pytest.param(
+            SCRAM_SHA_1,
+            "fyko+d2lbbFgONRv9qkxdawL",
+            "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096",
+            "QSXCR+Q6sek8bf92",
+            "v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
+            "v=rmF9pqV8S7suAoZWja4dJRkFsKQ=",
+            id="rfc5802-sha1",
+        ),
+        pytest.param(
+            SCRAM_SHA_256,
+            "rOprNGfwEbeRWgbNEkqO",
+            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+            "W22ZaJ0SNY7soEsUEjb6gQ==",
+            "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+            "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
+            id="rfc7677-sha256",
+        ),
     ],
 )
-def test_rfc_vectors(mechanism: str, client_nonce: str, server_first: str, salt: str, proof: str,
-                     expected: str) -> None:
+def test_rfc_vectors(
+    mechanism: str, client_nonce: str, server_first: str, salt: str, proof: str, expected: str
+) -> None:
     nonce = server_first.split(",")[0][2:]
-    conv = ScramConversation(mechanism, "admin", skip_empty_exchange=True, user_name="user", gs2_header="n,,",
-                             client_first_bare=f"n=user,r={client_nonce}", server_first=server_first,
-                             nonce=nonce, step=1,
-                             credential=derive_credential(mechanism, b"pencil", 4096, base64.b64decode(salt)))
+    conv = ScramConversation(
+        mechanism,
+        "admin",
+        skip_empty_exchange=True,
+        user_name="user",
+        gs2_header="n,,",
+        client_first_bare=f"n=user,r={client_nonce}",
+        server_first=server_first,
+        nonce=nonce,
+        step=1,
+        credential=derive_credential(mechanism, b"pencil", 4096, base64.b64decode(salt)),
+    )
     reply, done = conv.advance(f"c=biws,r={nonce},p={proof}".encode())
     assert reply.decode() == expected
     assert done is True
@@ -171,8 +201,9 @@ def test_rfc_vectors(mechanism: str, client_nonce: str, server_first: str, salt:
 # --------------------------------------------------------------------------------------------
 # conversations through the command handlers
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("skip_empty", [pytest.param(True, id="skipEmptyExchange"),
-                                        pytest.param(False, id="three-steps")])
+@pytest.mark.parametrize(
+    "skip_empty", [pytest.param(True, id="skipEmptyExchange"), pytest.param(False, id="three-steps")]
+)
 @pytest.mark.parametrize("mechanism", BOTH)
 def test_conversation_authenticates(server: SimpleNamespace, mechanism: str, skip_empty: bool) -> None:
     ctx = ctx_for(server, "shop")
@@ -406,9 +437,11 @@ def test_sasl_supported_mechs(manager: AuthManager) -> None:
     manager.create_user("shop", "only256", "pw", ["read"], mechanisms=[SCRAM_SHA_256])
     conn = make_conn()
     assert manager.hello_fields(conn, raw({"hello": 1, "saslSupportedMechs": "admin.root"})) == {
-        "saslSupportedMechs": [SCRAM_SHA_1, SCRAM_SHA_256]}
+        "saslSupportedMechs": [SCRAM_SHA_1, SCRAM_SHA_256]
+    }
     assert manager.hello_fields(conn, raw({"hello": 1, "saslSupportedMechs": "shop.only256"})) == {
-        "saslSupportedMechs": [SCRAM_SHA_256]}
+        "saslSupportedMechs": [SCRAM_SHA_256]
+    }
     assert manager.hello_fields(conn, raw({"hello": 1, "saslSupportedMechs": "shop.nobody"})) == {}
     assert manager.hello_fields(conn, raw({"hello": 1})) == {}
     with pytest.raises(CommandError):
@@ -419,8 +452,14 @@ def test_sasl_supported_mechs(manager: AuthManager) -> None:
 def test_speculative_authenticate_saves_a_round_trip(server: SimpleNamespace, mechanism: str) -> None:
     conn = make_conn()
     client = ScramClient(mechanism, "root", "pw")
-    spec = {"saslStart": 1, "mechanism": mechanism, "payload": bson.Binary(client.first()), "autoAuthorize": 1,
-            "options": {"skipEmptyExchange": True}, "db": "admin"}
+    spec = {
+        "saslStart": 1,
+        "mechanism": mechanism,
+        "payload": bson.Binary(client.first()),
+        "autoAuthorize": 1,
+        "options": {"skipEmptyExchange": True},
+        "db": "admin",
+    }
     fields = server.auth.hello_fields(conn, raw({"hello": 1, "speculativeAuthenticate": spec}))
     reply = fields["speculativeAuthenticate"]
     assert reply["conversationId"] == 1 and reply["done"] is False
@@ -433,10 +472,19 @@ def test_speculative_authenticate_saves_a_round_trip(server: SimpleNamespace, me
     "spec",
     [
         pytest.param({"saslStart": 1, "mechanism": SCRAM_SHA_256, "db": "admin"}, id="no-payload"),
-        pytest.param({"saslStart": 1, "mechanism": SCRAM_SHA_256, "payload": bson.Binary(b"n,,n=ghost,r=abc"),
-                      "db": "admin"}, id="unknown-user"),
-        pytest.param({"saslStart": 1, "mechanism": SCRAM_SHA_256, "payload": bson.Binary(b"n,,n=root,r=abc")},
-                     id="no-db"),
+        pytest.param(
+            {
+                "saslStart": 1,
+                "mechanism": SCRAM_SHA_256,
+                "payload": bson.Binary(b"n,,n=ghost,r=abc"),
+                "db": "admin",
+            },
+            id="unknown-user",
+        ),
+        pytest.param(
+            {"saslStart": 1, "mechanism": SCRAM_SHA_256, "payload": bson.Binary(b"n,,n=root,r=abc")},
+            id="no-db",
+        ),
         pytest.param({"authenticate": 1, "mechanism": "MONGODB-X509", "db": "$external"}, id="x509"),
     ],
 )
@@ -456,7 +504,9 @@ def live_server():
     """A stand-in with auth on and root/pw (needs ``backover_sandbox.standin.server``)."""
     from backover_sandbox.standin.server import ServerConfig, start_in_thread
 
-    srv = start_in_thread(ServerConfig(flavour="mongodb", port=0, auth=True, root_user="root", root_password="pw"))
+    srv = start_in_thread(
+        ServerConfig(flavour="mongodb", port=0, auth=True, root_user="root", root_password="pw")
+    )
     yield srv
     srv.stop()
 
@@ -488,4 +538,5 @@ def test_pymongo_non_ascii_password(live_server: Any) -> None:
         root.admin.command("createUser", "intl", pwd="\u2168 p\u00e4ss", roles=["readAnyDatabase"])
     with _client(live_server, "intl", quote_plus("\u2168 p\u00e4ss"), authMechanism=SCRAM_SHA_256) as client:
         assert client.admin.command("connectionStatus")["authInfo"]["authenticatedUsers"] == [
-            {"user": "intl", "db": "admin"}]
+            {"user": "intl", "db": "admin"}
+        ]

@@ -99,8 +99,18 @@ def _watch(target, *args, **kwargs) -> ChangeStream:
 
 
 # -- resume tokens ------------------------------------------------------------------------------
-@given(st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
-                          st.integers(1, 2**63 - 1), st.sampled_from([0, 1, 2])), min_size=2, max_size=10))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2**32 - 1),
+            st.integers(0, 2**32 - 1),
+            st.integers(1, 2**63 - 1),
+            st.sampled_from([0, 1, 2]),
+        ),
+        min_size=2,
+        max_size=10,
+    )
+)
 def test_tokens_sort_as_strings_like_positions(positions: list[tuple[int, int, int, int]]) -> None:
     tokens = [ResumeToken(*p) for p in positions]
     assert sorted(t.data for t in tokens) == [t.data for t in sorted(tokens)]
@@ -276,7 +286,9 @@ def test_start_at_operation_time_is_inclusive(client: MongoClient) -> None:
     assert _drain(_watch(coll, start_at_operation_time=at), 1)[0]["clusterTime"] == at
 
 
-@pytest.mark.parametrize("manual", [pytest.param(True, id="manual-clock"), pytest.param(False, id="system-clock")])
+@pytest.mark.parametrize(
+    "manual", [pytest.param(True, id="manual-clock"), pytest.param(False, id="system-clock")]
+)
 def test_post_batch_resume_token_advances_on_empty_batches(manual: bool) -> None:
     clock = ManualClock() if manual else SystemClock()
 
@@ -361,7 +373,9 @@ def test_history_lost_when_resume_point_expired(short_history: StandinServer, cl
     c.close()
 
 
-def test_history_lost_on_get_more_of_a_lagging_stream(short_history: StandinServer, clock: ManualClock) -> None:
+def test_history_lost_on_get_more_of_a_lagging_stream(
+    short_history: StandinServer, clock: ManualClock
+) -> None:
     c = _client(short_history)
     coll = c.shop.orders
     stream = _watch(coll, batch_size=1)
@@ -376,7 +390,9 @@ def test_history_lost_on_get_more_of_a_lagging_stream(short_history: StandinServ
     c.close()
 
 
-def test_an_idle_cursor_is_reaped_after_ten_minutes_of_server_time(client: MongoClient, clock: ManualClock) -> None:
+def test_an_idle_cursor_is_reaped_after_ten_minutes_of_server_time(
+    client: MongoClient, clock: ManualClock
+) -> None:
     coll = client.shop.orders
     coll.insert_many([{"_id": i} for i in range(6)])
     kept, idle = coll.find(batch_size=2), coll.find(batch_size=2)
@@ -461,8 +477,9 @@ def test_list_change_streams_and_modify_are_unknown_on_mongodb(client: MongoClie
 
 # -- DocumentDB ---------------------------------------------------------------------------------
 def _modify(client: MongoClient, database: str, collection: str, enable: bool) -> None:
-    client.admin.command({"modifyChangeStreams": 1, "database": database, "collection": collection,
-                          "enable": enable})
+    client.admin.command(
+        {"modifyChangeStreams": 1, "database": database, "collection": collection, "enable": enable}
+    )
 
 
 def _listed(client: MongoClient) -> list[dict]:
@@ -529,8 +546,11 @@ def test_documentdb_streams_only_changes_made_while_enabled(docdb_client: MongoC
 def test_documentdb_refuses_pre_and_post_images(docdb_client: MongoClient) -> None:
     _modify(docdb_client, "", "", True)
     coll = docdb_client.shop.orders
-    for kwargs in ({"full_document_before_change": "whenAvailable"}, {"full_document": "whenAvailable"},
-                   {"full_document": "required"}):
+    for kwargs in (
+        {"full_document_before_change": "whenAvailable"},
+        {"full_document": "whenAvailable"},
+        {"full_document": "required"},
+    ):
         with pytest.raises(OperationFailure) as e:
             coll.watch(**kwargs)
         assert e.value.code == 2, kwargs
@@ -624,8 +644,13 @@ def test_documentdb_database_stream_sees_rename_and_drop_database(docdb_client: 
 def test_documentdb_list_change_streams_accepts_a_match(docdb_client: MongoClient) -> None:
     _modify(docdb_client, "shop", "", True)
     _modify(docdb_client, "crm", "people", True)
-    reply = docdb_client.admin.command({"aggregate": 1, "cursor": {},
-                                        "pipeline": [{"$listChangeStreams": 1}, {"$match": {"database": "crm"}}]})
+    reply = docdb_client.admin.command(
+        {
+            "aggregate": 1,
+            "cursor": {},
+            "pipeline": [{"$listChangeStreams": 1}, {"$match": {"database": "crm"}}],
+        }
+    )
     assert reply["cursor"]["firstBatch"] == [{"database": "crm", "collection": "people"}]
     with pytest.raises(OperationFailure) as e:
         docdb_client.admin.command({"modifyChangeStreams": 1, "database": "shop", "enable": True})

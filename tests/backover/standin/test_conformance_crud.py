@@ -69,7 +69,9 @@ def test_replace_keeps_types_and_field_order(client, db_name):
 
 
 def test_dates_outside_python_range_survive(client, db_name):
-    coll = client[db_name].c.with_options(codec_options=CodecOptions(datetime_conversion=DatetimeConversion.DATETIME_MS))
+    coll = client[db_name].c.with_options(
+        codec_options=CodecOptions(datetime_conversion=DatetimeConversion.DATETIME_MS)
+    )
     far = bson.DatetimeMS(2**62)
     coll.insert_one({"_id": 1, "d": far})
     assert coll.find_one({"_id": 1})["d"] == far
@@ -107,7 +109,13 @@ def test_update_operators(client, db_name):
         },
     )
     assert (result.matched_count, result.modified_count) == (1, 1)
-    assert coll.find_one({"_id": 1}) == {"_id": 1, "n": 3, "tags": ["b", "c", "d"], "sub": {"y": 2}, "arr": [1, 20, 3]}
+    assert coll.find_one({"_id": 1}) == {
+        "_id": 1,
+        "n": 3,
+        "tags": ["b", "c", "d"],
+        "sub": {"y": 2},
+        "arr": [1, 20, 3],
+    }
     coll.update_one({"_id": 1}, {"$pull": {"tags": "c"}})
     assert coll.find_one({"_id": 1})["tags"] == ["b", "d"]
 
@@ -134,10 +142,19 @@ def test_upserts_by_id_and_by_filter(client, db_name):
 def test_bulk_write_mixed_and_unordered_errors(client, db_name):
     coll = client[db_name].c
     result = coll.bulk_write(
-        [InsertOne({"_id": 1}), ReplaceOne({"_id": 2}, {"a": 2}, upsert=True), UpdateOne({"_id": 1}, {"$set": {"a": 1}}),
-         DeleteOne({"_id": 2})]
+        [
+            InsertOne({"_id": 1}),
+            ReplaceOne({"_id": 2}, {"a": 2}, upsert=True),
+            UpdateOne({"_id": 1}, {"$set": {"a": 1}}),
+            DeleteOne({"_id": 2}),
+        ]
     )
-    assert (result.inserted_count, result.upserted_count, result.modified_count, result.deleted_count) == (1, 1, 1, 1)
+    assert (result.inserted_count, result.upserted_count, result.modified_count, result.deleted_count) == (
+        1,
+        1,
+        1,
+        1,
+    )
     with pytest.raises(BulkWriteError) as info:
         coll.bulk_write([InsertOne({"_id": 1}), InsertOne({"_id": 3})], ordered=False)
     assert info.value.details["nInserted"] == 1
@@ -190,14 +207,17 @@ def test_find_projection(client, db_name):
 def test_find_one_and_update_and_delete(client, db_name):
     coll = client[db_name].c
     coll.insert_many([{"_id": 1, "n": 5}, {"_id": 2, "n": 1}])
-    after = coll.find_one_and_update({"n": {"$gte": 1}}, {"$inc": {"n": 1}}, sort=[("n", ASCENDING)],
-                                     return_document=ReturnDocument.AFTER)
+    after = coll.find_one_and_update(
+        {"n": {"$gte": 1}}, {"$inc": {"n": 1}}, sort=[("n", ASCENDING)], return_document=ReturnDocument.AFTER
+    )
     assert after == {"_id": 2, "n": 2}
     before = coll.find_one_and_replace({"_id": 1}, {"n": 0})
     assert before == {"_id": 1, "n": 5}
     gone = coll.find_one_and_delete({"_id": 1})
     assert gone == {"_id": 1, "n": 0}
-    created = coll.find_one_and_update({"_id": 9}, {"$set": {"n": 9}}, upsert=True, return_document=ReturnDocument.AFTER)
+    created = coll.find_one_and_update(
+        {"_id": 9}, {"$set": {"n": 9}}, upsert=True, return_document=ReturnDocument.AFTER
+    )
     assert created == {"_id": 9, "n": 9}
 
 
@@ -277,8 +297,12 @@ def test_documents_of_4kb_and_more_are_written_by_every_command(client, db_name)
     coll.replace_one({"_id": 3}, {"bio": "z" * 5000}, upsert=True)
     coll.insert_one({"_id": 4, "bio": "w" * 5000})
     stored = [d.raw for d in coll.with_options(codec_options=RAW).find({}, sort=[("_id", ASCENDING)])]
-    assert stored == [bson.encode(large), bson.encode({"_id": 2, "bio": "y" * 5000}),
-                      bson.encode({"_id": 3, "bio": "z" * 5000}), bson.encode({"_id": 4, "bio": "w" * 5000})]
+    assert stored == [
+        bson.encode(large),
+        bson.encode({"_id": 2, "bio": "y" * 5000}),
+        bson.encode({"_id": 3, "bio": "z" * 5000}),
+        bson.encode({"_id": 4, "bio": "w" * 5000}),
+    ]
 
 
 def test_replace_by_id_variants_store_exact_documents(client, db_name):
@@ -287,15 +311,20 @@ def test_replace_by_id_variants_store_exact_documents(client, db_name):
     missing = coll.replace_one({"_id": 1}, {"a": 1})
     assert (missing.matched_count, missing.upserted_id) == (0, None)
     assert coll.count_documents({}) == 0
-    coll.bulk_write([
-        ReplaceOne({"_id": 1}, {"_id": 1, "a": Int64(1)}, upsert=True),
-        ReplaceOne({"_id": 2}, {"a": 2.0, "_id": 2}, upsert=True),  # _id not first: stored first
-        ReplaceOne({"_id": 3}, {"a": "three"}, upsert=True),
-    ])
+    coll.bulk_write(
+        [
+            ReplaceOne({"_id": 1}, {"_id": 1, "a": Int64(1)}, upsert=True),
+            ReplaceOne({"_id": 2}, {"a": 2.0, "_id": 2}, upsert=True),  # _id not first: stored first
+            ReplaceOne({"_id": 3}, {"a": "three"}, upsert=True),
+        ]
+    )
     coll.bulk_write([ReplaceOne({"_id": 3}, {"a": "THREE"}, upsert=False)])
     stored = [d.raw for d in raw_coll.find({}, sort=[("_id", ASCENDING)])]
-    assert stored == [bson.encode({"_id": 1, "a": Int64(1)}), bson.encode({"_id": 2, "a": 2.0}),
-                      bson.encode({"_id": 3, "a": "THREE"})]
+    assert stored == [
+        bson.encode({"_id": 1, "a": Int64(1)}),
+        bson.encode({"_id": 2, "a": 2.0}),
+        bson.encode({"_id": 3, "a": "THREE"}),
+    ]
     same = coll.replace_one({"_id": 3}, {"a": "THREE"})
     assert (same.matched_count, same.modified_count) == (1, 0)
     with pytest.raises(OperationFailure) as info:

@@ -51,14 +51,21 @@ def both(pair: Pair, coll: str, docs: list[dict]) -> None:
 
 def verify(pair: Pair, bucket: str, **options: Any):
     layout = MigrationLayout(bucket, "backover", "m-verify")
-    config = VerifyConfig(layout=layout, source=DatabaseUri(pair.source_uri, documentdb=True),
-                          target=DatabaseUri(pair.target_uri), namespaces=(Namespace(pair.db),), **options)
+    config = VerifyConfig(
+        layout=layout,
+        source=DatabaseUri(pair.source_uri, documentdb=True),
+        target=DatabaseUri(pair.target_uri),
+        namespaces=(Namespace(pair.db),),
+        **options,
+    )
     report = run_verify(config)
     return report, S3Objects(bucket).get_json(layout.verify_report)
 
 
-DOCS = [{"_id": i, "name": f"user {i}", "n": Int64(i), "price": Decimal128("1.10"), "tags": ["a", i]}
-        for i in range(50)] + [{"_id": ObjectId(), "x": 1}, {"_id": "text-id", "y": None}, {"_id": 2.5, "z": 1}]
+DOCS = [
+    {"_id": i, "name": f"user {i}", "n": Int64(i), "price": Decimal128("1.10"), "tags": ["a", i]}
+    for i in range(50)
+] + [{"_id": ObjectId(), "x": 1}, {"_id": "text-id", "y": None}, {"_id": 2.5, "z": 1}]
 
 
 def test_identical_sides_are_reported_identical(pair, bucket) -> None:
@@ -71,7 +78,12 @@ def test_identical_sides_are_reported_identical(pair, bucket) -> None:
     assert report.identical and stored["identical"] is True
     users = stored["namespaces"][f"{pair.db}.users"]
     assert users["source_count"] == users["target_count"] == len(DOCS)
-    assert (users["missing"], users["extra"], users["different"], users["indexes_identical"]) == (0, 0, 0, True)
+    assert (users["missing"], users["extra"], users["different"], users["indexes_identical"]) == (
+        0,
+        0,
+        0,
+        True,
+    )
     assert stored["namespaces"][f"{pair.db}.empty_on_both"]["source_count"] == 0
 
 
@@ -91,8 +103,11 @@ def test_one_changed_byte_a_missing_and_an_extra_document_and_an_index_are_found
     assert not report.identical and stored["identical"] is False
     users = stored["namespaces"][f"{pair.db}.users"]
     assert (users["missing"], users["extra"], users["different"]) == (1, 1, 2)
-    assert users["first_differences"] == [{"_id": 3, "kind": "missing"}, {"_id": 7, "kind": "different", "field": "name"},
-                                          {"_id": 9, "kind": "different", "field": "n"}]
+    assert users["first_differences"] == [
+        {"_id": 3, "kind": "missing"},
+        {"_id": 7, "kind": "different", "field": "name"},
+        {"_id": 9, "kind": "different", "field": "n"},
+    ]
     assert users["source_count"] == len(DOCS) and users["target_count"] == len(DOCS)
     assert users["indexes_identical"] is False
     (index,) = users["index_differences"]
@@ -127,13 +142,20 @@ def private_servers() -> Iterator[tuple[str, str]]:
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "backover", "verify", *args], capture_output=True, text=True,
-                          env=env, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "backover", "verify", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.mark.slow  # runs the backover command line
-def test_cli_exit_status_follows_the_verdict_and_the_default_covers_every_database(private_servers, bucket,
-                                                                                  aws_endpoints) -> None:
+def test_cli_exit_status_follows_the_verdict_and_the_default_covers_every_database(
+    private_servers, bucket, aws_endpoints
+) -> None:
     import os
 
     source_uri, target_uri = private_servers
@@ -141,8 +163,13 @@ def test_cli_exit_status_follows_the_verdict_and_the_default_covers_every_databa
         for client in (source, target):
             client.app.users.insert_many([{"_id": i} for i in range(10)])
             client.billing.invoices.insert_one({"_id": 1, "total": Decimal128("9.99")})
-        env = {**os.environ, "BACKOVER_SOURCE_URI": source_uri, "BACKOVER_TARGET_URI": target_uri,
-               "BACKOVER_BUCKET": bucket, "BACKOVER_MIGRATION_ID": "m-cli"}
+        env = {
+            **os.environ,
+            "BACKOVER_SOURCE_URI": source_uri,
+            "BACKOVER_TARGET_URI": target_uri,
+            "BACKOVER_BUCKET": bucket,
+            "BACKOVER_MIGRATION_ID": "m-cli",
+        }
         ok = run_cli(env=env)
         assert ok.returncode == 0, ok.stderr
         assert json.loads(ok.stdout) == {"differing": [], "identical": True, "namespaces": 2}
@@ -151,11 +178,12 @@ def test_cli_exit_status_follows_the_verdict_and_the_default_covers_every_databa
         target.billing.invoices.update_one({"_id": 1}, {"$set": {"total": Decimal128("9.990")}})
         bad = run_cli(env=env)
         assert bad.returncode == 1
-        assert bad.stderr.strip().splitlines()[-1] == \
-            "backover verify: DIFFERENCES in 1 of 2 namespace(s): billing.invoices"
+        assert (
+            bad.stderr.strip().splitlines()[-1]
+            == "backover verify: DIFFERENCES in 1 of 2 namespace(s): billing.invoices"
+        )
         report = S3Objects(bucket).get_json(MigrationLayout(bucket, "backover", "m-cli").verify_report)
         assert report["namespaces"]["billing.invoices"]["different"] == 1
-
 
 
 def test_raw_documents_are_never_decoded_for_equal_ids() -> None:
@@ -190,16 +218,29 @@ def test_memory_stays_flat_whatever_the_collection_size() -> None:
     assert peaks[1] < 2 * peaks[0] and peaks[1] < 1_000_000
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    pytest.param(["--namespace", "bad$db"], "not a namespace 'bad$db': write a database 'shop' or a collection 'shop.orders'", id="namespace"),
-    pytest.param(["--batch-size", "0"], "--batch-size must be at least 1", id="batch"),
-    pytest.param(["--source-uri", ""], "no source: pass --source-uri or --source-secret-id", id="no-source"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(
+            ["--namespace", "bad$db"],
+            "not a namespace 'bad$db': write a database 'shop' or a collection 'shop.orders'",
+            id="namespace",
+        ),
+        pytest.param(["--batch-size", "0"], "--batch-size must be at least 1", id="batch"),
+        pytest.param(
+            ["--source-uri", ""], "no source: pass --source-uri or --source-secret-id", id="no-source"
+        ),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, monkeypatch) -> None:
     from backover.cli import main
 
-    for name, value in (("BACKOVER_BUCKET", "bkt"), ("BACKOVER_MIGRATION_ID", "m-1"),
-                        ("BACKOVER_SOURCE_URI", "mongodb://source"), ("BACKOVER_TARGET_URI", "mongodb://target")):
+    for name, value in (
+        ("BACKOVER_BUCKET", "bkt"),
+        ("BACKOVER_MIGRATION_ID", "m-1"),
+        ("BACKOVER_SOURCE_URI", "mongodb://source"),
+        ("BACKOVER_TARGET_URI", "mongodb://target"),
+    ):
         monkeypatch.setenv(name, value)
     assert main(["verify", *argv]) == 2
     assert capsys.readouterr().err.strip() == f"backover verify: {message}"

@@ -29,8 +29,10 @@ def modify_change_streams(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any
         raise errors.unauthorized("modifyChangeStreams may only be run against the admin database.")
     database, collection, enable = (_field(cmd, name, kind) for name, kind in _FIELDS)
     if not database and collection:
-        raise errors.bad_value("modifyChangeStreams: a collection needs a database; use database: \"\" "
-                               "and collection: \"\" for the whole cluster")
+        raise errors.bad_value(
+            'modifyChangeStreams: a collection needs a database; use database: "" '
+            'and collection: "" for the whole cluster'
+        )
     if any(c in database for c in '/\\. "$\x00') or "$" in collection or "\x00" in collection:
         raise errors.invalid_namespace(f"Invalid namespace: '{database}.{collection}'")
     if enable:
@@ -42,10 +44,13 @@ def modify_change_streams(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any
 
 def _field(cmd: Mapping[str, Any], name: str, kind: type) -> Any:
     if name not in cmd:
-        raise errors.CommandError(40414, "Location40414",
-                                  f"BSON field 'modifyChangeStreams.{name}' is missing but a required field")
+        raise errors.CommandError(
+            40414, "Location40414", f"BSON field 'modifyChangeStreams.{name}' is missing but a required field"
+        )
     value = cmd[name]
     if not isinstance(value, kind):
-        raise errors.type_mismatch(f"BSON field 'modifyChangeStreams.{name}' is the wrong type "
-                                   f"'{type(value).__name__}', expected type '{_TYPE_NAMES[kind]}'")
+        raise errors.type_mismatch(
+            f"BSON field 'modifyChangeStreams.{name}' is the wrong type "
+            f"'{type(value).__name__}', expected type '{_TYPE_NAMES[kind]}'"
+        )
     return value

@@ -55,13 +55,19 @@ def _id_values(flt: Mapping[str, Any]) -> list[Any] | None:
     if isinstance(v, Mapping) and v and next(iter(v)).startswith("$"):
         if set(v) == {"$eq"}:
             return [v["$eq"]]
-        if set(v) == {"$in"} and isinstance(v["$in"], list) and not any(isinstance(x, bson.regex.Regex) for x in v["$in"]):
+        if (
+            set(v) == {"$in"}
+            and isinstance(v["$in"], list)
+            and not any(isinstance(x, bson.regex.Regex) for x in v["$in"])
+        ):
             return list(v["$in"])
         return None
     return [v]
 
 
-def select(store: Store, coll: Collection | None, flt: Mapping[str, Any] | None) -> Iterator[tuple[Any, bytes]]:
+def select(
+    store: Store, coll: Collection | None, flt: Mapping[str, Any] | None
+) -> Iterator[tuple[Any, bytes]]:
     """``(key, raw)`` of matching documents; filters on ``_id`` alone are dictionary lookups."""
     flt = to_plain(flt) if flt is not None else {}
     if not isinstance(flt, Mapping):
@@ -79,7 +85,10 @@ def sort_docs(docs: list[tuple[Any, bytes]], sort: Mapping[str, Any] | None) -> 
     decoded = [(decode(pair[1]), pair) for pair in docs]
     for field, direction in reversed(spec):
         if direction not in (1, -1):
-            raise errors.bad_value(f"$sort key ordering must be 1 (for ascending) or -1 (for descending): {field}")
+            raise errors.bad_value(
+                f"$sort key ordering must be 1 (for ascending) or -1 (for descending): {field}"
+            )
+
         def key(item: tuple[dict[str, Any], Any], f: str = field) -> Any:
             return sort_key(_get_path(item[0], f))
 
@@ -107,10 +116,14 @@ def project(raw: bytes, projection: Mapping[str, Any] | None) -> bytes:
     include_id = bool(spec.pop("_id", 1))
     for field, flag in spec.items():
         if "." in field or isinstance(flag, Mapping) or field.startswith("$"):
-            raise errors.bad_value(f"projection {field!r} is not supported by the stand-in (top-level fields only)")
+            raise errors.bad_value(
+                f"projection {field!r} is not supported by the stand-in (top-level fields only)"
+            )
     flags = {bool(f) for f in spec.values()}
     if len(flags) > 1:
-        raise errors.CommandError(31254, "Location31254", "Cannot do exclusion on field in inclusion projection")
+        raise errors.CommandError(
+            31254, "Location31254", "Cannot do exclusion on field in inclusion projection"
+        )
     if flags == {True}:
         out = {k: v for k, v in doc.items() if k in spec or (k == "_id" and include_id)}
     else:
@@ -190,7 +203,11 @@ def _replacement_raw(update: Any, id_value: Any) -> bytes:
 
 
 def _upsert_document(
-    flt: Mapping[str, Any] | None, update: Any, plain_update: dict[str, Any], replacement: bool, array_filters: Any
+    flt: Mapping[str, Any] | None,
+    update: Any,
+    plain_update: dict[str, Any],
+    replacement: bool,
+    array_filters: Any,
 ) -> bytes:
     seed = upsert_seed(to_plain(flt) or {})
     if replacement:
@@ -237,7 +254,12 @@ def replace_by_id(store: Store, coll: Collection, stmt_raw: bytes) -> UpdateOutc
         return None
     q_raw, u_raw, upsert = parts
     q_first = first_element(q_raw)
-    if q_first is None or q_first[0] != "_id" or len(q_raw) != len(q_first[1]) + 5 or q_first[1][0] in (3, 4, 11):
+    if (
+        q_first is None
+        or q_first[0] != "_id"
+        or len(q_raw) != len(q_first[1]) + 5
+        or q_first[1][0] in (3, 4, 11)
+    ):
         return None  # not exactly {_id: <scalar>}
     id_element = q_first[1]
     u_first = first_element(u_raw)
@@ -315,8 +337,12 @@ def update(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
                 if outcome is None:
                     stmt = statements[i]
                     outcome = apply_one_update(
-                        ctx.store, coll, stmt.get("q"), stmt.get("u"),
-                        multi=bool(stmt.get("multi", False)), upsert=bool(stmt.get("upsert", False)),
+                        ctx.store,
+                        coll,
+                        stmt.get("q"),
+                        stmt.get("u"),
+                        multi=bool(stmt.get("multi", False)),
+                        upsert=bool(stmt.get("upsert", False)),
                         array_filters=stmt.get("arrayFilters"),
                     )
             except errors.CommandError as e:
@@ -379,12 +405,20 @@ def find_and_modify(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
             return {"lastErrorObject": {"n": len(targets)}, "value": _raw_or_none(value)}
         coll = ctx.store.ensure(ctx.db, name)
         outcome = apply_one_update(
-            ctx.store, coll, cmd.get("query"), upd, multi=False, upsert=bool(cmd.get("upsert", False)),
-            sort=cmd.get("sort"), array_filters=cmd.get("arrayFilters"),
+            ctx.store,
+            coll,
+            cmd.get("query"),
+            upd,
+            multi=False,
+            upsert=bool(cmd.get("upsert", False)),
+            sort=cmd.get("sort"),
+            array_filters=cmd.get("arrayFilters"),
         )
     shown = outcome.after if cmd.get("new", False) else outcome.before
-    last: dict[str, Any] = {"n": outcome.matched or int(outcome.upserted_id is not None),
-                            "updatedExisting": bool(outcome.matched)}
+    last: dict[str, Any] = {
+        "n": outcome.matched or int(outcome.upserted_id is not None),
+        "updatedExisting": bool(outcome.matched),
+    }
     if outcome.upserted_id is not None:
         last["upserted"] = outcome.upserted_id
     value = project(shown, cmd.get("fields")) if shown is not None else None
@@ -416,7 +450,9 @@ def find(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
         raise errors.bad_value("skip value must be non-negative")
     single = bool(cmd.get("singleBatch", False)) or limit < 0
     with ctx.store.lock:
-        docs = sort_docs(list(select(ctx.store, ctx.store.get(ctx.db, name), cmd.get("filter"))), cmd.get("sort"))
+        docs = sort_docs(
+            list(select(ctx.store, ctx.store.get(ctx.db, name), cmd.get("filter"))), cmd.get("sort")
+        )
     docs = docs[skip:]
     if limit:
         docs = docs[: abs(limit)]
@@ -436,10 +472,16 @@ def get_more(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     cursor = ctx.server.cursors.get(cursor_id, _owner(ctx))
     expected = f"{ctx.db}.{cmd.get('collection')}"
     if cursor.ns != expected and not cursor.ns.endswith(".$cmd.aggregate"):
-        raise errors.unauthorized(f"Requested getMore on namespace '{expected}', but cursor belongs to '{cursor.ns}'")
+        raise errors.unauthorized(
+            f"Requested getMore on namespace '{expected}', but cursor belongs to '{cursor.ns}'"
+        )
     return cursor_reply(
-        ctx.server.cursors, cursor, _batch_size(cmd.get("batchSize")), first=False,
-        max_await_ms=cmd.get("maxTimeMS"), cursor_id=cursor_id,
+        ctx.server.cursors,
+        cursor,
+        _batch_size(cmd.get("batchSize")),
+        first=False,
+        max_await_ms=cmd.get("maxTimeMS"),
+        cursor_id=cursor_id,
     )
 
 
@@ -458,7 +500,11 @@ def count(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     with ctx.store.lock:
         coll = ctx.store.get(ctx.db, name)
         query = cmd.get("query")
-        n = len(coll.docs) if coll is not None and not query else sum(1 for _ in select(ctx.store, coll, query))
+        n = (
+            len(coll.docs)
+            if coll is not None and not query
+            else sum(1 for _ in select(ctx.store, coll, query))
+        )
     n = max(0, n - int(cmd.get("skip", 0) or 0))
     if limit := abs(int(cmd.get("limit", 0) or 0)):
         n = min(n, limit)
@@ -496,4 +542,6 @@ def aggregate(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
         docs = [raw for _, raw in select(ctx.store, ctx.store.get(ctx.db, target), None)]
     results = run_pipeline(docs, pipeline)
     cursor = ListCursor(f"{ctx.db}.{target}", iter(results), _owner(ctx))
-    return cursor_reply(ctx.server.cursors, cursor, _batch_size((cmd.get("cursor") or {}).get("batchSize")), first=True)
+    return cursor_reply(
+        ctx.server.cursors, cursor, _batch_size((cmd.get("cursor") or {}).get("batchSize")), first=True
+    )

@@ -23,8 +23,11 @@ _INDEX_OPTIONS = ("unique", "sparse", "expireAfterSeconds", "partialFilterExpres
 @command("create", action=Action.WRITE)
 def create(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     name = collection_name(cmd, "create")
-    options = {k: to_plain(v) for k, v in cmd.items() if k not in ("create", "$db", "lsid", "$clusterTime",
-                                                                     "writeConcern", "txnNumber", "$readPreference")}
+    options = {
+        k: to_plain(v)
+        for k, v in cmd.items()
+        if k not in ("create", "$db", "lsid", "$clusterTime", "writeConcern", "txnNumber", "$readPreference")
+    }
     with ctx.store.lock:
         ctx.store.create(ctx.db, name, options)
     return {}
@@ -71,8 +74,10 @@ def list_databases(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
         raise errors.unauthorized("listDatabases may only be run against the admin database.")
     match = compile_filter(to_plain(cmd["filter"])) if cmd.get("filter") else None
     with ctx.store.lock:
-        sizes = {db: sum(len(raw) for c in colls.values() for raw in c.docs.values())
-                 for db, colls in ctx.store.databases.items()}
+        sizes = {
+            db: sum(len(raw) for c in colls.values() for raw in c.docs.values())
+            for db, colls in ctx.store.databases.items()
+        }
     entries = []
     for db in sorted(sizes):
         if not _may_read(ctx, db):
@@ -134,16 +139,25 @@ def _index_from_spec(raw_spec: Any) -> Index:
     if not isinstance(key, Mapping) or not key:
         raise errors.CommandError(67, "CannotCreateIndex", "Index key pattern must be a non-empty object")
     if not isinstance(name, str) or not name:
-        raise errors.CommandError(9, "FailedToParse", "The 'name' field is a required property of an index specification")
+        raise errors.CommandError(
+            9, "FailedToParse", "The 'name' field is a required property of an index specification"
+        )
     for field, kind in key.items():
         if not (isinstance(kind, (int, float)) and not isinstance(kind, bool) and kind in (1, -1)):
-            raise errors.bad_value(f"index type {kind!r} on {field!r} is not supported by the stand-in (1 or -1 only)")
+            raise errors.bad_value(
+                f"index type {kind!r} on {field!r} is not supported by the stand-in (1 or -1 only)"
+            )
     unknown = set(spec) - {"key", "name", "v", *_INDEX_OPTIONS}
     if unknown:
-        raise errors.CommandError(197, "InvalidIndexSpecificationOption",
-                                  f"The field '{sorted(unknown)[0]}' is not valid for an index specification.")
+        raise errors.CommandError(
+            197,
+            "InvalidIndexSpecificationOption",
+            f"The field '{sorted(unknown)[0]}' is not valid for an index specification.",
+        )
     shown = {"v": 2, "key": key, "name": name, **{k: spec[k] for k in _INDEX_OPTIONS if k in spec}}
-    return Index(name, list(key.items()), shown, unique=bool(spec.get("unique")), sparse=bool(spec.get("sparse")))
+    return Index(
+        name, list(key.items()), shown, unique=bool(spec.get("unique")), sparse=bool(spec.get("sparse"))
+    )
 
 
 @command("createIndexes", action=Action.WRITE)
@@ -159,8 +173,11 @@ def create_indexes(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
         for ix in wanted:
             _add_index(coll, ix)
         after = len(coll.indexes)
-    reply: dict[str, Any] = {"numIndexesBefore": before, "numIndexesAfter": after,
-                             "createdCollectionAutomatically": created_collection}
+    reply: dict[str, Any] = {
+        "numIndexesBefore": before,
+        "numIndexesAfter": after,
+        "createdCollectionAutomatically": created_collection,
+    }
     if before == after:
         reply["note"] = "all indexes already exist"
     return reply
@@ -170,13 +187,19 @@ def _add_index(coll: Collection, ix: Index) -> None:
     for existing in coll.indexes.values():
         same_key = existing.key == ix.key
         if existing.name == ix.name and not same_key:
-            raise errors.CommandError(86, "IndexKeySpecsConflict",
-                                      f"An existing index has the same name as the requested index: {ix.name}")
+            raise errors.CommandError(
+                86,
+                "IndexKeySpecsConflict",
+                f"An existing index has the same name as the requested index: {ix.name}",
+            )
         if same_key:
             if existing.spec == {**ix.spec, "name": existing.name} and existing.name == ix.name:
                 return
-            raise errors.CommandError(85, "IndexOptionsConflict",
-                                      f"Index already exists with a different name or options: {existing.name}")
+            raise errors.CommandError(
+                85,
+                "IndexOptionsConflict",
+                f"Index already exists with a different name or options: {existing.name}",
+            )
     if ix.unique:
         for key, raw in coll.docs.items():
             doc = decode(raw)

@@ -17,10 +17,34 @@ from backover.mongo.query import compile_filter
 
 #: Stages real MongoDB has that the stand-in does not run (answered with BadValue, not 40324).
 KNOWN_UNSUPPORTED = {
-    "$addFields", "$bucket", "$bucketAuto", "$collStats", "$densify", "$facet", "$fill", "$geoNear",
-    "$graphLookup", "$indexStats", "$lookup", "$merge", "$out", "$redact", "$replaceRoot", "$replaceWith",
-    "$sample", "$search", "$set", "$setWindowFields", "$sortByCount", "$unionWith", "$unset", "$unwind",
-    "$currentOp", "$listSessions", "$planCacheStats", "$documents",
+    "$addFields",
+    "$bucket",
+    "$bucketAuto",
+    "$collStats",
+    "$densify",
+    "$facet",
+    "$fill",
+    "$geoNear",
+    "$graphLookup",
+    "$indexStats",
+    "$lookup",
+    "$merge",
+    "$out",
+    "$redact",
+    "$replaceRoot",
+    "$replaceWith",
+    "$sample",
+    "$search",
+    "$set",
+    "$setWindowFields",
+    "$sortByCount",
+    "$unionWith",
+    "$unset",
+    "$unwind",
+    "$currentOp",
+    "$listSessions",
+    "$planCacheStats",
+    "$documents",
 }
 
 
@@ -29,7 +53,11 @@ def run_pipeline(raw_docs: list[bytes], pipeline: list[Mapping[str, Any]]) -> li
     docs: list[Any] = list(raw_docs)
     for stage in pipeline:
         if not isinstance(stage, Mapping) or len(stage) != 1:
-            raise errors.CommandError(40323, "Location40323", "A pipeline stage specification object must contain exactly one field.")
+            raise errors.CommandError(
+                40323,
+                "Location40323",
+                "A pipeline stage specification object must contain exactly one field.",
+            )
         name, arg = next(iter(stage.items()))
         docs = _run_stage(name, arg, docs)
     return [d if isinstance(d, bytes) else encode(d) for d in docs]
@@ -40,7 +68,7 @@ def _run_stage(name: str, arg: Any, docs: list[Any]) -> list[Any]:
         match = compile_filter(arg)
         return [d for d in docs if match(_plain(d))]
     if name == "$skip":
-        return docs[_non_negative(name, arg):]
+        return docs[_non_negative(name, arg) :]
     if name == "$limit":
         n = _non_negative(name, arg)
         if n == 0:
@@ -57,7 +85,9 @@ def _run_stage(name: str, arg: Any, docs: list[Any]) -> list[Any]:
     if name == "$project":
         return [_project(_plain(d), arg) for d in docs]
     if name in ("$changeStream", "$listChangeStreams"):
-        raise errors.CommandError(40602, "Location40602", f"{name} is only valid as the first stage in a pipeline")
+        raise errors.CommandError(
+            40602, "Location40602", f"{name} is only valid as the first stage in a pipeline"
+        )
     if name in KNOWN_UNSUPPORTED:
         raise errors.bad_value(f"stage {name} is not supported by the Back Over stand-in")
     raise errors.CommandError(40324, "Location40324", f"Unrecognized pipeline stage name: '{name}'")
@@ -79,7 +109,10 @@ def _sort(spec: Any, docs: list[Any]) -> list[Any]:
     decorated = [(_plain(d), d) for d in docs]
     for field, direction in reversed(list(spec.items())):
         if direction not in (1, -1):
-            raise errors.bad_value(f"$sort key ordering must be 1 (for ascending) or -1 (for descending): {field}")
+            raise errors.bad_value(
+                f"$sort key ordering must be 1 (for ascending) or -1 (for descending): {field}"
+            )
+
         def key(item: tuple[Any, Any], f: str = field) -> Any:
             return sort_key(_path(item[0], f))
 
@@ -105,7 +138,9 @@ def _group(spec: Any, docs: list[Any]) -> list[dict[str, Any]]:
         if field == "_id":
             continue
         if not isinstance(acc, Mapping) or list(acc) != ["$sum"]:
-            raise errors.bad_value(f"$group accumulator for {field!r} is not supported by the stand-in ($sum only)")
+            raise errors.bad_value(
+                f"$group accumulator for {field!r} is not supported by the stand-in ($sum only)"
+            )
         operand = acc["$sum"]
         if isinstance(operand, str) and operand.startswith("$"):
             values = [_path(_plain(d), operand[1:]) for d in docs]
@@ -121,7 +156,9 @@ def _project(doc: dict[str, Any], spec: Any) -> dict[str, Any]:
     spec = dict(spec)
     include_id = bool(spec.pop("_id", 1))
     if any(not isinstance(v, (int, bool)) or "." in k for k, v in spec.items()):
-        raise errors.bad_value("$project supports only top-level field inclusion or exclusion in the stand-in")
+        raise errors.bad_value(
+            "$project supports only top-level field inclusion or exclusion in the stand-in"
+        )
     if spec and all(spec.values()):
         return {k: v for k, v in doc.items() if k in spec or (k == "_id" and include_id)}
     return {k: v for k, v in doc.items() if k not in spec and (k != "_id" or include_id)}

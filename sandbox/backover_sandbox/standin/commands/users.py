@@ -30,18 +30,24 @@ AUTH_FAILED = 18
 
 def missing_field(command_name: str, name: str) -> CommandError:
     """mongod's IDL error for a required field."""
-    return CommandError(40414, "Location40414", f"BSON field '{command_name}.{name}' is missing but a required field")
+    return CommandError(
+        40414, "Location40414", f"BSON field '{command_name}.{name}' is missing but a required field"
+    )
 
 
 def _string_arg(cmd: Mapping[str, Any], command_name: str) -> str:
     value = cmd.get(command_name)
     if not isinstance(value, str):
-        raise type_mismatch(f"BSON field '{command_name}' is the wrong type '{_type_name(value)}', expected type 'string'")
+        raise type_mismatch(
+            f"BSON field '{command_name}' is the wrong type '{_type_name(value)}', expected type 'string'"
+        )
     return value
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "bool", int: "int", float: "double", dict: "object", list: "array"}.get(type(value), "other")
+    return {bool: "bool", int: "int", float: "double", dict: "object", list: "array"}.get(
+        type(value), "other"
+    )
 
 
 def _role_list(cmd: Mapping[str, Any], command_name: str, required: bool = True) -> list[Any] | None:
@@ -53,8 +59,10 @@ def _role_list(cmd: Mapping[str, Any], command_name: str, required: bool = True)
         return None
     plain = to_plain(value)
     if not isinstance(plain, list):
-        raise type_mismatch(f"BSON field '{command_name}.roles' is the wrong type '{_type_name(plain)}', "
-                            "expected type 'array'")
+        raise type_mismatch(
+            f"BSON field '{command_name}.roles' is the wrong type '{_type_name(plain)}', "
+            "expected type 'array'"
+        )
     return plain
 
 
@@ -75,8 +83,10 @@ def _authorize_role_replacement(ctx: Context, command_name: str) -> None:
     database (``userAdminAnyDatabase``, ``root``), whatever the user's database."""
     # "" is no database's name: only privileges granted on every database apply to it.
     if not ctx.server.auth.is_authorized(ctx.conn.principals, Action.USER_ADMIN, ""):
-        raise unauthorized(f"In order to use {command_name} to set roles array, must be authorized to revoke "
-                           "any role in the system")
+        raise unauthorized(
+            f"In order to use {command_name} to set roles array, must be authorized to revoke "
+            "any role in the system"
+        )
 
 
 def _optional_doc(cmd: Mapping[str, Any], name: str) -> dict[str, Any] | None:
@@ -178,12 +188,20 @@ def create_user(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     assert roles is not None
     password = cmd.get("pwd")
     if password is None:
-        raise bad_value("Must provide a 'pwd' field for all user documents, except those with "
-                        "'$external' as the user's source db")
+        raise bad_value(
+            "Must provide a 'pwd' field for all user documents, except those with "
+            "'$external' as the user's source db"
+        )
     _authorize_role_dbs(ctx, roles)
-    ctx.server.auth.create_user(ctx.db, name, password, roles, _mechanisms(cmd),
-                                custom_data=_optional_doc(cmd, "customData"),
-                                digest_password=bool(cmd.get("digestPassword", True)))
+    ctx.server.auth.create_user(
+        ctx.db,
+        name,
+        password,
+        roles,
+        _mechanisms(cmd),
+        custom_data=_optional_doc(cmd, "customData"),
+        digest_password=bool(cmd.get("digestPassword", True)),
+    )
     return {}
 
 
@@ -197,9 +215,15 @@ def update_user(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     if roles is not None:
         _authorize_role_replacement(ctx, "updateUser")
         _authorize_role_dbs(ctx, roles)
-    ctx.server.auth.update_user(ctx.db, name, password=cmd.get("pwd"), roles=roles,
-                                mechanisms=_mechanisms(cmd), custom_data=_optional_doc(cmd, "customData"),
-                                digest_password=bool(cmd.get("digestPassword", True)))
+    ctx.server.auth.update_user(
+        ctx.db,
+        name,
+        password=cmd.get("pwd"),
+        roles=roles,
+        mechanisms=_mechanisms(cmd),
+        custom_data=_optional_doc(cmd, "customData"),
+        digest_password=bool(cmd.get("digestPassword", True)),
+    )
     return {}
 
 
@@ -250,7 +274,11 @@ def _requested_names(value: Any, db: str) -> list[Principal]:
     for item in items:
         if isinstance(item, str):
             names.append((item, db))
-        elif isinstance(item, Mapping) and isinstance(item.get("user"), str) and isinstance(item.get("db"), str):
+        elif (
+            isinstance(item, Mapping)
+            and isinstance(item.get("user"), str)
+            and isinstance(item.get("db"), str)
+        ):
             names.append((item["user"], item["db"]))
         else:
             raise bad_value("User and role names must be either strings or objects")
@@ -259,8 +287,12 @@ def _requested_names(value: Any, db: str) -> list[Principal]:
 
 def _user_doc(user: User, show_credentials: bool) -> dict[str, Any]:
     """A user as mongod's ``usersInfo`` shows it (credentials only on request, never secrets)."""
-    doc: dict[str, Any] = {"_id": f"{user.db}.{user.name}", "userId": Binary.from_uuid(user.user_id),
-                           "user": user.name, "db": user.db}
+    doc: dict[str, Any] = {
+        "_id": f"{user.db}.{user.name}",
+        "userId": Binary.from_uuid(user.user_id),
+        "user": user.name,
+        "db": user.db,
+    }
     if show_credentials:
         doc["credentials"] = {m: user.credentials[m].to_doc() for m in MECHANISMS if m in user.credentials}
     if user.custom_data is not None:
