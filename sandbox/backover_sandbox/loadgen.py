@@ -73,11 +73,14 @@ class LoadGenerator:
         seed: int = 7,
         pause_seconds: float = 0.002,
         max_writes: int | None = None,
+        writes_per_second: float | None = None,
     ) -> None:
         self.client = client
         self.rng = random.Random(seed)
         self.pause_seconds = pause_seconds
         self.max_writes = max_writes
+        #: a steady rate instead of a pause: write n is not sent before ``start + n / rate``
+        self.writes_per_second = writes_per_second
         self.report = LoadReport()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="loadgen", daemon=True)
@@ -103,12 +106,19 @@ class LoadGenerator:
         return self._thread.is_alive()
 
     def _run(self) -> None:
+        started = time.monotonic()
         try:
             while not self._stop.is_set():
                 if self.max_writes is not None and self.report.acknowledged >= self.max_writes:
                     return
+                if self.writes_per_second is not None:
+                    # A schedule on acknowledged writes, not a pause: a slow write is caught up and the
+                    # rate is not exceeded by more than one step (an e-mail swap is three writes).
+                    due = started + self.report.acknowledged / self.writes_per_second
+                    if self._stop.wait(max(0.0, due - time.monotonic())):
+                        return
                 self._one_write()
-                if self.pause_seconds:
+                if self.pause_seconds and self.writes_per_second is None:
                     time.sleep(self.pause_seconds)
         except OperationFailure as e:
             if e.code == UNAUTHORIZED:

@@ -1,4 +1,5 @@
-"""``backover rehearsal``: the main job, a lifecycle rehearsal on a fresh local sandbox."""
+"""``backover rehearsal``: the main job, a lifecycle rehearsal on a fresh local sandbox, small by
+default or at the user's scale (``--documents``, ``--writes-per-second``, ``--minutes``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import argparse
 
 from .. import rehearsal
 from ..config import SandboxConfig
+from ..rehearsal.lifecycle import LOAD_WRITES_BEFORE_RESTORE
+from ..rehearsal.report import RehearsalScale
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,13 +20,35 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"first of its sandbox's loopback ports (default {rehearsal.DEFAULT_PORT_BASE}, "
         "apart from `sandbox up`'s)",
     )
+    parser.add_argument(
+        "--documents",
+        type=int,
+        default=RehearsalScale.documents,
+        help=f"orders in shop.orders on both sides before the capture (default {RehearsalScale.documents})",
+    )
+    parser.add_argument(
+        "--writes-per-second",
+        type=float,
+        default=None,
+        help="the microservices' load during the capture (default: as fast as it runs)",
+    )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help=f"how long the load runs before the restore (default: until "
+        f"{LOAD_WRITES_BEFORE_RESTORE} writes)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    scale = RehearsalScale(
+        documents=args.documents, writes_per_second=args.writes_per_second, minutes=args.minutes
+    )  # UsageError (exit 2) before anything starts
     config = SandboxConfig.from_env(
         args.dir or rehearsal.DEFAULT_DIR, args.port_base or rehearsal.DEFAULT_PORT_BASE
     )
-    report = rehearsal.run(config)
+    report = rehearsal.run(config, scale)
     print(rehearsal.summary(report))
     return 0 if report.ok else 1

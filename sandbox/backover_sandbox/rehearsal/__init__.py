@@ -13,12 +13,12 @@ import time
 
 from backover.errors import BackoverError
 
-from .. import manager
+from .. import manager, seed
 from ..airflow_local import LocalAirflow
 from ..config import SandboxConfig
 from .lifecycle import run_lifecycle
 from .probes import sandbox_checks
-from .report import RehearsalReport, summary
+from .report import RehearsalReport, RehearsalScale, summary
 
 log = logging.getLogger(__name__)
 
@@ -26,21 +26,32 @@ log = logging.getLogger(__name__)
 DEFAULT_DIR = ".sandbox/rehearsal"
 DEFAULT_PORT_BASE = 31200
 
-__all__ = ["DEFAULT_DIR", "DEFAULT_PORT_BASE", "RehearsalReport", "run", "summary"]
+__all__ = ["DEFAULT_DIR", "DEFAULT_PORT_BASE", "RehearsalReport", "RehearsalScale", "run", "summary"]
 
 
-def run(config: SandboxConfig) -> RehearsalReport:
-    """Start the sandbox, rehearse, stop it; the report says what passed."""
+def run(config: SandboxConfig, scale: RehearsalScale | None = None) -> RehearsalReport:
+    """Start the sandbox, rehearse at ``scale`` (default: the small run), stop it; the report says
+    what passed."""
+    scale = scale or RehearsalScale()
     started = time.monotonic()
     report = RehearsalReport()
     manager.down(config)  # a sandbox left over from an interrupted rehearsal
     state = manager.up(config)
     try:
+        if scale.documents > seed.DEMO_ORDERS:
+            began = time.monotonic()
+            added = seed.add_demo_orders(manager.master_credentials(state), scale.documents)
+            log.info(
+                "seeded %d more orders on both sides (%d in shop.orders) in %.1f s",
+                added,
+                scale.documents,
+                time.monotonic() - began,
+            )
         with manager.aws_environment(state):
             sandbox_checks(state, report)
             if all(v == "ok" for v in report.checks.values()):
                 airflow = LocalAirflow(config.directory / "airflow", config.project_root, manager.env(config))
-                run_lifecycle(report, state, airflow)
+                run_lifecycle(report, state, airflow, scale)
     except BackoverError as e:
         report.error = str(e)
     finally:

@@ -22,7 +22,7 @@ from backover.s3objects import S3Objects
 from ..airflow_local import LocalAirflow
 from ..config import SandboxState
 from ..loadgen import LoadGenerator
-from .report import RehearsalReport
+from .report import RehearsalReport, RehearsalScale
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,19 @@ def collect_figures(report: RehearsalReport, layout: MigrationLayout, acknowledg
     report.identical = verify.get("identical") if verify else None
 
 
-def run_lifecycle(report: RehearsalReport, state: SandboxState, airflow: LocalAirflow) -> None:
+def _load_done(load: LoadGenerator, scale: RehearsalScale, until: float) -> bool:
+    """Whether the capture had its load: ``scale.minutes`` passed, or the default number of writes."""
+    if not load.running:
+        return True
+    if scale.minutes is not None:
+        return time.monotonic() >= until
+    return load.report.acknowledged >= LOAD_WRITES_BEFORE_RESTORE or time.monotonic() >= until
+
+
+def run_lifecycle(
+    report: RehearsalReport, state: SandboxState, airflow: LocalAirflow, scale: RehearsalScale | None = None
+) -> None:
+    scale = scale or RehearsalScale()
     migration_id = f"rehearsal-{time.strftime('%Y%m%d-%H%M%S')}"
     conf = {"migration_id": migration_id}
     layout = MigrationLayout(state.bucket, state.prefix, migration_id)
@@ -95,15 +107,14 @@ def run_lifecycle(report: RehearsalReport, state: SandboxState, airflow: LocalAi
     if not _phase(report, airflow, "backover_start", conf):
         return
     with app_client(state) as client:
-        load = LoadGenerator(client, pause_seconds=0.001).start()
-        deadline = time.monotonic() + LOAD_TIMEOUT_SECONDS
-        while (
-            load.running
-            and load.report.acknowledged < LOAD_WRITES_BEFORE_RESTORE
-            and time.monotonic() < deadline
-        ):
+        load = LoadGenerator(client, pause_seconds=0.001, writes_per_second=scale.writes_per_second).start()
+        loaded_at = time.monotonic()
+        until = loaded_at + (scale.minutes * 60 if scale.minutes is not None else LOAD_TIMEOUT_SECONDS)
+        while not _load_done(load, scale, until):
             time.sleep(0.2)
-        log.info("load: %d writes acknowledged so far; starting the restore", load.report.acknowledged)
+        load_seconds = time.monotonic() - loaded_at
+        before_restore = load.report.acknowledged
+        log.info("load: %d writes acknowledged so far; starting the restore", before_restore)
         restore_ok = _phase(report, airflow, "backover_restore", conf)
         refused = load.wait_until_refused(timeout=5) if restore_ok else False
         load_report = load.stop()
@@ -111,6 +122,12 @@ def run_lifecycle(report: RehearsalReport, state: SandboxState, airflow: LocalAi
         report.error = f"the load generator stopped on an error: {load_report.error}"
     elif restore_ok and not refused:
         report.error = "the microservices' user could still write after the restore Lambda"
+    report.figures["documents in shop.orders before the capture"] = scale.documents
+    report.figures["load before the restore"] = (
+        f"{before_restore} writes in {load_seconds:.0f} s ({before_restore / load_seconds:.0f}/s)"
+        if load_seconds > 0
+        else "none"
+    )
     collect_figures(report, layout, load_report.acknowledged)
     if restore_ok:
         _phase(report, airflow, "backover_clean", conf)

@@ -5,6 +5,41 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from backover.errors import UsageError
+
+
+@dataclass(frozen=True)
+class RehearsalScale:
+    """How big the rehearsal is: the user's own figures, to measure their own freeze window.
+
+    :param documents: orders in ``shop.orders`` on both sides before the capture starts (the demo
+        data's 50, or more).
+    :param writes_per_second: the microservices' load during the capture; None: as fast as the
+        load runs (a 1 ms pause between writes).
+    :param minutes: how long the load runs between ``backover_start`` and ``backover_restore``;
+        None: until :data:`~backover_sandbox.rehearsal.lifecycle.LOAD_WRITES_BEFORE_RESTORE` writes.
+    """
+
+    documents: int = 50
+    writes_per_second: float | None = None
+    minutes: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.documents < 1:
+            raise UsageError(f"--documents must be at least 1, not {self.documents}")
+        if self.writes_per_second is not None and not 0 < self.writes_per_second <= MAX_WRITES_PER_SECOND:
+            raise UsageError(
+                f"--writes-per-second must be above 0 and at most {MAX_WRITES_PER_SECOND:g}, "
+                f"not {self.writes_per_second:g}"
+            )
+        if self.minutes is not None and not 0 < self.minutes <= MAX_MINUTES:
+            raise UsageError(f"--minutes must be above 0 and at most {MAX_MINUTES:g}, not {self.minutes:g}")
+
+
+#: Bounds a rehearsal on one machine can hold (the load is one thread; a day of capture at most).
+MAX_WRITES_PER_SECOND = 10_000.0
+MAX_MINUTES = 24 * 60.0
+
 
 @dataclass
 class RehearsalReport:
