@@ -54,10 +54,6 @@ class Namespace(NamedTuple):
             raise InvalidNamespace(f"namespace {text!r} is a system collection, which is not migrated")
         return cls(db, coll)
 
-    @property
-    def is_cluster(self) -> bool:
-        return not self.db
-
     def __str__(self) -> str:
         if not self.db:
             return "*"  # the whole cluster
