@@ -68,6 +68,7 @@ class RestoreState(enum.StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    STOPPED = "stopped"  # a follow restore ended by a signal or an abort before the drain
 
     def is_terminal(self) -> bool:
         return self in (RestoreState.COMPLETED, RestoreState.FAILED)
@@ -315,6 +316,13 @@ class RestoreCheckpoint(Record):
     updated_at: datetime = field(default_factory=utc_now)
     reason: str | None = None
     displaced_generation: int = 0  # the saved ``restore/displaced.bson`` this checkpoint relies on
+    #: The cluster time of the last event of segment ``last_applied_seq``: every captured change
+    #: up to it is in the target (None: no event applied yet).
+    applied_cluster_time: Timestamp | None = None
+    #: Written by ``backover restore --follow``, which applies segments as they land and rewrites
+    #: the checkpoint (``updated_at``) at least every ``heartbeat_seconds`` while it waits.
+    follow: bool = False
+    heartbeat_seconds: float | None = None
 
 
 @dataclass

@@ -193,6 +193,8 @@ def commit(checkpoint: RestoreCheckpoint, done: SegmentDone) -> bool:
         return False
     checkpoint.last_applied_seq = done.seq
     checkpoint.events_applied += done.events
+    if done.last_cluster_time is not None:
+        checkpoint.applied_cluster_time = done.last_cluster_time
     for ns, counts in done.counts.items():
         mine = checkpoint.per_namespace.setdefault(ns, {})
         for op, n in counts.items():

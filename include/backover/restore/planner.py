@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bson.raw_bson import RawBSONDocument
+from bson.timestamp import Timestamp
 
 from ..bsonvalues import RAW
 from ..errors import JobFailed
@@ -76,6 +77,7 @@ class SegmentDone:
     key: str
     events: int
     counts: dict[str, dict[str, int]]  # ns -> operation type (or ``lookup_null``) -> events
+    last_cluster_time: Timestamp | None = None  # of its last event (None: no events)
 
 
 @dataclass
@@ -118,11 +120,12 @@ Step = Window | Barrier
 
 @dataclass(frozen=True)
 class SegmentEvents:
-    """A verified segment's raw events, in stream order."""
+    """A verified segment's raw events, in stream order, and its last event's cluster time."""
 
     seq: int
     key: str
     events: list[bytes]
+    last_cluster_time: Timestamp | None = None
 
 
 def delta_writes(event: ChangeEvent, best_effort: bool = False) -> list[Write]:
@@ -238,7 +241,9 @@ def plan(
                 if builder.window.events:
                     yield builder.take()
                 yield Barrier(event, segment.seq, index)
-        builder.window.done.append(SegmentDone(segment.seq, segment.key, len(segment.events), counts))
+        builder.window.done.append(
+            SegmentDone(segment.seq, segment.key, len(segment.events), counts, segment.last_cluster_time)
+        )
         if not builder.window.events:
             yield builder.take()  # nothing pending: the segment is complete now
     if builder.window.events or builder.window.done:

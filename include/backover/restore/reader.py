@@ -105,7 +105,7 @@ def _read(s3: S3Objects, ref: SegmentRef) -> tuple[SegmentEvents, SegmentInfo]:
                 f"{clustertime.format(info.first_cluster_time)} to "
                 f"{clustertime.format(info.last_cluster_time)}: refusing to apply it"
             )
-    return SegmentEvents(ref.seq, ref.key, events), info
+    return SegmentEvents(ref.seq, ref.key, events, info.last_cluster_time if events else None), info
 
 
 def _cluster_time(event: bytes, key: str) -> Timestamp:

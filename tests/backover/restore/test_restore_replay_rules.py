@@ -10,6 +10,7 @@ import bson
 import pytest
 from bson import Binary, Code, DBRef, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 from bson.datetime_ms import DatetimeMS
+from bson.raw_bson import RawBSONDocument
 from restore_streams import RAW, capture, raw_contents
 
 from backover.errors import JobFailed
@@ -82,6 +83,8 @@ def test_inserts_updates_replaces_and_deletes_of_every_type_replay_byte_for_byte
     assert result.state == "completed" and result.events_applied == len(events)
     checkpoint = migration.restore_checkpoint()
     assert checkpoint["state"] == "completed" and checkpoint["last_applied_seq"] == 5
+    # how far the target is: the cluster time of the last event applied
+    assert checkpoint["applied_cluster_time"] == RawBSONDocument(events[-1])["clusterTime"]
     assert checkpoint["per_namespace"][f"{sides.db}.docs"] == {
         "insert": len(IDS),
         "update": 2,
