@@ -170,6 +170,12 @@ class MigrationLayout:
         """``changes/{seq:012d}.bson.zst`` (``.bson.gz``, ``.bson``)."""
         return self.key(f"changes/{seq:012d}{COMPRESSION_SUFFIX[compression]}")
 
+    def segments_after(self, seq: int) -> str:
+        """A key that every segment key of a higher ``seq`` sorts after, and no segment of ``seq``
+        or lower (S3 lists in key order: ``/`` sorts after the ``.`` of ``.bson``, and the seq is
+        zero-padded): the ``StartAfter`` of a listing of the segments after ``seq``."""
+        return self.key(f"changes/{seq:012d}/")
+
     def parse_segment(self, key: str) -> tuple[int, str] | None:
         """``(seq, compression)`` of a segment key of this migration, else None."""
         if not key.startswith(self.changes_prefix):

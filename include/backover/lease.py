@@ -32,7 +32,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -380,11 +380,19 @@ class Lease:
 
 
 @contextlib.contextmanager
-def holding(lease: Lease) -> Iterator[Lease]:
+def holding(lease: Lease, wait: Callable[[LeaseHeld], bool] | None = None) -> Iterator[Lease]:
     """Acquire ``lease``, renew it in the background while the block runs, release it after.
 
-    A lease lost meanwhile fails the block at its end (:class:`LeaseLost`) if nothing else did."""
-    lease.acquire()
+    ``wait``: while another live process holds the lease, called with the refusal; it waits (and
+    returns True to try again) or returns False to give up (the refusal is raised). A lease lost
+    meanwhile fails the block at its end (:class:`LeaseLost`) if nothing else did."""
+    while True:
+        try:
+            lease.acquire()
+            break
+        except LeaseHeld as held:
+            if wait is None or not wait(held):
+                raise
     lease.start_renewing()
     try:
         yield lease

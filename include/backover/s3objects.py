@@ -120,11 +120,12 @@ class S3Objects:
     def put_json(self, key: str, doc: Any) -> None:
         self.put_bytes(key, extjson.dumps(doc).encode(), content_type="application/json")
 
-    def list_keys(self, prefix: str) -> Iterator[str]:
-        """Every key under ``prefix``, in key order, page by page."""
+    def list_keys(self, prefix: str, start_after: str | None = None) -> Iterator[str]:
+        """Every key under ``prefix`` (after ``start_after`` when given), in key order, page by page."""
         paginator = self.client.get_paginator("list_objects_v2")
+        extra = {"StartAfter": start_after} if start_after else {}
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, **extra):
                 for item in page.get("Contents", []):
                     yield item["Key"]
         except ClientError as e:

@@ -418,7 +418,7 @@ STATUS_LITERAL = re.compile(r"""\bstate\b["'\])]*\s*(?:==|!=|\bnot in\b|\bin\b)\
 #: Comparisons of states that are not Back Over's (an Airflow task's, a /proc process's).
 NOT_OURS = {
     ("plugins/backover_airflow/report.py", 'return self.state == "success"'),
-    ("include/backover/replication/detach.py", 'if state == "Z" or'),
+    ("include/backover/detach.py", 'if state == "Z" or'),
 }
 
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from pathlib import Path
 
-from .. import clustertime
+from .. import clustertime, detach
 from ..lease import DEFAULT_RENEW_SECONDS, DEFAULT_TTL_SECONDS
 from ..options import add_database_options, add_migration_options, database_uri, migration_layout
 from ..replication import config as defaults
-from ..replication import detach
 from ..replication.config import ReplicateConfig
 from ..replication.service import replicate
 from ..segments import COMPRESSIONS
@@ -181,25 +178,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_detached(args: argparse.Namespace, config: ReplicateConfig) -> int:
-    layout = config.layout
-    run_dir = detach.default_run_dir()
-    pid_file = args.pid_file or run_dir / f"replicate-{layout.migration_id}.pid"
-    log_file = args.log_file or pid_file.with_suffix(".log")
-    argv = [sys.executable, "-m", "backover", "--log-level", args.log_level, "replicate"]
-    for flag, dest in _FORWARDED:
-        value = getattr(args, dest)
-        if value is not None:
-            argv += [flag, str(value)]
-    for ns in args.namespace:
-        argv += ["--namespace", ns]
-    env = dict(os.environ)
-    if not args.source_secret_id:
-        env["BACKOVER_SOURCE_URI"] = config.source.value  # the environment, never the command line
-    marker = f"{layout.bucket}/{layout.root}"
-    started = detach.start(argv, env, pid_file, log_file, marker)
-    if started.finished is not None:
-        print(started.finished)
-        return 0
-    verb = "already running" if started.already_running else "capturing in the background"
-    print(f"replicator {verb}: pid {started.pid}, pid file {started.pid_file}, log {started.log_file}")
-    return 0
+    return detach.run_detached(
+        "replicate",
+        args,
+        _FORWARDED,
+        layout=config.layout,
+        secret_env={} if args.source_secret_id else {"BACKOVER_SOURCE_URI": config.source.value},
+        what="the replicator",
+        ready="capturing in the background",
+        extra=tuple(arg for ns in args.namespace for arg in ("--namespace", ns)),
+    )

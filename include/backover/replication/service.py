@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from bson.timestamp import Timestamp
@@ -27,6 +26,7 @@ from ..lease import Lease, holding
 from ..lifecycle.source import cluster_time
 from ..namespaces import Namespace, parse_all
 from ..s3objects import S3Objects
+from ..signals import stop_on_signals
 from ..state import ReplicatorCheckpoint, ReplicatorState, StartRecord
 from . import source
 from .capture import Capture, ReplicateResult
@@ -130,7 +130,7 @@ def replicate(
                 stop,
             )
             writer.start()
-            with _stop_on_signals(stop):
+            with stop_on_signals(stop, "flushing, checkpointing and stopping"):
                 return capture.run()
     finally:
         client.close()
@@ -267,22 +267,3 @@ def _start_position(
         "no start position: no checkpoint to resume from, no state/start.json and no --start-at "
         "(the replicator never starts from 'now')"
     )
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM and SIGINT set ``stop`` (flush, checkpoint, exit 0); only in the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        log.info("signal %d: flushing, checkpointing and stopping", signum)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

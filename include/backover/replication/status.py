@@ -3,7 +3,8 @@
 ``replicator`` comes from ``changes/_checkpoint.json``: ``heartbeat_age_seconds`` is how long ago
 the replicator last wrote it (a running replicator writes it every few seconds, even when idle),
 ``lag_seconds`` how far its captured position (``last_cluster_time``) was behind the wall clock
-at that heartbeat. ``replicator_lease`` and ``restore_lease`` show who holds each single-writer
+at that heartbeat. ``restore`` adds to the restore checkpoint its ``heartbeat_age_seconds`` and
+``lag`` behind the capture (``backover.restore.follow.lag``). ``replicator_lease`` and ``restore_lease`` show who holds each single-writer
 lease, since when, and when it expires unless renewed. ``start``, ``drain``, ``restore`` and
 ``clean`` are shown when present.
 """
@@ -18,6 +19,7 @@ from bson.timestamp import Timestamp
 from .. import clustertime, state
 from ..layout import MigrationLayout
 from ..lease import describe as describe_lease
+from ..restore.follow import heartbeat_age, lag
 from ..s3objects import S3Objects
 from ..state import CleanRecord, FreezeRecord, ReplicatorCheckpoint, RestoreCheckpoint, StartRecord, utc_now
 from .checkpoint import validate
@@ -61,6 +63,17 @@ def replicator_status(checkpoint: ReplicatorCheckpoint, now: datetime | None = N
     }
 
 
+def restore_status(
+    restore: RestoreCheckpoint, replicator: ReplicatorCheckpoint | None, now: datetime | None = None
+) -> dict[str, Any]:
+    """The restore's part: its checkpoint, how long ago it wrote it (a follow restore's
+    heartbeat) and how far it trails the capture (``lag``: segments, events, seconds)."""
+    shown: dict[str, Any] = plain(restore.fields_json())
+    shown["heartbeat_age_seconds"] = round(heartbeat_age(restore, now), 3)
+    shown["lag"] = None if replicator is None else lag(restore, replicator).to_json()
+    return shown
+
+
 def status(layout: MigrationLayout, s3: S3Objects | None = None) -> dict[str, Any]:
     """The migration's status as a JSON-ready dict (UsageError if the bucket cannot be used)."""
     s3 = s3 or S3Objects(layout.bucket)
@@ -71,7 +84,8 @@ def status(layout: MigrationLayout, s3: S3Objects | None = None) -> dict[str, An
     }
     doc = s3.get_json(layout.replicator_checkpoint)  # checked as the replicator checks it
     where = f"s3://{s3.bucket}/{layout.replicator_checkpoint}"
-    report["replicator"] = None if doc is None else replicator_status(validate(doc, where))
+    replicator = None if doc is None else validate(doc, where)
+    report["replicator"] = None if replicator is None else replicator_status(replicator)
     report["replicator_lease"] = describe_lease(s3, layout.replicator_lease)
     report["restore_lease"] = describe_lease(s3, layout.restore_lease)
     start = state.read(s3, layout.start_state, StartRecord)
@@ -93,7 +107,7 @@ def status(layout: MigrationLayout, s3: S3Objects | None = None) -> dict[str, An
     freeze = state.read(s3, layout.freeze_state, FreezeRecord)
     report["freeze"] = None if freeze is None else plain({"f": freeze.f, "frozen_at": freeze.frozen_at})
     restore = state.read(s3, layout.restore_checkpoint, RestoreCheckpoint)
-    report["restore"] = None if restore is None else plain(restore.fields_json())
+    report["restore"] = None if restore is None else restore_status(restore, replicator)
     clean = state.read(s3, layout.clean_state, CleanRecord)
     report["clean"] = None if clean is None else plain(clean.fields_json())
     return report

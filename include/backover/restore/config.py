@@ -8,6 +8,7 @@ from ..connections import DatabaseUri
 from ..errors import UsageError
 from ..layout import MigrationLayout
 from ..lease import DEFAULT_RENEW_SECONDS, DEFAULT_TTL_SECONDS, check_timing
+from .follow import DEFAULT_HEARTBEAT_SECONDS, DEFAULT_POLL_SECONDS
 
 DEFAULT_WORKERS = 4
 DEFAULT_WINDOW = 10_000
@@ -31,6 +32,11 @@ class RestoreConfig:
     :param prefetch: segments downloaded ahead.
     :param lease_ttl_seconds: the restore lease lapses when not renewed for this long.
     :param lease_renew_seconds: the running restore renews it this often.
+    :param follow: apply segments as they land until the replicator has drained (``--follow``).
+    :param poll_seconds: a follow restore looks for new segments this often.
+    :param heartbeat_seconds: a follow restore rewrites its checkpoint at least this often.
+    :param wait: when another restore holds the lease (a follow restore applying the tail), wait
+        for it to end instead of exiting 2, then apply what is left.
     """
 
     layout: MigrationLayout
@@ -45,6 +51,10 @@ class RestoreConfig:
     prefetch: int = 2
     lease_ttl_seconds: float = DEFAULT_TTL_SECONDS
     lease_renew_seconds: float = DEFAULT_RENEW_SECONDS
+    follow: bool = False
+    poll_seconds: float = DEFAULT_POLL_SECONDS
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
+    wait: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.workers <= MAX_WORKERS:
@@ -58,5 +68,10 @@ class RestoreConfig:
         if self.from_seq is not None and self.from_seq < 1:
             raise UsageError(f"--from-seq must be at least 1, not {self.from_seq}")
         check_timing(self.lease_ttl_seconds, self.lease_renew_seconds)
+        for name in ("poll_seconds", "heartbeat_seconds"):
+            if getattr(self, name) <= 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be positive")
+        if self.follow and (self.dry_run or self.from_seq is not None or self.reset):
+            raise UsageError("--follow cannot be combined with --dry-run, --from-seq or --reset")
         if self.target is None and not self.dry_run:
             raise UsageError("no target: pass --target-uri or --target-secret-id (or --dry-run)")

@@ -8,8 +8,10 @@ recorded in the checkpoint once every step holding its events has been applied.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,13 +20,14 @@ from pymongo import MongoClient
 
 from ..connections import check_connection
 from ..errors import BackoverError, UsageError
-from ..lease import Lease, holding
+from ..lease import Lease, LeaseHeld, holding
 from ..s3objects import S3Objects
-from ..state import DdlState, RestoreCheckpoint, RestoreState
+from ..state import DdlState, ReplicatorCheckpoint, ReplicatorState, RestoreCheckpoint, RestoreState
 from .applier import Applier, ApplyStats
 from .checkpoint import CheckpointStore, commit
 from .config import RestoreConfig
 from .displaced import Displaced
+from .follow import CapturePoller, lag
 from .planner import Barrier, Step, plan
 from .progress import Progress
 from .reader import SegmentReader, list_segments
@@ -72,31 +75,65 @@ class PlanSummary:
 
 
 def run_restore(
-    config: RestoreConfig, *, s3: S3Objects | None = None, target: Target | None = None
+    config: RestoreConfig,
+    *,
+    s3: S3Objects | None = None,
+    target: Target | None = None,
+    stop: threading.Event | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> RestoreResult | PlanSummary:
-    """Apply (or with ``dry_run`` only plan) the segments after the restore checkpoint.
+    """Apply (or with ``dry_run`` only plan) the segments after the restore checkpoint; with
+    ``follow``, go on applying segments as they land until the replicator has drained.
 
     Only the holder of the restore lease writes (a second restore is refused, exit 2, before
-    writing anything); a dry run writes nothing and takes no lease."""
+    writing anything, or with ``wait`` waits for the holder to end); a dry run writes nothing and
+    takes no lease. ``stop`` (set by SIGTERM in the command) ends a follow restore after its
+    current step (state ``stopped``); ``on_ready`` is called once the restore has written its
+    first checkpoint (``--detach`` returns then)."""
     s3 = s3 or S3Objects(config.layout.bucket)
     s3.check_bucket()
     if config.dry_run:
         return _run_restore(config, s3, target)
-    with holding(
-        Lease(
-            s3,
-            config.layout.restore_lease,
-            role="restore",
-            migration_id=config.layout.migration_id,
-            ttl_seconds=config.lease_ttl_seconds,
-            renew_seconds=config.lease_renew_seconds,
-        )
-    ) as lease:
-        return _run_restore(config, s3, target, lease)
+    stop = stop or threading.Event()
+    lease = Lease(
+        s3,
+        config.layout.restore_lease,
+        role="restore",
+        migration_id=config.layout.migration_id,
+        ttl_seconds=config.lease_ttl_seconds,
+        renew_seconds=config.lease_renew_seconds,
+    )
+    with holding(lease, wait=_waiting(s3, config, stop) if config.wait else None):
+        return _run_restore(config, s3, target, lease, stop, on_ready)
+
+
+def _waiting(s3: S3Objects, config: RestoreConfig, stop: threading.Event) -> Callable[[LeaseHeld], bool]:
+    """``--wait``: while another restore holds the lease, log what it is doing every so often."""
+    last_line = 0.0
+
+    def wait(held: LeaseHeld) -> bool:
+        nonlocal last_line
+        if time.monotonic() - last_line >= config.progress_seconds:
+            last_line = time.monotonic()
+            cp = CheckpointStore(s3, config.layout).load()
+            doing = (
+                f"{'following, ' if cp.follow else ''}{cp.state}, segment {cp.last_applied_seq} applied"
+                if cp is not None
+                else "no checkpoint yet"
+            )
+            log.info("waiting for the restore that holds the lease to end (%s): %s", doing, held)
+        return not stop.wait(min(config.poll_seconds * 4, 2.0))
+
+    return wait
 
 
 def _run_restore(
-    config: RestoreConfig, s3: S3Objects, target: Target | None, lease: Lease | None = None
+    config: RestoreConfig,
+    s3: S3Objects,
+    target: Target | None,
+    lease: Lease | None = None,
+    stop: threading.Event | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> RestoreResult | PlanSummary:
     store = CheckpointStore(s3, config.layout, fence=lease.fence if lease is not None else None)
     replicator = store.replicator()
@@ -115,17 +152,18 @@ def _run_restore(
             f"the restore checkpoint says segment {done_before} was applied, but the replicator "
             f"checkpoint has only {replicator.last_seq}: wrong migration id or bucket?"
         )
-    if not replicator.state.capture_over():
+    if not replicator.state.capture_over() and not config.follow:
         log.warning(
             "the replicator is %s: restoring the %d segment(s) captured so far; run restore again "
             "after the drain for the rest",
             replicator.state,
             replicator.last_seq,
         )
-    refs = list_segments(s3, config.layout, first, replicator.last_seq)
-    segments = SegmentReader(s3, refs, config.prefetch)
     if config.dry_run:
-        return _dry_run(plan(segments, config.window), first, replicator.last_seq)
+        refs = list_segments(s3, config.layout, first, replicator.last_seq)
+        return _dry_run(
+            plan(SegmentReader(s3, refs, config.prefetch), config.window), first, replicator.last_seq
+        )
 
     client: MongoClient[dict[str, Any]] | None = None
     if target is None:
@@ -135,9 +173,13 @@ def _run_restore(
         target = MongoTarget(client)
     checkpoint = previous or RestoreCheckpoint(config.layout.migration_id)
     checkpoint.state, checkpoint.reason = RestoreState.RUNNING, None
+    checkpoint.follow = config.follow
+    checkpoint.heartbeat_seconds = config.heartbeat_seconds if config.follow else None
     applied_through = None if config.reset else store.applied_through()
     displaced = Displaced() if config.reset else store.load_displaced(previous)
     store.save(checkpoint, displaced)
+    if on_ready is not None:
+        on_ready()
     applier = Applier(
         target,
         workers=config.workers,
@@ -153,11 +195,13 @@ def _run_restore(
         total_events=replicator.events_total,
         events_before=checkpoint.events_applied,
         interval=config.progress_seconds,
+        follow=config.follow,
     )
     result = RestoreResult(state=RestoreState.RUNNING, first_seq=first, last_seq=replicator.last_seq)
     log.info(
-        "restore of %s: segments %d..%d into %s, %d worker(s), windows of %d events%s",
+        "restore of %s: %s %d..%d into %s, %d worker(s), windows of %d events%s",
         config.layout.migration_id,
+        "following the capture from segment" if config.follow else "segments",
         first,
         replicator.last_seq,
         config.target or "the given target",
@@ -168,21 +212,18 @@ def _run_restore(
         else "",
     )
     started = time.monotonic()
+    stop = stop or threading.Event()
     try:
-        _apply_all(
-            plan(segments, config.window, applied_through),
-            applier,
-            store,
-            checkpoint,
-            progress,
-            result,
-            config.checkpoint_seconds,
+        replicator = _apply_segments(
+            config, s3, store, replicator, first, applied_through, applier, checkpoint, progress, result, stop
         )
-        if replicator.state.capture_over() and displaced:
+        result.last_seq = replicator.last_seq
+        if replicator.state.capture_over() and displaced and checkpoint.state is RestoreState.RUNNING:
             log.info(
                 "writing back %d document(s) moved aside for unique keys", applier.write_back_displaced()
             )
-        checkpoint.state = RestoreState.COMPLETED
+        if checkpoint.state is RestoreState.RUNNING:
+            checkpoint.state = RestoreState.COMPLETED
         store.save(checkpoint, displaced)
     except BackoverError as e:
         checkpoint.state, checkpoint.reason = RestoreState.FAILED, str(e)
@@ -196,7 +237,7 @@ def _run_restore(
     progress.log_line()
     log.info(
         "restore %s: segments up to %d applied, %d events this run, %d writes in %d commands, "
-        "%d unique-key conflict(s) resolved, %.1f s",
+        "%d unique-key conflict(s) resolved, %.1f s%s",
         checkpoint.state,
         checkpoint.last_applied_seq,
         result.events_applied,
@@ -204,8 +245,66 @@ def _run_restore(
         result.commands,
         result.conflicts_resolved,
         result.seconds,
+        f" ({checkpoint.reason})" if checkpoint.reason else "",
     )
     return result
+
+
+def _apply_segments(
+    config: RestoreConfig,
+    s3: S3Objects,
+    store: CheckpointStore,
+    replicator: ReplicatorCheckpoint,
+    first: int,
+    applied_through: tuple[int, int] | None,
+    applier: Applier,
+    checkpoint: RestoreCheckpoint,
+    progress: Progress,
+    result: RestoreResult,
+    stop: threading.Event,
+) -> ReplicatorCheckpoint:
+    """Apply the segments from ``first`` to the replicator's ``last_seq``; in follow mode, again
+    and again as segments land, until the drain (or a stop). Returns the replicator checkpoint
+    last read. A stop leaves ``checkpoint.state`` ``stopped`` with the reason."""
+    poller = CapturePoller(s3, config.layout, config.heartbeat_seconds) if config.follow else None
+    next_seq, last_save = first, time.monotonic()
+    while True:
+        refs = list_segments(s3, config.layout, next_seq, replicator.last_seq)
+        if refs:
+            _apply_all(
+                plan(SegmentReader(s3, refs, config.prefetch), config.window, applied_through),
+                applier,
+                store,
+                checkpoint,
+                progress,
+                result,
+                config.checkpoint_seconds,
+                stop,
+            )
+            next_seq, last_save = checkpoint.last_applied_seq + 1, time.monotonic()
+        if poller is None:
+            return replicator
+        caught_up = next_seq > replicator.last_seq
+        if caught_up and replicator.state is ReplicatorState.DRAINED:
+            return replicator
+        why = (
+            "a signal"
+            if stop.is_set()
+            else "an abort (control/stop.json)"
+            if poller.abort_requested()
+            else None
+        )
+        if why is not None:
+            checkpoint.state, checkpoint.reason = RestoreState.STOPPED, f"follow restore stopped by {why}"
+            return replicator
+        if caught_up:
+            if time.monotonic() - last_save >= config.heartbeat_seconds:
+                store.save(checkpoint, applier.displaced)  # the heartbeat
+                last_save = time.monotonic()
+            progress.idle(lag(checkpoint, replicator))
+            stop.wait(config.poll_seconds)
+        replicator = poller.replicator(replicator)
+        progress.extend(replicator.last_seq, replicator.events_total)
 
 
 def _kept_before_removal(store: CheckpointStore, displaced: Displaced, lease: Lease | None) -> None:
@@ -224,8 +323,10 @@ def _apply_all(
     progress: Progress,
     result: RestoreResult,
     checkpoint_seconds: float,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Apply ``steps`` one at a time on a coordinator thread while the next one is planned here."""
+    """Apply ``steps`` one at a time on a coordinator thread while the next one is planned here;
+    a ``stop`` ends it after the step in flight."""
     last_save = time.monotonic()
 
     def finished(step: Step, future: Future[None]) -> None:
@@ -248,6 +349,8 @@ def _apply_all(
                     current, pending = pending, None
                     finished(*current)
                 pending = (step, coordinator.submit(applier.apply, step))
+                if stop is not None and stop.is_set():
+                    break
         finally:
             if pending is not None:  # a step in flight completes (or fails) before anything else
                 finished(*pending)

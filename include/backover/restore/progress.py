@@ -26,6 +26,8 @@ class Progress:
     :param total_segments: the last segment to apply (``last_seq``).
     :param total_events: events in every segment (the replicator's ``events_total``), 0 if unknown.
     :param events_before: events applied by earlier runs (the restore checkpoint's count).
+    :param follow: a follow restore: the totals grow as segments land (:meth:`extend`), and while
+        it waits for them a line says how far it trails the capture (:meth:`idle`).
     """
 
     def __init__(
@@ -37,7 +39,9 @@ class Progress:
         events_before: int,
         interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        follow: bool = False,
     ) -> None:
+        self.follow = follow
         self.first_seq = first_seq
         self.total_segments = total_segments
         self.total_events = total_events
@@ -73,6 +77,22 @@ class Progress:
             f"restore: segment {self.segment}/{self.total_segments}, {self.events:,}{total} events "
             f"this run, {self.rate:,.0f} events/s, ETA {eta(self.remaining_seconds())}"
         )
+
+    def extend(self, total_segments: int, total_events: int) -> None:
+        """A follow restore saw more segments captured."""
+        self.total_segments, self.total_events = total_segments, total_events
+
+    def idle(self, behind: object) -> None:
+        """A follow restore waiting for segments: a line at most every ``interval`` seconds."""
+        if self.clock() - self._last_log >= self.interval:
+            self._last_log = self.clock()
+            log.info(
+                "restore following: segment %d/%d applied, %s events this run; %s",
+                self.segment,
+                self.total_segments,
+                f"{self.events:,}",
+                behind,
+            )
 
     def log_line(self) -> None:
         self._last_log = self.clock()

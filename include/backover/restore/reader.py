@@ -42,10 +42,13 @@ class SegmentRef:
 
 def list_segments(s3: S3Objects, layout: MigrationLayout, first: int, last: int) -> list[SegmentRef]:
     """Segments ``first..last`` (every one must exist, exactly once); orphans above ``last`` are
-    reported in the log and left alone."""
+    reported in the log and left alone. The listing starts after segment ``first - 1``, so a follow
+    restore polling a month of segments lists only the new ones."""
     found: dict[int, list[SegmentRef]] = {}
     orphans = []
-    for key in s3.list_keys(layout.changes_prefix):
+    if first > last:
+        return []
+    for key in s3.list_keys(layout.changes_prefix, start_after=layout.segments_after(first - 1)):
         parsed = layout.parse_segment(key)
         if parsed is None:
             continue

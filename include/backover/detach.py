@@ -1,25 +1,31 @@
-"""``--detach``: run the replicator in the background with pid and log files.
+"""``--detach``: run a long job (the replicator, the follow restore) in the background with pid
+and log files.
 
-The parent starts ``python -m backover replicate ...`` (without ``--detach``) in its own session,
+The parent starts ``python -m backover <command> ...`` (without ``--detach``) in its own session,
 writes the pid file and waits until the child has checked its input and written its first
-checkpoint (it says so through a pipe), so SSM Run Command returns while the replicator runs on,
-and bad input still fails the command with the child's one-line reason and exit status. The
-child's environment carries a marker, so a pid file left by a dead replicator (and a recycled
-pid) is never taken for a running one.
+checkpoint (it says so through a pipe), so SSM Run Command returns while the job runs on, and
+bad input still fails the command with the child's one-line reason and exit status. The child's
+environment carries a marker (the job and the migration's folder), so a pid file left by a dead
+job (and a recycled pid) is never taken for a running one. The environment variables keep the
+names they had when only the replicator detached, so a replicator started before is still found.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import re
 import select
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import JobFailed, UsageError
+from .errors import JobFailed, UsageError
+from .layout import MigrationLayout
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +39,7 @@ DEFAULT_WAIT_SECONDS = 120.0
 
 @dataclass(frozen=True)
 class Detached:
-    """The background replicator."""
+    """The background job."""
 
     pid: int
     pid_file: Path
@@ -48,7 +54,7 @@ def default_run_dir() -> Path:
 
 
 def running_pid(pid_file: Path, marker: str) -> int | None:
-    """The pid in ``pid_file`` if that process is alive and is the replicator of ``marker``."""
+    """The pid in ``pid_file`` if that process is alive and is the job of ``marker``."""
     try:
         pid = int(pid_file.read_text().strip())
         environ = Path(f"/proc/{pid}/environ").read_bytes()
@@ -67,8 +73,10 @@ def start(
     log_file: Path,
     marker: str,
     wait_seconds: float = DEFAULT_WAIT_SECONDS,
+    what: str = "the replicator",
 ) -> Detached:
-    """Start ``argv`` detached; return once it is capturing. UsageError/JobFailed if it exits first."""
+    """Start ``argv`` detached; return once it is ready (the replicator capturing, the restore
+    following). UsageError/JobFailed with its last line if it exits first."""
     existing = running_pid(pid_file, marker)
     if existing is not None:
         return Detached(existing, pid_file, log_file, already_running=True)
@@ -91,7 +99,7 @@ def start(
         os.close(write_end)
         write_end = -1
         pid_file.write_text(f"{proc.pid}\n")
-        if _wait_ready(read_end, proc, wait_seconds):
+        if _wait_ready(read_end, proc, wait_seconds, what):
             return Detached(proc.pid, pid_file, log_file)
     finally:
         os.close(read_end)
@@ -99,13 +107,13 @@ def start(
             os.close(write_end)
     code = proc.wait()
     _forget(pid_file, proc.pid)
-    reason = last_line(log_file) or f"the replicator exited with status {code}"
+    reason = last_line(log_file) or f"{what} exited with status {code}"
     if code == 0:
         return Detached(proc.pid, pid_file, log_file, finished=reason)
     raise (UsageError if code == UsageError.exit_code else JobFailed)(reason)
 
 
-def _wait_ready(read_end: int, proc: subprocess.Popen[bytes], wait_seconds: float) -> bool:
+def _wait_ready(read_end: int, proc: subprocess.Popen[bytes], wait_seconds: float, what: str) -> bool:
     """True once the child says it is ready; False if it exits first."""
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
@@ -114,24 +122,22 @@ def _wait_ready(read_end: int, proc: subprocess.Popen[bytes], wait_seconds: floa
             return os.read(read_end, len(READY)) == READY
         if proc.poll() is not None:
             return False
-    log.warning(
-        "the replicator (pid %d) is still starting after %.0fs; leaving it running", proc.pid, wait_seconds
-    )
+    log.warning("%s (pid %d) is still starting after %.0fs; leaving it running", what, proc.pid, wait_seconds)
     return True
 
 
 def last_line(log_file: Path) -> str:
-    """The child's last log line, without the ``backover replicate:`` prefix of its error line."""
+    """The child's last log line, without the ``backover <command>:`` prefix of its error line."""
     try:
         lines = [line for line in log_file.read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
         return ""
     text = lines[-1] if lines else ""
-    return text.removeprefix("backover replicate: ")
+    return re.sub(r"^backover [a-z]+: ", "", text)
 
 
 def ready_notifier() -> Callable[[], None] | None:
-    """In the detached child: a function telling the parent it is capturing (None if not detached)."""
+    """In the detached child: a function telling the parent it is ready (None if not detached)."""
     fd_text = os.environ.pop(READY_FD_ENV, None)
     if not fd_text:
         return None
@@ -160,3 +166,46 @@ def _forget(pid_file: Path, pid: int) -> None:
             pid_file.unlink()
     except OSError as e:
         log.debug("pid file %s: %s", pid_file, e)
+
+
+def run_detached(
+    command: str,
+    args: argparse.Namespace,
+    forwarded: tuple[tuple[str, str], ...],
+    *,
+    layout: MigrationLayout,
+    secret_env: Mapping[str, str],
+    what: str,
+    ready: str,
+    extra: tuple[str, ...] = (),
+) -> int:
+    """``backover <command> --detach``: start ``backover <command>`` with the ``forwarded`` options
+    (``(flag, argparse destination)``; a true boolean is passed as the bare flag) and ``extra``,
+    in the background; print one line and return 0 once it is ``ready`` (or already running).
+
+    ``secret_env``: a URI given on the command line goes to the child through its environment,
+    never its command line. The pid and log files default to ``$BACKOVER_RUN_DIR`` (or
+    ``~/.backover/run``) ``/<command>-<migration-id>.pid|.log``."""
+    pid_file = args.pid_file or default_run_dir() / f"{command}-{layout.migration_id}.pid"
+    log_file = args.log_file or pid_file.with_suffix(".log")
+    argv = [sys.executable, "-m", "backover", "--log-level", args.log_level, command, *extra]
+    for flag, dest in forwarded:
+        value = getattr(args, dest)
+        if value is True:
+            argv.append(flag)
+        elif value is not None and value is not False:
+            argv += [flag, str(value)]
+    marker = (
+        f"{layout.bucket}/{layout.root}"
+        if command == "replicate"
+        else f"{command}:{layout.bucket}/{layout.root}"
+    )
+    started = start(argv, {**os.environ, **secret_env}, pid_file, log_file, marker, what=what)
+    if started.finished is not None:
+        print(started.finished)
+        return 0
+    verb = "already running" if started.already_running else ready
+    print(
+        f"{what.removeprefix('the ')} {verb}: pid {started.pid}, pid file {started.pid_file}, log {started.log_file}"
+    )
+    return 0
