@@ -203,3 +203,24 @@ class MigrationLayout:
 
     def backup_metadata(self, label: str, db: str, coll: str) -> str:
         return self.backup_database_prefix(label, db) + f"{coll}.metadata.json.gz"
+
+    def backup_manifest(self, label: str) -> str:
+        """The backup's record (:class:`backover.state.BackupManifest`): B, what it holds, F once sealed."""
+        return self.backup_prefix(label) + "_backup.json"
+
+    def backup_segments_prefix(self, label: str) -> str:
+        """The sealed copies of the segments covering (B, F]. ``.changes``: a database name cannot
+        hold a ``.``, so no database's folder of the dump is ever this one."""
+        return self.backup_prefix(label) + ".changes/"
+
+    def backup_segment(self, label: str, seq: int, compression: str) -> str:
+        """``backups/{label}/.changes/{seq:012d}.bson.zst``: the sealed copy of segment ``seq``."""
+        return self.backup_segments_prefix(label) + f"{seq:012d}{COMPRESSION_SUFFIX[compression]}"
+
+    def parse_backup_segment(self, label: str, key: str) -> tuple[int, str] | None:
+        """``(seq, compression)`` of a sealed segment copy of backup ``label``, else None."""
+        prefix = self.backup_segments_prefix(label)
+        match = _SEGMENT.match(key[len(prefix) :]) if key.startswith(prefix) else None
+        if match is None:
+            return None
+        return int(match.group(1)), next(c for c, s in COMPRESSION_SUFFIX.items() if s == match.group(2))

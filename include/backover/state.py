@@ -386,6 +386,35 @@ class FreezeRecord(Record):
 
 
 @dataclass
+class BackupManifest(Record):
+    """``backups/{label}/_backup.json`` (``backover backup``), written once every collection is dumped.
+
+    ``b``: the source's cluster time taken before the first collection was read (every write at or
+    before it is in the dump); ``dump_end``: its cluster time once the last one was read.
+    ``capture_seq``: the replicator's ``last_seq`` read just before ``b`` (its segments hold only
+    changes up to ``b``), so the segments after it hold every change after ``b``; None when no
+    capture of this migration covers ``b`` (no T0 at or before it, or a MongoDB backup): then the
+    dump cannot be made consistent by replay. ``backover backup --seal`` adds ``f`` (the freeze
+    position), the sealed copies ``capture_seq + 1 .. sealed_through_seq`` and ``sealed_at``."""
+
+    WHAT = "a backup manifest (backups/{label}/_backup.json)"
+    OMIT_NONE = frozenset({"f", "sealed_through_seq", "sealed_at"})
+
+    migration_id: str
+    label: str
+    b: Timestamp
+    dump_end: Timestamp
+    started_at: datetime
+    finished_at: datetime
+    databases: list[str] = field(default_factory=list)
+    collections: list[str] = field(default_factory=list)
+    capture_seq: int | None = None
+    f: Timestamp | None = None
+    sealed_through_seq: int | None = None
+    sealed_at: datetime | None = None
+
+
+@dataclass
 class CleanGuard(Record):
     """The check that allowed a clean-up (``state/clean.json`` ``guard``)."""
 

@@ -6,11 +6,22 @@ Per collection, in parallel (one thread each, up to ``parallel``):
   gzip into an S3 multipart upload: memory holds about one batch and one part, whatever the
   collection's size;
 * the count read is checked against ``count_documents`` once the dump is complete: a collection
-  that changed during the backup fails the job (back up a frozen source);
+  that changed during the backup fails the job (back up a frozen source), unless the capture of
+  this migration covers B (below): then the dump may run while the application writes, and the
+  captured changes after B make it consistent at F when it is restored;
 * ``{coll}.metadata.json.gz`` follows, only once the data is complete, in mongodump's format
   (canonical Extended JSON ``options``, ``indexes``, ``uuid``, ``collectionName``, ``type``) plus
   a ``backover`` field (documents, uncompressed and compressed bytes, SHA-256, the data object's
   ETag) that ``--restore`` checks (:mod:`.metadata`).
+
+B, the source's cluster time, is taken before anything is read from the source (the collections
+are listed and read after it, so every write at or before B is in the dump); the replicator
+checkpoint is read just before it. Once every collection is dumped, ``backups/{label}/_backup.json``
+(:class:`~backover.state.BackupManifest`) records B, the cluster time at the end of the dump, the
+databases and collections, and ``capture_seq``: the last segment written before B, when
+``state/start.json``'s T0 is at or before B (the capture covers B; DocumentDB backups only). The
+manifest and the sealed segment copies of an earlier backup of the label are deleted before the
+first upload, so a killed backup leaves no manifest that would describe another dump.
 
 Before the first upload, the in-progress multipart uploads under ``backups/{label}/`` (left by a
 killed backup of the same label) are aborted and counted. Skipped, with a log line:
@@ -30,19 +41,22 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from bson.timestamp import Timestamp
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from .. import state
+from ..clustertime import format as format_time
 from ..connections import DatabaseUri
 from ..errors import JobFailed, UsageError
 from ..layout import MigrationLayout
-from ..lifecycle.results import ResultRecord
-from ..lifecycle.source import connect
+from ..lifecycle.results import ResultRecord, now_ms
+from ..lifecycle.source import cluster_time, connect
 from ..namespaces import INTERNAL_DATABASES
+from ..replication import checkpoint as replication_checkpoint
 from ..s3objects import S3Objects
 from ..segments import iter_raw_events
-from ..state import StartRecord
+from ..state import BackupManifest, StartRecord
 from . import metadata
 from .multipart import MIN_PART_SIZE, GzipMultipartUpload, abort_incomplete_uploads
 from .names import STAGING_PREFIX, escape
@@ -102,6 +116,11 @@ class BackupResult(ResultRecord):
     skipped: list[str] = field(default_factory=list)
     stale_deleted: int = 0
     uploads_aborted: int = 0  # unfinished multipart uploads of killed runs, aborted before this one
+    b: Timestamp | None = None  # the source's cluster time before the first collection was read
+    dump_end: Timestamp | None = None
+    #: The segments after this one hold every change after B (None: no capture covers B).
+    capture_seq: int | None = None
+    manifest: str = ""
 
 
 class Progress:
@@ -183,8 +202,11 @@ def dump_collection(
     db: str,
     info: Mapping[str, Any],
     progress: Progress,
+    *,
+    live: bool = False,
 ) -> CollectionBackup:
-    """Stream one collection to S3, check its count, then write its metadata."""
+    """Stream one collection to S3, check its count (unless ``live``: the capture covers B, so the
+    replay of the changes after B makes the dump consistent), then write its metadata."""
     name = info["name"]
     namespace = f"{db}.{name}"
     data_key = config.layout.backup_data(config.label, db, escape(name))
@@ -203,7 +225,16 @@ def dump_collection(
         indexes = [dict(ix) for ix in collection.list_indexes()]
     except PyMongoError as e:
         raise JobFailed(f"backup of {namespace} failed: {type(e).__name__}: {e}") from None
-    if documents != expected:
+    if documents != expected and live:
+        log.info(
+            "backup %s %s: %d documents dumped, %d now: it changed during the dump (the captured "
+            "changes after B make it consistent)",
+            config.label,
+            namespace,
+            documents,
+            expected,
+        )
+    elif documents != expected:
         raise JobFailed(
             f"backup of {namespace}: dumped {documents} documents but the collection holds "
             f"{expected}; it changed during the backup (is the source frozen?)"
@@ -245,6 +276,20 @@ def delete_stale(s3: S3Objects, config: BackupConfig, databases: list[str], writ
     return s3.delete_keys(stale) if stale else 0
 
 
+def forget_previous(s3: S3Objects, config: BackupConfig) -> None:
+    """Delete an earlier backup's manifest, then its sealed segment copies: they describe that dump."""
+    manifest = config.layout.backup_manifest(config.label)
+    keys = [manifest] if s3.head(manifest) is not None else []
+    keys += list(s3.list_keys(config.layout.backup_segments_prefix(config.label)))
+    if keys:
+        s3.delete_keys(keys)
+        log.info(
+            "backup %s: the earlier backup's manifest and %d sealed segment(s) deleted",
+            config.label,
+            len(keys) - (keys[0] == manifest),
+        )
+
+
 def default_databases(layout: MigrationLayout, s3: S3Objects | None = None) -> tuple[str, ...]:
     """The migration's databases from ``state/start.json``; empty (= every database) without it."""
     s3 = s3 or S3Objects(layout.bucket)
@@ -253,15 +298,38 @@ def default_databases(layout: MigrationLayout, s3: S3Objects | None = None) -> t
     return tuple(started.databases) if started is not None else ()
 
 
+def capture_before(s3: S3Objects, config: BackupConfig) -> tuple[StartRecord | None, int]:
+    """Read before B: the start record and the replicator's ``last_seq`` (0: nothing captured yet).
+
+    Every event of segments ``1..last_seq`` happened before this read, so before B."""
+    if config.label != "documentdb":
+        return None, 0
+    started = state.read(s3, config.layout.start_state, StartRecord)
+    captured = replication_checkpoint.load(s3, config.layout) if started is not None else None
+    return started, captured.last_seq if captured is not None else 0
+
+
+def covered_seq(started: StartRecord | None, last_seq: int, b: Timestamp) -> int | None:
+    """``last_seq`` when the capture covers B (it starts at T0, at or before B), else None."""
+    if started is None or started.t0 is None or started.t0 > b:
+        return None
+    return last_seq
+
+
 def backup(config: BackupConfig, s3: S3Objects | None = None) -> BackupResult:
     """Back up ``config.databases`` of ``config.source`` under ``backups/{label}/``."""
     s3 = s3 or S3Objects(config.layout.bucket)
     s3.check_bucket()
     prefix = config.layout.backup_prefix(config.label)
     log.info("backup %s: from %s to s3://%s/%s", config.label, config.source, s3.bucket, prefix)
+    started, last_seq = capture_before(s3, config)
     with connect(config.source) as client:
+        started_at = now_ms()
+        b = cluster_time(client)  # before anything is listed or read
+        capture_seq = covered_seq(started, last_seq, b)
         databases = list_databases(client, config.databases)
-        result = BackupResult(config.label, f"s3://{s3.bucket}/{prefix}", databases)
+        result = BackupResult(config.label, f"s3://{s3.bucket}/{prefix}", databases, b=b)
+        result.capture_seq = capture_seq
         plan = [(db, info) for db in databases for info in list_collections(client, db, result.skipped)]
         # Only now (the source answered, the databases are known): the first change to S3.
         result.uploads_aborted = abort_incomplete_uploads(s3.client, s3.bucket, prefix)
@@ -269,6 +337,16 @@ def backup(config: BackupConfig, s3: S3Objects | None = None) -> BackupResult:
             "backup %s: %d unfinished upload(s) of an interrupted backup aborted",
             config.label,
             result.uploads_aborted,
+        )
+        forget_previous(s3, config)
+        log.info(
+            "backup %s: B = %s; %s",
+            config.label,
+            format_time(b),
+            "the capture covers it: the dump may change while it runs, the changes after B make it "
+            f"consistent when restored (segments after {capture_seq})"
+            if capture_seq is not None
+            else "no capture of this migration covers it: the source must not change during the dump",
         )
         progress = Progress(config.label, len(plan))
         log.info(
@@ -278,12 +356,32 @@ def backup(config: BackupConfig, s3: S3Objects | None = None) -> BackupResult:
             len(databases),
             config.parallel,
         )
-        tasks = [partial(dump_collection, client, s3, config, db, info, progress) for db, info in plan]
+        live = capture_seq is not None
+        tasks = [
+            partial(dump_collection, client, s3, config, db, info, progress, live=live) for db, info in plan
+        ]
         result.collections = run_parallel(tasks, config.parallel)
+        result.dump_end = cluster_time(client)
     written = {k for c in result.collections for k in (c.data_key, c.metadata_key)}
     result.stale_deleted = delete_stale(s3, config, databases, written)
     result.documents_total = sum(c.documents for c in result.collections)
     result.bytes_total = sum(c.uncompressed_bytes for c in result.collections)
+    result.manifest = config.layout.backup_manifest(config.label)
+    state.write(
+        s3,
+        result.manifest,
+        BackupManifest(
+            config.layout.migration_id,
+            config.label,
+            b,
+            result.dump_end,
+            started_at,
+            now_ms(),
+            databases,
+            [c.namespace for c in result.collections],
+            capture_seq,
+        ),
+    )
     log.info(
         "backup %s done: %d collections, %d documents, %.1f MB",
         config.label,

@@ -8,14 +8,19 @@ the same from a local copy). Three phases:
    the one its metadata was written for (HEAD: size and ETag; when the ETag is not the recorded
    one, a copy or an older backup without it, the data is read once here to check count, size
    and SHA-256); and without ``--drop`` every target collection of the backup is absent or empty.
+   For a DocumentDB backup that recorded B, the replay is prepared too (:func:`.replay.prepare`:
+   the stop F or ``--until``, every segment covering (B, stop] there).
 2. **Stage.** Each collection is loaded, in parallel, into ``backover.restore.<coll>`` in its
    database (:func:`.names.staging`): created with the dumped options, filled from the gzip
    stream read with ``If-Match`` (split into raw BSON documents, inserted as
-   :class:`~bson.raw_bson.RawBSONDocument`, never decoded or re-encoded), checked (count,
-   uncompressed bytes, SHA-256), then given its indexes (all but ``_id_``), as mongorestore does,
-   after the data. Any failure drops every staging collection: the target is as it was.
+   :class:`~bson.raw_bson.RawBSONDocument`, never decoded or re-encoded) and checked (count,
+   uncompressed bytes, SHA-256). Then the captured changes in (B, stop] are replayed into the
+   staging collections (:func:`.replay.apply`), and each collection gets its indexes (all but
+   ``_id_``), as mongorestore does, after the data (and after the replay: at F unique keys hold).
+   Any failure drops every staging collection: the target is as it was.
 3. **Swap in.** Each staging collection is renamed onto its target (``renameCollection``,
-   ``dropTarget``), replacing the old collection with ``--drop`` or an empty one without it.
+   ``dropTarget``), replacing the old collection with ``--drop`` or an empty one without it; with
+   ``--drop``, a collection of the dump that the replay dropped (or renamed away) is dropped.
 
 Staging collections left by a killed restore are dropped at the start of phase 2.
 """
@@ -29,9 +34,11 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from bson.raw_bson import RawBSONDocument
+from bson.timestamp import Timestamp
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
@@ -40,6 +47,7 @@ from ..errors import JobFailed, UsageError
 from ..layout import MigrationLayout
 from ..lifecycle.results import ResultRecord
 from ..lifecycle.source import connect
+from ..namespaces import Namespace
 from ..s3objects import S3Objects
 from .bsonstream import BsonSplitter
 from .dump import LABELS
@@ -47,6 +55,9 @@ from .metadata import CollectionMetadata, DataCheck, normalise_etag, one_line
 from .multipart import GZIP_WBITS
 from .names import STAGING_PREFIX, staging, unescape
 from .parallel import run_parallel
+from .replay import ReplayResult
+from .replay import apply as apply_replay
+from .replay import prepare as prepare_replay
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +79,16 @@ class LoadConfig:
     parallel: int = 4
     batch_documents: int = 1000
     batch_bytes: int = 8 * 1024 * 1024
+    until: Timestamp | None = None  # replay up to this cluster time instead of F
+    window: int = 10_000  # events per replay window
 
     def __post_init__(self) -> None:
         if self.label not in LABELS:
             raise UsageError(f"label must be one of {', '.join(LABELS)}, not {self.label!r}")
         if self.parallel < 1:
             raise UsageError("--parallel must be at least 1")
+        if self.window < 1:
+            raise UsageError("the replay window must be at least 1 event")
 
 
 @dataclass
@@ -88,8 +103,10 @@ class LoadResult(ResultRecord):
     label: str
     location: str
     collections: list[LoadedCollection] = field(default_factory=list)
-    documents_total: int = 0
+    documents_total: int = 0  # as dumped (before the replay)
     staging_dropped: int = 0  # staging collections of an interrupted restore, dropped first
+    replay: ReplayResult | None = None  # None: the dump restored as it is
+    dropped: list[str] = field(default_factory=list)  # dumped, gone at the stop: dropped (--drop)
 
 
 @dataclass(frozen=True)
@@ -117,6 +134,10 @@ class CheckedCollection:
     @property
     def staging(self) -> str:
         return staging(self.files.collection)
+
+    @property
+    def namespace(self) -> Namespace:
+        return Namespace(self.files.db, self.files.collection)
 
 
 def find_backups(s3: S3Objects, config: LoadConfig) -> list[BackupFiles]:
@@ -284,7 +305,7 @@ def drop_leftover_staging(client: MongoClient, databases: list[str]) -> int:
 def stage_collection(
     client: MongoClient, s3: S3Objects, config: LoadConfig, c: CheckedCollection
 ) -> LoadedCollection:
-    """Phase 2 for one collection: load and check it under its staging name, then build its indexes."""
+    """Phase 2 for one collection: load and check it under its staging name (indexes come later)."""
     db = client[c.files.db]
     staged = db[c.staging]
     batch: list[RawBSONDocument] = []
@@ -300,52 +321,90 @@ def stage_collection(
                 batch, batch_bytes = [], 0
         if batch:
             staged.insert_many(batch, ordered=True, bypass_document_validation=True)
-        indexes = c.metadata.secondary_indexes
-        if indexes:
-            db.command("createIndexes", c.staging, indexes=indexes)
     except PyMongoError as e:
         raise JobFailed(f"restore of {c.files.namespace} failed: {type(e).__name__}: {e}") from None
     log.info(
-        "loaded %s from backup %s: %d documents, %d indexes (staged as %s)",
+        "loaded %s from backup %s: %d documents (staged as %s)",
         c.files.namespace,
         config.label,
         documents,
-        len(indexes),
         c.staging,
     )
-    return LoadedCollection(c.files.namespace, documents, len(indexes))
+    return LoadedCollection(c.files.namespace, documents, len(c.metadata.secondary_indexes))
 
 
-def discard_staging(client: MongoClient, checked: list[CheckedCollection]) -> None:
-    """After a failure in phase 2: drop every staging collection (errors are logged, never raised)."""
-    for c in checked:
+def build_indexes(client: MongoClient, ns: Namespace, indexes: list[dict[str, Any]]) -> None:
+    """The dumped secondary indexes of ``ns``, on its staging collection."""
+    try:
+        client[ns.db].command("createIndexes", staging(ns.coll), indexes=indexes)
+    except PyMongoError as e:
+        raise JobFailed(f"restore of {ns}: its indexes cannot be built: {type(e).__name__}: {e}") from None
+    log.info("%s: %d index(es) built", ns, len(indexes))
+
+
+def staged_namespaces(client: MongoClient, databases: list[str]) -> list[Namespace]:
+    """The collections staged in ``databases`` (after a replay: the collections at the stop)."""
+    try:
+        return sorted(
+            Namespace(db, name[len(STAGING_PREFIX) :])
+            for db in databases
+            for name in client[db].list_collection_names()
+            if name.startswith(STAGING_PREFIX)
+        )
+    except PyMongoError as e:
+        raise JobFailed(f"cannot list the staged collections: {type(e).__name__}: {e}") from None
+
+
+def discard_staging(client: MongoClient, namespaces: list[Namespace]) -> None:
+    """After a failure in phase 2: drop these staging collections (errors are logged, never raised)."""
+    for ns in namespaces:
         try:
-            client[c.files.db].drop_collection(c.staging)
+            client[ns.db].drop_collection(staging(ns.coll))
         except PyMongoError as e:
-            log.warning("could not drop %s.%s (the next restore drops it): %s", c.files.db, c.staging, e)
+            log.warning("could not drop %s.%s (the next restore drops it): %s", ns.db, staging(ns.coll), e)
 
 
-def swap_in(client: MongoClient, checked: list[CheckedCollection], drop: bool) -> None:
-    """Phase 3: rename each staging collection onto its target."""
+def discard_all_staging(client: MongoClient, databases: list[str]) -> None:
+    """After a failure in phase 2: drop every staging collection of ``databases`` (never raises)."""
+    try:
+        found = staged_namespaces(client, databases)
+    except JobFailed as e:
+        log.warning("%s (the next restore drops them)", e)
+        return
+    discard_staging(client, found)
+
+
+def swap_in(client: MongoClient, namespaces: list[Namespace], drop: bool, gone: list[Namespace]) -> None:
+    """Phase 3: rename each staging collection onto its target; with ``drop``, drop ``gone``."""
     done = 0
     try:
-        for c in checked:
-            target = client[c.files.db][c.files.collection]
+        for ns in namespaces:
+            target = client[ns.db][ns.coll]
             if not drop and target.find_one({}, projection={"_id": 1}) is not None:
-                raise JobFailed(
-                    f"{c.files.namespace} was written to during the restore; pass --drop to replace it"
-                )
+                raise JobFailed(f"{ns} was written to during the restore; pass --drop to replace it")
             client.admin.command(
-                {"renameCollection": f"{c.files.db}.{c.staging}", "to": c.files.namespace, "dropTarget": True}
+                {"renameCollection": f"{ns.db}.{staging(ns.coll)}", "to": str(ns), "dropTarget": True}
             )
             done += 1
     except (PyMongoError, JobFailed) as e:
-        discard_staging(client, checked[done:])
+        discard_staging(client, namespaces[done:])
         reason = f"{type(e).__name__}: {e}" if isinstance(e, PyMongoError) else str(e)
         raise JobFailed(
-            f"restore stopped after {done} of {len(checked)} collections were put in place "
-            f"({', '.join(c.files.namespace for c in checked[:done]) or 'none'}): {reason}"
+            f"restore stopped after {done} of {len(namespaces)} collections were put in place "
+            f"({', '.join(str(ns) for ns in namespaces[:done]) or 'none'}): {reason}"
         ) from None
+    for ns in gone:
+        if not drop:
+            log.info("%s was dropped or renamed after B: left as it is on the target (no --drop)", ns)
+            continue
+        try:
+            client[ns.db].drop_collection(ns.coll)
+        except PyMongoError as e:
+            raise JobFailed(
+                f"restore put every collection in place but could not drop {ns}, which the replay "
+                f"dropped: {type(e).__name__}: {e}"
+            ) from None
+        log.info("%s dropped: the replay dropped (or renamed) it after B", ns)
 
 
 def load(config: LoadConfig, s3: S3Objects | None = None) -> LoadResult:
@@ -354,6 +413,7 @@ def load(config: LoadConfig, s3: S3Objects | None = None) -> LoadResult:
     s3.check_bucket()
     prefix = config.layout.backup_prefix(config.label)
     found = find_backups(s3, config)
+    replaying = prepare_replay(s3, config.layout, config.label, config.until, config.databases)
     log.info(
         "restore of backup %s: %d collections from s3://%s/%s into %s",
         config.label,
@@ -371,15 +431,30 @@ def load(config: LoadConfig, s3: S3Objects | None = None) -> LoadResult:
             len(checked),
         )
         result = LoadResult(config.label, f"s3://{s3.bucket}/{prefix}")
-        result.staging_dropped = drop_leftover_staging(client, sorted({c.files.db for c in checked}))
+        databases = sorted({c.files.db for c in checked} | (replaying.databases if replaying else set()))
+        result.staging_dropped = drop_leftover_staging(client, databases)
+        dumped = [c.namespace for c in checked]
+        indexes = {c.namespace: c.metadata.secondary_indexes for c in checked}
         try:
             result.collections = run_parallel(
                 [partial(stage_collection, client, s3, config, c) for c in checked], config.parallel
             )
+            final = dumped
+            if replaying is not None:
+                result.replay = apply_replay(
+                    s3, client, replaying, indexes, workers=config.parallel, window=config.window
+                )
+                final = staged_namespaces(client, databases)
+            run_parallel(
+                [partial(build_indexes, client, ns, indexes[ns]) for ns in final if indexes.get(ns)],
+                config.parallel,
+            )
         except BaseException:
-            discard_staging(client, checked)
+            discard_all_staging(client, databases)
             raise
-        swap_in(client, checked, config.drop)
+        gone = [ns for ns in dumped if ns not in set(final)]
+        result.dropped = [str(ns) for ns in gone] if config.drop else []
+        swap_in(client, final, config.drop, gone)
     result.documents_total = sum(c.documents for c in result.collections)
     log.info(
         "restore of backup %s done: %d collections, %d documents",

@@ -1,4 +1,5 @@
-"""``backover backup --label documentdb|mongodb --uri|--secret-id ... [--restore [--drop]]``."""
+"""``backover backup --label documentdb|mongodb --uri|--secret-id ... [--restore [--drop] [--until T]]``,
+``backover backup --label documentdb --seal``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 
 from ..backup.dump import LABELS, BackupConfig, BackupResult, backup, default_databases
 from ..backup.load import LoadConfig, LoadResult, load
+from ..backup.seal import SealResult, seal
+from ..clustertime import parse as parse_time
 from ..connections import resolve
 from ..errors import UsageError
 from ..options import add_migration_options, migration_layout
@@ -41,21 +44,46 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --restore: replace the target's collections (each is replaced only once every "
         "collection of the backup is loaded and checked; without it, they must be empty)",
     )
+    parser.add_argument(
+        "--until",
+        metavar="SECS:INC",
+        help="with --restore of a documentdb backup: replay the captured changes up to this cluster time "
+        "instead of F (state/freeze.json), e.g. the capture's position for a migration not frozen yet",
+    )
+    parser.add_argument(
+        "--seal",
+        action="store_true",
+        help="documentdb only, no database needed: copy the captured segments after the backup's B under "
+        "the backup's own .changes/ folder (kept by clean) and record F; run after the drain",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if not (args.uri or args.secret_id):
-        raise UsageError("no database: pass --uri or --secret-id")
     if args.drop and not args.restore:
         raise UsageError("--drop only goes with --restore")
+    if args.until is not None and not args.restore:
+        raise UsageError("--until only goes with --restore")
+    if args.seal and (args.restore or args.uri or args.secret_id or args.databases):
+        raise UsageError(
+            "--seal reads and writes S3 only: it takes no --restore, --uri, --secret-id or --databases"
+        )
+    until = parse_time(args.until) if args.until is not None else None
     layout = migration_layout(args)
+    result: LoadResult | BackupResult | SealResult
+    if args.seal:
+        result = seal(layout, args.label, parallel=args.parallel)
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    if not (args.uri or args.secret_id):
+        raise UsageError("no database: pass --uri or --secret-id")
     databases = tuple(d.strip() for d in (args.databases or "").split(",") if d.strip())
-    result: LoadResult | BackupResult
     if args.restore:
         target = resolve(args.uri, args.secret_id, "database")
         result = load(
-            LoadConfig(target, layout, args.label, databases, drop=args.drop, parallel=args.parallel)
+            LoadConfig(
+                target, layout, args.label, databases, drop=args.drop, parallel=args.parallel, until=until
+            )
         )
     else:
         source = resolve(

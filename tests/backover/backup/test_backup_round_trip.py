@@ -115,15 +115,25 @@ def test_backup_again_is_the_same_and_forgets_dropped_collections(world: World) 
     db.keep.insert_one({"_id": 1})
     db.gone.insert_one({"_id": 1})
     config = BackupConfig(world.source_db_uri, world.layout, "documentdb", (world.db,))
-    backup(config)
+    first_b = backup(config).b
     s3 = S3Objects(world.bucket)
-    first = {k: s3.get_bytes(k) for k in s3.list_keys(world.layout.backup_prefix("documentdb"))}
-    assert backup(config).stale_deleted == 0
-    assert {k: s3.get_bytes(k) for k in s3.list_keys(world.layout.backup_prefix("documentdb"))} == first
+    manifest = world.layout.backup_manifest("documentdb")
+
+    def dump_objects() -> dict[str, bytes | None]:  # the manifest records B: it differs on purpose
+        return {
+            k: s3.get_bytes(k)
+            for k in s3.list_keys(world.layout.backup_prefix("documentdb"))
+            if k != manifest
+        }
+
+    first = dump_objects()
+    again = backup(config)
+    assert again.stale_deleted == 0 and first_b is not None and again.b is not None and again.b >= first_b
+    assert dump_objects() == first
     db.drop_collection("gone")
     assert backup(config).stale_deleted == 2
     assert sorted(s3.list_keys(world.layout.backup_prefix("documentdb"))) == sorted(
-        k for k in first if "/gone." not in k
+        [manifest, *(k for k in first if "/gone." not in k)]
     )
 
 
@@ -147,10 +157,22 @@ def test_restore_refuses_to_overwrite_and_an_incomplete_backup(
     [
         pytest.param(["--label", "documentdb"], id="no-database"),
         pytest.param(["--label", "documentdb", "--uri", "mongodb://x", "--drop"], id="drop-without-restore"),
+        pytest.param(
+            ["--label", "documentdb", "--uri", "mongodb://x", "--until", "1:1"], id="until-without-restore"
+        ),
+        pytest.param(
+            ["--label", "documentdb", "--uri", "mongodb://x", "--restore", "--until", "yesterday"],
+            id="bad-until",
+        ),
+        pytest.param(["--label", "documentdb", "--seal", "--uri", "mongodb://x"], id="seal-with-a-database"),
+        pytest.param(["--label", "mongodb", "--seal"], id="seal-a-mongodb-backup"),
+        pytest.param(["--label", "documentdb", "--seal"], id="seal-without-a-backup"),
     ],
 )
 def test_backup_usage_errors_exit_2(
     world: World, args: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(world.cli(*args)) == 2
-    assert capsys.readouterr().err.startswith("backover backup: ")
+    err = capsys.readouterr().err
+    assert err.startswith("backover backup: ") and len(err.strip().splitlines()) == 1, err
+    assert not list(S3Objects(world.bucket).list_keys(world.layout.root))  # nothing written
