@@ -82,6 +82,7 @@ with DAG(
             "freeze.",
         ),
         "environment": d.environment_param(),
+        "follow": d.follow_param(),
     },
 ) as dag:
     with TaskGroup("check", tooltip="This rehearsal's migration id and environment"):

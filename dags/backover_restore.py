@@ -5,14 +5,21 @@ Second lifecycle DAG, for a migration `backover_start` started. **The write free
 the microservices can read but no longer write until they are switched to MongoDB.
 
 1. **check** - environment, bucket, both databases; the migration must have been started. A
-   *dry run* stops here.
+   *dry run* stops here. With *follow* on (the default, as for `backover_start`), the follow
+   restore must be running: otherwise the run fails here, before any freeze, and the
+   microservices keep writing (run `backover_start` again to restart it). Then DocumentDB is
+   backed up while the microservices still write.
 2. **freeze** - the *restore* Lambda makes the microservices' user read-only, records the freeze
    position F in `state/freeze.json` and asks the replicator to drain up to F; the
    *replication drained* sensor waits until the checkpoint says drained past F (its log shows how
    far behind F the capture is).
-3. **backup** - `backover backup` of DocumentDB and of MongoDB, in parallel, to `backups/`.
-4. **restore** - `backover restore` replays every captured segment into MongoDB; the
-   *restore completed* sensor checks `restore/_checkpoint.json`.
+3. **backup** - with *follow* off, `backover backup` of DocumentDB and of MongoDB, in parallel,
+   to `backups/`. With *follow* on, MongoDB was backed up by `backover_start`, DocumentDB's backup
+   ran before the freeze (step 1) and is sealed now: the segments covering (B, F] are copied next
+   to it, beside the restore.
+4. **restore** - `backover restore --wait`: with *follow* on it waits for the follow restore to
+   apply the tail up to F; otherwise it replays every captured segment. The *restore completed*
+   sensor checks `restore/_checkpoint.json`.
 5. **verify** - `backover verify` compares both sides document by document; **the run fails on
    any difference** (the report is `reports/verify.json`).
 
@@ -24,14 +31,34 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, TaskGroup, chain
 
+from backover_airflow.dag_defaults import run_if_follow, run_unless_follow
 from backover_airflow.operators.lambda_function import MigrationLambdaOperator
 from backover_airflow.operators.worker import WorkerCommandOperator
 from backover_airflow.sensors.replication import ReplicationDrainedSensor
-from backover_airflow.sensors.restore import RestoreCompletedSensor
+from backover_airflow.sensors.restore import FollowRestoreHealthySensor, RestoreCompletedSensor
 from backover_airflow.task_groups import check_group, lifecycle_dag
 
-with DAG(**lifecycle_dag("backover_restore", __doc__)) as dag:
+with DAG(**lifecycle_dag("backover_restore", __doc__, follow=True)) as dag:
     preflight, dry_run_gate = check_group(tooltip="Environment, bucket, databases; the migration was started")
+
+    with TaskGroup("follow", tooltip="The follow restore runs: no freeze otherwise"):
+        follow_healthy = FollowRestoreHealthySensor(
+            task_id="follow_restore_healthy",
+            timeout=5 * 60,
+            pre_execute=run_if_follow,
+            doc_md="The follow restore (started by `backover_start`) must be running, its lease renewed: "
+            "otherwise this fails and nothing is frozen. Skipped when *follow* is off.",
+        )
+        backup_documentdb_live = WorkerCommandOperator(
+            task_id="backup_documentdb",
+            command="backup",
+            options={"label": "documentdb"},
+            deferrable=True,
+            pre_execute=run_if_follow,
+            doc_md="SSM: `backover backup --label documentdb` while the microservices still write: the dump "
+            "starts at B, and the changes captured in (B, F] make it consistent at the freeze (sealed "
+            "after the drain). Skipped when *follow* is off.",
+        )
 
     with TaskGroup("freeze", tooltip="Read-only, freeze position F, drain"):
         restore_lambda = MigrationLambdaOperator(
@@ -53,14 +80,28 @@ with DAG(**lifecycle_dag("backover_restore", __doc__)) as dag:
             command="backup",
             options={"label": "documentdb"},
             deferrable=True,
-            doc_md="SSM: `backover backup --label documentdb` (the frozen source) to `backups/documentdb/`.",
+            pre_execute=run_unless_follow,
+            doc_md="SSM: `backover backup --label documentdb` (the frozen source) to `backups/documentdb/`. "
+            "Skipped when *follow* is on.",
         )
         backup_mongodb = WorkerCommandOperator(
             task_id="backup_mongodb",
             command="backup",
             options={"label": "mongodb"},
             deferrable=True,
-            doc_md="SSM: `backover backup --label mongodb` (the target before the restore) to `backups/mongodb/`.",
+            pre_execute=run_unless_follow,
+            doc_md="SSM: `backover backup --label mongodb` (the target before the restore) to `backups/mongodb/`. "
+            "Skipped when *follow* is on (`backover_start` took it before the first replayed write).",
+        )
+
+        seal_documentdb = WorkerCommandOperator(
+            task_id="seal_documentdb",
+            command="seal",
+            deferrable=True,
+            pre_execute=run_if_follow,
+            doc_md="SSM: `backover backup --label documentdb --seal`: copies the segments covering (B, F] next "
+            "to the DocumentDB backup taken before the freeze, so that it restores to the frozen source "
+            "even after clean-up (S3 only). Runs beside the restore. Skipped when *follow* is off.",
         )
 
     with TaskGroup("restore", tooltip="Replay the captured changes into MongoDB"):
@@ -68,8 +109,8 @@ with DAG(**lifecycle_dag("backover_restore", __doc__)) as dag:
             task_id="restore",
             command="restore",
             deferrable=True,
-            doc_md="SSM: `backover restore` replays every captured segment into MongoDB; its progress lines "
-            "are in this log.",
+            doc_md="SSM: `backover restore --wait`: waits for the follow restore to apply the tail up to F, "
+            "or replays every captured segment into MongoDB; its progress lines are in this log.",
         )
         restore_completed = RestoreCompletedSensor(
             task_id="restore_completed",
@@ -89,9 +130,12 @@ with DAG(**lifecycle_dag("backover_restore", __doc__)) as dag:
             "`reports/verify.json`.",
         )
 
+    replication_drained >> seal_documentdb  # beside the restore: the freeze does not wait for it
     chain(
         preflight,
         dry_run_gate,
+        follow_healthy,
+        backup_documentdb_live,
         restore_lambda,
         replication_drained,
         [backup_documentdb, backup_mongodb],

@@ -10,8 +10,13 @@ The microservices keep writing to DocumentDB throughout.
 2. **worker** - start the EC2 worker and wait until it runs.
 3. **capture** - the *start* Lambda saves the user's prior roles, gives it read-write roles and
    enables change streams, recording T0 in `state/start.json`; SSM Run Command starts
-   `backover replicate --detach` on the worker; the run ends when the replicator's checkpoint shows
-   a fresh heartbeat.
+   `backover replicate --detach` on the worker; the replicator's checkpoint must show a fresh
+   heartbeat.
+4. **follow** (Param *follow*, on by default) - `backover backup --label mongodb` keeps MongoDB as
+   it is before the first replayed write (the rollback point); then `backover restore --follow
+   --detach` starts applying the captured changes as they land, so that the write freeze of
+   `backover_restore` lasts seconds; the run ends when the follow restore runs. Off: nothing here,
+   and `backover_restore` replays everything after the freeze.
 
 Re-running is safe: every step is idempotent. To give up, trigger `backover_abort` with the same
 migration id.
@@ -21,12 +26,14 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, TaskGroup, chain
 
+from backover_airflow.dag_defaults import run_if_follow
 from backover_airflow.operators.lambda_function import MigrationLambdaOperator
 from backover_airflow.operators.worker import WorkerCommandOperator
 from backover_airflow.sensors.replication import ReplicatorHealthySensor
+from backover_airflow.sensors.restore import FollowRestoreHealthySensor
 from backover_airflow.task_groups import check_group, lifecycle_dag, worker_group
 
-with DAG(**lifecycle_dag("backover_start", __doc__)) as dag:
+with DAG(**lifecycle_dag("backover_start", __doc__, follow=True)) as dag:
     preflight, dry_run_gate = check_group(
         tooltip="Environment, bucket, databases, user: before anything changes",
         require_started=False,
@@ -56,6 +63,31 @@ with DAG(**lifecycle_dag("backover_start", __doc__)) as dag:
             "once if the replicator failed (with its reason).",
         )
 
+    with TaskGroup("follow", tooltip="MongoDB backup, then the follow restore (Param follow)"):
+        backup_mongodb = WorkerCommandOperator(
+            task_id="backup_mongodb",
+            command="backup",
+            options={"label": "mongodb"},
+            deferrable=True,
+            pre_execute=run_if_follow,
+            doc_md="SSM: `backover backup --label mongodb`, MongoDB before the follow restore writes anything "
+            "(the rollback point), to `backups/mongodb/`. Skipped when *follow* is off.",
+        )
+        start_restore = WorkerCommandOperator(
+            task_id="start_follow_restore",
+            command="follow_restore",
+            pre_execute=run_if_follow,
+            doc_md="SSM: `backover restore --follow --detach`: applies the captured changes to MongoDB as they "
+            "land, until the drain after the freeze. Skipped when *follow* is off.",
+        )
+        restore_following = FollowRestoreHealthySensor(
+            task_id="follow_restore_healthy",
+            timeout=15 * 60,
+            pre_execute=run_if_follow,
+            doc_md="Waits until `restore/_checkpoint.json` says running in follow mode with its lease renewed; "
+            "the log says how far it trails the capture. Fails at once if it failed or stopped.",
+        )
+
     chain(
         preflight,
         dry_run_gate,
@@ -64,4 +96,7 @@ with DAG(**lifecycle_dag("backover_start", __doc__)) as dag:
         start_lambda,
         start_replicator,
         replicator_healthy,
+        backup_mongodb,
+        start_restore,
+        restore_following,
     )

@@ -162,6 +162,11 @@ class MigrationLayout:
         return self.key("reports/verify.json")
 
     @property
+    def verify_live_report(self) -> str:
+        """The pre-freeze verification pass's record (:class:`backover.state.VerifyLiveRecord`)."""
+        return self.key("reports/verify-live.json")
+
+    @property
     def rehearsal_report(self) -> str:
         """The rehearsal DAG's report (figures and phase outcomes)."""
         return self.key("reports/rehearsal.json")

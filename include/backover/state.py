@@ -88,6 +88,14 @@ class ReadOnlyProof(enum.StrEnum):
     ROLES_ONLY = "roles-only"  # no app secret: the roles the server reports hold no write role
 
 
+class VerifyLiveState(enum.StrEnum):
+    """``reports/verify-live.json`` ``state``: the pre-freeze verification pass."""
+
+    RUNNING = "running"
+    PASSED = "passed"  # every document equal, or left to the freeze-time check by the proof
+    FAILED = "failed"  # a proven difference, keys that never settled, or a write by someone else
+
+
 # -- the record machinery -------------------------------------------------------------------------
 class JsonRecord(Protocol):
     """What :func:`read` needs of a record type: a checked ``from_json``."""
@@ -462,3 +470,41 @@ class CleanRecord(Record):
     backups_deleted: int = 0
     backups_kept: bool | None = None
     deleting: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VerifyLiveRecord(Record):
+    """``reports/verify-live.json`` (``backover verify --live``): the pre-freeze pass, and what the
+    freeze-time check needs to prove equality from it (docs/architecture.md, "Verify").
+
+    ``applied_cluster_time``/``applied_seq``: A0 and its segment, the restore checkpoint's when the
+    pass started (every event after them is in K, the keys compared again at the freeze);
+    ``target_resume_token``: where the MongoDB target's change stream stood when the pass started
+    (the pass reads it from there for writes no source event accounts for, up to
+    ``target_checked_token``, and the freeze-time check from there on);
+    ``namespaces``: the ``--namespace`` filter as given (empty: the default); ``compared``: the
+    namespaces the pass compared. ``differences``: per namespace, the first ``_id``s proven
+    different or never settled."""
+
+    WHAT = "a live verification record (reports/verify-live.json)"
+
+    migration_id: str
+    state: VerifyLiveState = VerifyLiveState.RUNNING
+    applied_cluster_time: Timestamp | None = None
+    applied_seq: int = 0
+    target_resume_token: dict[str, Any] | None = None
+    target_cluster_time: Timestamp | None = None
+    #: How far the pass itself read the target's stream (no foreign write up to there): the
+    #: freeze-time check reads on from here.
+    target_checked_token: dict[str, Any] | None = None
+    namespaces: list[str] = field(default_factory=list)
+    compared: list[str] = field(default_factory=list)
+    started_at: datetime = field(default_factory=utc_now)
+    finished_at: datetime | None = None
+    documents: int = 0  # source documents compared
+    differed: int = 0  # documents that differed when first compared
+    settled: int = 0  # of those, found equal when compared again
+    deferred: int = 0  # of those, still moving: keys of K, compared again at the freeze
+    reason: str | None = None
+    differences: dict[str, list[Any]] = field(default_factory=dict)
+    foreign_writes: list[dict[str, Any]] = field(default_factory=list)

@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
+from backover.replication.config import FOLLOW_MAX_SECONDS
 from backover_airflow.config import BackoverConfig, ConfigError, RunParams
 
 #: SSM's ``StandardOutputContent`` keeps 24,000 characters; the script keeps the head and the tail
@@ -30,12 +31,27 @@ def _secret(config: BackoverConfig, name: str) -> str:
 
 
 def replicate(config: BackoverConfig, run: RunParams) -> list[str]:
-    """Start the replicator in the background on the worker (returns once it runs)."""
+    """Start the replicator in the background on the worker (returns once it runs); in follow mode
+    its segments roll after ``FOLLOW_MAX_SECONDS`` so the follow restore trails by seconds."""
+    roll = ["--max-seconds", f"{FOLLOW_MAX_SECONDS:g}"] if run.follow else []
     return [
         "replicate",
         "--detach",
         "--source-secret-id",
         _secret(config, "documentdb"),
+        *roll,
+        *_migration(config, run),
+    ]
+
+
+def follow_restore(config: BackoverConfig, run: RunParams) -> list[str]:
+    """Start the follow restore in the background on the worker (returns once it follows)."""
+    return [
+        "restore",
+        "--follow",
+        "--detach",
+        "--target-secret-id",
+        _secret(config, "mongodb"),
         *_migration(config, run),
     ]
 
@@ -47,9 +63,16 @@ def backup(config: BackoverConfig, run: RunParams, label: str) -> list[str]:
     return ["backup", "--secret-id", _secret(config, label), "--label", label, *_migration(config, run)]
 
 
+def seal(config: BackoverConfig, run: RunParams) -> list[str]:
+    """Make the DocumentDB backup taken before the freeze consistent at F: copy the captured
+    segments it needs next to it (S3 only, no database)."""
+    return ["backup", "--label", "documentdb", "--seal", *_migration(config, run)]
+
+
 def restore(config: BackoverConfig, run: RunParams) -> list[str]:
-    """Replay every captured segment into MongoDB."""
-    return ["restore", "--target-secret-id", _secret(config, "mongodb"), *_migration(config, run)]
+    """Replay every captured segment into MongoDB; a follow restore still applying the tail is
+    waited for (``--wait``), then whatever is left is applied."""
+    return ["restore", "--wait", "--target-secret-id", _secret(config, "mongodb"), *_migration(config, run)]
 
 
 def verify(config: BackoverConfig, run: RunParams) -> list[str]:
@@ -79,7 +102,9 @@ def abort(config: BackoverConfig, run: RunParams) -> list[str]:
 BUILDERS: dict[str, Callable[..., list[str]]] = {
     "replicate": replicate,
     "backup": backup,
+    "seal": seal,
     "restore": restore,
+    "follow_restore": follow_restore,
     "verify": verify,
     "clean": clean,
     "abort": abort,

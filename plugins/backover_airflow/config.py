@@ -168,12 +168,16 @@ class RunParams:
     :param databases: the databases to move (the environment's when the run names none).
     :param dry_run: check everything, change nothing.
     :param environment: the Variable that describes the environment.
+    :param follow: the follow-mode restore (default): ``backover_start`` backs MongoDB up and starts
+        ``backover restore --follow``, ``backover_restore`` freezes only once it trails by seconds;
+        off: the restore replays everything after the freeze (the seed's order).
     """
 
     migration_id: str
     databases: list[str]
     dry_run: bool = False
     environment: str = DEFAULT_VARIABLE
+    follow: bool = True
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], config: BackoverConfig | None = None) -> RunParams:
@@ -190,6 +194,7 @@ class RunParams:
             databases=databases,
             dry_run=bool(params.get("dry_run", False)),
             environment=str(params.get("environment") or DEFAULT_VARIABLE),
+            follow=bool(params.get("follow", True)),
         )
 
 

@@ -12,6 +12,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from airflow.exceptions import AirflowSkipException
 from airflow.sdk import Param
 
 from backover.layout import MIGRATION_ID
@@ -76,14 +77,40 @@ def environment_param() -> Param:
     )
 
 
-def lifecycle_params() -> dict[str, Param]:
-    """The trigger form of backover_start, backover_restore, backover_clean and backover_abort."""
+def follow_param() -> Param:
+    return Param(
+        True,
+        type="boolean",
+        title="Follow-mode restore",
+        description="On (default): backover_start backs MongoDB up and starts a restore that applies the "
+        "changes as they are captured, so the write freeze of backover_restore lasts seconds. Off: the "
+        "restore replays every change after the freeze (a freeze that grows with the migration's age). "
+        "Use the same value for backover_start and backover_restore.",
+    )
+
+
+def lifecycle_params(follow: bool = False) -> dict[str, Param]:
+    """The trigger form of backover_start, backover_restore, backover_clean and backover_abort
+    (``follow``: with the follow-mode Param, for start and restore)."""
     return {
         "migration_id": migration_id_param(),
         "databases": databases_param(),
         "dry_run": dry_run_param(),
         "environment": environment_param(),
+        **({"follow": follow_param()} if follow else {}),
     }
+
+
+def run_if_follow(context: Any) -> None:
+    """``pre_execute`` of a task of the follow-mode path: skipped when the run's ``follow`` is off."""
+    if not context["params"].get("follow", True):
+        raise AirflowSkipException("follow mode is off for this run")
+
+
+def run_unless_follow(context: Any) -> None:
+    """``pre_execute`` of a task of the seed's path: skipped when the run's ``follow`` is on."""
+    if context["params"].get("follow", True):
+        raise AirflowSkipException("follow mode is on for this run: done before the freeze")
 
 
 def proceed_unless_dry_run(params: dict[str, Any]) -> bool:

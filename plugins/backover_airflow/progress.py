@@ -17,6 +17,8 @@ from bson.timestamp import Timestamp
 
 from backover import clustertime
 from backover.cleanup import guard as clean_guard
+from backover.lease import LeaseRecord
+from backover.restore import follow
 from backover.state import (
     CleanRecord,
     FreezeRecord,
@@ -202,15 +204,54 @@ def _restore_progress(cp: RestoreCheckpoint | None, replicator: ReplicatorCheckp
         return Progress(FAILED, f"restore failed: {cp.reason or 'no reason given'}")
     if cp.state is not RestoreState.COMPLETED:
         total = replicator.last_seq if replicator is not None else None
-        left = (
-            f"{max(0, total - cp.last_applied_seq)} segments left" if total is not None else "total unknown"
-        )
+        left = str(follow.lag(cp, replicator)) if replicator is not None else "total unknown"
         return Progress(
             PENDING,
-            f"restoring: applied segment {cp.last_applied_seq} of {total if total is not None else '?'} "
-            f"({left}), {cp.events_applied} events applied",
+            f"restoring{' (follow mode)' if cp.follow else ''}: applied segment {cp.last_applied_seq} of "
+            f"{total if total is not None else '?'} ({left}), {cp.events_applied} events applied",
         )
     return Progress(SUCCESS, _restore_done(cp))
+
+
+#: What a user does about a follow restore that is not running (the writes are not frozen yet).
+_RESTART_FOLLOWER = "run backover_start again to restart it (the microservices keep writing meanwhile)"
+
+
+def follow_restore_health(
+    cp: RestoreCheckpoint | None,
+    replicator: ReplicatorCheckpoint | None,
+    lease: LeaseRecord | None,
+    now: datetime,
+) -> Progress:
+    """Healthy = the restore checkpoint says ``running`` in follow mode and its holder renews the
+    restore lease (a thread renews it every few seconds, even while a long segment is applied, so
+    a lease past its TTL means the process is gone). Failed at once when it failed, stopped, or
+    its lease lapsed: the freeze must not start while nothing applies the changes."""
+    if cp is None:
+        return Progress(
+            PENDING, "waiting for the follow restore's first checkpoint (restore/_checkpoint.json)"
+        )
+    behind = f"; {follow.lag(cp, replicator)}" if replicator is not None else ""
+    if cp.state is RestoreState.FAILED:
+        return Progress(
+            FAILED, f"the follow restore failed: {cp.reason or 'no reason given'}; {_RESTART_FOLLOWER}"
+        )
+    if cp.state is RestoreState.STOPPED:
+        return Progress(
+            FAILED, f"the follow restore is stopped ({cp.reason or 'no reason given'}); {_RESTART_FOLLOWER}"
+        )
+    if cp.state is RestoreState.COMPLETED:
+        return Progress(SUCCESS, _restore_done(cp))
+    if not cp.follow:
+        return Progress(PENDING, "a one-off restore is running, not a follow restore; waiting")
+    if lease is None or lease.expired(now):
+        when = "no restore lease" if lease is None else f"its lease expired at {lease.expires_at.isoformat()}"
+        return Progress(FAILED, f"the follow restore is not running ({when}); {_RESTART_FOLLOWER}")
+    return Progress(
+        SUCCESS,
+        f"follow restore healthy ({lease.holder}): segment {cp.last_applied_seq} applied, "
+        f"{cp.events_applied} events{behind}",
+    )
 
 
 def _namespaces(docs: list[dict[str, str]]) -> str:

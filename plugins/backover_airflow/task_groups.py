@@ -22,8 +22,12 @@ STARTED_PREFLIGHT_DOC = (
 )
 
 
-def lifecycle_dag(dag_id: str, doc_md: str | None) -> dict[str, Any]:
-    """The arguments of ``DAG(...)`` shared by the lifecycle DAGs (triggered by hand, one run at a time)."""
+def lifecycle_dag(dag_id: str, doc_md: str | None, follow: bool = False) -> dict[str, Any]:
+    """The arguments of ``DAG(...)`` shared by the lifecycle DAGs (triggered by hand, one run at a
+    time). ``follow``: the DAG has the ``follow`` Param and tasks of either path skip themselves
+    (``dag_defaults.run_if_follow``/``run_unless_follow``), so every task runs unless an upstream
+    task failed (``none_failed``) rather than only when all succeeded."""
+    default_args = {**d.DEFAULT_ARGS, "trigger_rule": "none_failed"} if follow else d.DEFAULT_ARGS
     return {
         "dag_id": dag_id,
         "doc_md": doc_md,
@@ -32,8 +36,8 @@ def lifecycle_dag(dag_id: str, doc_md: str | None) -> dict[str, Any]:
         "catchup": False,
         "max_active_runs": 1,
         "tags": d.TAGS,
-        "default_args": d.DEFAULT_ARGS,
-        "params": d.lifecycle_params(),
+        "default_args": default_args,
+        "params": d.lifecycle_params(follow),
     }
 
 

@@ -179,13 +179,10 @@ class TestPolicy:
 
 def test_lifecycle_dags_share_the_same_trigger_form(dags: dict[str, Any]) -> None:
     forms = {dag_id: dags[dag_id].params.dump() for dag_id in LIFECYCLE}
-    assert all(form == forms["backover_start"] for form in forms.values())
-    assert forms["backover_start"] == {
-        "migration_id": None,
-        "databases": [],
-        "dry_run": False,
-        "environment": "backover",
-    }
+    common = {"migration_id": None, "databases": [], "dry_run": False, "environment": "backover"}
+    # start and restore add the follow-mode switch, on by default; clean and abort do not need it
+    assert forms["backover_start"] == forms["backover_restore"] == {**common, "follow": True}
+    assert forms["backover_clean"] == forms["backover_abort"] == common
 
 
 def test_restore_dag_shape(dags: dict[str, Any]) -> None:
@@ -193,13 +190,20 @@ def test_restore_dag_shape(dags: dict[str, Any]) -> None:
     order = [
         "check.preflight",
         "check.stop_if_dry_run",
+        "follow.follow_restore_healthy",  # no freeze while the follow restore is not running
         "freeze.restore_lambda",
         "freeze.replication_drained",
     ]
     for before, after in zip(order, order[1:], strict=False):
         assert after in dag.get_task(before).downstream_task_ids
     backups = {"backup.backup_documentdb", "backup.backup_mongodb"}
-    assert dag.get_task("freeze.replication_drained").downstream_task_ids == backups
+    # with follow on, the DocumentDB backup taken before the freeze is sealed beside the restore
+    assert dag.get_task("freeze.replication_drained").downstream_task_ids == {
+        *backups,
+        "backup.seal_documentdb",
+    }
+    assert not dag.get_task("backup.seal_documentdb").downstream_task_ids
+    assert dag.get_task("follow.backup_documentdb").downstream_task_ids == {"freeze.restore_lambda"}
     assert dag.get_task("restore.restore").upstream_task_ids == backups, (
         "backups run in parallel, then restore"
     )

@@ -11,6 +11,7 @@ from typing import Any
 from bson.timestamp import Timestamp
 
 from backover.layout import MigrationLayout
+from backover.lease import Holder, LeaseRecord
 from backover.s3objects import S3Objects
 from backover.state import ReplicatorCheckpoint, RestoreCheckpoint
 
@@ -97,6 +98,7 @@ class Migration:
         events: int = 90,
         reason: str | None = None,
         updated_at: datetime | None = None,
+        follow: bool = False,
     ) -> None:
         cp = RestoreCheckpoint(
             migration_id=self.layout.migration_id,
@@ -105,8 +107,17 @@ class Migration:
             state=state,
             updated_at=updated_at or now(),
             reason=reason,
+            follow=follow,
         )
         self.s3.put_json(self.layout.restore_checkpoint, cp.to_doc())
+
+    def restore_lease(self, renewed_seconds_ago: float = 0, ttl_seconds: float = 30) -> None:
+        """``restore/_lease.json`` as a restore holding it last renewed it."""
+        renewed = now() - timedelta(seconds=renewed_seconds_ago)
+        record = LeaseRecord(
+            "restore", self.layout.migration_id, Holder.this_process(), renewed, renewed, ttl_seconds
+        )
+        self.s3.put_bytes(self.layout.restore_lease, record.to_bytes())
 
     def verify(
         self, identical: bool, checked_at: datetime | None = None, **namespaces: dict[str, Any]

@@ -141,8 +141,65 @@ CASES = [
         {},
         lambda m: (m.replicator("drained", last_seq=5), m.restore("running", applied=3)),
         "pending",
-        "applied segment 3 of 5 (2 segments left), 90 events applied",
+        "applied segment 3 of 5 (2 segment(s), 30 event(s), ",
         id="restore-running",
+    ),
+    # -- follow restore healthy (start, and before the freeze) ------------------------------------
+    pytest.param(
+        "follow",
+        {},
+        lambda m: None,
+        "pending",
+        "waiting for the follow restore's first checkpoint",
+        id="follow-no-checkpoint",
+    ),
+    pytest.param(
+        "follow",
+        {},
+        lambda m: (m.replicator("running", last_seq=5), m.restore(follow=True), m.restore_lease()),
+        "success",
+        "segment 3 applied, 90 events; 2 segment(s), 30 event(s)",
+        id="follow-healthy",
+    ),
+    pytest.param(
+        "follow",
+        {},
+        lambda m: (m.restore(follow=True), m.restore_lease(renewed_seconds_ago=45)),
+        "failed",
+        "the follow restore is not running (its lease expired at",
+        id="follow-lease-lapsed",
+    ),
+    pytest.param(
+        "follow",
+        {},
+        lambda m: m.restore(follow=True),
+        "failed",
+        "is not running (no restore lease); run backover_start again",
+        id="follow-no-lease",
+    ),
+    pytest.param(
+        "follow",
+        {},
+        lambda m: m.restore("stopped", follow=True, reason="follow restore stopped by a signal"),
+        "failed",
+        "the follow restore is stopped (follow restore stopped by a signal); run backover_start again",
+        id="follow-stopped",
+    ),
+    pytest.param(
+        "follow",
+        {},
+        lambda m: (m.restore("failed", follow=True, reason="segment 9 is corrupt"), m.restore_lease()),
+        "failed",
+        "the follow restore failed: segment 9 is corrupt",
+        id="follow-failed",
+    ),
+    pytest.param(
+        "follow",
+        {},
+        lambda m: (m.restore("running"), m.restore_lease()),
+        "pending",
+        "a one-off restore is running, not a follow restore",
+        id="follow-one-off-restore",
     ),
     pytest.param(
         "restore",
@@ -276,9 +333,10 @@ CASES = [
 def _sensor(kind: str, migration: Migration, **kwargs: Any) -> Any:
     from backover_airflow.sensors.clean import CleanCompletedSensor
     from backover_airflow.sensors.replication import ReplicationDrainedSensor, ReplicatorHealthySensor
-    from backover_airflow.sensors.restore import RestoreCompletedSensor
+    from backover_airflow.sensors.restore import FollowRestoreHealthySensor, RestoreCompletedSensor
 
     cls = {
+        "follow": FollowRestoreHealthySensor,
         "healthy": ReplicatorHealthySensor,
         "drained": ReplicationDrainedSensor,
         "restore": RestoreCompletedSensor,

@@ -96,7 +96,7 @@ def test_ssm_task_log_shows_the_command_and_its_output(
     result = _run("restore")
     log = task_log(capfd)
     line = (
-        "restore --target-secret-id sb/mongo-master --bucket sandbox-bucket --prefix migrations "
+        "restore --wait --target-secret-id sb/mongo-master --bucket sandbox-bucket --prefix migrations "
         "--migration-id orders-2026"
     )
     assert f"Running on worker {worker_env['worker_instance_id']}:" in log

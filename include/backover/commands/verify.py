@@ -1,15 +1,27 @@
-"""``backover verify``: prove the target holds exactly what the source holds (exit 0 only then)."""
+"""``backover verify``: prove the target holds exactly what the source holds (exit 0 only then).
+
+``--live`` runs the pre-freeze pass (``reports/verify-live.json``); without a flag, at the freeze,
+the check is incremental when that record exists and full otherwise; ``--full`` compares every
+document whatever exists."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from ..errors import JobFailed
+from ..errors import JobFailed, UsageError
 from ..namespaces import parse_all
 from ..options import add_database_options, add_migration_options, database_uri, migration_layout
 from ..verify import VerifyConfig, run_verify
-from ..verify.config import DEFAULT_BATCH, DEFAULT_EXAMPLES
+from ..verify.config import (
+    DEFAULT_BATCH,
+    DEFAULT_EXAMPLES,
+    DEFAULT_POLL_SECONDS,
+    DEFAULT_PROGRESS_SECONDS,
+    DEFAULT_SETTLE_SECONDS,
+    VerifyMode,
+)
+from ..verify.live import run_verify_live
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,10 +46,46 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=DEFAULT_EXAMPLES,
         help=f"differing _ids listed per namespace (default {DEFAULT_EXAMPLES})",
     )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="the pre-freeze pass, while the application writes and the follow restore applies: "
+        "writes reports/verify-live.json; exit 1 on a proven difference, documents that do not "
+        "settle, or a write on the target by anyone but the restore",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="compare every document, even after a live pass (default at the freeze: only what "
+        "changed since the live pass, when it passed)",
+    )
+    parser.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=DEFAULT_SETTLE_SECONDS,
+        help="--live: how long differing documents may wait for the restore to pass them "
+        f"(default {DEFAULT_SETTLE_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=DEFAULT_POLL_SECONDS,
+        help=f"--live: how often the restore checkpoint is read while documents wait (default "
+        f"{DEFAULT_POLL_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--progress-seconds",
+        type=float,
+        default=DEFAULT_PROGRESS_SECONDS,
+        help=f"seconds between progress lines (default {DEFAULT_PROGRESS_SECONDS:g})",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.live and args.full:
+        raise UsageError("--live and --full exclude each other")
+    mode = VerifyMode.LIVE if args.live else VerifyMode.FULL if args.full else VerifyMode.AUTO
     config = VerifyConfig(
         layout=migration_layout(args),
         source=database_uri(args, "source"),
@@ -45,7 +93,28 @@ def run(args: argparse.Namespace) -> int:
         namespaces=parse_all(args.namespace),
         batch_size=args.batch_size,
         examples=args.examples,
+        mode=mode,
+        settle_seconds=args.settle_seconds,
+        poll_seconds=args.poll_seconds,
+        progress_seconds=args.progress_seconds,
     )
+    if mode is VerifyMode.LIVE:
+        record = run_verify_live(config)
+        print(
+            json.dumps(
+                {
+                    "live": True,
+                    "passed": True,
+                    "namespaces": len(record.compared),
+                    "documents": record.documents,
+                    "differed": record.differed,
+                    "settled": record.settled,
+                    "deferred": record.deferred,
+                },
+                sort_keys=True,
+            )
+        )
+        return 0
     report = run_verify(config)
     print(
         json.dumps(
@@ -53,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
                 "identical": report.identical,
                 "namespaces": len(report.namespaces),
                 "differing": report.differing,
+                "mode": report.mode.value,
+                "documents_at_freeze": report.documents_at_freeze,
             },
             sort_keys=True,
         )

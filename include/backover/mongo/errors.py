@@ -85,6 +85,8 @@ INVALID_NAMESPACE = 73
 #: DocumentDB's answer to a change stream on a namespace whose change streams are not enabled, or
 #: that starts before they were (MongoDB uses 136 for CappedPositionLost).
 DOCUMENTDB_CHANGE_STREAMS_NOT_ENABLED = 136
+INVALID_RESUME_TOKEN = 260
+CHANGE_STREAM_FATAL_ERROR = 280
 CHANGE_STREAM_HISTORY_LOST = 286
 DUPLICATE_KEY = 11000
 UNRECOGNIZED_PIPELINE_STAGE = 40324

@@ -18,6 +18,11 @@ from ..segments import COMPRESSIONS
 DEFAULT_MAX_EVENTS = 100_000
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_SECONDS = 10.0
+#: The segment age at which a replicator followed by a follow restore rolls (the Airflow start DAG
+#: passes it as ``--max-seconds``): the restore trails the capture by about this much plus its
+#: poll. Cost: while writes go on, one segment PUT and one checkpoint PUT per second (about
+#: 172,800 PUTs a day, under $1 a day at S3 Standard's $0.005 per 1,000 PUTs).
+FOLLOW_MAX_SECONDS = 1.0
 DEFAULT_HEARTBEAT_SECONDS = 5.0
 DEFAULT_DRAIN_POLL_SECONDS = 3.0
 DEFAULT_AWAIT_MS = 1000

@@ -8,7 +8,7 @@ Decimal128 with another scale is a difference.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -18,6 +18,9 @@ from ..mongo.ordering import compare
 from ..segments import iter_raw_events
 
 MISSING, EXTRA, DIFFERENT = "missing", "extra", "different"
+
+#: Told of every difference the merge finds: its kind and the raw ``_id`` element.
+OnDifference = Callable[[str, bytes], None]
 
 
 @dataclass
@@ -72,7 +75,12 @@ def count_documents(batch: bytes) -> int:
     return count
 
 
-def merge_batches(source: Iterable[bytes], target: Iterable[bytes], examples: int = 10) -> MergeResult:
+def merge_batches(
+    source: Iterable[bytes],
+    target: Iterable[bytes],
+    examples: int = 10,
+    on_difference: OnDifference | None = None,
+) -> MergeResult:
     """:func:`merge` over raw batches (as ``find_raw_batches`` returns them). Both sides are read
     with the same query and batch size, so while they are identical their batches are identical
     bytes: those are only counted. From the first batch that differs on, document by document."""
@@ -86,7 +94,7 @@ def merge_batches(source: Iterable[bytes], target: Iterable[bytes], examples: in
         result.target_count += n
     rest_source = chain([a] if a is not None else [], src)
     rest_target = chain([b] if b is not None else [], tgt)
-    return merge(documents(rest_source), documents(rest_target), examples, result)
+    return merge(documents(rest_source), documents(rest_target), examples, result, on_difference)
 
 
 def documents(batches: Iterable[bytes]) -> Iterator[bytes]:
@@ -95,12 +103,19 @@ def documents(batches: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def merge(
-    source: Iterable[bytes], target: Iterable[bytes], examples: int = 10, result: MergeResult | None = None
+    source: Iterable[bytes],
+    target: Iterable[bytes],
+    examples: int = 10,
+    result: MergeResult | None = None,
+    on_difference: OnDifference | None = None,
 ) -> MergeResult:
-    """Compare two streams of raw documents, each sorted by ``_id`` in MongoDB's order."""
+    """Compare two streams of raw documents, each sorted by ``_id`` in MongoDB's order;
+    ``on_difference`` (when given) is told of every difference, not only the first ``examples``."""
     result = result or MergeResult()
 
     def note(kind: str, id_element: bytes, detail: dict[str, Any] | None = None) -> None:
+        if on_difference is not None:
+            on_difference(kind, id_element)
         if len(result.first_differences) < examples:
             result.first_differences.append(
                 {"_id": element_value(id_element), "kind": kind, **(detail or {})}
@@ -123,8 +138,9 @@ def merge(
         else:
             if s != t:
                 result.different += 1
-                if len(result.first_differences) < examples:
-                    note(DIFFERENT, s_id, {"field": first_differing_field(s, t)})  # type: ignore[arg-type]
+                wanted = len(result.first_differences) < examples
+                detail = {"field": first_differing_field(s, t)} if wanted else None  # type: ignore[arg-type]
+                note(DIFFERENT, s_id, detail)
             step_source = step_target = True
         if step_source:
             result.source_count += 1

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,15 @@ from .merge import MergeResult
 
 #: The counts of a namespace's entry, in the order they are written.
 COUNTS = ("source_count", "target_count", "missing", "extra", "different")
+
+
+class ProofMode(enum.StrEnum):
+    """How a report proved (or disproved) equality: ``reports/verify.json`` ``mode``."""
+
+    FULL = "full"  # every document of both sides compared (``backover verify --full``)
+    #: At the freeze, after a passed live pass: the documents keyed in the segments since its start
+    #: (and those the target's change stream names), the counts and the index specifications.
+    INCREMENTAL = "incremental"
 
 
 @dataclass
@@ -31,8 +41,12 @@ class NamespaceReport:
         return not self.index_differences
 
     @property
+    def counts_equal(self) -> bool:
+        return self.merge.source_count == self.merge.target_count
+
+    @property
     def identical(self) -> bool:
-        return self.merge.identical and self.indexes_identical
+        return self.merge.identical and self.indexes_identical and self.counts_equal
 
     def to_doc(self) -> dict[str, Any]:
         m = self.merge
@@ -89,10 +103,18 @@ class VerifyReport:
     checked_at: datetime | None = field(default_factory=utc_now)
     seconds: float = 0.0
     recorded: bool | None = None
+    mode: ProofMode = ProofMode.FULL
+    #: Documents compared at the freeze (incremental: the keys compared; None for a full comparison).
+    documents_at_freeze: int | None = None
+    #: Writes on the target that no source event accounts for (``{ns, _id, op, cluster_time}``):
+    #: someone else writes to the target, so nothing is proven.
+    foreign_writes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def identical(self) -> bool:
-        return self.recorded if self.recorded is not None else all(n.identical for n in self.namespaces)
+        if self.recorded is not None:
+            return self.recorded
+        return all(n.identical for n in self.namespaces) and not self.foreign_writes
 
     @property
     def differing(self) -> list[str]:
@@ -110,10 +132,14 @@ class VerifyReport:
         for n in self.namespaces:
             m = n.merge
             counts = [f"{getattr(m, k)} {k}" for k in ("missing", "extra", "different") if getattr(m, k)]
+            if not n.counts_equal and not (m.missing or m.extra):
+                counts.append(f"counts differ ({m.source_count:,} source, {m.target_count:,} target)")
             if not n.indexes_identical:
                 counts.append("indexes differ")
             if counts:
                 parts.append(f"{n.ns}: {', '.join(counts)}")
+        if self.foreign_writes:
+            parts.insert(0, foreign_summary(self.foreign_writes))
         more = len(parts) - limit
         return ("; ".join(parts[:limit]) or "see reports/verify.json") + (
             f"; and {more} more namespaces" if more > 0 else ""
@@ -124,6 +150,9 @@ class VerifyReport:
             "format_version": FORMAT_VERSION,
             "identical": self.identical,
             "checked_at": self.checked_at,
+            "mode": self.mode.value,
+            "documents_at_freeze": self.documents_at_freeze,
+            "foreign_writes": self.foreign_writes,
             "namespaces": {n.ns: n.to_doc() for n in self.namespaces},
         }
 
@@ -140,16 +169,49 @@ class VerifyReport:
         checked_at = checked(doc.get("checked_at"), datetime | None, where, "checked_at")
         entries = checked(doc.get("namespaces", {}), dict[str, Any], where, "namespaces")
         namespaces = [NamespaceReport.from_json(ns, entry, where) for ns, entry in entries.items()]
-        return cls(namespaces, checked_at=checked_at, recorded=identical)
+        return cls(
+            namespaces,
+            checked_at=checked_at,
+            recorded=identical,
+            mode=checked(doc.get("mode", ProofMode.FULL.value), ProofMode, where, "mode"),
+            documents_at_freeze=checked(
+                doc.get("documents_at_freeze"), int | None, where, "documents_at_freeze"
+            ),
+            foreign_writes=checked(
+                doc.get("foreign_writes", []), list[dict[str, Any]], where, "foreign_writes"
+            ),
+        )
 
     def summary(self) -> str:
         documents = sum(n.merge.source_count for n in self.namespaces)
         if self.identical:
-            return f"verify: identical: {len(self.namespaces)} namespace(s), {documents:,} source documents"
+            how = (
+                f" ({self.documents_at_freeze:,} compared at the freeze)"
+                if self.mode is ProofMode.INCREMENTAL and self.documents_at_freeze is not None
+                else ""
+            )
+            return (
+                f"verify: identical: {len(self.namespaces)} namespace(s), {documents:,} source documents{how}"
+            )
+        if self.foreign_writes:
+            return f"verify: {foreign_summary(self.foreign_writes)}"
         return (
             f"verify: DIFFERENCES in {len(self.differing)} of {len(self.namespaces)} namespace(s): "
             f"{', '.join(self.differing[:5])}{' ...' if len(self.differing) > 5 else ''}"
         )
+
+
+def foreign_summary(writes: list[dict[str, Any]], limit: int = 3) -> str:
+    """One line naming the first writes on the target that no source event accounts for."""
+    shown = ", ".join(
+        f"{w.get('op')} of {w.get('ns')}" + (f" _id {w['_id']!r}" if "_id" in w else "")
+        for w in writes[:limit]
+    )
+    more = f" and {len(writes) - limit} more" if len(writes) > limit else ""
+    return (
+        f"{len(writes)} write(s) on the target that no source event accounts for: {shown}{more}; "
+        "nobody but the restore may write to the target"
+    )
 
 
 def _aware(moment: datetime) -> datetime:

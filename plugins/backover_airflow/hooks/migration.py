@@ -18,6 +18,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 from backover import state
 from backover.layout import MigrationLayout
+from backover.lease import LeaseRecord
 from backover.s3objects import S3Objects
 from backover.state import CleanRecord, FreezeRecord, ReplicatorCheckpoint, RestoreCheckpoint, StartRecord
 from backover.verify.report import VerifyReport
@@ -74,6 +75,11 @@ class MigrationHook(S3Hook):
     def restore_checkpoint(self, layout: MigrationLayout) -> RestoreCheckpoint | None:
         return self.read(layout, layout.restore_checkpoint, RestoreCheckpoint)
 
+    def restore_lease(self, layout: MigrationLayout) -> LeaseRecord | None:
+        """The restore lease as its holder last renewed it (None: nobody holds it)."""
+        got = self.objects(layout).get_versioned(layout.restore_lease)
+        return None if got is None else LeaseRecord.parse(got[0])
+
     def segments_left(self, layout: MigrationLayout) -> int:
         """How many change segments are under ``changes/`` (the checkpoint does not count)."""
         keys = self.objects(layout).list_keys(layout.changes_prefix)
@@ -125,6 +131,15 @@ class MigrationHook(S3Hook):
             True,
             self.clean_state(layout),
             self.freeze_state(layout),
+            datetime.now(UTC),
+        )
+
+    @_damaged_record_fails
+    def follow_restore_health(self, layout: MigrationLayout) -> Progress:
+        return progress.follow_restore_health(
+            self.restore_checkpoint(layout),
+            self.replicator_checkpoint(layout),
+            self.restore_lease(layout),
             datetime.now(UTC),
         )
 

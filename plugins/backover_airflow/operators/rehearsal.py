@@ -31,7 +31,12 @@ def rehearsal_conf(params: Mapping[str, Any], ts_nodash: str) -> dict[str, Any]:
         run = config.RunParams.from_params({**params, "migration_id": migration_id}, env)
     except config.ConfigError as e:
         raise AirflowFailException(str(e)) from e
-    return {"migration_id": run.migration_id, "databases": run.databases, "environment": environment}
+    return {
+        "migration_id": run.migration_id,
+        "databases": run.databases,
+        "environment": environment,
+        "follow": run.follow,
+    }
 
 
 class MigrationFiguresOperator(BaseOperator):

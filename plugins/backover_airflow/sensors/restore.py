@@ -1,4 +1,5 @@
-"""Sensor on the restore: completed, and with ``require_identical`` verified identical."""
+"""Sensors on the restore: the follow restore healthy; completed, and with ``require_identical``
+verified identical."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from backover_airflow.config import BackoverConfig
 from backover_airflow.sensors.base import MigrationStateSensor
-from backover_airflow.triggers.restore import RestoreCompletedTrigger
+from backover_airflow.triggers.restore import FollowRestoreHealthyTrigger, RestoreCompletedTrigger
 
 
 class RestoreCompletedSensor(MigrationStateSensor):
@@ -29,3 +30,15 @@ class RestoreCompletedSensor(MigrationStateSensor):
 
     def check_kwargs(self, env: BackoverConfig) -> dict[str, Any]:
         return {"require_identical": bool(self.require_identical)}
+
+
+class FollowRestoreHealthySensor(MigrationStateSensor):
+    """Done when ``restore/_checkpoint.json`` says ``running`` in follow mode and the restore lease
+    is renewed (or the restore completed); the log says how far it trails the capture.
+
+    Fails at once when the follow restore failed, stopped, or its lease lapsed (the process is
+    gone): ``backover_start`` starts it again. Before the freeze, this is what keeps a migration
+    from freezing the writes while nothing applies the changes.
+    """
+
+    trigger_class = FollowRestoreHealthyTrigger

@@ -9,3 +9,9 @@ class RestoreCompletedTrigger(MigrationStateTrigger):
     """Fires when the restore checkpoint says completed (and the verify report identical), or failed."""
 
     check_name = "restore_completed"
+
+
+class FollowRestoreHealthyTrigger(MigrationStateTrigger):
+    """Fires when the follow restore runs (its lease renewed), or failed, stopped or lapsed."""
+
+    check_name = "follow_restore_health"

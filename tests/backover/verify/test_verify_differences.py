@@ -172,7 +172,13 @@ def test_cli_exit_status_follows_the_verdict_and_the_default_covers_every_databa
         }
         ok = run_cli(env=env)
         assert ok.returncode == 0, ok.stderr
-        assert json.loads(ok.stdout) == {"differing": [], "identical": True, "namespaces": 2}
+        assert json.loads(ok.stdout) == {
+            "differing": [],
+            "documents_at_freeze": None,
+            "identical": True,
+            "mode": "full",
+            "namespaces": 2,
+        }
         assert "verify: identical: 2 namespace(s), 11 source documents" in ok.stderr
 
         target.billing.invoices.update_one({"_id": 1}, {"$set": {"total": Decimal128("9.990")}})
