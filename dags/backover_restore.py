@@ -8,7 +8,8 @@ the microservices can read but no longer write until they are switched to MongoD
    *dry run* stops here. With *follow* on (the default, as for `backover_start`), the follow
    restore must be running: otherwise the run fails here, before any freeze, and the
    microservices keep writing (run `backover_start` again to restart it). Then DocumentDB is
-   backed up while the microservices still write.
+   backed up, and `backover verify --live` compares every document, while the microservices
+   still write; a proven difference fails the run here, before the freeze.
 2. **freeze** - the *restore* Lambda makes the microservices' user read-only, records the freeze
    position F in `state/freeze.json` and asks the replicator to drain up to F; the
    *replication drained* sensor waits until the checkpoint says drained past F (its log shows how
@@ -20,8 +21,9 @@ the microservices can read but no longer write until they are switched to MongoD
 4. **restore** - `backover restore --wait`: with *follow* on it waits for the follow restore to
    apply the tail up to F; otherwise it replays every captured segment. The *restore completed*
    sensor checks `restore/_checkpoint.json`.
-5. **verify** - `backover verify` compares both sides document by document; **the run fails on
-   any difference** (the report is `reports/verify.json`).
+5. **verify** - `backover verify` compares both sides byte for byte (after a live pass: only the
+   documents changed since it, the counts and the indexes); **the run fails on any difference**
+   (the report is `reports/verify.json`). The last task logs the write freeze phase by phase.
 
 Every SSM task's log holds the command's own output. Then trigger `backover_clean`, or
 `backover_abort` to give the writes back to DocumentDB.
@@ -33,6 +35,7 @@ from airflow.sdk import DAG, TaskGroup, chain
 
 from backover_airflow.dag_defaults import run_if_follow, run_unless_follow
 from backover_airflow.operators.lambda_function import MigrationLambdaOperator
+from backover_airflow.operators.window import FreezeWindowOperator
 from backover_airflow.operators.worker import WorkerCommandOperator
 from backover_airflow.sensors.replication import ReplicationDrainedSensor
 from backover_airflow.sensors.restore import FollowRestoreHealthySensor, RestoreCompletedSensor
@@ -58,6 +61,18 @@ with DAG(**lifecycle_dag("backover_restore", __doc__, follow=True)) as dag:
             doc_md="SSM: `backover backup --label documentdb` while the microservices still write: the dump "
             "starts at B, and the changes captured in (B, F] make it consistent at the freeze (sealed "
             "after the drain). Skipped when *follow* is off.",
+        )
+        verify_live = WorkerCommandOperator(
+            task_id="verify_live",
+            command="verify_live",
+            retries=0,
+            deferrable=True,
+            pre_execute=run_if_follow,
+            doc_md="SSM: `backover verify --live`: compares every document while the microservices still write "
+            "and the follow restore applies; a document that differs is compared again once the restore has "
+            "caught up. A proven difference, or a write to MongoDB by anyone but the restore, fails here: "
+            "nothing is frozen (no retry: a proven difference does not go away). Report: "
+            "`reports/verify-live.json`. Skipped when *follow* is off.",
         )
 
     with TaskGroup("freeze", tooltip="Read-only, freeze position F, drain"):
@@ -125,9 +140,15 @@ with DAG(**lifecycle_dag("backover_restore", __doc__, follow=True)) as dag:
             command="verify",
             retries=0,
             deferrable=True,
-            doc_md="SSM: `backover verify` compares DocumentDB and MongoDB; exit 1 on any difference fails "
-            "this task and the run (no retry: a difference does not go away by itself). Report: "
-            "`reports/verify.json`.",
+            doc_md="SSM: `backover verify` compares DocumentDB and MongoDB: after `verify --live` only the "
+            "documents changed since it, the counts and the indexes; otherwise every document. Exit 1 on any "
+            "difference fails this task and the run (no retry: a difference does not go away by itself). "
+            "Report: `reports/verify.json`.",
+        )
+        window = FreezeWindowOperator(
+            task_id="freeze_window",
+            doc_md="Logs the write freeze (read-only -> verified) and each phase inside it: drain, restore, "
+            "verify.",
         )
 
     replication_drained >> seal_documentdb  # beside the restore: the freeze does not wait for it
@@ -136,10 +157,12 @@ with DAG(**lifecycle_dag("backover_restore", __doc__, follow=True)) as dag:
         dry_run_gate,
         follow_healthy,
         backup_documentdb_live,
+        verify_live,
         restore_lambda,
         replication_drained,
         [backup_documentdb, backup_mongodb],
         restore,
         restore_completed,
         verify,
+        window,
     )

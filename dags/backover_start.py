@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, TaskGroup, chain
 
-from backover_airflow.dag_defaults import run_if_follow
+from backover_airflow.dag_defaults import backup_before_first_replayed_write, run_if_follow
 from backover_airflow.operators.lambda_function import MigrationLambdaOperator
 from backover_airflow.operators.worker import WorkerCommandOperator
 from backover_airflow.sensors.replication import ReplicatorHealthySensor
@@ -69,9 +69,10 @@ with DAG(**lifecycle_dag("backover_start", __doc__, follow=True)) as dag:
             command="backup",
             options={"label": "mongodb"},
             deferrable=True,
-            pre_execute=run_if_follow,
+            pre_execute=backup_before_first_replayed_write,
             doc_md="SSM: `backover backup --label mongodb`, MongoDB before the follow restore writes anything "
-            "(the rollback point), to `backups/mongodb/`. Skipped when *follow* is off.",
+            "(the rollback point), to `backups/mongodb/`. Skipped when *follow* is off, and on a re-run once "
+            "the restore has written (the first backup stays the rollback point).",
         )
         start_restore = WorkerCommandOperator(
             task_id="start_follow_restore",

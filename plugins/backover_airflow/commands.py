@@ -89,6 +89,12 @@ def verify(config: BackoverConfig, run: RunParams) -> list[str]:
     ]
 
 
+def verify_live(config: BackoverConfig, run: RunParams) -> list[str]:
+    """The verification pass before the freeze (follow mode): every document compared while both
+    sides move; the check at the freeze then compares only what changed since."""
+    return [*verify(config, run), "--live"]
+
+
 def clean(config: BackoverConfig, run: RunParams) -> list[str]:
     """Delete the change segments (backups and reports stay)."""
     return ["clean", *_migration(config, run)]
@@ -106,9 +112,19 @@ BUILDERS: dict[str, Callable[..., list[str]]] = {
     "restore": restore,
     "follow_restore": follow_restore,
     "verify": verify,
+    "verify_live": verify_live,
     "clean": clean,
     "abort": abort,
 }
+
+
+#: How a task log names the commands whose builder is not the sub-command's own name.
+TITLES = {"follow_restore": "restore --follow", "verify_live": "verify --live", "seal": "backup --seal"}
+
+
+def title(command: str) -> str:
+    """``restore --follow`` for ``follow_restore``: the command as the user would type it."""
+    return TITLES.get(command, command)
 
 
 def arguments(command: str, config: BackoverConfig, run: RunParams, **options: Any) -> list[str]:

@@ -107,6 +107,25 @@ def run_if_follow(context: Any) -> None:
         raise AirflowSkipException("follow mode is off for this run")
 
 
+def backup_before_first_replayed_write(context: Any) -> None:
+    """``pre_execute`` of backover_start's MongoDB backup: only in follow mode, and only while the
+    follow restore has written nothing yet. A re-run of backover_start (to restart a replicator or
+    a follow restore that died) must not replace the rollback point with a MongoDB that already
+    holds replayed changes."""
+    run_if_follow(context)
+    from backover_airflow import config
+    from backover_airflow.hooks.migration import MigrationHook
+
+    with config.failing_task():
+        layout = config.migration(context["params"])[1]
+    checkpoint = MigrationHook(aws_conn_id="aws_default").restore_checkpoint(layout)
+    if checkpoint is not None:
+        raise AirflowSkipException(
+            f"the restore has already written to MongoDB (segment {checkpoint.last_applied_seq} applied): "
+            "the backup taken before its first write stays the rollback point"
+        )
+
+
 def run_unless_follow(context: Any) -> None:
     """``pre_execute`` of a task of the seed's path: skipped when the run's ``follow`` is on."""
     if context["params"].get("follow", True):

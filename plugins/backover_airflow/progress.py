@@ -20,6 +20,7 @@ from backover.cleanup import guard as clean_guard
 from backover.lease import LeaseRecord
 from backover.restore import follow
 from backover.state import (
+    BackupManifest,
     CleanRecord,
     FreezeRecord,
     ReplicatorCheckpoint,
@@ -155,6 +156,7 @@ def restore_completed(
     clean: CleanRecord | None = None,
     freeze: FreezeRecord | None = None,
     now: datetime | None = None,
+    backup: BackupManifest | None = None,
 ) -> Progress:
     """Completed = the restore checkpoint says ``completed``. With ``require_identical`` (the clean
     DAG's "restore verified") it is clean's own rule, :func:`backover.cleanup.guard.decide`: done
@@ -171,6 +173,7 @@ def restore_completed(
         clean=clean,
         force=False,
         now=now or datetime.now(UTC),
+        backup=backup,
     )
     if verdict.recorded:
         return Progress(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from backover.lifecycle.window import freeze_window
 from backover.state import CleanRecord, FreezeRecord, ReplicatorCheckpoint, RestoreCheckpoint, StartRecord
 from backover.verify.report import VerifyReport
 
@@ -100,11 +101,7 @@ def build(
             name: {"state": p.state, "seconds": p.seconds, "run_id": p.run_id, "tasks": dict(p.tasks or {})}
             for name, p in phases.items()
         },
-        "write_freeze": {
-            "from": _iso(frozen_at),
-            "to": _iso(checked_at),
-            "seconds": _seconds(frozen_at, checked_at),
-        },
+        "write_freeze": freeze_window(freeze, snap.replicator, snap.restore, checked_at).to_json(),
         "events": {
             "captured": captured,
             "bytes_captured": counts.get("bytes_captured"),
@@ -136,6 +133,10 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{value:.1f}{unit}" if isinstance(value, float) else f"{value}{unit}"
 
 
+def _phases(phases: Mapping[str, float | None]) -> str:
+    return " (" + ", ".join(f"{name} {_fmt(s, ' s')}" for name, s in phases.items()) + ")" if phases else ""
+
+
 def summary_lines(report: Mapping[str, Any]) -> list[str]:
     """The report for a human, one fact per line."""
     verdict = {True: "identical", False: "DIFFERENT", None: "not run"}[report["verification"]["identical"]]
@@ -143,7 +144,8 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
     for name, phase in report["phases"].items():
         lines.append(f"  phase {name:<10} {phase['state'] or 'not run':<16} {_fmt(phase['seconds'], ' s')}")
     lines += [
-        f"  write freeze (read-only -> verified): {_fmt(report['write_freeze']['seconds'], ' s')}",
+        f"  write freeze (read-only -> verified): {_fmt(report['write_freeze']['seconds'], ' s')}"
+        + _phases(report["write_freeze"].get("phases") or {}),
         f"  events captured: {_fmt(report['events']['captured'])} in {_fmt(report['events']['segments'])} segments",
         f"  events replayed: {_fmt(report['events']['replayed'])}",
         f"  capture throughput: {_fmt(report['throughput']['capture_events_per_second'], ' events/s')}",

@@ -163,6 +163,11 @@ def _start_services(config: SandboxConfig, state: SandboxState, passwords: dict[
 
 
 def _stop_pids(config: SandboxConfig, pids: dict[str, int]) -> list[str]:
+    # First what the runner left running on "the worker" (detached replicators, follow restores),
+    # while S3 still answers, so they stop cleanly (state stopped) rather than retry for minutes.
+    left = processes.stop_started_by(config.directory, "runner", pids.get("runner"))
+    if left:
+        log.info("stopped %d background job(s) the worker was running: pids %s", len(left), left)
     stopped = []
     for name in reversed(SERVICES):
         pid = pids.get(name)

@@ -66,6 +66,37 @@ def stop(pid: int, directory: Path, name: str, timeout: float = 10.0) -> bool:
     return True
 
 
+def stop_started_by(directory: Path, name: str, own_pid: int | None, timeout: float = 10.0) -> list[int]:
+    """SIGTERM (then SIGKILL) every process that inherited service ``name``'s marker but is not the
+    service itself: what it left running in the background (the worker's detached replicator and
+    follow restore, started through the runner). Returns their pids."""
+    marker = f"{MARKER_ENV}={directory}:{name}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in (own_pid, os.getpid()):
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\x00"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    for pid in found:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in found) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in found:
+        if _alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return found
+
+
 def _alive(pid: int) -> bool:
     try:
         os.waitpid(pid, os.WNOHANG)

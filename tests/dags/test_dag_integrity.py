@@ -20,6 +20,7 @@ LONG_COMMANDS = {"backup", "restore", "verify", "clean"}
 #: Tasks that must not be retried, and why (the task's doc says so too).
 NO_RETRY = {
     "verify.verify": "a difference does not go away by retrying",
+    "follow.verify_live": "a proven difference does not go away by retrying (unsettled ones had their wait)",
     "report.write_report": "the report reads what happened; retrying changes nothing",
     "start.run_start": "a phase DAG has its own retries",
     "restore.run_restore": "a phase DAG has its own retries",
@@ -191,6 +192,8 @@ def test_restore_dag_shape(dags: dict[str, Any]) -> None:
         "check.preflight",
         "check.stop_if_dry_run",
         "follow.follow_restore_healthy",  # no freeze while the follow restore is not running
+        "follow.backup_documentdb",
+        "follow.verify_live",
         "freeze.restore_lambda",
         "freeze.replication_drained",
     ]
@@ -203,7 +206,11 @@ def test_restore_dag_shape(dags: dict[str, Any]) -> None:
         "backup.seal_documentdb",
     }
     assert not dag.get_task("backup.seal_documentdb").downstream_task_ids
-    assert dag.get_task("follow.backup_documentdb").downstream_task_ids == {"freeze.restore_lambda"}
+    # before the freeze: DocumentDB's backup, then the live verification pass, right before it
+    assert dag.get_task("follow.backup_documentdb").downstream_task_ids == {"follow.verify_live"}
+    assert dag.get_task("follow.verify_live").downstream_task_ids == {"freeze.restore_lambda"}
+    assert dag.get_task("follow.verify_live").retries == 0
+    assert dag.get_task("verify.freeze_window").upstream_task_ids == {"verify.verify"}
     assert dag.get_task("restore.restore").upstream_task_ids == backups, (
         "backups run in parallel, then restore"
     )

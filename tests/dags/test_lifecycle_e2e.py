@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -115,8 +117,8 @@ def lifecycle(airflow_home: Any, tmp_path_factory: pytest.TempPathFactory) -> It
             manager.down(config)
 
 
-def _conf(migration_id: str) -> dict[str, Any]:
-    return {"migration_id": migration_id, "databases": DATABASES}
+def _conf(migration_id: str, follow: bool = True) -> dict[str, Any]:
+    return {"migration_id": migration_id, "databases": DATABASES, "follow": follow}
 
 
 def _rebaseline(lifecycle: Lifecycle) -> None:
@@ -138,7 +140,7 @@ def _rebaseline(lifecycle: Lifecycle) -> None:
                         )
 
 
-def _start_under_load(lifecycle: Lifecycle, migration_id: str) -> LoadGenerator:
+def _start_under_load(lifecycle: Lifecycle, migration_id: str, follow: bool = True) -> LoadGenerator:
     """backover_start, then the load writes until ``WRITES_BEFORE_FREEZE`` are acknowledged.
 
     Each migration starts from a writing application and a MongoDB holding DocumentDB's data: an
@@ -149,7 +151,7 @@ def _start_under_load(lifecycle: Lifecycle, migration_id: str) -> LoadGenerator:
     with lifecycle.master("documentdb") as docdb:
         roles = [{"role": "readWrite", "db": db} for db in seed.DEMO_DATABASES]
         docdb.admin.command("updateUser", lifecycle.state.app_user, roles=roles)
-    result = lifecycle.run("backover_start", _conf(migration_id))
+    result = lifecycle.run("backover_start", _conf(migration_id, follow))
     assert result.state == "success", result.tasks
     load = LoadGenerator(app_client(lifecycle.state), pause_seconds=0.001).start()
     deadline = time.monotonic() + 120
@@ -168,10 +170,42 @@ def test_dry_run_checks_and_changes_nothing(lifecycle: Lifecycle) -> None:
     assert lifecycle.s3().get_json(lifecycle.layout(migration_id).start_state) is None
 
 
+def _kill_9(run_dir: Path, name: str) -> int:
+    """SIGKILL the detached ``backover <name>`` of the worker (its pid file); returns its pid."""
+    (pid_file,) = run_dir.glob(f"{name}-*.pid")
+    pid = int(pid_file.read_text())
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z":
+            break
+        time.sleep(0.05)
+    return pid
+
+
 def test_start_restore_clean_under_load(lifecycle: Lifecycle) -> None:
+    """Follow mode, with the replicator and the follow restore killed by SIGKILL during the load:
+    backover_start again restarts both from their checkpoints, and the migration ends identical."""
     migration_id = f"e2e-main-{uuid.uuid4().hex[:6]}"
     layout = lifecycle.layout(migration_id)
     load = _start_under_load(lifecycle, migration_id)
+    s3 = lifecycle.s3()
+    first_backup = s3.head(layout.backup_manifest("mongodb"))
+    assert first_backup is not None, "backover_start backed MongoDB up before the follow restore wrote"
+    run_dir = Path(os.environ["BACKOVER_RUN_DIR"])
+    deadline = time.monotonic() + 60
+    while (s3.get_json(layout.restore_checkpoint) or {}).get("last_applied_seq", 0) < 1:
+        assert time.monotonic() < deadline, "the follow restore applied nothing while the load wrote"
+        time.sleep(0.2)
+    _kill_9(run_dir, "replicate")
+    _kill_9(run_dir, "restore")
+    assert s3.get_json(layout.restore_checkpoint)["state"] == "running"  # killed: it could not say so
+
+    restarted = lifecycle.run("backover_start", _conf(migration_id))
+    assert restarted.state == "success", restarted.tasks
+    assert restarted.tasks["follow.backup_mongodb"] == "skipped", "the first backup stays the rollback point"
+    assert s3.head(layout.backup_manifest("mongodb"))["ETag"] == first_backup["ETag"]
+    assert restarted.tasks["follow.follow_restore_healthy"] == "success"
 
     restore = lifecycle.run("backover_restore", _conf(migration_id))
     assert load.wait_until_refused(timeout=30), "the freeze makes the microservices' user read-only"
@@ -181,9 +215,13 @@ def test_start_restore_clean_under_load(lifecycle: Lifecycle) -> None:
     # Inserts, replacements and deletes all go to shop (some updates go to inventory, not migrated here).
     shop_writes = sum(load_report.by_kind.get(kind, 0) for kind in ("insert", "replace", "delete"))
 
-    s3 = lifecycle.s3()
+    for task in ("follow.follow_restore_healthy", "follow.verify_live", "verify.freeze_window"):
+        assert restore.tasks[task] == "success", restore.tasks
+    assert {restore.tasks[t] for t in ("backup.backup_documentdb", "backup.backup_mongodb")} == {"skipped"}
     report = s3.get_json(layout.verify_report)
     assert report["identical"] is True
+    assert report["mode"] == "incremental", "only what changed after the live pass was compared at the freeze"
+    assert s3.get_json(layout.verify_live_report)["state"] == "passed"
     checkpoint = s3.get_json(layout.replicator_checkpoint)
     assert checkpoint["state"] == "drained"
     assert checkpoint["events_total"] >= shop_writes > 0, "the acknowledged writes were captured"
@@ -216,13 +254,37 @@ def test_abort_gives_the_writes_back(lifecycle: Lifecycle) -> None:
     assert start is not None, "abort keeps every file"
 
 
-def test_a_difference_fails_the_restore_and_blocks_clean(lifecycle: Lifecycle) -> None:
-    migration_id = f"e2e-diff-{uuid.uuid4().hex[:6]}"
+def test_a_write_to_mongodb_fails_the_live_verification_before_any_freeze(lifecycle: Lifecycle) -> None:
+    """Follow mode: a document only MongoDB has is proven different by ``verify --live`` while the
+    microservices still write; the run fails before the freeze and they never lose their writes."""
+    migration_id = f"e2e-live-{uuid.uuid4().hex[:6]}"
     load = _start_under_load(lifecycle, migration_id)
     with lifecycle.master("mongodb") as mongo:
         mongo.shop.orders.insert_one({"_id": "only-in-mongodb", "note": "not on DocumentDB"})
 
     restore = lifecycle.run("backover_restore", _conf(migration_id))
+    assert load.running, f"nothing was frozen: {load.report}"
+    assert load.stop().error is None
+    assert restore.state == "failed"
+    assert restore.tasks["follow.verify_live"] == "failed"
+    assert restore.tasks["freeze.restore_lambda"] in {"upstream_failed", None}
+    layout = lifecycle.layout(migration_id)
+    assert lifecycle.s3().get_json(layout.freeze_state) is None
+    live = lifecycle.s3().get_json(layout.verify_live_report)
+    assert live["state"] == "failed" and "only-in-mongodb" in str(live), live
+    lifecycle.run("backover_abort", _conf(migration_id))  # the follow restore stops; writes stay
+
+
+def test_a_difference_fails_the_restore_and_blocks_clean(lifecycle: Lifecycle) -> None:
+    """The seed's order (follow off): everything restored after the freeze, and verify fails."""
+    migration_id = f"e2e-diff-{uuid.uuid4().hex[:6]}"
+    load = _start_under_load(lifecycle, migration_id, follow=False)
+    with lifecycle.master("mongodb") as mongo:
+        mongo.shop.orders.insert_one({"_id": "only-in-mongodb", "note": "not on DocumentDB"})
+
+    restore = lifecycle.run("backover_restore", _conf(migration_id, follow=False))
+    assert {restore.tasks[t] for t in ("backup.backup_documentdb", "backup.backup_mongodb")} == {"success"}
+    assert restore.tasks["follow.verify_live"] == "skipped"
     load.stop()
     assert restore.state == "failed"
     assert restore.tasks["restore.restore_completed"] == "success"
@@ -231,7 +293,7 @@ def test_a_difference_fails_the_restore_and_blocks_clean(lifecycle: Lifecycle) -
     assert report["identical"] is False
     assert report["namespaces"]["shop.orders"]["extra"] == 1
 
-    clean = lifecycle.run("backover_clean", _conf(migration_id))
+    clean = lifecycle.run("backover_clean", _conf(migration_id, follow=False))
     assert clean.state == "failed"
     assert clean.tasks["verified.restore_verified"] == "failed"
     assert clean.tasks["clean.clean"] in {"upstream_failed", None}

@@ -9,7 +9,10 @@ records and keeps a passing check), and the Airflow "restore verified" sensor an
 * ``reports/verify.json`` says ``identical`` and is not older than the restore checkpoint;
 * the migration was frozen (``state/freeze.json`` exists) and the replicator checkpoint says
   ``drained`` or ``stopped``: while it still captures, a restore completed and verified a moment
-  ago says nothing about the writes to come, and deleting the segments would lose them.
+  ago says nothing about the writes to come, and deleting the segments would lose them;
+* a DocumentDB backup whose dump began before F, while the capture ran (its manifest has
+  ``capture_seq`` and ``b < F``), is sealed (``f`` recorded, its segments copied next to it):
+  otherwise deleting the segments would leave a dump that can no longer be made consistent at F.
 
 ``force`` skips every check and says so. A passing check is kept in ``state/clean.json``
 (``guard``), because clean-up deletes the checkpoints: a re-run is then allowed by the recorded
@@ -28,6 +31,7 @@ from ..errors import JobFailed
 from ..layout import MigrationLayout
 from ..s3objects import S3Objects
 from ..state import (
+    BackupManifest,
     CleanGuard,
     CleanRecord,
     FreezeRecord,
@@ -57,6 +61,7 @@ class Check(enum.StrEnum):
     DIFFERENT = "different"  # verification found differences
     CAPTURE = "capture"  # not frozen, or the replicator neither drained nor stopped
     FORCED = "forced"  # an earlier forced clean-up removed the checkpoints of an unverified migration
+    UNSEALED = "unsealed"  # the DocumentDB backup taken during the capture still needs the segments
 
 
 @dataclass(frozen=True)
@@ -99,8 +104,10 @@ def decide(
     clean: CleanRecord | None,
     force: bool,
     now: datetime,
+    backup: BackupManifest | None = None,
 ) -> Verdict:
-    """Whether clean-up is allowed now, from the migration's records (None where absent)."""
+    """Whether clean-up is allowed now, from the migration's records (None where absent;
+    ``backup``: the DocumentDB backup's manifest)."""
     recorded = clean.guard if clean is not None else None
     if recorded is not None and (recorded.passed or (force and recorded.forced)):
         return Verdict(recorded, recorded=True)
@@ -149,7 +156,25 @@ def decide(
     capture = capture_refusal(replicator_state, freeze is not None)
     if capture:
         return Verdict(guard, capture, Check.CAPTURE)
+    if _unsealed(backup, freeze):
+        assert backup is not None
+        return Verdict(
+            guard,
+            f"the {backup.label} backup taken during the capture is not sealed (no F in its manifest): "
+            f"run `backover backup --label {backup.label} --seal` first, or the segments it needs to be "
+            "consistent at F go with the clean-up",
+            Check.UNSEALED,
+        )
     return Verdict(guard)
+
+
+def _unsealed(backup: BackupManifest | None, freeze: FreezeRecord | None) -> bool:
+    """A backup whose dump began before F (while the app wrote) and was not sealed since; a dump
+    that began at or after F read the frozen source and needs no segment."""
+    if backup is None or backup.capture_seq is None or backup.f is not None:
+        return False
+    f = freeze.f if freeze is not None else None
+    return f is None or backup.b < f
 
 
 def check(s3: S3Objects, layout: MigrationLayout, force: bool = False) -> CleanGuard:
@@ -165,6 +190,7 @@ def check(s3: S3Objects, layout: MigrationLayout, force: bool = False) -> CleanG
         clean=clean,
         force=force,
         now=utc_now(),
+        backup=read(s3, layout.backup_manifest("documentdb"), BackupManifest),
     )
     guard = verdict.guard
     if verdict.recorded:

@@ -15,6 +15,7 @@ re-applied segment is never counted twice.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +47,10 @@ class CheckpointStore:
         #: landing late) cannot replace what the new holder wrote meanwhile.
         self._etags: dict[str, str | None] = {}
         self._unconfirmed: dict[str, list[bytes]] = {}
+        #: ``time.monotonic()`` of the last checkpoint save (0: none yet): how often to save again is
+        #: decided across calls (a follow restore applies a few segments per call).
+        self.saved_at = 0.0
+        self.saved_seq = 0  # the ``last_applied_seq`` that save wrote
 
     def _read(self, key: str) -> bytes | None:
         got = self.s3.get_versioned(key)
@@ -162,6 +167,7 @@ class CheckpointStore:
         self._put(
             self.layout.restore_checkpoint, extjson.dumps(checkpoint.to_json()).encode(), "application/json"
         )
+        self.saved_at, self.saved_seq = time.monotonic(), checkpoint.last_applied_seq
 
     def load_displaced(self, checkpoint: RestoreCheckpoint | None) -> Displaced:
         """The documents moved aside by earlier runs; JobFailed when the saved set is older than

@@ -47,7 +47,9 @@ class Lag:
         return {"segments": self.segments, "events": self.events, "seconds": round(self.seconds, 3)}
 
     def __str__(self) -> str:
-        return f"{self.segments} segment(s), {self.events:,} event(s), {self.seconds:.1f} s behind the capture"
+        return (
+            f"{self.segments} segment(s), {self.events:,} event(s), {self.seconds:.1f} s behind the capture"
+        )
 
 
 def lag(restore: RestoreCheckpoint | None, replicator: ReplicatorCheckpoint) -> Lag:

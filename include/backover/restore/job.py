@@ -267,7 +267,7 @@ def _apply_segments(
     and again as segments land, until the drain (or a stop). Returns the replicator checkpoint
     last read. A stop leaves ``checkpoint.state`` ``stopped`` with the reason."""
     poller = CapturePoller(s3, config.layout, config.heartbeat_seconds) if config.follow else None
-    next_seq, last_save = first, time.monotonic()
+    next_seq = first
     while True:
         refs = list_segments(s3, config.layout, next_seq, replicator.last_seq)
         if refs:
@@ -281,7 +281,7 @@ def _apply_segments(
                 config.checkpoint_seconds,
                 stop,
             )
-            next_seq, last_save = checkpoint.last_applied_seq + 1, time.monotonic()
+            next_seq = checkpoint.last_applied_seq + 1
         if poller is None:
             return replicator
         caught_up = next_seq > replicator.last_seq
@@ -297,10 +297,11 @@ def _apply_segments(
         if why is not None:
             checkpoint.state, checkpoint.reason = RestoreState.STOPPED, f"follow restore stopped by {why}"
             return replicator
+        age = time.monotonic() - store.saved_at
+        unsaved = checkpoint.last_applied_seq > store.saved_seq
+        if (unsaved and age >= config.checkpoint_seconds) or age >= config.heartbeat_seconds:
+            store.save(checkpoint, applier.displaced)  # what was applied since, or the heartbeat
         if caught_up:
-            if time.monotonic() - last_save >= config.heartbeat_seconds:
-                store.save(checkpoint, applier.displaced)  # the heartbeat
-                last_save = time.monotonic()
             progress.idle(lag(checkpoint, replicator))
             stop.wait(config.poll_seconds)
         replicator = poller.replicator(replicator)
@@ -326,20 +327,19 @@ def _apply_all(
     stop: threading.Event | None = None,
 ) -> None:
     """Apply ``steps`` one at a time on a coordinator thread while the next one is planned here;
-    a ``stop`` ends it after the step in flight."""
-    last_save = time.monotonic()
+    a ``stop`` ends it after the step in flight. The checkpoint is saved when a step completes a
+    segment and the last save (``store.saved_at``, across calls) is ``checkpoint_seconds`` old."""
 
     def finished(step: Step, future: Future[None]) -> None:
-        nonlocal last_save
         future.result()
         result.events_applied += step.events
         for done in step.done:
             commit(checkpoint, done)
             result.segments_applied += 1
         progress.advance(step.events, checkpoint.last_applied_seq)
-        if step.done and (time.monotonic() - last_save >= checkpoint_seconds or isinstance(step, Barrier)):
+        due = time.monotonic() - store.saved_at >= checkpoint_seconds
+        if step.done and (due or isinstance(step, Barrier)):
             store.save(checkpoint, applier.displaced)
-            last_save = time.monotonic()
 
     with ThreadPoolExecutor(1, thread_name_prefix="restore-apply") as coordinator:
         pending: tuple[Step, Future[None]] | None = None

@@ -20,7 +20,14 @@ from backover import state
 from backover.layout import MigrationLayout
 from backover.lease import LeaseRecord
 from backover.s3objects import S3Objects
-from backover.state import CleanRecord, FreezeRecord, ReplicatorCheckpoint, RestoreCheckpoint, StartRecord
+from backover.state import (
+    BackupManifest,
+    CleanRecord,
+    FreezeRecord,
+    ReplicatorCheckpoint,
+    RestoreCheckpoint,
+    StartRecord,
+)
 from backover.verify.report import VerifyReport
 from backover_airflow import progress
 from backover_airflow.progress import Progress
@@ -132,6 +139,7 @@ class MigrationHook(S3Hook):
             self.clean_state(layout),
             self.freeze_state(layout),
             datetime.now(UTC),
+            self.read(layout, layout.backup_manifest("documentdb"), BackupManifest),
         )
 
     @_damaged_record_fails

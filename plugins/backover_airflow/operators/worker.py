@@ -106,7 +106,7 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
         send_kwargs = {
             "DocumentName": DOCUMENT,
             "InstanceIds": [instance_id],
-            "Comment": f"backover {self.command} {run.migration_id}"[:100],
+            "Comment": f"backover {commands.title(self.command)} {run.migration_id}"[:100],
             "Parameters": {
                 "commands": commands.shell_script(line),
                 "executionTimeout": [str(env.command_timeout_seconds)],
@@ -115,7 +115,7 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
         self.log.info("Running on worker %s: %s", instance_id, line)
         command_id = self._send(instance_id, send_kwargs, delay)
         trigger = WorkerCommandTrigger(
-            command=self.command,
+            command=commands.title(self.command),
             command_id=command_id,
             instance_id=instance_id,
             waiter_delay=delay,
@@ -180,13 +180,14 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
             "exit_code": code,
         }
         if status == "Success":
-            self.log.info("backover %s succeeded on %s", self.command, result["instance_id"])
+            self.log.info("backover %s succeeded on %s", commands.title(self.command), result["instance_id"])
             return result
         reason = last_line(invocation.get("StandardOutputContent", "")) or last_line(
             invocation.get("StandardErrorContent", "")
         )
         message = (
-            f"backover {self.command} {status.lower()} on {result['instance_id']} (exit {code}): {reason}"
+            f"backover {commands.title(self.command)} {status.lower()} on {result['instance_id']} "
+            f"(exit {code}): {reason}"
         )
         if status == "Failed" and code == USAGE_EXIT_CODE:
             raise AirflowFailException(message)
@@ -198,7 +199,7 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
             text = invocation.get(stream) or ""
             if not text.strip():
                 continue
-            self.log.info("---- output of backover %s (%s) ----", self.command, stream)
+            self.log.info("---- output of backover %s (%s) ----", commands.title(self.command), stream)
             for line in text.rstrip("\n").splitlines():
                 self.log.info("%s %s", prefix, line)
 

@@ -4,6 +4,11 @@ default or at the user's scale (``--documents``, ``--writes-per-second``, ``--mi
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from backover.errors import UsageError
 
 from .. import rehearsal
 from ..config import SandboxConfig
@@ -39,16 +44,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"how long the load runs before the restore (default: until "
         f"{LOAD_WRITES_BEFORE_RESTORE} writes)",
     )
+    parser.add_argument(
+        "--no-follow",
+        dest="follow",
+        action="store_false",
+        help="restore only after the freeze (the DAGs' follow Param off), to compare freeze windows",
+    )
+    parser.add_argument(
+        "--report", type=Path, help="also write the report as JSON to this file (figures, freeze window)"
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     scale = RehearsalScale(
-        documents=args.documents, writes_per_second=args.writes_per_second, minutes=args.minutes
+        documents=args.documents,
+        writes_per_second=args.writes_per_second,
+        minutes=args.minutes,
+        follow=args.follow,
     )  # UsageError (exit 2) before anything starts
+    if args.report is not None and not args.report.parent.is_dir():
+        raise UsageError(f"--report {args.report}: the folder {args.report.parent} does not exist")
     config = SandboxConfig.from_env(
         args.dir or rehearsal.DEFAULT_DIR, args.port_base or rehearsal.DEFAULT_PORT_BASE
     )
     report = rehearsal.run(config, scale)
     print(rehearsal.summary(report))
+    if args.report:
+        document = {**dataclasses.asdict(report), "ok": report.ok, "scale": dataclasses.asdict(scale)}
+        args.report.write_text(json.dumps(document, indent=2, default=str) + "\n")
     return 0 if report.ok else 1

@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import datetime
 from typing import Any
 
 import boto3
 from pymongo import MongoClient
 
+from backover import state
 from backover.layout import MigrationLayout
+from backover.lifecycle.window import freeze_window
 from backover.s3objects import S3Objects
+from backover.state import FreezeRecord, ReplicatorCheckpoint, RestoreCheckpoint
 
 from ..airflow_local import LocalAirflow
 from ..config import SandboxState
@@ -54,19 +56,12 @@ def _phase(report: RehearsalReport, airflow: LocalAirflow, dag_id: str, conf: di
     return result.ok
 
 
-def _seconds_between(start: Any, end: Any) -> float | None:
-    if isinstance(start, datetime) and isinstance(end, datetime):
-        return (end - start).total_seconds()
-    return None
-
-
 def collect_figures(report: RehearsalReport, layout: MigrationLayout, acknowledged: int) -> None:
     """Figures from the migration's state objects (read before clean deletes the checkpoints)."""
     s3 = S3Objects(layout.bucket)
     checkpoint = s3.get_json(layout.replicator_checkpoint) or {}
     restore = s3.get_json(layout.restore_checkpoint) or {}
     verify = s3.get_json(layout.verify_report) or {}
-    freeze = s3.get_json(layout.freeze_state) or {}
     report.figures["writes acknowledged by DocumentDB"] = acknowledged
     # A write that changes nothing (an update to the same value) is acknowledged but makes no event.
     report.figures["events captured (no-op writes make none)"] = checkpoint.get("events_total")
@@ -74,10 +69,18 @@ def collect_figures(report: RehearsalReport, layout: MigrationLayout, acknowledg
     report.figures["events replayed"] = restore.get("events_applied")
     restored = sum((v.get("target_count") or 0) for v in (verify.get("namespaces") or {}).values())
     report.figures["documents in MongoDB after restore"] = restored
-    window = _seconds_between(freeze.get("frozen_at"), verify.get("checked_at"))
-    report.figures["write-freeze window (read-only -> verified)"] = (
-        f"{window:.1f} s" if window is not None else "unknown"
+    window = freeze_window(
+        state.read(s3, layout.freeze_state, FreezeRecord),
+        state.read(s3, layout.replicator_checkpoint, ReplicatorCheckpoint),
+        state.read(s3, layout.restore_checkpoint, RestoreCheckpoint),
+        verify.get("checked_at"),
     )
+    report.figures["write-freeze window (read-only -> verified)"] = (
+        f"{window.seconds:.1f} s" if window.seconds is not None else "unknown"
+    )
+    for name, seconds in window.phases.items():
+        report.figures[f"  of which {name}"] = f"{seconds:.1f} s" if seconds is not None else "unknown"
+    report.freeze_window = window.to_json()
     restore_phase = report.phases.get("backover_restore", {})
     if restore.get("events_applied") and restore_phase.get("seconds"):
         report.figures["events replayed per second of the whole restore DAG"] = round(
@@ -100,7 +103,7 @@ def run_lifecycle(
 ) -> None:
     scale = scale or RehearsalScale()
     migration_id = f"rehearsal-{time.strftime('%Y%m%d-%H%M%S')}"
-    conf = {"migration_id": migration_id}
+    conf: dict[str, Any] = {"migration_id": migration_id, "follow": scale.follow}
     layout = MigrationLayout(state.bucket, state.prefix, migration_id)
     log.info("rehearsal migration %s", migration_id)
     airflow.migrate()
@@ -123,6 +126,9 @@ def run_lifecycle(
     elif restore_ok and not refused:
         report.error = "the microservices' user could still write after the restore Lambda"
     report.figures["documents in shop.orders before the capture"] = scale.documents
+    report.figures["restore mode"] = (
+        "follow (applied during the capture)" if scale.follow else "after the freeze"
+    )
     report.figures["load before the restore"] = (
         f"{before_restore} writes in {load_seconds:.0f} s ({before_restore / load_seconds:.0f}/s)"
         if load_seconds > 0

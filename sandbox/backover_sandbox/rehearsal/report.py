@@ -18,11 +18,14 @@ class RehearsalScale:
         load runs (a 1 ms pause between writes).
     :param minutes: how long the load runs between ``backover_start`` and ``backover_restore``;
         None: until :data:`~backover_sandbox.rehearsal.lifecycle.LOAD_WRITES_BEFORE_RESTORE` writes.
+    :param follow: the DAGs' ``follow`` Param: the follow-mode restore (default), or off, the
+        restore only after the freeze (the seed's order), to compare the two freeze windows.
     """
 
     documents: int = 50
     writes_per_second: float | None = None
     minutes: float | None = None
+    follow: bool = True
 
     def __post_init__(self) -> None:
         if self.documents < 1:
@@ -47,6 +50,7 @@ class RehearsalReport:
     phases: dict[str, dict[str, Any]] = field(default_factory=dict)  # DAG -> {ok, seconds, log}
     figures: dict[str, Any] = field(default_factory=dict)
     identical: bool | None = None  # verification result
+    freeze_window: dict[str, Any] | None = None  # backover.lifecycle.window.FreezeWindow.to_json()
     error: str | None = None
     seconds: float = 0.0
 

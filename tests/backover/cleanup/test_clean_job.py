@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from bson.timestamp import Timestamp
 from pymongo import MongoClient
 
 from backover.cleanup.guard import CleanRefused
@@ -16,7 +17,7 @@ from backover.cleanup.job import CleanConfig, clean
 from backover.cli import main
 from backover.layout import MigrationLayout
 from backover.s3objects import S3Objects
-from backover.state import ReplicatorCheckpoint, RestoreCheckpoint
+from backover.state import BackupManifest, FreezeRecord, ReplicatorCheckpoint, RestoreCheckpoint, utc_now
 
 PREFIX = "clean-tests"
 
@@ -150,6 +151,53 @@ def test_clean_refuses_while_the_replicator_may_still_capture(
     assert main(migration.cli()) == 1
     assert reason in capsys.readouterr().err
     assert migration.keys() == before
+
+
+def test_clean_refuses_while_the_documentdb_backup_taken_during_the_capture_is_unsealed(
+    bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Deleting the segments (B, F] would leave a dump that can never be made consistent at F."""
+    migration = make_migration(bucket)
+    manifest = BackupManifest(
+        migration.layout.migration_id,
+        "documentdb",
+        b=Timestamp(1_764_270_000, 1),
+        dump_end=Timestamp(1_764_270_050, 1),
+        started_at=utc_now(),
+        finished_at=utc_now(),
+        capture_seq=1,
+    )
+    key = migration.layout.backup_manifest("documentdb")
+    migration.s3.put_json(key, manifest.to_json())
+    freeze = FreezeRecord(migration.layout.migration_id, f=Timestamp(1_764_270_100, 1))
+    migration.s3.put_json(migration.layout.freeze_state, freeze.to_json())
+    before = migration.keys()
+    assert main(migration.cli()) == 1
+    assert "backup --label documentdb --seal" in capsys.readouterr().err
+    assert migration.keys() == before
+    manifest.f = freeze.f  # sealed: F recorded, the segments copied beside it
+    migration.s3.put_json(key, manifest.to_json())
+    assert main(migration.cli()) == 0
+    assert not set(migration.segments) & migration.keys()
+
+
+def test_a_documentdb_backup_begun_after_the_freeze_needs_no_seal(bucket: str) -> None:
+    migration = make_migration(bucket)
+    f = Timestamp(1_764_270_100, 1)
+    migration.s3.put_json(
+        migration.layout.freeze_state, FreezeRecord(migration.layout.migration_id, f=f).to_json()
+    )
+    manifest = BackupManifest(
+        migration.layout.migration_id,
+        "documentdb",
+        b=Timestamp(f.time + 5, 1),  # the dump read the frozen source (follow mode off)
+        dump_end=Timestamp(f.time + 9, 1),
+        started_at=utc_now(),
+        finished_at=utc_now(),
+        capture_seq=3,
+    )
+    migration.s3.put_json(migration.layout.backup_manifest("documentdb"), manifest.to_json())
+    assert clean(CleanConfig(migration.layout)).segments_deleted == 3
 
 
 def test_clean_after_a_stop_following_the_freeze_is_allowed(bucket: str) -> None:

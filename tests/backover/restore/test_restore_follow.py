@@ -146,6 +146,27 @@ def test_follows_the_capture_shows_its_lag_and_completes_after_the_drain(sides, 
     assert done["events_applied"] == 5 * PER_SEGMENT + len(tail)  # every segment counted once
 
 
+def test_under_a_steady_capture_the_checkpoint_moves_on_every_few_seconds(sides, migration) -> None:
+    """Segments landing faster than ``--checkpoint-seconds``: each round applies a few, and the
+    checkpoint (what a restart and the sensors rely on) still follows at that pace, not only at
+    the end."""
+    final: dict[int, bytes] = {}
+    events = events_from(sides.db, 0, 16 * 10, final)
+    migration.write_segments(events[:10], 10, state="running")
+    follower = Follower(migration, sides, checkpoint_seconds=0.5, heartbeat_seconds=30.0)
+    seen = []
+    for seq in range(2, 17):
+        migration.put_segment(seq, events[(seq - 1) * 10 : seq * 10])
+        migration.put_checkpoint(seq, seq * 10, "running")
+        time.sleep(0.15)
+        seen.append(migration.restore_checkpoint()["last_applied_seq"])
+    wait_for(applied(migration, 16), "every segment in the checkpoint before the drain")
+    migration.put_checkpoint(16, 160, "drained")
+    assert follower.join().state is RestoreState.COMPLETED
+    assert max(seen) >= 4, f"the checkpoint stood still while segments were applied: {seen}"
+    assert raw_contents(sides.target, sides.db) == expected(final)
+
+
 def test_an_abort_stops_the_follow_restore_and_nothing_completes(sides, migration) -> None:
     final: dict[int, bytes] = {}
     migration.write_segments(events_from(sides.db, 0, PER_SEGMENT, final), PER_SEGMENT, state="running")
