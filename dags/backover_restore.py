@@ -16,10 +16,11 @@ the microservices can read but no longer write until they are switched to MongoD
    far behind F the capture is).
 3. **backup** - with *follow* off, `backover backup` of DocumentDB and of MongoDB, in parallel,
    to `backups/`. With *follow* on, MongoDB was backed up by `backover_start`, DocumentDB's backup
-   ran before the freeze (step 1) and is sealed now: the segments covering (B, F] are copied next
-   to it, beside the restore.
-4. **restore** - `backover restore --wait`: with *follow* on it waits for the follow restore to
-   apply the tail up to F; otherwise it replays every captured segment. The *restore completed*
+   ran before the freeze (step 1) and is sealed at the end, after verification: the segments
+   covering (B, F] are copied next to it.
+4. **restore** - with *follow* on, the follow restore applies the tail up to F by itself (the
+   `backover restore --wait` task is skipped once it completed, and otherwise waits for it or takes
+   over); otherwise `backover restore` replays every captured segment. The *restore completed*
    sensor checks `restore/_checkpoint.json`.
 5. **verify** - `backover verify` compares both sides byte for byte (after a live pass: only the
    documents changed since it, the counts and the indexes); **the run fails on any difference**
@@ -33,13 +34,17 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, TaskGroup, chain
 
-from backover_airflow.dag_defaults import run_if_follow, run_unless_follow
+from backover_airflow.dag_defaults import run_if_follow, run_unless_follow, skip_when_follower_completes
 from backover_airflow.operators.lambda_function import MigrationLambdaOperator
 from backover_airflow.operators.window import FreezeWindowOperator
 from backover_airflow.operators.worker import WorkerCommandOperator
 from backover_airflow.sensors.replication import ReplicationDrainedSensor
 from backover_airflow.sensors.restore import FollowRestoreHealthySensor, RestoreCompletedSensor
 from backover_airflow.task_groups import check_group, lifecycle_dag
+
+#: Inside the write freeze every wait looks once a second (the environment's poll interval, 30 s by
+#: default, is for the waits outside it): each look is one S3 GET or one SSM GetCommandInvocation.
+IN_FREEZE_POLL_SECONDS = 1
 
 with DAG(**lifecycle_dag("backover_restore", __doc__, follow=True)) as dag:
     preflight, dry_run_gate = check_group(tooltip="Environment, bucket, databases; the migration was started")
@@ -84,6 +89,7 @@ with DAG(**lifecycle_dag("backover_restore", __doc__, follow=True)) as dag:
         )
         replication_drained = ReplicationDrainedSensor(
             task_id="replication_drained",
+            poke_interval=IN_FREEZE_POLL_SECONDS,
             timeout=2 * 60 * 60,
             doc_md="Monitor replication: waits until the checkpoint says drained past F; the log shows how far "
             "behind F the capture is. Fails at once if the replicator failed.",
@@ -116,7 +122,8 @@ with DAG(**lifecycle_dag("backover_restore", __doc__, follow=True)) as dag:
             pre_execute=run_if_follow,
             doc_md="SSM: `backover backup --label documentdb --seal`: copies the segments covering (B, F] next "
             "to the DocumentDB backup taken before the freeze, so that it restores to the frozen source "
-            "even after clean-up (S3 only). Runs beside the restore. Skipped when *follow* is off.",
+            "even after clean-up (S3 only). Runs after verification, outside the freeze window. Skipped "
+            "when *follow* is off.",
         )
 
     with TaskGroup("restore", tooltip="Replay the captured changes into MongoDB"):
@@ -124,11 +131,15 @@ with DAG(**lifecycle_dag("backover_restore", __doc__, follow=True)) as dag:
             task_id="restore",
             command="restore",
             deferrable=True,
-            doc_md="SSM: `backover restore --wait`: waits for the follow restore to apply the tail up to F, "
-            "or replays every captured segment into MongoDB; its progress lines are in this log.",
+            pre_execute=skip_when_follower_completes,
+            waiter_delay=IN_FREEZE_POLL_SECONDS,
+            doc_md="SSM: `backover restore --wait`: replays every captured segment into MongoDB (follow off), "
+            "or, when the follow restore did not complete the tail up to F within a few seconds of the "
+            "drain (skipped when it did), waits for it or takes over; its progress lines are in this log.",
         )
         restore_completed = RestoreCompletedSensor(
             task_id="restore_completed",
+            poke_interval=IN_FREEZE_POLL_SECONDS,
             timeout=60 * 60,
             doc_md="Monitor restore: `restore/_checkpoint.json` says completed; fails at once on a failed "
             "restore with its reason.",
@@ -139,6 +150,7 @@ with DAG(**lifecycle_dag("backover_restore", __doc__, follow=True)) as dag:
             task_id="verify",
             command="verify",
             retries=0,
+            waiter_delay=IN_FREEZE_POLL_SECONDS,
             deferrable=True,
             doc_md="SSM: `backover verify` compares DocumentDB and MongoDB: after `verify --live` only the "
             "documents changed since it, the counts and the indexes; otherwise every document. Exit 1 on any "
@@ -151,7 +163,6 @@ with DAG(**lifecycle_dag("backover_restore", __doc__, follow=True)) as dag:
             "verify.",
         )
 
-    replication_drained >> seal_documentdb  # beside the restore: the freeze does not wait for it
     chain(
         preflight,
         dry_run_gate,
@@ -165,4 +176,5 @@ with DAG(**lifecycle_dag("backover_restore", __doc__, follow=True)) as dag:
         restore_completed,
         verify,
         window,
+        seal_documentdb,  # after the freeze window: S3 only, the writes need not wait for it
     )

@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
-from backover.replication.config import FOLLOW_MAX_SECONDS
+from backover.replication.config import FOLLOW_DRAIN_POLL_SECONDS, FOLLOW_MAX_SECONDS
 from backover_airflow.config import BackoverConfig, ConfigError, RunParams
 
 #: SSM's ``StandardOutputContent`` keeps 24,000 characters; the script keeps the head and the tail
@@ -32,8 +32,13 @@ def _secret(config: BackoverConfig, name: str) -> str:
 
 def replicate(config: BackoverConfig, run: RunParams) -> list[str]:
     """Start the replicator in the background on the worker (returns once it runs); in follow mode
-    its segments roll after ``FOLLOW_MAX_SECONDS`` so the follow restore trails by seconds."""
-    roll = ["--max-seconds", f"{FOLLOW_MAX_SECONDS:g}"] if run.follow else []
+    its segments roll after ``FOLLOW_MAX_SECONDS`` so the follow restore trails by seconds, and it
+    reads the drain request every ``FOLLOW_DRAIN_POLL_SECONDS`` (the freeze waits for it)."""
+    roll = (
+        ["--max-seconds", f"{FOLLOW_MAX_SECONDS:g}", "--drain-poll-seconds", f"{FOLLOW_DRAIN_POLL_SECONDS:g}"]
+        if run.follow
+        else []
+    )
     return [
         "replicate",
         "--detach",

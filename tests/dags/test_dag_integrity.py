@@ -200,11 +200,9 @@ def test_restore_dag_shape(dags: dict[str, Any]) -> None:
     for before, after in zip(order, order[1:], strict=False):
         assert after in dag.get_task(before).downstream_task_ids
     backups = {"backup.backup_documentdb", "backup.backup_mongodb"}
-    # with follow on, the DocumentDB backup taken before the freeze is sealed beside the restore
-    assert dag.get_task("freeze.replication_drained").downstream_task_ids == {
-        *backups,
-        "backup.seal_documentdb",
-    }
+    assert dag.get_task("freeze.replication_drained").downstream_task_ids == backups
+    # with follow on, the DocumentDB backup taken before the freeze is sealed after the freeze window
+    assert dag.get_task("backup.seal_documentdb").upstream_task_ids == {"verify.freeze_window"}
     assert not dag.get_task("backup.seal_documentdb").downstream_task_ids
     # before the freeze: DocumentDB's backup, then the live verification pass, right before it
     assert dag.get_task("follow.backup_documentdb").downstream_task_ids == {"follow.verify_live"}

@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 
 from backover.layout import MigrationLayout
+from backover.lease import LeaseRecord
 from backover.s3objects import S3Objects
 from backover_sandbox import manager, seed
 from backover_sandbox.config import Ports, SandboxConfig, SandboxState, free_port_base
@@ -197,8 +199,17 @@ def test_start_restore_clean_under_load(lifecycle: Lifecycle) -> None:
     while (s3.get_json(layout.restore_checkpoint) or {}).get("last_applied_seq", 0) < 1:
         assert time.monotonic() < deadline, "the follow restore applied nothing while the load wrote"
         time.sleep(0.2)
-    _kill_9(run_dir, "replicate")
     _kill_9(run_dir, "restore")
+    # Until its lease lapses (30 s) a dead follower cannot be told from a live one by its files; a
+    # freeze then would still be safe (restore --wait on the worker takes the lease over at once).
+    lease = LeaseRecord.parse(s3.get_bytes(layout.restore_lease) or b"")
+    assert lease is not None
+    time.sleep(max(0.0, (lease.expires_at - datetime.now(UTC)).total_seconds()) + 1)
+    refused = lifecycle.run("backover_restore", _conf(migration_id))
+    assert refused.state == "failed" and refused.tasks["follow.follow_restore_healthy"] == "failed"
+    assert refused.tasks["freeze.restore_lambda"] in {"upstream_failed", None}, "no freeze without a follower"
+    assert load.running and s3.get_json(layout.freeze_state) is None, "the microservices still write"
+    _kill_9(run_dir, "replicate")
     assert s3.get_json(layout.restore_checkpoint)["state"] == "running"  # killed: it could not say so
 
     restarted = lifecycle.run("backover_start", _conf(migration_id))
@@ -250,8 +261,14 @@ def test_abort_gives_the_writes_back(lifecycle: Lifecycle) -> None:
     assert load.stop().error is None
     with app_client(lifecycle.state) as app:
         app.shop.orders.insert_one({"after": "abort"})  # writes are given back
-    start = lifecycle.s3().get_json(lifecycle.layout(migration_id).start_state)
+    layout = lifecycle.layout(migration_id)
+    start = lifecycle.s3().get_json(layout.start_state)
     assert start is not None, "abort keeps every file"
+    deadline = time.monotonic() + 60  # the follow restore reads control/stop.json every heartbeat (5 s)
+    while (lifecycle.s3().get_json(layout.restore_checkpoint) or {}).get("state") != "stopped":
+        assert time.monotonic() < deadline, "the follow restore did not stop after the abort"
+        time.sleep(0.5)
+    assert "abort" in lifecycle.s3().get_json(layout.restore_checkpoint)["reason"]
 
 
 def test_a_write_to_mongodb_fails_the_live_verification_before_any_freeze(lifecycle: Lifecycle) -> None:

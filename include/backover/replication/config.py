@@ -23,6 +23,9 @@ DEFAULT_MAX_SECONDS = 10.0
 #: poll. Cost: while writes go on, one segment PUT and one checkpoint PUT per second (about
 #: 172,800 PUTs a day, under $1 a day at S3 Standard's $0.005 per 1,000 PUTs).
 FOLLOW_MAX_SECONDS = 1.0
+#: ... and reads ``control/drain.json`` this often (the write freeze waits for the drain to start:
+#: one GET a second, 86,400 a day, $0.03).
+FOLLOW_DRAIN_POLL_SECONDS = 1.0
 DEFAULT_HEARTBEAT_SECONDS = 5.0
 DEFAULT_DRAIN_POLL_SECONDS = 3.0
 DEFAULT_AWAIT_MS = 1000

@@ -159,6 +159,29 @@ def _run_restore(
             replicator.state,
             replicator.last_seq,
         )
+    if (
+        previous is not None
+        and previous.state is RestoreState.COMPLETED
+        and replicator.state.capture_over()
+        and first > replicator.last_seq
+        and not config.dry_run
+    ):
+        # A restore --wait after the follow restore completed the tail: nothing is left, and the
+        # completed checkpoint stays exactly as its writer left it (never "running" again).
+        log.info(
+            "the restore of %s already completed: segments up to %d applied, %d events; nothing left",
+            config.layout.migration_id,
+            previous.last_applied_seq,
+            previous.events_applied,
+        )
+        if on_ready is not None:
+            on_ready()
+        return RestoreResult(
+            state=RestoreState.COMPLETED,
+            first_seq=first,
+            last_seq=replicator.last_seq,
+            per_namespace=previous.per_namespace,
+        )
     if config.dry_run:
         refs = list_segments(s3, config.layout, first, replicator.last_seq)
         return _dry_run(

@@ -193,8 +193,12 @@ def test_a_restore_with_wait_waits_for_the_follower_then_finds_nothing_left(side
     assert waiter.thread.is_alive(), "the waiting restore did not wait"
     migration.put_checkpoint(2, 2 * PER_SEGMENT, "drained")
     assert follower.join().state is RestoreState.COMPLETED
+    completed = migration.s3.get_object(migration.layout.restore_checkpoint)
     late = waiter.join()
     assert late.state is RestoreState.COMPLETED and late.segments_applied == 0
+    # the follower's completed checkpoint is left exactly as it wrote it (never "running" again)
+    assert migration.s3.get_object(migration.layout.restore_checkpoint) == completed
+    assert migration.restore_checkpoint()["follow"] is True  # a rewrite by the waiter would say False
     assert raw_contents(sides.target, sides.db) == expected(final)
 
 
