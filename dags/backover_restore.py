@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, TaskGroup, chain
 
-from backover_airflow.dag_defaults import run_if_follow, run_unless_follow, skip_when_follower_completes
+from backover_airflow.follow import run_if_follow, run_unless_follow, skip_when_follower_completes
 from backover_airflow.operators.lambda_function import MigrationLambdaOperator
 from backover_airflow.operators.window import FreezeWindowOperator
 from backover_airflow.operators.worker import WorkerCommandOperator

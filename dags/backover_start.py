@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, TaskGroup, chain
 
-from backover_airflow.dag_defaults import backup_before_first_replayed_write, run_if_follow
+from backover_airflow.follow import backup_before_first_replayed_write, run_if_follow
 from backover_airflow.operators.lambda_function import MigrationLambdaOperator
 from backover_airflow.operators.worker import WorkerCommandOperator
 from backover_airflow.sensors.replication import ReplicatorHealthySensor

@@ -12,7 +12,6 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.exceptions import AirflowSkipException
 from airflow.sdk import Param
 
 from backover.layout import MIGRATION_ID
@@ -99,73 +98,6 @@ def lifecycle_params(follow: bool = False) -> dict[str, Param]:
         "environment": environment_param(),
         **({"follow": follow_param()} if follow else {}),
     }
-
-
-def run_if_follow(context: Any) -> None:
-    """``pre_execute`` of a task of the follow-mode path: skipped when the run's ``follow`` is off."""
-    if not context["params"].get("follow", True):
-        raise AirflowSkipException("follow mode is off for this run")
-
-
-def backup_before_first_replayed_write(context: Any) -> None:
-    """``pre_execute`` of backover_start's MongoDB backup: only in follow mode, and only while the
-    follow restore has written nothing yet. A re-run of backover_start (to restart a replicator or
-    a follow restore that died) must not replace the rollback point with a MongoDB that already
-    holds replayed changes."""
-    run_if_follow(context)
-    from backover_airflow import config
-    from backover_airflow.hooks.migration import MigrationHook
-
-    with config.failing_task():
-        layout = config.migration(context["params"])[1]
-    checkpoint = MigrationHook(aws_conn_id="aws_default").restore_checkpoint(layout)
-    if checkpoint is not None:
-        raise AirflowSkipException(
-            f"the restore has already written to MongoDB (segment {checkpoint.last_applied_seq} applied): "
-            "the backup taken before its first write stays the rollback point"
-        )
-
-
-#: How long the restore DAG's restore task waits for the follow restore to complete the tail
-#: before it runs ``backover restore --wait`` on the worker (which waits on, or takes over).
-FOLLOWER_TAIL_SECONDS = 20.0
-
-
-def skip_when_follower_completes(context: Any) -> None:
-    """``pre_execute`` of the restore DAG's ``backover restore --wait``: in follow mode, the follow
-    restore completes the tail up to F by itself a moment after the drain; when it does, the task
-    is skipped (an SSM round trip less inside the freeze). When the follower is not running (or
-    not done within :data:`FOLLOWER_TAIL_SECONDS`), the command runs and finishes the restore."""
-    if not context["params"].get("follow", True):
-        return
-    import time
-
-    from backover.state import RestoreState
-    from backover_airflow import config, progress
-    from backover_airflow.hooks.migration import MigrationHook
-
-    with config.failing_task():
-        layout = config.migration(context["params"])[1]
-    hook = MigrationHook(aws_conn_id="aws_default")
-    deadline = time.monotonic() + FOLLOWER_TAIL_SECONDS
-    while time.monotonic() < deadline:
-        checkpoint = hook.restore_checkpoint(layout)
-        if checkpoint is not None and checkpoint.state is RestoreState.COMPLETED:
-            raise AirflowSkipException(
-                f"the follow restore completed the tail up to F ({checkpoint.last_applied_seq} segments, "
-                f"{checkpoint.events_applied} events applied): nothing left to apply"
-            )
-        if hook.follow_restore_health(layout).status == progress.FAILED:
-            log.warning("the follow restore is not running: backover restore --wait finishes the restore")
-            return
-        time.sleep(0.5)
-    log.info("the follow restore is still applying the tail: backover restore --wait waits for it")
-
-
-def run_unless_follow(context: Any) -> None:
-    """``pre_execute`` of a task of the seed's path: skipped when the run's ``follow`` is on."""
-    if context["params"].get("follow", True):
-        raise AirflowSkipException("follow mode is on for this run: done before the freeze")
 
 
 def proceed_unless_dry_run(params: dict[str, Any]) -> bool:

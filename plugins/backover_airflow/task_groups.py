@@ -25,7 +25,7 @@ STARTED_PREFLIGHT_DOC = (
 def lifecycle_dag(dag_id: str, doc_md: str | None, follow: bool = False) -> dict[str, Any]:
     """The arguments of ``DAG(...)`` shared by the lifecycle DAGs (triggered by hand, one run at a
     time). ``follow``: the DAG has the ``follow`` Param and tasks of either path skip themselves
-    (``dag_defaults.run_if_follow``/``run_unless_follow``), so every task runs unless an upstream
+    (``follow.run_if_follow``/``run_unless_follow``), so every task runs unless an upstream
     task failed (``none_failed``) rather than only when all succeeded."""
     default_args = {**d.DEFAULT_ARGS, "trigger_rule": "none_failed"} if follow else d.DEFAULT_ARGS
     return {

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from ..connections import DatabaseUri
+from pymongo import MongoClient
+
+from ..connections import DatabaseUri, check_connection
 from ..errors import UsageError
 from ..layout import MigrationLayout
 from ..namespaces import Namespace
@@ -62,3 +67,14 @@ class VerifyConfig:
             raise UsageError("--poll-seconds must be positive")
         if not self.progress_seconds > 0:
             raise UsageError("--progress-seconds must be positive")
+
+
+@contextlib.contextmanager
+def connected(
+    config: VerifyConfig,
+) -> Iterator[tuple[MongoClient[dict[str, Any]], MongoClient[dict[str, Any]]]]:
+    """Clients of both sides, each checked to answer (one line, exit 2, when it does not)."""
+    with config.source.client() as source, config.target.client() as target:
+        check_connection(config.source, source)
+        check_connection(config.target, target)
+        yield source, target

@@ -22,7 +22,6 @@ from pymongo.errors import PyMongoError
 
 from .. import state
 from ..bsonvalues import raw_collection
-from ..connections import check_connection
 from ..errors import JobFailed, UsageError
 from ..namespaces import Namespace, parse_all
 from ..restore.events import identity_of
@@ -31,7 +30,7 @@ from ..state import RestoreCheckpoint, RestoreState, VerifyLiveRecord, VerifyLiv
 from . import target_stream
 from .changes import ChangeKeys
 from .compare import compare_namespace, namespaces
-from .config import VerifyConfig
+from .config import VerifyConfig, connected
 from .indexes import differences, index_specs
 from .keys import add_outcome, compare_keys, fetch
 from .live import in_scope
@@ -61,13 +60,7 @@ def run_incremental(config: VerifyConfig, s3: S3Objects, record: VerifyLiveRecor
     _check_restore(s3, config, record)
     started = time.monotonic()
     progress = Progress("verify", config.progress_seconds)
-    with (
-        config.source.client() as source,
-        config.target.client() as target,
-        target_stream.raw_client(config.target) as target_raw,
-    ):
-        check_connection(config.source, source)
-        check_connection(config.target, target)
+    with connected(config) as (source, target), target_stream.raw_client(config.target) as target_raw:
         try:
             pairs = namespaces(source, target, wanted)
             databases = {ns.db for ns in pairs} | {Namespace.parse(ns).db for ns in record.compared}

@@ -12,11 +12,10 @@ import time
 from pymongo.errors import PyMongoError
 
 from .. import state
-from ..connections import check_connection
 from ..errors import JobFailed
 from ..s3objects import S3Objects
 from .compare import compare_namespace, namespaces
-from .config import VerifyConfig, VerifyMode
+from .config import VerifyConfig, VerifyMode, connected
 from .incremental import run_incremental
 from .progress import Progress
 from .report import VerifyReport
@@ -52,9 +51,7 @@ def run_verify(config: VerifyConfig, *, s3: S3Objects | None = None) -> VerifyRe
 def _run_full(config: VerifyConfig, s3: S3Objects) -> VerifyReport:
     started = time.monotonic()
     progress = Progress("verify", config.progress_seconds)
-    with config.source.client() as source, config.target.client() as target:
-        check_connection(config.source, source)
-        check_connection(config.target, target)
+    with connected(config) as (source, target):
         try:
             pairs = namespaces(source, target, config.namespaces)
             log.info("verify: %d namespace(s) of %s against %s", len(pairs), config.source, config.target)

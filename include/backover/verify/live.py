@@ -34,7 +34,6 @@ from pymongo.errors import PyMongoError
 
 from .. import clustertime, state
 from ..bsonvalues import element_value, raw_collection
-from ..connections import check_connection
 from ..errors import JobFailed
 from ..layout import MigrationLayout
 from ..lifecycle.source import cluster_time
@@ -45,7 +44,7 @@ from ..state import RestoreCheckpoint, RestoreState, VerifyLiveRecord, VerifyLiv
 from . import target_stream
 from .changes import ChangeKeys
 from .compare import compare_namespace, namespaces
-from .config import VerifyConfig
+from .config import VerifyConfig, connected
 from .keys import compare_keys, fetch
 from .progress import Progress
 from .report import foreign_summary
@@ -116,13 +115,7 @@ def run_verify_live(config: VerifyConfig, *, s3: S3Objects | None = None) -> Ver
     s3 = s3 or S3Objects(config.layout.bucket)
     s3.check_bucket()
     layout = config.layout
-    with (
-        config.source.client() as source,
-        config.target.client() as target,
-        target_stream.raw_client(config.target) as target_raw,
-    ):
-        check_connection(config.source, source)
-        check_connection(config.target, target)
+    with connected(config) as (source, target), target_stream.raw_client(config.target) as target_raw:
         restore = state.read(s3, layout.restore_checkpoint, RestoreCheckpoint)
         if restore is not None and restore.state is RestoreState.FAILED:
             raise JobFailed(f"the restore failed ({restore.reason}): repair it before verifying")

@@ -1,0 +1,79 @@
+"""The ``pre_execute`` checks of the follow-mode path (the DAGs' Param ``follow``): which tasks
+run, and the two that look at the migration's state before they run."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from airflow.exceptions import AirflowSkipException
+
+from backover.layout import MigrationLayout
+from backover.state import RestoreState
+from backover_airflow import config, progress
+from backover_airflow.hooks.migration import MigrationHook
+
+log = logging.getLogger(__name__)
+
+
+def _watched(context: Any) -> tuple[MigrationHook, MigrationLayout]:
+    """The S3 hook and the layout of the run's migration (a bad Variable fails the task at once)."""
+    with config.failing_task():
+        layout = config.migration(context["params"])[1]
+    return MigrationHook(aws_conn_id="aws_default"), layout
+
+
+def run_if_follow(context: Any) -> None:
+    """``pre_execute`` of a task of the follow-mode path: skipped when the run's ``follow`` is off."""
+    if not context["params"].get("follow", True):
+        raise AirflowSkipException("follow mode is off for this run")
+
+
+def backup_before_first_replayed_write(context: Any) -> None:
+    """``pre_execute`` of backover_start's MongoDB backup: only in follow mode, and only while the
+    follow restore has written nothing yet. A re-run of backover_start (to restart a replicator or
+    a follow restore that died) must not replace the rollback point with a MongoDB that already
+    holds replayed changes."""
+    run_if_follow(context)
+    hook, layout = _watched(context)
+    checkpoint = hook.restore_checkpoint(layout)
+    if checkpoint is not None:
+        raise AirflowSkipException(
+            f"the restore has already written to MongoDB (segment {checkpoint.last_applied_seq} applied): "
+            "the backup taken before its first write stays the rollback point"
+        )
+
+
+#: How long the restore DAG's restore task waits for the follow restore to complete the tail
+#: before it runs ``backover restore --wait`` on the worker (which waits on, or takes over).
+FOLLOWER_TAIL_SECONDS = 20.0
+
+
+def skip_when_follower_completes(context: Any) -> None:
+    """``pre_execute`` of the restore DAG's ``backover restore --wait``: in follow mode, the follow
+    restore completes the tail up to F by itself a moment after the drain; when it does, the task
+    is skipped (an SSM round trip less inside the freeze). When the follower is not running (or
+    not done within :data:`FOLLOWER_TAIL_SECONDS`), the command runs and finishes the restore."""
+    if not context["params"].get("follow", True):
+        return
+    hook, layout = _watched(context)
+    deadline = time.monotonic() + FOLLOWER_TAIL_SECONDS
+    while time.monotonic() < deadline:
+        checkpoint = hook.restore_checkpoint(layout)
+        if checkpoint is not None and checkpoint.state is RestoreState.COMPLETED:
+            raise AirflowSkipException(
+                f"the follow restore completed the tail up to F ({checkpoint.last_applied_seq} segments, "
+                f"{checkpoint.events_applied} events applied): nothing left to apply"
+            )
+        if hook.follow_restore_health(layout).status == progress.FAILED:
+            log.warning("the follow restore is not running: backover restore --wait finishes the restore")
+            return
+        time.sleep(0.5)
+    log.info("the follow restore is still applying the tail: backover restore --wait waits for it")
+
+
+def run_unless_follow(context: Any) -> None:
+    """``pre_execute`` of a task of the seed's path: skipped when the run's ``follow`` is on."""
+    if context["params"].get("follow", True):
+        raise AirflowSkipException("follow mode is on for this run: done before the freeze")
