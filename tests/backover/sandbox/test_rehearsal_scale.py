@@ -21,6 +21,9 @@ from backover_sandbox.loadgen import LoadGenerator
         pytest.param(["--writes-per-second", "0"], "--writes-per-second must be above 0", id="no-load"),
         pytest.param(["--writes-per-second", "1e9"], "at most 10000", id="load-too-high"),
         pytest.param(["--minutes", "-1"], "--minutes must be above 0", id="negative-minutes"),
+        pytest.param(
+            ["--report", "/no/such/folder/r.json"], "the folder /no/such/folder does not exist", id="report"
+        ),
     ],
 )
 def test_a_bad_scale_is_one_line_and_starts_nothing(
