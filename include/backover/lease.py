@@ -91,6 +91,8 @@ class Holder:
             return True
         except PermissionError:
             pass  # alive, another user's (its /proc entry may be hidden: hidepid)
+        if _is_zombie(self.pid):
+            return True  # it has ended; only its parent (or an init that does not reap) keeps the pid
         started = _process_start(self.pid)
         return started is not None and self.process_start is not None and started != self.process_start
 
@@ -455,6 +457,14 @@ def _pid_namespace() -> str | None:
         return os.readlink("/proc/self/ns/pid")
     except OSError:
         return None
+
+
+def _is_zombie(pid: int) -> bool:
+    """True when ``pid`` has exited and waits to be reaped (state ``Z`` in /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _process_start(pid: int) -> int | None:

@@ -9,13 +9,14 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from bson.timestamp import Timestamp
 from replicate_testkit import fake_event, new_layout
 
 from backover import segments
-from backover.lease import Lease, LeaseHeld, LeaseLost, LeaseRecord
+from backover.lease import Holder, Lease, LeaseHeld, LeaseLost, LeaseRecord
 from backover.replication.checkpoint import CheckpointChanged, CheckpointStore
 from backover.replication.retry import Backoff
 from backover.replication.segment_writer import Batch, SegmentWriter
@@ -100,6 +101,24 @@ def test_a_holder_whose_process_is_gone_is_replaced_at_once(bucket: str) -> None
     started = time.monotonic()
     lease_for(s3, key).acquire()
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.slow  # its holder is a child process left unreaped
+def test_a_holder_that_exited_but_is_not_reaped_yet_is_gone() -> None:
+    """A killed holder whose parent has not reaped it (a zombie: a detached job whose init does not
+    reap) holds nothing: a restart must not wait for the TTL."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        stat = Path(f"/proc/{child.pid}/stat")
+        deadline = time.monotonic() + 30
+        while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child never exited"
+            time.sleep(0.02)
+        me = Holder.this_process()
+        zombie = Holder(me.host, child.pid, "t", me.boot_id, me.pid_namespace, process_start=1)
+        assert zombie.is_gone()
+    finally:
+        child.wait()
 
 
 def test_the_background_renewal_keeps_a_live_holder(bucket: str) -> None:
