@@ -90,6 +90,9 @@ CHANGE_STREAM_FATAL_ERROR = 280
 CHANGE_STREAM_HISTORY_LOST = 286
 DUPLICATE_KEY = 11000
 UNRECOGNIZED_PIPELINE_STAGE = 40324
+#: The error label mongod attaches to change-stream errors a driver must not resume after (the
+#: ``NonResumableChangeStreamError`` category of its error codes: 280 and 286).
+NON_RESUMABLE_CHANGE_STREAM_ERROR = "NonResumableChangeStreamError"
 #: Errors after which a change stream is re-opened from its last token (network, elections,
 #: shutdowns, a reaped cursor), as the drivers' change-stream resume rules list them.
 RESUMABLE_CHANGE_STREAM_CODES = frozenset(

@@ -45,6 +45,7 @@ from bson.timestamp import Timestamp
 from backover.bsonvalues import RAW, canonical_key, decode, encode
 from backover.mongo import errors
 
+from . import stages
 from .changelog import ChangeEntry, ChangeLog
 from .cursors import MAX_BATCH_BYTES, cursor_reply
 from .registry import Action, Context
@@ -100,11 +101,6 @@ DOCUMENTDB_STAGE_OPTIONS = frozenset(
         "startAtOperationTime",
     }
 )
-#: Stages MongoDB allows after ``$changeStream`` that the stand-in does not run.
-ALLOWED_NOT_SUPPORTED = frozenset({"$addFields", "$set", "$replaceRoot", "$replaceWith", "$redact"})
-
-CHANGE_STREAM_FATAL = 280
-INVALID_RESUME_TOKEN = 260
 NO_MATCHING_DOCUMENT = 47
 DOCUMENTDB_NOT_ENABLED = 136
 
@@ -118,7 +114,10 @@ NOT_ENABLED_MESSAGE = "modifyChangeStreams has not been run for this collection/
 def history_lost() -> errors.CommandError:
     """Code 286: the resume point is older than the retained change log."""
     return errors.CommandError(
-        errors.CHANGE_STREAM_HISTORY_LOST, "ChangeStreamHistoryLost", HISTORY_LOST_MESSAGE
+        errors.CHANGE_STREAM_HISTORY_LOST,
+        "ChangeStreamHistoryLost",
+        HISTORY_LOST_MESSAGE,
+        errorLabels=[errors.NON_RESUMABLE_CHANGE_STREAM_ERROR],
     )
 
 
@@ -128,7 +127,13 @@ def not_enabled() -> errors.CommandError:
 
 
 def _fatal(message: str) -> errors.CommandError:
-    return errors.CommandError(CHANGE_STREAM_FATAL, "ChangeStreamFatalError", message)
+    """Code 280, labelled non-resumable as mongod labels it (drivers must not resume)."""
+    return errors.CommandError(
+        errors.CHANGE_STREAM_FATAL_ERROR,
+        "ChangeStreamFatalError",
+        message,
+        errorLabels=[errors.NON_RESUMABLE_CHANGE_STREAM_ERROR],
+    )
 
 
 def _invalid_namespace(message: str) -> errors.CommandError:
@@ -499,9 +504,11 @@ def _compile_stage(name: str, arg: Any, change_stream: bool) -> Stage:
         raise errors.CommandError(
             40602, "Location40602", f"{name} is only valid as the first stage in a pipeline"
         )
-    if name in ALLOWED_NOT_SUPPORTED:
-        raise errors.bad_value(f"Stage {name} after $changeStream is not supported by the Back Over stand-in")
-    raise errors.bad_value(f"Stage {name} is not permitted in a $changeStream pipeline")
+    if name not in stages.MONGODB_STAGES:
+        raise stages.unrecognized_stage(name)
+    if change_stream and name not in stages.CHANGE_STREAM_ALLOWED:
+        raise stages.not_permitted_in_change_stream(name)
+    raise errors.bad_value(f"Stage {name} after $changeStream is not supported by the Back Over stand-in")
 
 
 def _match_stage(spec: Any) -> Stage:
@@ -938,7 +945,7 @@ def _start_token(server: StandinServer, scope: Scope, options: StreamOptions) ->
     if options.resume_after is not None:
         if options.resume_after.flag == INVALIDATE:
             raise errors.CommandError(
-                INVALID_RESUME_TOKEN,
+                errors.INVALID_RESUME_TOKEN,
                 "InvalidResumeToken",
                 "Attempting to resume a change stream using 'resumeAfter' is not allowed from an invalidate "
                 "notification.",
