@@ -38,6 +38,7 @@ from bson.regex import Regex
 from bson.timestamp import Timestamp
 
 from ..bsonvalues import decode
+from .errors import bad_value
 
 # Canonical type brackets (the numbers mongod uses in ``canonicalizeBSONType``).
 MINKEY = -1
@@ -351,3 +352,155 @@ _COMPARE_IN_BRACKET: dict[int, Callable[[Any, Any], int]] = {
     CODE_W_SCOPE: _compare_code_with_scope,
     MAXKEY: _equal,
 }
+
+
+# -- sort keys of find / aggregate ``$sort`` ------------------------------------------------------
+# A sort does not compare whole field values: like mongod (its SortKeyGenerator uses the index key
+# generator), it takes every key a document would have in an index on the sort pattern (one per
+# element of the array a path goes through; an empty array gives ``undefined``, which sorts after
+# MinKey and before null; a missing path gives null) and sorts the document by its smallest key
+# under the pattern's directions: an ascending sort on an array uses its smallest element, a
+# descending one its largest. The comparison of whole values above is unchanged.
+
+
+class _Undefined:
+    """The key of an empty array (BSON undefined): after MinKey, before null."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "undefined"
+
+
+EMPTY_ARRAY_KEY = _Undefined()
+
+
+class PositionalSortPath(ValueError):
+    """A sort path with a numeric component applied to an array (``a.0`` on ``a: [...]``): mongod
+    reads it positionally; the stand-ins do not implement that and refuse it."""
+
+
+def compare_key_part(a: Any, b: Any) -> int:
+    """:func:`compare` extended with :data:`EMPTY_ARRAY_KEY`."""
+    a_undefined = a is EMPTY_ARRAY_KEY
+    b_undefined = b is EMPTY_ARRAY_KEY
+    if a_undefined or b_undefined:
+        if a_undefined and b_undefined:
+            return 0
+        if a_undefined:
+            return 1 if bracket(b) == MINKEY else -1
+        return -1 if bracket(a) == MINKEY else 1
+    return compare(a, b)
+
+
+_KeyPart = functools.cmp_to_key(compare_key_part)
+
+
+def compare_sort_keys(a: tuple[Any, ...], b: tuple[Any, ...], ascending: tuple[bool, ...]) -> int:
+    """Compare two key tuples under a pattern's directions."""
+    for x, y, up in zip(a, b, ascending, strict=True):
+        found = compare_key_part(x, y)
+        if found:
+            return found if up else -found
+    return 0
+
+
+def sort_keys(doc: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> list[tuple[Any, ...]]:
+    """Every key of ``doc`` for the dotted ``paths`` (split), as mongod's index key generator makes
+    them: the paths may go through one array only (else code 2 "cannot sort with keys that are
+    parallel arrays"); a key is made for each of its elements."""
+    keys: list[tuple[Any, ...]] = []
+    _expand_keys(doc, list(paths), [None] * len(paths), keys)
+    return keys
+
+
+def _along(obj: Any, parts: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
+    """The value at ``parts`` through sub-documents, or the first array on the way with the rest
+    of the path; ``(_MISSING_KEY, ())`` when the path ends (or meets a scalar) before."""
+    for i, part in enumerate(parts):
+        if not isinstance(obj, Mapping) or part not in obj:
+            return _MISSING_KEY, ()
+        obj = obj[part]
+        if isinstance(obj, list):
+            return obj, parts[i + 1 :]
+    return obj, ()
+
+
+_MISSING_KEY = object()
+
+
+def _expand_keys(
+    obj: Any,
+    remaining: list[tuple[str, ...] | None],
+    fixed: list[Any],
+    out: list[tuple[Any, ...]],
+) -> None:
+    array: list[Any] | None = None
+    through: list[int] = []
+    remaining = list(remaining)
+    fixed = list(fixed)
+    for i, parts in enumerate(remaining):
+        if parts is None:
+            continue
+        value, rest = _along(obj, parts)
+        if value is _MISSING_KEY:
+            fixed[i], remaining[i] = None, None
+        elif isinstance(value, list):
+            if rest and rest[0].isascii() and rest[0].isdigit():
+                raise PositionalSortPath(".".join(parts))
+            if array is None:
+                array = value
+            elif value is not array:
+                raise bad_value("cannot sort with keys that are parallel arrays")
+            through.append(i)
+            remaining[i] = rest
+        else:
+            fixed[i], remaining[i] = value, None
+    if array is None:
+        out.append(tuple(fixed))
+        return
+    for element in array if array else [EMPTY_ARRAY_KEY]:
+        sub_fixed = list(fixed)
+        sub_remaining = list(remaining)
+        for i in through:
+            if not sub_remaining[i]:  # the path ends at the array: the element is the key
+                sub_fixed[i], sub_remaining[i] = element, None
+        _expand_keys(element if isinstance(element, Mapping) else {}, sub_remaining, sub_fixed, out)
+
+
+def document_sort_key(
+    doc: Mapping[str, Any], paths: tuple[tuple[str, ...], ...], ascending: tuple[bool, ...]
+) -> tuple[Any, ...]:
+    """The key ``doc`` sorts by: the smallest of :func:`sort_keys` under the directions."""
+    keys = sort_keys(doc, paths)
+    if len(keys) == 1:
+        return keys[0]
+
+    def cmp(a: tuple[Any, ...], b: tuple[Any, ...]) -> int:
+        return compare_sort_keys(a, b, ascending)
+
+    return min(keys, key=functools.cmp_to_key(cmp))
+
+
+def sort_documents(
+    items: list[Any],
+    pattern: list[tuple[str, bool]],
+    document: Callable[[Any], Mapping[str, Any]],
+) -> list[Any]:
+    """``items`` sorted (stably) by ``pattern`` (dotted path, ascending) over ``document(item)``,
+    with MongoDB's sort semantics."""
+    paths = tuple(tuple(path.split(".")) for path, _ in pattern)
+    ascending = tuple(up for _, up in pattern)
+    if len(paths) == 1:  # one key: plain values, list.sort's own reverse (stable too)
+        single = [(document_sort_key(document(item), paths, ascending)[0], item) for item in items]
+        single.sort(key=lambda pair: _KeyPart(pair[0]), reverse=not ascending[0])
+        return [item for _, item in single]
+    decorated: list[tuple[tuple[Any, ...], Any]] = [
+        (document_sort_key(document(item), paths, ascending), item) for item in items
+    ]
+
+    def cmp(a: tuple[tuple[Any, ...], Any], b: tuple[tuple[Any, ...], Any]) -> int:
+        return compare_sort_keys(a[0], b[0], ascending)
+
+    decorated.sort(key=functools.cmp_to_key(cmp))  # list.sort is stable: ties keep their order
+    return [item for _, item in decorated]

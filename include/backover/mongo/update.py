@@ -1,7 +1,10 @@
 """Update documents applied in memory, the way mongod applies them.
 
 * :func:`apply_update` runs an operator update (``$set``, ``$inc``, ``$push`` ...) and returns a new
-  document; the input is never mutated.
+  document; the input is never mutated. :func:`apply_update_result` also says whether mongod
+  counts the update as a modification (``nModified``, an oplog entry, a change event).
+* :func:`check_update` validates an operator update without a document, as mongod parses an
+  update before it looks for documents.
 * :func:`apply_replacement` runs a replacement update (``_id`` kept, first).
 * :func:`upsert_seed` builds the document an upsert starts from out of the filter's equalities.
 * :func:`update_description` computes a change event's ``updateDescription`` from before/after.
@@ -79,6 +82,25 @@ class _Op:
     verdict: Verdict
     creates: bool  # whether a missing path is created (``$set``) or the op is a no-op (``$unset``)
     no_arrays: bool = False  # ``$rename`` may not go through arrays
+    #: Whether a new value binary-equal to the current one is a no-op (mongod's $set, $inc ...);
+    #: False where mongod counts the write all the same ($currentDate; $push decides itself).
+    same_is_noop: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedUpdate:
+    """The outcome of an operator update on one document.
+
+    ``modified`` is mongod's verdict: False when every operator was a no-op (nothing logged,
+    ``nModified`` 0), True otherwise, even when the new document has the same bytes (a ``$push``
+    whose ``$slice`` drops what it added, ``$currentDate`` within the same millisecond).
+    ``logged`` holds the path of every operator that was not a no-op, for
+    :func:`update_description`.
+    """
+
+    document: dict[str, Any]
+    modified: bool
+    logged: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +154,26 @@ def apply_update(
     Positional paths (``a.$``, ``a.$[]``, ``a.$[x]``) and ``array_filters`` are not supported and
     raise BadValue (code 2).
     """
+    return apply_update_result(
+        doc, update, inserting=inserting, array_filters=array_filters, now=now
+    ).document
+
+
+def apply_update_result(
+    doc: Mapping[str, Any],
+    update: Mapping[str, Any],
+    *,
+    inserting: bool,
+    array_filters: list[Any] | None = None,
+    now: datetime.datetime | None = None,
+) -> AppliedUpdate:
+    """:func:`apply_update`, also telling whether mongod counts it as a modification.
+
+    mongod decides per operator, not by comparing documents: ``$set`` of a binary-equal value,
+    ``$inc`` by 0, ``$addToSet`` of present values, a ``$pull`` that removes nothing are no-ops;
+    ``$currentDate`` never is; ``$push`` is a no-op only without values, without ``$sort`` and
+    with a ``$slice`` that keeps the whole array (mongod's push_node.cpp).
+    """
     if array_filters:
         raise bad_value("arrayFilters are not supported by the stand-in (positional updates are not)")
     spec = plain_spec(update)
@@ -142,12 +184,22 @@ def apply_update(
     ops = _plan(spec, context)
     ops.sort(key=lambda op: _PathKey(op.parts))
     result: dict[str, Any] = plain_spec(source)  # a deep copy of every dict and list
-    for op in ops:
-        _apply_op(result, op)
+    logged = tuple(op.path for op in ops if _apply_op(result, op))
     _check_id_kept(source, result, ops)
     if inserting and "_id" in result and next(iter(result)) != "_id":
         result = {"_id": result["_id"], **{key: value for key, value in result.items() if key != "_id"}}
-    return result
+    return AppliedUpdate(result, bool(logged), logged)
+
+
+def check_update(update: Mapping[str, Any]) -> None:
+    """Validate an operator update as mongod parses it, before any document is read: unknown or
+    misplaced modifiers (9), arguments of the wrong type (2, 9, 14), empty or conflicting paths
+    (56, 40), unsupported positional paths. Raises :class:`CommandError`; returns None when the
+    update would be accepted."""
+    spec = plain_spec(update)
+    if is_replacement(spec):
+        return
+    _plan(spec, _Context({}, True, _utc_now()))
 
 
 def apply_replacement(old_id: Any, replacement: Mapping[str, Any]) -> dict[str, Any]:
@@ -187,7 +239,9 @@ def upsert_seed(filter: Mapping[str, Any]) -> dict[str, Any]:
     return seed
 
 
-def update_description(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+def update_description(
+    before: Mapping[str, Any], after: Mapping[str, Any], logged: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """The change-stream ``updateDescription`` of an update that turned ``before`` into ``after``.
 
     Computed as mongod diffs documents: changed sub-document fields as dotted paths, array
@@ -196,10 +250,29 @@ def update_description(before: Mapping[str, Any], after: Mapping[str, Any]) -> d
     same order (fields moved, or added out of path order) is reported whole, so that replaying
     the description with ``$set``/``$unset`` rebuilds ``after`` exactly. Otherwise sub-diffs are
     always used (mongod may log a whole sub-document instead when that is smaller).
+
+    ``logged`` (:attr:`AppliedUpdate.logged`) names the paths an operator rewrote: one whose value
+    ended up as it was (a ``$push`` whose ``$slice`` drops what it added) is reported in
+    ``updatedFields`` with that value, as mongod logs it.
     """
     description: dict[str, Any] = {"updatedFields": {}, "removedFields": [], "truncatedArrays": []}
     _diff_documents(before, after, "", description)
+    for path in logged:
+        if not _described(description, path):
+            located = _locate(after, tuple(path.split(".")), path, create=False)
+            value = MISSING if located is None else _load(*located)
+            if value is not MISSING:
+                description["updatedFields"][path] = clone(value)
     return description
+
+
+def _described(description: Mapping[str, Any], path: str) -> bool:
+    """Whether ``description`` already reports a change at, above or below ``path``."""
+    changed = [*description["updatedFields"], *description["removedFields"]]
+    changed += [entry["field"] for entry in description["truncatedArrays"]]
+    return any(
+        other == path or other.startswith(path + ".") or path.startswith(other + ".") for other in changed
+    )
 
 
 def clone(value: Any) -> Any:
@@ -358,10 +431,7 @@ def _locate(
     current: Any = root
     for depth, part in enumerate(parts[:-1]):
         if no_arrays and isinstance(current, list):
-            raise bad_value(
-                f"The path '{path}' goes through the array field '{parts[depth - 1]}', which $rename "
-                "does not allow"
-            )
+            raise _rename_through_array(root, path, parts[depth - 1])
         child = _child(current, part)
         if child is MISSING:
             if not create:
@@ -376,7 +446,7 @@ def _locate(
             )
         current = child
     if no_arrays and isinstance(current, list):
-        raise bad_value(f"The path '{path}' goes through an array, which $rename does not allow")
+        raise _rename_through_array(root, path, parts[-2])
     last = parts[-1]
     if isinstance(current, list) and _array_index(last) is None:
         if not create:
@@ -386,6 +456,14 @@ def _locate(
             f"Cannot create field '{last}' in element {{{parent}: {format_value(current)}}}"
         )
     return current, _key_in(current, last, parts, len(parts) - 1)
+
+
+def _rename_through_array(root: Mapping[str, Any], path: str, array_field: str) -> CommandError:
+    """2 BadValue: a ``$rename`` target inside an array (mongod's rename_node)."""
+    return bad_value(
+        f"The destination field cannot be an array element, '{path}' in doc with {_id_text(root)} "
+        f"has an array field called '{array_field}'"
+    )
 
 
 def _key_in(container: Any, part: str, parts: tuple[str, ...], depth: int) -> Any:
@@ -439,19 +517,23 @@ def _remove(container: Any, key: Any) -> None:
         container[key] = None  # $unset of an array element leaves a null in its place
 
 
-def _apply_op(root: dict[str, Any], op: _Op) -> None:
+def _apply_op(root: dict[str, Any], op: _Op) -> bool:
+    """Apply one operation; True unless mongod counts it as a no-op."""
     located = _locate(root, op.parts, op.path, create=op.creates, no_arrays=op.no_arrays)
     if located is None:
-        return
+        return False
     container, key = located
     current = _load(container, key)
     if current is MISSING and not op.creates:
-        return
+        return False
     outcome = op.verdict(current)
     if outcome is _DELETE:
         _remove(container, key)
-    elif outcome is not _KEEP:
-        _store(container, key, outcome)
+        return True
+    if outcome is _KEEP:
+        return False
+    _store(container, key, outcome)
+    return current is MISSING or not op.same_is_noop or not _same(current, outcome)
 
 
 def _check_id_kept(before: Mapping[str, Any], after: Mapping[str, Any], ops: list[_Op]) -> None:
@@ -610,7 +692,7 @@ def _build_current_date(
             f"{type_name(arg)} is not valid type for $currentDate. Please use a boolean ('true') or a "
             "$type expression ({$type: 'timestamp/date'})."
         )
-    return [_Op(parts, path, lambda _current: value, creates=True)]
+    return [_Op(parts, path, lambda _current: value, creates=True, same_is_noop=False)]
 
 
 def _build_rename(parts: tuple[str, ...], path: str, arg: Any, context: _Context, registry: Any) -> list[_Op]:
@@ -625,8 +707,7 @@ def _build_rename(parts: tuple[str, ...], path: str, arg: Any, context: _Context
             f"{format_value(arg)}"
         )
     registry.add(arg, target)
-    located = _locate(context.doc, parts, path, create=False, no_arrays=True)
-    value = MISSING if located is None else _load(*located)
+    value = _rename_source(context.doc, parts, path)
     if value is MISSING:
         return []
     moved = clone(value)
@@ -634,6 +715,50 @@ def _build_rename(parts: tuple[str, ...], path: str, arg: Any, context: _Context
         _Op(parts, path, lambda _current: _DELETE, creates=False, no_arrays=True),
         _Op(target, arg, lambda _current: moved, creates=True, no_arrays=True),
     ]
+
+
+def _id_text(doc: Mapping[str, Any]) -> str:
+    """The ``_id`` element as mongod prints it in update errors (``_id: 1``, or ``no id``)."""
+    return f"_id: {format_value(doc['_id'])}" if "_id" in doc else "no id"
+
+
+def _element_text(name: Any, value: Any) -> str:
+    return f"{name}: {format_value(value)}"
+
+
+def _rename_source(doc: Mapping[str, Any], parts: tuple[str, ...], path: str) -> Any:
+    """The value ``$rename`` moves, or MISSING (a no-op), as mongod's rename_node finds it.
+
+    A path through a scalar, or through an array by a non-numeric part, cannot exist: 28
+    PathNotViable. A source found inside an array element: 2 BadValue.
+    """
+    current: Any = doc
+    name: Any = ""
+    ancestors: list[tuple[Any, Any]] = []  # (field name, container) below the root
+    for part in parts:
+        if isinstance(current, dict):
+            child = current.get(part, MISSING)
+        elif isinstance(current, list) and _array_index(part) is not None:
+            index = _array_index(part)
+            assert index is not None
+            child = current[index] if index < len(current) else MISSING
+        else:
+            raise path_not_viable(
+                f"cannot use the part ({part} of {path}) to traverse the element "
+                f"({{{_element_text(name, current)}}})"
+            )
+        if child is MISSING:
+            return MISSING
+        if current is not doc:
+            ancestors.append((name, current))
+        name, current = part, child
+    for field, container in reversed(ancestors):
+        if isinstance(container, list):
+            raise bad_value(
+                f"The source field cannot be an array element, '{path}' in doc with {_id_text(doc)} "
+                f"has an array field called '{field}'"
+            )
+    return current
 
 
 # ---------------------------------------------------------------------------------- array builders
@@ -737,6 +862,13 @@ def _build_push(parts: tuple[str, ...], path: str, arg: Any, context: _Context, 
                 f"{{_id: {format_value(doc_id)}}}",
             )
         )
+        if (
+            current is not MISSING
+            and not push.each
+            and push.sort is None
+            and (push.slice is None or len(base) <= abs(push.slice))
+        ):
+            return _KEEP  # mongod's push_node: nothing inserted, sorted or sliced off is a no-op
         items = list(base)
         where = len(items) if push.position is None else push.position
         if where < 0:
@@ -748,7 +880,9 @@ def _build_push(parts: tuple[str, ...], path: str, arg: Any, context: _Context, 
             items = items[: push.slice] if push.slice >= 0 else items[push.slice :]
         return items
 
-    return [_Op(parts, path, verdict, creates=True)]
+    # Values pushed, a $sort or a $slice that trims make mongod log the array even when it ends
+    # up as it was: same_is_noop=False.
+    return [_Op(parts, path, verdict, creates=True, same_is_noop=False)]
 
 
 def _build_add_to_set(

@@ -508,7 +508,7 @@ def _compile_stage(name: str, arg: Any, change_stream: bool) -> Stage:
         raise stages.unrecognized_stage(name)
     if change_stream and name not in stages.CHANGE_STREAM_ALLOWED:
         raise stages.not_permitted_in_change_stream(name)
-    raise errors.bad_value(f"Stage {name} after $changeStream is not supported by the Back Over stand-in")
+    raise stages.not_implemented_stage(name)
 
 
 def _match_stage(spec: Any) -> Stage:

@@ -43,6 +43,8 @@ class ListCursor:
         self._docs = docs
         self._pending: Any = None
         self._done = False
+        #: ``noCursorTimeout``: never reaped for idleness.
+        self.no_timeout = False
 
     def next_batch(self, batch_size: int | None, max_await_ms: int | None) -> list[Any]:
         batch: list[Any] = []
@@ -123,7 +125,11 @@ class CursorRegistry:
 
     def _reap_locked(self) -> None:
         horizon = self._wall.time() - IDLE_TIMEOUT_SECONDS
-        for cursor_id in [cid for cid, (_, seen) in self._cursors.items() if seen < horizon]:
+        for cursor_id in [
+            cid
+            for cid, (cursor, seen) in self._cursors.items()
+            if seen < horizon and not getattr(cursor, "no_timeout", False)
+        ]:
             del self._cursors[cursor_id]
 
 
@@ -134,17 +140,35 @@ def cursor_reply(
     first: bool,
     max_await_ms: int | None = None,
     cursor_id: int | None = None,
+    single_batch: bool = False,
 ) -> dict[str, Any]:
-    """The ``cursor`` reply of find/aggregate (``firstBatch``) or getMore (``nextBatch``)."""
+    """The ``cursor`` reply of find/aggregate (``firstBatch``) or getMore (``nextBatch``).
+
+    A first batch of ``batchSize: 0`` is empty and leaves the cursor open (mongod runs nothing
+    yet); a getMore's ``batchSize: 0`` (or none) returns what is left, up to 16 MB. With
+    ``single_batch`` the cursor is closed after the first batch (``singleBatch``)."""
     if first and batch_size is None:
         batch_size = DEFAULT_FIRST_BATCH
+    if first and batch_size == 0:
+        batch: list[Any] = []
+        if single_batch:
+            cursor_id = 0
+        elif cursor_id is None:
+            cursor_id = registry.register(cursor)
+        return _reply(cursor, cursor_id, batch, first)
     batch = cursor.next_batch(batch_size, max_await_ms)
-    if cursor.exhausted:
+    if single_batch:
+        cursor_id = 0
+    elif cursor.exhausted:
         if cursor_id is not None:
             registry.close(cursor_id)
         cursor_id = 0
     elif cursor_id is None:
         cursor_id = registry.register(cursor)
+    return _reply(cursor, cursor_id, batch, first)
+
+
+def _reply(cursor: Cursor, cursor_id: int, batch: list[Any], first: bool) -> dict[str, Any]:
     body: dict[str, Any] = {"id": Int64(cursor_id), "ns": cursor.ns}
     body["firstBatch" if first else "nextBatch"] = [_as_doc(d) for d in batch]
     body.update(cursor.extra_fields())

@@ -27,6 +27,7 @@ from .changelog import ChangeLog
 from .clock import SystemClock, WallClock
 from .cursors import CursorRegistry
 from .registry import Action, Context, lookup
+from .sessions import WRITE_CONCERN_COMMANDS, RetryableWrites, check_session_fields, parse_write_concern
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class StandinServer:
         self.started_at = config.clock.time()
         self.auth = AuthManager(enabled=config.auth)
         self.cursors = CursorRegistry(config.clock)
+        self.retryable = RetryableWrites(config.clock)  # flavour mongodb: retried writes answered once
         self.change_streams_enabled: set[tuple[str, str]] = set()  # documentdb: (db, coll), "" = all
         if config.root_user and config.root_password:
             self.auth.create_user(
@@ -235,18 +237,23 @@ class StandinServer:
         """Run one command and build its reply (errors become ``ok: 0`` replies)."""
         body = request.body
         try:
+            self.store.ttl.run_due()  # the TTL monitor's passes that came due (ttl.py)
             if len(body) == 0:
                 raise errors.failed_to_parse("empty command")
             cmd = CommandBody(body, request.sequences)
             name = cmd.name
             db = body.get("$db") or request.legacy_collection.split(".", 1)[0] or "admin"
             spec = lookup(name, self.config.flavour)
-            if self.config.flavour == "documentdb" and "txnNumber" in body:
-                raise errors.CommandError(301, "OperationFailed", "Retryable writes are not supported")
+            check_session_fields(self.config.flavour, name, body)
+            write_concern = parse_write_concern(body) if name in WRITE_CONCERN_COMMANDS else None
             if spec.action not in (Action.NONE, Action.CUSTOM):
                 self.auth.check(conn.principals, spec.action, db, command=name)
             reply = spec.handler(Context(self, conn, db), cmd)
             reply["ok"] = 1.0
+            # The one place write concern is answered: the write is applied, then a one-member
+            # replica set reports what it cannot satisfy (w > 1, an unknown tag set).
+            if write_concern is not None and (concern_error := write_concern.error()) is not None:
+                reply["writeConcernError"] = concern_error
         except errors.CommandError as e:
             reply = e.to_reply()
         except Exception as e:

@@ -71,6 +71,16 @@ def unrecognized_stage(name: str) -> errors.CommandError:
     )
 
 
+def not_implemented_stage(name: str) -> errors.CommandError:
+    """Code 40324 for a stage MongoDB has and the stand-in does not run: the answer of a server that
+    does not know it, saying it is the stand-in's."""
+    return errors.CommandError(
+        errors.UNRECOGNIZED_PIPELINE_STAGE,
+        "Location40324",
+        f"Unrecognized pipeline stage name: '{name}' (not implemented by the Back Over stand-in)",
+    )
+
+
 def not_permitted_in_change_stream(name: str) -> errors.CommandError:
     """Code 20: a known stage outside the change-stream allowlist."""
     return errors.illegal_operation(f"{name} is not permitted in a $changeStream pipeline")

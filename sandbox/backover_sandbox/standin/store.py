@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import bson
@@ -22,30 +21,79 @@ from backover.mongo import errors
 
 from .changelog import ChangeLog
 from .clock import ClusterClock
+from .indexes import UNDEFINED, Index, id_index
+from .ttl import TTLMonitor
+
+__all__ = ["Collection", "Index", "Store", "duplicate_key_error", "raw_document", "with_id_first"]
 
 Matcher = Callable[[dict[str, Any]], bool]
 
 
-@dataclass
-class Index:
-    """An index specification; unique indexes also keep their entries to enforce uniqueness."""
+class Collection:
+    """One collection: raw documents by canonical ``_id`` key, in insertion order."""
 
-    name: str
-    key: list[tuple[str, Any]]
-    spec: dict[str, Any]  # as listIndexes shows it: v, key, name and options
-    unique: bool = False
-    sparse: bool = False
-    entries: dict[Any, Any] = field(default_factory=dict)  # index key -> canonical _id
+    def __init__(self, db: str, name: str, options: Mapping[str, Any] | None = None) -> None:
+        self.db = db
+        self.name = name
+        self.uuid = Binary.from_uuid(uuid.uuid4(), UuidRepresentation.STANDARD)
+        self.options: dict[str, Any] = dict(options or {})
+        self.docs: dict[Any, bytes] = {}
+        self.indexes: dict[str, Index] = {"_id_": id_index()}
 
-    def keys_of(self, doc: dict[str, Any]) -> list[Any]:
-        """The index keys of ``doc`` (several for an array value), or none for a sparse miss."""
-        values = [_lookup_path(doc, path) for path, _ in self.key]
-        if self.sparse and all(v is _MISSING for v in values):
-            return []
-        plain = [None if v is _MISSING else v for v in values]
-        if len(plain) == 1 and isinstance(plain[0], list) and plain[0]:
-            return [(canonical_key(item),) for item in plain[0]]
-        return [tuple(canonical_key(v) for v in plain)]
+    @property
+    def full_name(self) -> str:
+        return f"{self.db}.{self.name}"
+
+    def unique_indexes(self) -> list[Index]:
+        return [ix for ix in self.indexes.values() if ix.unique and not ix.is_id_index]
+
+    def checked_indexes(self) -> list[Index]:
+        """The indexes a write must decode the document for (unique, text, 2dsphere, compound)."""
+        return [ix for ix in self.indexes.values() if ix.checks_writes and not ix.is_id_index]
+
+    def check_write(self, doc: dict[str, Any], id_key: Any) -> None:
+        """Raise what mongod raises when ``doc`` cannot go into an index, in index order: a
+        document a special index cannot index, 11000 for a duplicate unique key, 171 ..."""
+        for ix in self.checked_indexes():
+            if not ix.unique:
+                ix.check_document(doc)
+                continue
+            for key, values in ix.keys_of(doc):
+                owner = ix.entries.get(key, id_key)
+                if owner != id_key:
+                    raise duplicate_key_error(self, ix, doc, values)
+
+    def index_add(self, doc: dict[str, Any], id_key: Any) -> None:
+        for ix in self.unique_indexes():
+            for key, _ in ix.keys_of(doc):
+                ix.entries[key] = id_key
+
+    def index_remove(self, doc: dict[str, Any], id_key: Any) -> None:
+        for ix in self.unique_indexes():
+            for key, _ in ix.keys_of(doc):
+                if ix.entries.get(key) == id_key:
+                    del ix.entries[key]
+
+
+def duplicate_key_error(
+    coll: Collection, ix: Index, doc: dict[str, Any], values: tuple[Any, ...] | None = None
+) -> errors.CommandError:
+    """mongod's E11000 for ``doc`` in ``ix``; ``values`` is the index key that collided (one
+    element of an array, for a multikey index), else the document's values at the key's paths."""
+    key_pattern = dict(ix.key)
+    if values is None:
+        values = tuple(None if (v := _lookup_path(doc, path)) is _MISSING else v for path, _ in ix.key)
+    key_value = {
+        path: (None if value is UNDEFINED else value) for (path, _), value in zip(ix.key, values, strict=True)
+    }
+    shown = ", ".join(f"{k}: {v!r}" for k, v in key_value.items())
+    return errors.CommandError(
+        errors.DUPLICATE_KEY,
+        "DuplicateKey",
+        f"E11000 duplicate key error collection: {coll.full_name} index: {ix.name} dup key: {{ {shown} }}",
+        keyPattern=key_pattern,
+        keyValue=key_value,
+    )
 
 
 _MISSING = object()
@@ -60,59 +108,6 @@ def _lookup_path(doc: Any, path: str) -> Any:
         else:
             return _MISSING
     return doc
-
-
-class Collection:
-    """One collection: raw documents by canonical ``_id`` key, in insertion order."""
-
-    def __init__(self, db: str, name: str, options: Mapping[str, Any] | None = None) -> None:
-        self.db = db
-        self.name = name
-        self.uuid = Binary.from_uuid(uuid.uuid4(), UuidRepresentation.STANDARD)
-        self.options: dict[str, Any] = dict(options or {})
-        self.docs: dict[Any, bytes] = {}
-        self.indexes: dict[str, Index] = {
-            "_id_": Index("_id_", [("_id", 1)], {"v": 2, "key": {"_id": 1}, "name": "_id_"})
-        }
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.db}.{self.name}"
-
-    def unique_indexes(self) -> list[Index]:
-        return [ix for ix in self.indexes.values() if ix.unique]
-
-    def check_unique(self, doc: dict[str, Any], id_key: Any) -> None:
-        """Raise code 11000 if ``doc`` would duplicate a unique key held by another document."""
-        for ix in self.unique_indexes():
-            for key in ix.keys_of(doc):
-                owner = ix.entries.get(key, id_key)
-                if owner != id_key:
-                    raise duplicate_key_error(self, ix, doc)
-
-    def index_add(self, doc: dict[str, Any], id_key: Any) -> None:
-        for ix in self.unique_indexes():
-            for key in ix.keys_of(doc):
-                ix.entries[key] = id_key
-
-    def index_remove(self, doc: dict[str, Any], id_key: Any) -> None:
-        for ix in self.unique_indexes():
-            for key in ix.keys_of(doc):
-                if ix.entries.get(key) == id_key:
-                    del ix.entries[key]
-
-
-def duplicate_key_error(coll: Collection, ix: Index, doc: dict[str, Any]) -> errors.CommandError:
-    key_pattern = dict(ix.key)
-    key_value = {path: (None if (v := _lookup_path(doc, path)) is _MISSING else v) for path, _ in ix.key}
-    shown = ", ".join(f"{k}: {v!r}" for k, v in key_value.items())
-    return errors.CommandError(
-        errors.DUPLICATE_KEY,
-        "DuplicateKey",
-        f"E11000 duplicate key error collection: {coll.full_name} index: {ix.name} dup key: {{ {shown} }}",
-        keyPattern=key_pattern,
-        keyValue=key_value,
-    )
 
 
 def with_id_first(raw: bytes, id_value: Any) -> bytes:
@@ -142,6 +137,7 @@ class Store:
         self.wall = self.changes.wall  # the server's wall clock: the change log's and the cluster time's
         self.clock = ClusterClock(self.wall)
         self.databases: dict[str, dict[str, Collection]] = {}
+        self.ttl = TTLMonitor(self)  # run_due() before each command (the server's dispatch)
 
     # -- namespaces -----------------------------------------------------------------------
     def get(self, db: str, name: str) -> Collection | None:
@@ -248,9 +244,9 @@ class Store:
         id_value: Any,
         document_key: bytes | None = None,
     ) -> None:
-        if coll.unique_indexes():
+        if coll.checked_indexes():
             new_doc = decode(raw)
-            coll.check_unique(new_doc, key)
+            coll.check_write(new_doc, key)
             old = coll.docs.get(key)
             if old is not None:
                 coll.index_remove(decode(old), key)

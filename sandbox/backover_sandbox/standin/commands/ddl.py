@@ -1,5 +1,12 @@
 """Namespace and index commands: create, drop, dropDatabase, renameCollection, listDatabases,
-listCollections, createIndexes, listIndexes, dropIndexes."""
+listCollections, createIndexes, listIndexes, dropIndexes.
+
+``create`` takes no collection option the stand-in does not implement: capped collections,
+validators, views, time series, clustered collections, pre- and post-images, collations,
+``storageEngine`` ... are refused (40415 on flavour mongodb; DocumentDB's 303 where DocumentDB
+lacks the feature), so ``listCollections`` shows ``options: {}`` as mongod does for a plain
+collection. Index specifications are validated, built, listed and enforced by :mod:`..indexes`.
+"""
 
 from __future__ import annotations
 
@@ -10,26 +17,45 @@ from bson.raw_bson import RawBSONDocument
 
 from backover.bsonvalues import decode, encode, to_plain
 from backover.mongo import errors
+from backover.mongo.ordering import is_number
 from backover.mongo.query import compile_filter
 
 from ..cursors import ListCursor, cursor_reply
+from ..indexes import (
+    Index,
+    check_conflicts,
+    prepare_index,
+    validate_spec,
+    validate_ttl,
+)
 from ..registry import Action, Context, command
-from ..store import Collection, Index, duplicate_key_error
+from ..store import Collection, duplicate_key_error
+from ..unsupported import GENERIC_FIELDS, check_fields, refuse_collation, unknown_field
 from .crud import collection_name
 
-_INDEX_OPTIONS = ("unique", "sparse", "expireAfterSeconds", "partialFilterExpression", "collation", "hidden")
+#: ``create`` options DocumentDB has (``$jsonSchema`` validators, 4.0+) but the stand-in does not
+#: implement: refused the mongodb way on both flavours.
+_DOCUMENTDB_CREATE_OPTIONS = frozenset({"validator", "validationLevel", "validationAction"})
 
 
 @command("create", action=Action.WRITE)
 def create(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     name = collection_name(cmd, "create")
-    options = {
-        k: to_plain(v)
-        for k, v in cmd.items()
-        if k not in ("create", "$db", "lsid", "$clusterTime", "writeConcern", "txnNumber", "$readPreference")
-    }
+    for field in cmd:
+        if field == "create" or field in GENERIC_FIELDS:
+            continue
+        value = cmd[field]
+        if field == "capped" and (isinstance(value, bool) or is_number(value)) and not value:
+            continue  # capped: false is a plain collection (mongod shows no option)
+        if field == "collation":
+            refuse_collation(ctx, "create", cmd)  # the simple collation is the stand-in's own
+            continue
+        feature = "capped:true" if field == "capped" else field
+        raise unknown_field(
+            ctx, "create", field, feature=feature, documentdb_supports=field in _DOCUMENTDB_CREATE_OPTIONS
+        )
     with ctx.store.lock:
-        ctx.store.create(ctx.db, name, options)
+        ctx.store.create(ctx.db, name, {})
     return {}
 
 
@@ -133,45 +159,38 @@ def list_indexes(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     return cursor_reply(ctx.server.cursors, cursor, (cmd.get("cursor") or {}).get("batchSize"), first=True)
 
 
-def _index_from_spec(raw_spec: Any) -> Index:
-    spec = to_plain(raw_spec)
-    key, name = spec.get("key"), spec.get("name")
-    if not isinstance(key, Mapping) or not key:
-        raise errors.CommandError(67, "CannotCreateIndex", "Index key pattern must be a non-empty object")
-    if not isinstance(name, str) or not name:
-        raise errors.CommandError(
-            9, "FailedToParse", "The 'name' field is a required property of an index specification"
-        )
-    for field, kind in key.items():
-        if not (isinstance(kind, (int, float)) and not isinstance(kind, bool) and kind in (1, -1)):
-            raise errors.bad_value(
-                f"index type {kind!r} on {field!r} is not supported by the stand-in (1 or -1 only)"
-            )
-    unknown = set(spec) - {"key", "name", "v", *_INDEX_OPTIONS}
-    if unknown:
-        raise errors.CommandError(
-            197,
-            "InvalidIndexSpecificationOption",
-            f"The field '{sorted(unknown)[0]}' is not valid for an index specification.",
-        )
-    shown = {"v": 2, "key": key, "name": name, **{k: spec[k] for k in _INDEX_OPTIONS if k in spec}}
-    return Index(
-        name, list(key.items()), shown, unique=bool(spec.get("unique")), sparse=bool(spec.get("sparse"))
-    )
-
-
 @command("createIndexes", action=Action.WRITE)
 def create_indexes(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     name = collection_name(cmd, "createIndexes")
-    wanted = [_index_from_spec(s) for s in cmd.get("indexes", [])]
-    if not wanted:
+    check_fields(ctx, cmd, "createIndexes", ("indexes",))
+    raw_specs = cmd.get("indexes")
+    if raw_specs is None:
+        raise errors.location(
+            errors.IDL_MISSING_FIELD,
+            "BSON field 'createIndexes.indexes' is missing but a required field",
+        )
+    if not isinstance(raw_specs, list):
+        raise errors.type_mismatch(
+            "BSON field 'createIndexes.indexes' is the wrong type, expected type 'array'"
+        )
+    specs = [validate_spec(ctx.flavour, s) for s in raw_specs]
+    if not specs:
         raise errors.bad_value("Must specify at least one index to create")
+    for spec in specs:
+        validate_ttl(spec)
     with ctx.store.lock:
         created_collection = ctx.store.get(ctx.db, name) is None
         coll = ctx.store.ensure(ctx.db, name)
         before = len(coll.indexes)
-        for ix in wanted:
-            _add_index(coll, ix)
+        wanted: list[Index] = []
+        for spec in specs:
+            index = prepare_index(ctx.flavour, spec)
+            if check_conflicts(index, [*coll.indexes.values(), *wanted], coll.full_name):
+                wanted.append(index)
+        for index in wanted:
+            _build(coll, index)
+        for index in wanted:
+            coll.indexes[index.name] = index
         after = len(coll.indexes)
     reply: dict[str, Any] = {
         "numIndexesBefore": before,
@@ -183,30 +202,20 @@ def create_indexes(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     return reply
 
 
-def _add_index(coll: Collection, ix: Index) -> None:
-    for existing in coll.indexes.values():
-        same_key = existing.key == ix.key
-        if existing.name == ix.name and not same_key:
-            raise errors.CommandError(
-                86,
-                "IndexKeySpecsConflict",
-                f"An existing index has the same name as the requested index: {ix.name}",
-            )
-        if same_key:
-            if existing.spec == {**ix.spec, "name": existing.name} and existing.name == ix.name:
-                return
-            raise errors.CommandError(
-                85,
-                "IndexOptionsConflict",
-                f"Index already exists with a different name or options: {existing.name}",
-            )
-    if ix.unique:
-        for key, raw in coll.docs.items():
-            doc = decode(raw)
-            for k in ix.keys_of(doc):
-                if ix.entries.setdefault(k, key) != key:
-                    raise duplicate_key_error(coll, ix, doc)
-    coll.indexes[ix.name] = ix
+def _build(coll: Collection, index: Index) -> None:
+    """Index the documents already there: a duplicate unique key (11000) or a document the index
+    cannot take fails the build, and no index of the command is created."""
+    if not index.checks_writes:
+        return
+    for key, raw in coll.docs.items():
+        doc = decode(raw)
+        if not index.unique:
+            index.check_document(doc)
+            continue
+        for entry, values in index.keys_of(doc):
+            if index.entries.setdefault(entry, key) != key:
+                index.entries.clear()
+                raise duplicate_key_error(coll, index, doc, values)
 
 
 @command("dropIndexes", action=Action.WRITE)
@@ -230,11 +239,15 @@ def _indexes_to_drop(coll: Collection, which: Any) -> list[str]:
         if isinstance(w, Mapping):
             found = [n for n, ix in coll.indexes.items() if dict(ix.key) == w]
             if not found:
-                raise errors.CommandError(27, "IndexNotFound", f"can't find index with key: {w}")
+                raise errors.CommandError(
+                    errors.INDEX_NOT_FOUND, "IndexNotFound", f"can't find index with key: {w}"
+                )
             w = found[0]
         if w == "_id_":
-            raise errors.CommandError(72, "InvalidOptions", "cannot drop _id index")
+            raise errors.CommandError(errors.INVALID_OPTIONS, "InvalidOptions", "cannot drop _id index")
         if w not in coll.indexes:
-            raise errors.CommandError(27, "IndexNotFound", f"index not found with name [{w}]")
+            raise errors.CommandError(
+                errors.INDEX_NOT_FOUND, "IndexNotFound", f"index not found with name [{w}]"
+            )
         out.append(w)
     return out
