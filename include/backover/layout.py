@@ -8,6 +8,7 @@ writes a key of a migration's folder anywhere else.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from dataclasses import dataclass
 
 from .errors import UsageError
@@ -35,6 +36,11 @@ BUCKET_RULE = (
 )
 COMPRESSION_SUFFIX = {"zstd": ".bson.zst", "gzip": ".bson.gz", "none": ".bson"}
 _SEGMENT = re.compile(r"^(\d{12})(\.bson(?:\.zst|\.gz)?)$")
+
+
+def _escaped(name: str) -> str:
+    """``name`` as one key segment: percent-escaped but for letters, digits and ``._-~``."""
+    return urllib.parse.quote(name, safe="")
 
 
 class InvalidName(UsageError):
@@ -170,6 +176,40 @@ class MigrationLayout:
     def rehearsal_report(self) -> str:
         """The rehearsal DAG's report (figures and phase outcomes)."""
         return self.key("reports/rehearsal.json")
+
+    # -- the initial sync (backover.sync) --------------------------------------------------------
+    @property
+    def sync_prefix(self) -> str:
+        """Every object of the initial sync (plan, checkpoints, leases, completion)."""
+        return self.key("sync/")
+
+    @property
+    def sync_plan(self) -> str:
+        """The initial sync's plan (:class:`backover.state.SyncPlan`): collections and partitions."""
+        return self.key("sync/plan.json")
+
+    @property
+    def sync_plan_lease(self) -> str:
+        """The lease of the one ``backover sync`` that writes the plan (:mod:`backover.lease`)."""
+        return self.key("sync/_plan_lease.json")
+
+    @property
+    def sync_complete(self) -> str:
+        """Written once every partition is copied (:class:`backover.state.SyncComplete`)."""
+        return self.key("sync/complete.json")
+
+    @property
+    def sync_partitions_prefix(self) -> str:
+        return self.key("sync/partitions/")
+
+    def sync_partition(self, partition_id: str) -> str:
+        """``sync/partitions/<id>.json``: one partition's checkpoint (:class:`backover.state.SyncPartitionCheckpoint`).
+        The id (``shop.orders.0003``) is percent-escaped but for letters, digits and ``._-~``."""
+        return self.sync_partitions_prefix + f"{_escaped(partition_id)}.json"
+
+    def sync_partition_lease(self, partition_id: str) -> str:
+        """``sync/partitions/<id>.lease.json``: the lease of the one process copying that partition."""
+        return self.sync_partitions_prefix + f"{_escaped(partition_id)}.lease.json"
 
     def segment(self, seq: int, compression: str) -> str:
         """``changes/{seq:012d}.bson.zst`` (``.bson.gz``, ``.bson``)."""

@@ -96,6 +96,13 @@ class VerifyLiveState(enum.StrEnum):
     FAILED = "failed"  # a proven difference, keys that never settled, or a write by someone else
 
 
+class SyncPartitionState(enum.StrEnum):
+    """``sync/partitions/<id>.json`` ``state``: one partition of the initial copy."""
+
+    RUNNING = "running"  # being copied, or stopped part-way (a rerun resumes after ``last_id``)
+    COMPLETED = "completed"  # every document of the range was read and written (or skipped)
+
+
 # -- the record machinery -------------------------------------------------------------------------
 class JsonRecord(Protocol):
     """What :func:`read` needs of a record type: a checked ``from_json``."""
@@ -508,3 +515,119 @@ class VerifyLiveRecord(Record):
     reason: str | None = None
     differences: dict[str, list[Any]] = field(default_factory=dict)
     foreign_writes: list[dict[str, Any]] = field(default_factory=list)
+
+
+# -- the initial sync (backover.sync) ------------------------------------------------------------
+@dataclass
+class SyncPartition(Record):
+    """One ``_id`` range of a collection in the sync plan.
+
+    ``types``: the ``$type`` aliases of the range's type bracket, empty when every ``_id`` of the
+    collection was in one bracket at plan time (then no ``$type`` condition is needed).
+    ``lower`` (inclusive) and ``upper`` (exclusive): each the raw BSON document ``{_id: bound}``
+    (bytes, so every BSON type survives Extended JSON exactly), None for the bracket's start or
+    end. ``shown``: the range's filter for people (never read back)."""
+
+    WHAT = "a sync partition"
+
+    id: str
+    bracket: str
+    types: list[str] = field(default_factory=list)
+    lower: Any = None
+    upper: Any = None
+    estimated_documents: int = 0
+    shown: str = ""
+
+
+@dataclass
+class SyncCollection(Record):
+    """One collection of the sync plan: its options (``listCollections``), its index
+    specifications (``listIndexes`` as given, without ``v``/``ns``), its document count when
+    planned and its partitions (empty for an empty collection)."""
+
+    WHAT = "a sync collection"
+
+    db: str
+    coll: str
+    options: dict[str, Any] = field(default_factory=dict)
+    indexes: list[dict[str, Any]] = field(default_factory=list)
+    documents: int = 0
+    partitions: list[SyncPartition] = field(default_factory=list)
+
+    @property
+    def ns(self) -> str:
+        return f"{self.db}.{self.coll}"
+
+
+@dataclass
+class SyncPlan(Record):
+    """``sync/plan.json`` (``backover sync --plan``): what the initial copy copies, written once the
+    target's collections and indexes exist. ``t0``: the start record's T0 the copy follows;
+    ``dropped``: target collections ``--drop-target`` dropped first."""
+
+    WHAT = "a sync plan (sync/plan.json)"
+
+    migration_id: str
+    t0: Timestamp
+    partition_documents: int
+    created_at: datetime
+    collections: list[SyncCollection] = field(default_factory=list)
+    documents: int = 0
+    dropped: list[str] = field(default_factory=list)
+
+    def partition_ids(self) -> list[str]:
+        """Every partition's id, in plan order (what Airflow maps over)."""
+        return [p.id for c in self.collections for p in c.partitions]
+
+    def find(self, partition_id: str) -> tuple[SyncCollection, SyncPartition] | None:
+        for c in self.collections:
+            for p in c.partitions:
+                if p.id == partition_id:
+                    return c, p
+        return None
+
+
+@dataclass
+class SyncPartitionCheckpoint(Record):
+    """``sync/partitions/<id>.json``: how far one partition's copy got, saved after batch writes.
+
+    ``last_id``: the raw BSON ``{_id: value}`` of the last document written (every document of the
+    range up to it is on the target), None before the first batch. ``documents``/``bytes_copied``:
+    documents on the target from this range (inserted, or found there already by a resumed run:
+    ``already_copied``); ``skipped_duplicates``: documents not inserted because another copied
+    document held their unique key (the replay brings them: docs/architecture.md)."""
+
+    WHAT = "a sync partition checkpoint"
+    OMIT_NONE = frozenset({"completed_at"})
+
+    migration_id: str
+    partition: str
+    state: SyncPartitionState = SyncPartitionState.RUNNING
+    last_id: Any = None
+    documents: int = 0
+    bytes_copied: int = 0
+    skipped_duplicates: int = 0
+    already_copied: int = 0
+    runs: int = 1
+    started_at: datetime = field(default_factory=utc_now)
+    updated_at: datetime = field(default_factory=utc_now)
+    completed_at: datetime | None = None
+
+
+@dataclass
+class SyncComplete(Record):
+    """``sync/complete.json``: every partition of the plan is copied; the totals. Its presence lets
+    the restore start (it refuses while a plan exists without it)."""
+
+    WHAT = "a sync completion record (sync/complete.json)"
+
+    migration_id: str
+    completed_at: datetime
+    collections: int = 0
+    partitions: int = 0
+    documents: int = 0
+    bytes_copied: int = 0
+    skipped_duplicates: int = 0
+    already_copied: int = 0
+    planned_at: datetime | None = None
+    per_collection: dict[str, dict[str, int]] = field(default_factory=dict)

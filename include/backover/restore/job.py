@@ -23,6 +23,7 @@ from ..errors import BackoverError, UsageError
 from ..lease import Lease, LeaseHeld, holding
 from ..s3objects import S3Objects
 from ..state import DdlState, ReplicatorCheckpoint, ReplicatorState, RestoreCheckpoint, RestoreState
+from ..sync.job import check_restore_may_start
 from .applier import Applier, ApplyStats
 from .checkpoint import CheckpointStore, commit
 from .config import RestoreConfig
@@ -104,6 +105,7 @@ def run_restore(
         renew_seconds=config.lease_renew_seconds,
     )
     with holding(lease, wait=_waiting(s3, config, stop) if config.wait else None):
+        check_restore_may_start(s3, config.layout)  # under the lease: a sync planning now sees it
         return _run_restore(config, s3, target, lease, stop, on_ready)
 
 
