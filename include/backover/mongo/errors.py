@@ -146,6 +146,11 @@ PROJECTION_EXCLUSION_IN_INCLUSION = 31254  # "Cannot do exclusion on field b in 
 #: "A pipeline stage specification object must contain exactly one field."
 PIPELINE_STAGE_NOT_ONE_FIELD = 40323
 GROUP_WITHOUT_ID = 15955  # "a group specification must include an _id"
+GROUP_FIELD_NOT_ACCUMULATOR = 40234  # "The field 's' must be an accumulator object"
+GROUP_FIELD_DOTTED = 40235  # "The field name 'a.b' cannot contain '.'"
+GROUP_FIELD_OPERATOR_NAME = 40236  # "The field name '$s' cannot be an operator name"
+GROUP_ACCUMULATOR_UNARY = 40237  # "The $sum accumulator is a unary operator"
+GROUP_FIELD_ONE_ACCUMULATOR = 40238  # "The field 's' must specify one accumulator"
 LIMIT_NOT_POSITIVE = 15958  # "the limit must be positive"
 COUNT_FIELD_INVALID = 40156  # "the count field must be a non-empty string"
 PROJECT_WITHOUT_FIELDS = 51272  # "$project requires at least one output field"

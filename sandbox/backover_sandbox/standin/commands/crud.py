@@ -25,7 +25,7 @@ from backover.bsonvalues import (
     to_plain,
 )
 from backover.mongo import errors
-from backover.mongo.ordering import is_number, sort_key
+from backover.mongo.ordering import is_number, sort_key, type_name
 from backover.mongo.query import compile_filter
 from backover.mongo.update import (
     apply_update,
@@ -65,6 +65,30 @@ def write_error(index: int, e: errors.CommandError) -> dict[str, Any]:
     err: dict[str, Any] = {"index": index, "code": e.code, "errmsg": e.message}
     err.update(e.extra)
     return err
+
+
+def _required(command: str, doc: Mapping[str, Any], field: str) -> Any:
+    """``doc[field]``; mongod's IDL 40414 when a required field is missing."""
+    if field not in doc:
+        raise errors.location(
+            errors.IDL_MISSING_FIELD, f"BSON field '{command}.{field}' is missing but a required field"
+        )
+    return doc[field]
+
+
+def _typed(command: str, doc: Mapping[str, Any], field: str, kind: type, expected: str, default: Any) -> Any:
+    """``doc[field]`` (``default`` when absent) of an IDL field of one BSON type; 14 otherwise."""
+    value = doc.get(field, default)
+    if field in doc and not (isinstance(value, kind) and (kind is bool or not isinstance(value, bool))):
+        raise errors.type_mismatch(
+            f"BSON field '{command}.{field}' is the wrong type '{type_name(value)}', expected type '{expected}'"
+        )
+    return value
+
+
+def _ordered(command: str, cmd: Mapping[str, Any]) -> bool:
+    """A write command's ``ordered`` (IDL type bool, default true)."""
+    return bool(_typed(command, cmd, "ordered", bool, "bool", True))
 
 
 # -- selecting documents ----------------------------------------------------------------------
@@ -518,7 +542,8 @@ def _write_reply(
 def insert(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     name = collection_name(cmd, "insert")
     check_fields(ctx, cmd, "insert", _INSERT_FIELDS)
-    ordered = cmd.get("ordered", True)
+    ordered = _ordered("insert", cmd)
+    _required("insert", cmd, "documents")
     n, write_errors = 0, []
     with ctx.store.lock:
         coll = ctx.store.ensure(ctx.db, name)
@@ -577,9 +602,16 @@ def _check_statements(
                 f"BSON field '{command}.{i}' is the wrong type '{type(stmt).__name__}', expected type 'object'"
             )
         check_fields(ctx, stmt, command, accepted, generic=False)
+        _typed(command, stmt, "q", Mapping, "object", None)
+        _required(command, stmt, "q")
+        if command == "delete.deletes":
+            if _required(command, stmt, "limit") not in (0, 1) or isinstance(stmt["limit"], bool):
+                raise errors.failed_to_parse("The limit field in delete objects must be 0 or 1")
+        else:
+            _required(command, stmt, "u")
+            _typed(command, stmt, "multi", bool, "bool", False)
+            _typed(command, stmt, "upsert", bool, "bool", False)
         _refuse_unimplemented(ctx, command, stmt)
-        if command == "delete.deletes" and stmt.get("limit", 0) not in (0, 1):
-            raise errors.failed_to_parse("The limit field in delete objects must be 0 or 1")
     return q_ends, u_ends
 
 
@@ -605,7 +637,8 @@ def update(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     name = collection_name(cmd, "update")
     check_fields(ctx, cmd, "update", _UPDATE_FIELDS)
     _refuse_unimplemented(ctx, "update", cmd)
-    ordered = cmd.get("ordered", True)
+    ordered = _ordered("update", cmd)
+    _required("update", cmd, "updates")
     n = modified = 0
     upserted: list[dict[str, Any]] = []
     write_errors: list[dict[str, Any]] = []
@@ -666,7 +699,8 @@ def delete(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     name = collection_name(cmd, "delete")
     check_fields(ctx, cmd, "delete", _DELETE_FIELDS)
     _refuse_unimplemented(ctx, "delete", cmd)
-    ordered = cmd.get("ordered", True)
+    ordered = _ordered("delete", cmd)
+    _required("delete", cmd, "deletes")
     n, write_errors = 0, []
     with ctx.store.lock:
         coll = ctx.store.get(ctx.db, name)
@@ -869,6 +903,8 @@ def get_more(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
         raise errors.unauthorized(
             f"Requested getMore on namespace '{expected}', but cursor belongs to '{cursor.ns}'"
         )
+    if "maxTimeMS" in cmd and isinstance(cursor, ListCursor):  # only change streams await data
+        raise errors.bad_value("cannot set maxTimeMS on getMore command for a non-awaitData cursor")
     return cursor_reply(
         ctx.server.cursors,
         cursor,
@@ -1006,13 +1042,16 @@ def aggregate(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     pipeline = to_plain(cmd.get("pipeline"))
     if not isinstance(pipeline, list):
         raise errors.type_mismatch("'pipeline' option must be specified as an array")
+    # The command's fields are parsed before the pipeline runs, for change streams too.
+    check_fields(ctx, cmd, "aggregate", _AGGREGATE_FIELDS)
+    refuse_collation(ctx, "aggregate", cmd)
+    if isinstance(cmd.get("cursor"), Mapping):
+        check_fields(ctx, cmd["cursor"], "aggregate.cursor", ("batchSize",), generic=False)
     if pipeline and next(iter(pipeline[0]), None) in ("$changeStream", "$listChangeStreams"):
         return changestreams.aggregate(ctx, cmd, pipeline)
     ctx.authorize(Action.READ)
-    check_fields(ctx, cmd, "aggregate", _AGGREGATE_FIELDS)
     if bool_option("explain", cmd.get("explain")):
         raise unknown_field(ctx, "aggregate", "explain", documentdb_supports=True)
-    refuse_collation(ctx, "aggregate", cmd)
     bool_option("allowDiskUse", cmd.get("allowDiskUse"))
     options = cmd.get("cursor")
     if options is None:
@@ -1021,7 +1060,6 @@ def aggregate(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
         )
     if not isinstance(options, Mapping):
         raise errors.type_mismatch("cursor field must be missing or an object")
-    check_fields(ctx, options, "aggregate.cursor", ("batchSize",), generic=False)
     batch_size = _batch_size(options.get("batchSize"), "aggregate")
     target = cmd.get("aggregate")
     if not isinstance(target, str):

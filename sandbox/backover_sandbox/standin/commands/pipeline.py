@@ -14,13 +14,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bson.int64 import Int64
+
 from backover.bsonvalues import decode, encode
 from backover.mongo import errors
+from backover.mongo.ordering import is_number
 from backover.mongo.query import compile_filter
 
 from ..readopts import compile_document_projection, parse_sort, sort_items
 from ..stages import MONGODB_STAGES, not_implemented_stage, unrecognized_stage
 from ..unsupported import unknown_field_error
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def run_pipeline(raw_docs: list[bytes], pipeline: list[Mapping[str, Any]], ctx: Any = None) -> list[bytes]:
@@ -84,34 +89,74 @@ def _sort(spec: Any, docs: list[Any]) -> list[Any]:
     return sort_items(docs, parse_sort(spec, "aggregate"), _plain, "aggregate")
 
 
-def _path(doc: Any, path: str) -> Any:
-    for part in path.split("."):
-        doc = doc.get(part) if isinstance(doc, Mapping) else None
-    return doc
+def _is_constant(value: Any) -> bool:
+    """Whether an aggregation expression is a constant the stand-in takes as it is: a scalar other
+    than a ``$`` string (a field path or a variable), or an array of such; a document is an
+    expression the stand-in does not evaluate."""
+    if isinstance(value, str):
+        return not value.startswith("$")
+    if isinstance(value, list):
+        return all(_is_constant(item) for item in value)
+    return not isinstance(value, Mapping)
 
 
 def _group(spec: Any, docs: list[Any]) -> list[dict[str, Any]]:
-    """``$group`` by a constant (or null) ``_id`` with ``$sum`` of a constant or a field."""
+    """``$group`` by a constant (or null) ``_id`` with ``$sum`` of a constant, checked as mongod's
+    AccumulationStatement parses each field (40234-40238)."""
     if not isinstance(spec, Mapping) or "_id" not in spec:
         raise errors.location(errors.GROUP_WITHOUT_ID, "a group specification must include an _id")
     group_id = spec["_id"]
-    if isinstance(group_id, str) and group_id.startswith("$") or isinstance(group_id, Mapping):
+    if not _is_constant(group_id):
         raise unknown_field_error("aggregate", "pipeline.$group", detail="a group _id other than a constant")
     out: dict[str, Any] = {"_id": group_id}
     for field, acc in spec.items():
         if field == "_id":
             continue
-        if not isinstance(acc, Mapping) or list(acc) != ["$sum"]:
+        if not isinstance(acc, Mapping) or not acc or not next(iter(acc)).startswith("$"):
+            raise errors.location(
+                errors.GROUP_FIELD_NOT_ACCUMULATOR, f"The field '{field}' must be an accumulator object"
+            )
+        if "." in field:
+            raise errors.location(errors.GROUP_FIELD_DOTTED, f"The field name '{field}' cannot contain '.'")
+        if field.startswith("$"):
+            raise errors.location(
+                errors.GROUP_FIELD_OPERATOR_NAME, f"The field name '{field}' cannot be an operator name"
+            )
+        if len(acc) != 1:
+            raise errors.location(
+                errors.GROUP_FIELD_ONE_ACCUMULATOR, f"The field '{field}' must specify one accumulator"
+            )
+        name, operand = next(iter(acc.items()))
+        if isinstance(operand, list):
+            raise errors.location(
+                errors.GROUP_ACCUMULATOR_UNARY, f"The {name} accumulator is a unary operator"
+            )
+        if name != "$sum":
             raise unknown_field_error(
                 "aggregate", "pipeline.$group", detail=f"accumulator of {field!r} ($sum only)"
             )
-        operand = acc["$sum"]
-        if isinstance(operand, str) and operand.startswith("$"):
-            values = [_path(_plain(d), operand[1:]) for d in docs]
-            out[field] = sum(v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
-        else:
-            out[field] = operand * len(docs)
+        out[field] = _constant_sum(field, operand, len(docs))
     return [out] if docs else []
+
+
+def _constant_sum(field: str, operand: Any, count: int) -> Any:
+    """``$sum`` of a constant over ``count`` documents as mongod's AccumulatorSum makes it: a value
+    that is not a number adds nothing (the int 0); an int sum is an int, or a long past 32 bits; a
+    long sum a long. Field paths and expressions (whose sums need mongod's double-double and
+    decimal arithmetic), double and decimal constants, and a long sum past 64 bits are refused."""
+    if isinstance(operand, bool) or not is_number(operand):
+        if _is_constant(operand):
+            return 0
+        raise unknown_field_error("aggregate", "pipeline.$group", detail=f"$sum of {operand!r} in {field!r}")
+    if isinstance(operand, Int64):
+        total: int = int(operand) * count
+        if INT64_MIN <= total <= INT64_MAX:
+            return Int64(total)
+    elif isinstance(operand, int):
+        total = operand * count
+        if INT64_MIN <= total <= INT64_MAX:
+            return total  # encoded as an int when it fits 32 bits, else as a long
+    raise unknown_field_error("aggregate", "pipeline.$group", detail=f"$sum of {operand!r} in {field!r}")
 
 
 def _project(spec: Any, docs: list[Any]) -> list[Any]:
