@@ -68,6 +68,11 @@ def location(code: int, message: str) -> CommandError:
     return CommandError(code, f"Location{code}", message)
 
 
+def missing_field(command: str, field: str) -> CommandError:
+    """mongod's IDL answer (40414) to a command without one of its required fields."""
+    return location(IDL_MISSING_FIELD, f"BSON field '{command}.{field}' is missing but a required field")
+
+
 def command_not_found(name: str) -> CommandError:
     return CommandError(COMMAND_NOT_FOUND, "CommandNotFound", f"no such command: '{name}'")
 
@@ -88,7 +93,6 @@ NAMESPACE_EXISTS = 48
 COMMAND_NOT_FOUND = 59
 IMMUTABLE_FIELD = 66
 INVALID_NAMESPACE = 73
-COMMAND_NOT_SUPPORTED_ON_VIEW = 166
 #: DocumentDB's answer to a change stream on a namespace whose change streams are not enabled, or
 #: that starts before they were (MongoDB uses 136 for CappedPositionLost).
 DOCUMENTDB_CHANGE_STREAMS_NOT_ENABLED = 136

@@ -49,6 +49,7 @@ from . import stages
 from .changelog import ChangeEntry, ChangeLog
 from .cursors import MAX_BATCH_BYTES, cursor_reply
 from .registry import Action, Context
+from .unsupported import unknown_field_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import StandinServer
@@ -410,7 +411,7 @@ def parse_options(spec: Any, flavour: str) -> StreamOptions:
             40674, "Location40674", "Only one type of resume option is allowed, but multiple were found."
         )
     if spec.get("showExpandedEvents"):
-        raise errors.bad_value("showExpandedEvents is not supported by the Back Over stand-in")
+        raise unknown_field_error("$changeStream", "showExpandedEvents")
     opts = StreamOptions(
         all_changes_for_cluster=_bool_option(spec, "allChangesForCluster"),
         full_document=_enum_option(spec, "fullDocument", FULL_DOCUMENT_MODES, "default"),
@@ -534,9 +535,8 @@ def _project_stage(spec: Any, change_stream: bool) -> Stage:
     modes: dict[str, bool] = {}
     for path, value in spec.items():
         if "." in path or path.startswith("$") or isinstance(value, (Mapping, str, list)):
-            raise errors.bad_value(
-                f"$project of '{path}' is not supported by the Back Over stand-in "
-                "(only top-level inclusions and exclusions)"
+            raise unknown_field_error(
+                "$project", path, detail="only top-level inclusions and exclusions after $changeStream"
             )
         modes[path] = bool(value)
     keep_id = modes.pop("_id", True)
@@ -876,7 +876,7 @@ def aggregate(ctx: Context, cmd: Mapping[str, Any], pipeline: list[Any]) -> dict
     if "$listChangeStreams" in first:
         return _list_change_streams(ctx, cmd, pipeline)
     if cmd.get("explain"):
-        raise errors.bad_value("explain of a $changeStream is not supported by the Back Over stand-in")
+        raise unknown_field_error("aggregate", "explain")
     options = parse_options(first["$changeStream"], ctx.flavour)
     scope = _scope_of(ctx, cmd, options)
     _authorize(ctx, scope)

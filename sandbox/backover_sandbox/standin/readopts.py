@@ -259,16 +259,3 @@ def _same_direction(a: Any, b: Any) -> bool:
     if is_number(a) and is_number(b) and not isinstance(a, bool) and not isinstance(b, bool):
         return bool(to_plain(a) == to_plain(b))
     return bool(a == b and type(a) is type(b))
-
-
-# -- views ----------------------------------------------------------------------------------------------
-def refuse_view(coll: Collection | None, command: str) -> None:
-    """A read of a view: the stand-in does not run views, so it refuses rather than read the
-    (empty) collection a view would otherwise look like."""
-    if coll is not None and "viewOn" in coll.options:
-        raise errors.CommandError(
-            errors.COMMAND_NOT_SUPPORTED_ON_VIEW,
-            "CommandNotSupportedOnView",
-            f"Namespace {coll.full_name} is a view, not a collection: {command} of a view is not "
-            "implemented by the Back Over stand-in",
-        )

@@ -7,13 +7,16 @@ writes in exactly the order they were applied.
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import bson
+from bson import json_util
 from bson.binary import Binary, UuidRepresentation
+from bson.objectid import ObjectId
 from bson.raw_bson import RawBSONDocument
 
 from backover.bsonvalues import RAW, canonical_key, decode, encode, first_element, id_of
@@ -86,7 +89,7 @@ def duplicate_key_error(
     key_value = {
         path: (None if value is UNDEFINED else value) for (path, _), value in zip(ix.key, values, strict=True)
     }
-    shown = ", ".join(f"{k}: {v!r}" for k, v in key_value.items())
+    shown = ", ".join(f"{k}: {_shown(v)}" for k, v in key_value.items())
     return errors.CommandError(
         errors.DUPLICATE_KEY,
         "DuplicateKey",
@@ -97,6 +100,22 @@ def duplicate_key_error(
 
 
 _MISSING = object()
+
+
+def _shown(value: Any) -> str:
+    """A key value as mongod writes it in an E11000 message (``"x"``, ``null``, ``true``, ``5``,
+    ``ObjectId('...')``); other types in relaxed Extended JSON."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, ObjectId):
+        return f"ObjectId('{value}')"
+    return json_util.dumps(value, json_options=json_util.RELAXED_JSON_OPTIONS)
 
 
 def _lookup_path(doc: Any, path: str) -> Any:

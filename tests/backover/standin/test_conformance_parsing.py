@@ -163,3 +163,44 @@ def test_max_time_ms_on_a_get_more_of_a_non_await_data_cursor_fails(client, targ
     cursor = db.command("find", "c", batchSize=1)["cursor"]
     error = _code(db.command, "getMore", Int64(cursor["id"]), collection="c", maxTimeMS=10)
     assert error.code == 2 and "non-awaitData" in str(error)
+
+
+# -- collection and index commands ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "command",
+    [
+        lambda db: db.command("drop", "c", noSuchField=1),
+        lambda db: db.command("listCollections", noSuchField=1),
+        lambda db: db.command("listIndexes", "c", noSuchField=1),
+        lambda db: db.command("dropIndexes", "c", index="*", noSuchField=1),
+        lambda db: db.client.admin.command("listDatabases", noSuchField=1),
+    ],
+    ids=["drop", "listCollections", "listIndexes", "dropIndexes", "listDatabases"],
+)
+def test_an_unknown_field_of_a_collection_command_is_refused(client, target, db_name, command) -> None:
+    db = client[db_name]
+    db.c.insert_one({"_id": 1})
+    with pytest.raises(OperationFailure) as e:
+        command(db)
+    if target.flavour == "mongodb":
+        assert e.value.code == 40415
+    assert db_name in client.list_database_names() and db.c.count_documents({}) == 1
+
+
+def test_drop_indexes_needs_the_index_field(client, db_name) -> None:
+    db = client[db_name]
+    db.c.create_index("a")
+    with pytest.raises(OperationFailure) as e:
+        db.command("dropIndexes", "c")
+    assert e.value.code == 40414
+    assert {ix["name"] for ix in db.c.list_indexes()} == {"_id_", "a_1"}
+
+
+def test_a_duplicate_key_message_shows_the_value_as_mongod_does(client, db_name) -> None:
+    db = client[db_name]
+    db.c.create_index("email", unique=True)
+    db.c.insert_one({"_id": 1, "email": "x@example.com"})
+    with pytest.raises(OperationFailure) as e:
+        db.c.insert_one({"_id": 2, "email": "x@example.com"})
+    assert e.value.code == 11000
+    assert 'dup key: { email: "x@example.com" }' in str(e.value)

@@ -42,7 +42,6 @@ from ..readopts import (
     compile_projection,
     int_option,
     parse_sort,
-    refuse_view,
     resolve_hint,
     sort_pairs,
 )
@@ -70,9 +69,7 @@ def write_error(index: int, e: errors.CommandError) -> dict[str, Any]:
 def _required(command: str, doc: Mapping[str, Any], field: str) -> Any:
     """``doc[field]``; mongod's IDL 40414 when a required field is missing."""
     if field not in doc:
-        raise errors.location(
-            errors.IDL_MISSING_FIELD, f"BSON field '{command}.{field}' is missing but a required field"
-        )
+        raise errors.missing_field(command, field)
     return doc[field]
 
 
@@ -120,20 +117,6 @@ def select(
     ids = _id_values(flt)
     matcher = None if (ids is not None and len(flt) == 1) or not flt else compile_filter(flt)
     return store.scan(coll, matcher, ids)
-
-
-def sort_docs(
-    docs: list[tuple[Any, bytes]], sort: Mapping[str, Any] | None, command: str = "find"
-) -> list[tuple[Any, bytes]]:
-    """Sort ``(key, raw)`` pairs by a sort specification with MongoDB's sort semantics (an array
-    by its smallest element ascending, its largest descending; ``[]`` right after MinKey)."""
-    return sort_pairs(docs, parse_sort(sort, command), command)
-
-
-def project(raw: bytes, projection: Mapping[str, Any] | None, command: str = "findAndModify") -> bytes:
-    """Apply a projection of top-level field inclusions or exclusions (see ``compile_projection``)."""
-    projector = compile_projection(projection, command, "fields")
-    return raw if projector is None else projector(raw)
 
 
 # -- writes -----------------------------------------------------------------------------------
@@ -873,7 +856,6 @@ def find(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     sort = parse_sort(cmd.get("sort") or None, "find", natural=True)
     with ctx.store.lock:
         coll = ctx.store.get(ctx.db, name)
-        refuse_view(coll, "find")
         scan_order = resolve_hint(coll, cmd.get("hint"), "find")
         docs = list(select(ctx.store, coll, cmd.get("filter")))
     docs = sort_pairs(sort_pairs(docs, scan_order, "find"), sort, "find")
@@ -953,7 +935,6 @@ def count(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     limit = _count_number("limit", cmd.get("limit"))
     with ctx.store.lock:
         coll = ctx.store.get(ctx.db, name)
-        refuse_view(coll, "count")
         resolve_hint(coll, cmd.get("hint"), "count")  # a hint changes no count (partial ones are refused)
         query = cmd.get("query")
         n = (
@@ -1013,7 +994,6 @@ def distinct(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     seen: dict[Any, Any] = {}
     with ctx.store.lock:
         coll = ctx.store.get(ctx.db, name)
-        refuse_view(coll, "distinct")
         for _, raw in select(ctx.store, coll, cmd.get("query")):
             values: list[Any] = []
             _distinct_values(decode(raw), parts, values)
@@ -1066,7 +1046,6 @@ def aggregate(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
         raise errors.bad_value("aggregate without a collection is supported only for $changeStream")
     with ctx.store.lock:
         coll = ctx.store.get(ctx.db, target)
-        refuse_view(coll, "aggregate")
         scan_order = resolve_hint(coll, cmd.get("hint"), "aggregate")
         docs = list(select(ctx.store, coll, None))
     docs = sort_pairs(docs, scan_order, "aggregate")

@@ -62,6 +62,7 @@ def create(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
 @command("drop", action=Action.WRITE)
 def drop(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     name = collection_name(cmd, "drop")
+    check_fields(ctx, cmd, "drop", ())
     with ctx.store.lock:
         coll = ctx.store.require(ctx.db, name)
         n_indexes = len(coll.indexes)
@@ -71,6 +72,7 @@ def drop(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
 
 @command("dropDatabase", action=Action.DB_ADMIN)
 def drop_database(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
+    check_fields(ctx, cmd, "dropDatabase", ())
     with ctx.store.lock:
         ctx.store.drop_database(ctx.db)
     return {"dropped": ctx.db}
@@ -80,6 +82,7 @@ def drop_database(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
 def rename_collection(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     if ctx.db != "admin":
         raise errors.unauthorized("renameCollection may only be run against the admin database.")
+    check_fields(ctx, cmd, "renameCollection", ("to", "dropTarget"))
     source, target = cmd.get("renameCollection"), cmd.get("to")
     if not isinstance(source, str) or not isinstance(target, str) or "." not in source or "." not in target:
         raise errors.invalid_namespace(f"Invalid namespace specified '{source}'")
@@ -98,6 +101,9 @@ def rename_collection(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
 def list_databases(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     if ctx.db != "admin":
         raise errors.unauthorized("listDatabases may only be run against the admin database.")
+    # authorizedDatabases: the stand-in lists the databases the user may read whatever it says
+    # (its users hold database-level roles only, so both answers are the same).
+    check_fields(ctx, cmd, "listDatabases", ("filter", "nameOnly", "authorizedDatabases"))
     match = compile_filter(to_plain(cmd["filter"])) if cmd.get("filter") else None
     with ctx.store.lock:
         sizes = {
@@ -137,6 +143,8 @@ def _collection_info(coll: Collection) -> dict[str, Any]:
 
 @command("listCollections", action=Action.READ)
 def list_collections(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
+    # authorizedCollections: roles are per database, so the collections a user may read are all.
+    check_fields(ctx, cmd, "listCollections", ("filter", "nameOnly", "cursor", "authorizedCollections"))
     match = compile_filter(to_plain(cmd["filter"])) if cmd.get("filter") else None
     with ctx.store.lock:
         infos = [_collection_info(c) for _, c in sorted(ctx.store.databases.get(ctx.db, {}).items())]
@@ -152,6 +160,7 @@ def list_collections(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
 @command("listIndexes", action=Action.READ)
 def list_indexes(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     name = collection_name(cmd, "listIndexes")
+    check_fields(ctx, cmd, "listIndexes", ("cursor",))
     with ctx.store.lock:
         coll = ctx.store.require(ctx.db, name)
         specs = [RawBSONDocument(encode(ix.spec)) for ix in coll.indexes.values()]
@@ -165,10 +174,7 @@ def create_indexes(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     check_fields(ctx, cmd, "createIndexes", ("indexes",))
     raw_specs = cmd.get("indexes")
     if raw_specs is None:
-        raise errors.location(
-            errors.IDL_MISSING_FIELD,
-            "BSON field 'createIndexes.indexes' is missing but a required field",
-        )
+        raise errors.missing_field("createIndexes", "indexes")
     if not isinstance(raw_specs, list):
         raise errors.type_mismatch(
             "BSON field 'createIndexes.indexes' is the wrong type, expected type 'array'"
@@ -221,6 +227,9 @@ def _build(coll: Collection, index: Index) -> None:
 @command("dropIndexes", action=Action.WRITE)
 def drop_indexes(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     name = collection_name(cmd, "dropIndexes")
+    check_fields(ctx, cmd, "dropIndexes", ("index",))
+    if "index" not in cmd:
+        raise errors.missing_field("dropIndexes", "index")
     which = to_plain(cmd.get("index"))
     with ctx.store.lock:
         coll = ctx.store.require(ctx.db, name)

@@ -20,19 +20,13 @@ from typing import Any
 from bson.binary import Binary
 
 from backover.bsonvalues import to_plain
+from backover.mongo import errors
 from backover.mongo.errors import CommandError, bad_value, type_mismatch, unauthorized
 
 from ..auth import MECHANISMS, Principal, User, parse_role
 from ..registry import Action, Context, command
 
 AUTH_FAILED = 18
-
-
-def missing_field(command_name: str, name: str) -> CommandError:
-    """mongod's IDL error for a required field."""
-    return CommandError(
-        40414, "Location40414", f"BSON field '{command_name}.{name}' is missing but a required field"
-    )
 
 
 def _string_arg(cmd: Mapping[str, Any], command_name: str) -> str:
@@ -55,7 +49,7 @@ def _role_list(cmd: Mapping[str, Any], command_name: str, required: bool = True)
     value = cmd.get("roles")
     if value is None:
         if required:
-            raise missing_field(command_name, "roles")
+            raise errors.missing_field(command_name, "roles")
         return None
     plain = to_plain(value)
     if not isinstance(plain, list):
@@ -116,7 +110,7 @@ def _payload_in(cmd: Mapping[str, Any], command_name: str) -> tuple[bytes, bool]
     """The SASL payload bytes and whether the client sent it base64-encoded in a string."""
     value = cmd.get("payload")
     if value is None:
-        raise missing_field(command_name, "payload")
+        raise errors.missing_field(command_name, "payload")
     if isinstance(value, bytes):
         return bytes(value), False
     if isinstance(value, str):
@@ -139,7 +133,7 @@ def sasl_start(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     """First SCRAM step: answers the server-first message."""
     mechanism = cmd.get("mechanism")
     if mechanism is None:
-        raise missing_field("saslStart", "mechanism")
+        raise errors.missing_field("saslStart", "mechanism")
     if not isinstance(mechanism, str):
         raise type_mismatch("BSON field 'saslStart.mechanism' is the wrong type, expected type 'string'")
     payload, as_base64 = _payload_in(cmd, "saslStart")
@@ -153,7 +147,7 @@ def sasl_continue(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
     """Next SCRAM step: checks the proof, answers the server signature, authenticates."""
     conversation_id = cmd.get("conversationId")
     if conversation_id is None:
-        raise missing_field("saslContinue", "conversationId")
+        raise errors.missing_field("saslContinue", "conversationId")
     payload, as_base64 = _payload_in(cmd, "saslContinue")
     reply = ctx.server.auth.sasl_continue(ctx.conn, ctx.db, conversation_id, payload)
     return _payload_out(reply, as_base64)
