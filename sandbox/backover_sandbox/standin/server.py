@@ -27,7 +27,13 @@ from .changelog import ChangeLog
 from .clock import SystemClock, WallClock
 from .cursors import CursorRegistry
 from .registry import Action, Context, lookup
-from .sessions import WRITE_CONCERN_COMMANDS, RetryableWrites, check_session_fields, parse_write_concern
+from .sessions import (
+    WRITE_CONCERN_COMMANDS,
+    RetryableWrites,
+    check_concerns,
+    check_session_fields,
+    parse_write_concern,
+)
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -245,6 +251,7 @@ class StandinServer:
             db = body.get("$db") or request.legacy_collection.split(".", 1)[0] or "admin"
             spec = lookup(name, self.config.flavour)
             check_session_fields(self.config.flavour, name, body)
+            check_concerns(name, body)
             write_concern = parse_write_concern(body) if name in WRITE_CONCERN_COMMANDS else None
             if spec.action not in (Action.NONE, Action.CUSTOM):
                 self.auth.check(conn.principals, spec.action, db, command=name)

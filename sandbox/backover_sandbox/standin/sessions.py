@@ -272,3 +272,46 @@ def parse_write_concern(body: Mapping[str, Any]) -> WriteConcern | None:
             "types '[long, int, decimal, double]'"
         )
     return WriteConcern(1 if w is None else w, None if j is None else bool(j), int(wtimeout))
+
+
+#: Read commands: they take a ``readConcern`` and refuse a ``writeConcern`` (72, as mongod).
+READ_CONCERN_COMMANDS = frozenset({"find", "aggregate", "count", "distinct"})
+NO_WRITE_CONCERN_COMMANDS = frozenset(
+    {*READ_CONCERN_COMMANDS, "getMore", "listCollections", "listIndexes", "listDatabases"}
+)
+#: Read concern levels mongod knows; on one member every level but snapshot reads what is there.
+READ_CONCERN_LEVELS = frozenset({"local", "majority", "linearizable", "available", "snapshot"})
+
+
+def check_concerns(name: str, body: Mapping[str, Any]) -> None:
+    """A ``readConcern`` the stand-in can honour, and no ``writeConcern`` on a read, else mongod's
+    answer: a read of one member at ``local``/``majority``/``linearizable``/``available`` (with or
+    without ``afterClusterTime``) is the data as it is; ``snapshot`` and ``atClusterTime`` (a read
+    of the past) are refused (not implemented)."""
+    aggregate_writes = name == "aggregate" and any(
+        isinstance(stage, Mapping) and ("$out" in stage or "$merge" in stage)
+        for stage in body.get("pipeline") or ()
+    )
+    if name in NO_WRITE_CONCERN_COMMANDS and "writeConcern" in body and not aggregate_writes:
+        raise errors.CommandError(
+            errors.INVALID_OPTIONS, "InvalidOptions", "Command does not support writeConcern"
+        )
+    if "readConcern" not in body:
+        return
+    spec = to_plain(body["readConcern"])
+    if not isinstance(spec, Mapping):
+        raise errors.type_mismatch(
+            f"BSON field 'readConcern' is the wrong type '{type_name(spec)}', expected type 'object'"
+        )
+    for key in spec:
+        if key not in ("level", "afterClusterTime", "atClusterTime"):
+            raise unknown_field_error("readConcern", key)
+    level = spec.get("level", "local")
+    if not isinstance(level, str) or level not in READ_CONCERN_LEVELS:
+        raise errors.bad_value(
+            f"Enumeration value '{level}' for field 'readConcern.level' is not a valid value."
+        )
+    if level == "snapshot" or "atClusterTime" in spec:
+        raise unknown_field_error(
+            "readConcern", "atClusterTime" if "atClusterTime" in spec else "level", detail="snapshot reads"
+        )

@@ -204,3 +204,54 @@ def test_a_duplicate_key_message_shows_the_value_as_mongod_does(client, db_name)
         db.c.insert_one({"_id": 2, "email": "x@example.com"})
     assert e.value.code == 11000
     assert 'dup key: { email: "x@example.com" }' in str(e.value)
+
+
+# -- read and write concerns on reads --------------------------------------------------------------
+def test_a_read_concern_of_one_member_reads_what_is_there(client, db_name) -> None:
+    db = client[db_name]
+    db.c.insert_one({"_id": 1})
+    for level in ("local", "majority", "available"):
+        reply = db.command("find", "c", readConcern={"level": level})
+        assert [d["_id"] for d in reply["cursor"]["firstBatch"]] == [1], level
+
+
+@pytest.mark.parametrize(
+    "concern, code",
+    [({"level": "bogus"}, 2), ({"level": "local", "noSuchField": 1}, 40415)],
+    ids=["unknown-level", "unknown-field"],
+)
+def test_a_malformed_read_concern_is_refused(client, target, db_name, concern, code) -> None:
+    if target.name == "real-documentdb":
+        pytest.skip("DocumentDB does not document its answers to malformed read concerns")
+    db = client[db_name]
+    db.c.insert_one({"_id": 1})
+    with pytest.raises(OperationFailure) as e:
+        db.command("find", "c", readConcern=concern)
+    assert e.value.code == code
+
+
+def test_a_snapshot_read_in_the_past_is_run_or_refused(client, target, db_name) -> None:
+    """MongoDB reads the data as of atClusterTime; the stand-ins cannot, so they refuse."""
+    db = client[db_name]
+    db.c.insert_one({"_id": 1})
+    with client.start_session() as session:
+        db.c.find_one({}, session=session)
+        before = session.operation_time
+    db.c.insert_one({"_id": 2})
+    concern = {"level": "snapshot", "atClusterTime": before}
+    if target.standin is None and target.flavour == "mongodb":
+        reply = db.command("find", "c", readConcern=concern)
+        assert [d["_id"] for d in reply["cursor"]["firstBatch"]] == [1]
+        return
+    with pytest.raises(OperationFailure):
+        db.command("find", "c", readConcern=concern)
+
+
+def test_a_write_concern_on_a_read_is_refused(client, target, db_name) -> None:
+    if target.name == "real-documentdb":
+        pytest.skip("DocumentDB does not document its answer to a write concern on a read")
+    db = client[db_name]
+    db.c.insert_one({"_id": 1})
+    with pytest.raises(OperationFailure) as e:
+        db.command("find", "c", writeConcern={"w": 1})
+    assert e.value.code == 72
