@@ -7,12 +7,25 @@ The microservices keep writing to DocumentDB throughout.
 1. **check** - the environment (Airflow Variable `backover`), the bucket, both databases
    (connections `backover_documentdb`, `backover_mongodb`), the microservices' user and its roles,
    change-stream status. A *dry run* stops here.
-2. **worker** - start the EC2 worker and wait until it runs.
+2. **worker** - start the EC2 workers and wait until each runs (the Variable's
+   `worker_instance_id`; with its `worker_tag`, e.g. `{"Key": "backover-worker", "Value": "prod"}`,
+   every instance carrying that tag too).
 3. **capture** - the *start* Lambda saves the user's prior roles, gives it read-write roles and
    enables change streams, recording T0 in `state/start.json`; SSM Run Command starts
-   `backover replicate --detach` on the worker; the replicator's checkpoint must show a fresh
+   `backover replicate --detach` on the first worker; the replicator's checkpoint must show a fresh
    heartbeat.
-4. **follow** (Param *follow*, on by default) - `backover backup --label mongodb` keeps MongoDB as
+4. **sync** (Param *initial_sync*) - copies DocumentDB's migrated collections to MongoDB after T0
+   and before any replayed change: `backover sync --plan` on the first worker writes the plan
+   (the target's collections and indexes, `_id` partitions of about *sync_partition_documents*
+   documents), then one SSM command `backover sync --partition ID` per partition, mapped over the
+   partitions (one task each, named by its partition and worker) and spread over the workers
+   round-robin, then the check that `sync/complete.json` exists. *auto* (default): copy only when
+   MongoDB lacks the migrated collections or they are empty (otherwise the plan says no copy is
+   needed and nothing is mapped); *always*: copy, and a MongoDB holding documents in them is
+   refused unless *drop_target* (then they are dropped first); *never*: every sync task is
+   skipped (MongoDB must then hold DocumentDB's data as of T0). A re-run resumes: completed
+   partitions are not copied again, the others resume from their checkpoints.
+5. **follow** (Param *follow*, on by default) - `backover backup --label mongodb` keeps MongoDB as
    it is before the first replayed write (the rollback point); then `backover restore --follow
    --detach` starts applying the captured changes as they land, so that the write freeze of
    `backover_restore` lasts seconds; the run ends when the follow restore runs. Off: nothing here,
@@ -28,12 +41,13 @@ from airflow.sdk import DAG, TaskGroup, chain
 
 from backover_airflow.follow import backup_before_first_replayed_write, run_if_follow
 from backover_airflow.operators.lambda_function import MigrationLambdaOperator
+from backover_airflow.operators.sync import SyncCompletedOperator, SyncPartitionsOperator, run_if_initial_sync
 from backover_airflow.operators.worker import WorkerCommandOperator
 from backover_airflow.sensors.replication import ReplicatorHealthySensor
 from backover_airflow.sensors.restore import FollowRestoreHealthySensor
 from backover_airflow.task_groups import check_group, lifecycle_dag, worker_group
 
-with DAG(**lifecycle_dag("backover_start", __doc__, follow=True)) as dag:
+with DAG(**lifecycle_dag("backover_start", __doc__, follow=True, sync=True)) as dag:
     preflight, dry_run_gate = check_group(
         tooltip="Environment, bucket, databases, user: before anything changes",
         require_started=False,
@@ -41,7 +55,7 @@ with DAG(**lifecycle_dag("backover_start", __doc__, follow=True)) as dag:
         "microservices' user and its roles, and which change streams are enabled. Changes nothing.",
     )
 
-    start_worker, worker_running = worker_group(tooltip="The EC2 worker that runs the replicator")
+    start_worker, worker_running = worker_group(tooltip="The EC2 workers: the replicator, the sync's copies")
 
     with TaskGroup("capture", tooltip="Start Lambda, replicator, first heartbeat"):
         start_lambda = MigrationLambdaOperator(
@@ -61,6 +75,39 @@ with DAG(**lifecycle_dag("backover_start", __doc__, follow=True)) as dag:
             timeout=15 * 60,
             doc_md="Waits until `changes/_checkpoint.json` says `running` with a fresh heartbeat; fails at "
             "once if the replicator failed (with its reason).",
+        )
+
+    with TaskGroup(
+        "sync", tooltip="Initial sync (Param initial_sync): plan, the partitions over the workers"
+    ):
+        plan_sync = WorkerCommandOperator(
+            task_id="plan",
+            command="sync_plan",
+            deferrable=True,
+            pre_execute=run_if_initial_sync,
+            doc_md="SSM on the first worker: `backover sync --plan` (*auto*: `--if-needed`; *always* with "
+            "*drop_target*: `--drop-target`; `--partition-documents` from *sync_partition_documents*): checks "
+            "MongoDB, creates its collections and indexes and writes `sync/plan.json`. Skipped when "
+            "*initial_sync* is never.",
+        )
+        partitions = SyncPartitionsOperator(
+            task_id="partitions",
+            doc_md="Reads `sync/plan.json` and spreads the partitions not yet completed over the workers "
+            "round-robin (the copy maps over this list). Empty when no copy is needed or it completed.",
+        )
+        copy = WorkerCommandOperator.partial(
+            task_id="copy",
+            command="sync_partition",
+            deferrable=True,
+            pre_execute=run_if_initial_sync,
+            map_index_template="{{ task.options['partition'] }} on {{ task.worker }}",
+            doc_md="One task per partition (dynamic task mapping): SSM `backover sync --partition ID` on its "
+            "worker; the copy resumes from its checkpoint after a failure. Its output is in the log.",
+        ).expand_kwargs(partitions.output)
+        sync_complete = SyncCompletedOperator(
+            task_id="complete",
+            doc_md="Checks that `sync/complete.json` exists (every partition copied) and logs the copy's "
+            "figures; the MongoDB backup and the follow restore come only after it.",
         )
 
     with TaskGroup("follow", tooltip="MongoDB backup, then the follow restore (Param follow)"):
@@ -97,6 +144,10 @@ with DAG(**lifecycle_dag("backover_start", __doc__, follow=True)) as dag:
         start_lambda,
         start_replicator,
         replicator_healthy,
+        plan_sync,
+        partitions,
+        copy,
+        sync_complete,
         backup_mongodb,
         start_restore,
         restore_following,

@@ -100,6 +100,45 @@ def verify_live(config: BackoverConfig, run: RunParams) -> list[str]:
     return [*verify(config, run), "--live"]
 
 
+def _databases(config: BackoverConfig) -> list[str]:
+    return [
+        "--source-secret-id",
+        _secret(config, "documentdb"),
+        "--target-secret-id",
+        _secret(config, "mongodb"),
+    ]
+
+
+#: ``backover sync --plan``'s flags for each ``initial_sync`` mode (``never`` runs no sync task).
+SYNC_MODE_FLAGS = {"auto": ["--if-needed"], "always": []}
+
+
+def sync_plan(config: BackoverConfig, run: RunParams) -> list[str]:
+    """Plan the initial sync: check the target, create its collections and indexes, write
+    ``sync/plan.json`` (``auto``: ``--if-needed``, nothing when the target holds the data;
+    ``always``: a target holding data is refused, or dropped first with ``drop_target``)."""
+    if run.initial_sync not in SYNC_MODE_FLAGS:
+        raise ConfigError(f"initial_sync {run.initial_sync!r} runs no sync")
+    flags = ["--drop-target"] if run.drop_target else SYNC_MODE_FLAGS[run.initial_sync]
+    return [
+        "sync",
+        "--plan",
+        *flags,
+        "--partition-documents",
+        str(run.sync_partition_documents),
+        *_databases(config),
+        *_migration(config, run),
+    ]
+
+
+def sync_partition(config: BackoverConfig, run: RunParams, partition: str) -> list[str]:
+    """Copy one partition of the plan (a worker's share); the last one to complete writes
+    ``sync/complete.json``."""
+    if not isinstance(partition, str) or not partition or partition.startswith("-"):
+        raise ConfigError(f"a sync partition id from the plan, not {partition!r}")
+    return ["sync", "--partition", partition, *_databases(config), *_migration(config, run)]
+
+
 def clean(config: BackoverConfig, run: RunParams) -> list[str]:
     """Delete the change segments (backups and reports stay)."""
     return ["clean", *_migration(config, run)]
@@ -118,13 +157,21 @@ BUILDERS: dict[str, Callable[..., list[str]]] = {
     "follow_restore": follow_restore,
     "verify": verify,
     "verify_live": verify_live,
+    "sync_plan": sync_plan,
+    "sync_partition": sync_partition,
     "clean": clean,
     "abort": abort,
 }
 
 
 #: How a task log names the commands whose builder is not the sub-command's own name.
-TITLES = {"follow_restore": "restore --follow", "verify_live": "verify --live", "seal": "backup --seal"}
+TITLES = {
+    "follow_restore": "restore --follow",
+    "verify_live": "verify --live",
+    "seal": "backup --seal",
+    "sync_plan": "sync --plan",
+    "sync_partition": "sync --partition",
+}
 
 
 def title(command: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from backover import defaults
 from backover.errors import UsageError
 from backover.layout import InvalidName, MigrationLayout, check_bucket_name, check_migration_id, check_prefix
+from backover.sync.config import DEFAULT_PARTITION_DOCUMENTS
 
 #: The Airflow Variable (JSON) that describes the environment; a DAG's ``environment`` Param can
 #: name another one (a rehearsal environment, say).
@@ -32,6 +33,10 @@ BACKOVER_COMMAND = "backover"
 POLL_INTERVAL_SECONDS = 30
 COMMAND_TIMEOUT_SECONDS = 86_400
 HEARTBEAT_MAX_AGE_SECONDS = 300
+#: The ``initial_sync`` Param of ``backover_start``: ``auto`` copies only when the target lacks the
+#: migrated collections (or they are empty), ``always`` copies (a target holding data is refused
+#: unless ``drop_target``), ``never`` runs no sync task.
+INITIAL_SYNC_MODES = ("auto", "always", "never")
 
 
 class ConfigError(ValueError):
@@ -69,6 +74,23 @@ def _optional(data: Mapping[str, Any], key: str, default: str) -> object:
     return default if value is None else value
 
 
+def _worker_tag(data: Mapping[str, Any], name: str) -> dict[str, str] | None:
+    """The optional ``worker_tag``: ``{"Key": ..., "Value": ...}``, EC2's own shape of a tag."""
+    value = data.get("worker_tag")
+    if value is None:
+        return None
+    if (
+        not isinstance(value, Mapping)
+        or set(value) != {"Key", "Value"}
+        or not all(isinstance(value[k], str) and value[k] for k in ("Key", "Value"))
+    ):
+        shape = '{"Key": ..., "Value": ...}'
+        raise ConfigError(
+            f"Variable {name!r}: 'worker_tag' must be an EC2 tag {shape} of two non-empty strings"
+        )
+    return {"Key": str(value["Key"]), "Value": str(value["Value"])}
+
+
 def _positive(data: Mapping[str, Any], name: str, key: str, default: int) -> int:
     if data.get(key) is None:
         return default
@@ -85,7 +107,12 @@ class BackoverConfig:
     :param bucket: S3 bucket of the migrations.
     :param prefix: key prefix in the bucket (default ``backover``, :data:`backover.defaults.PREFIX`,
         as for the command line and the Lambdas; ``""`` is the bucket's top).
-    :param worker_instance_id: the EC2 worker that SSM Run Command runs ``backover`` on.
+    :param worker_instance_id: the EC2 worker that SSM Run Command runs ``backover`` on (the
+        replicator, the restore, the backups, verify, the sync's plan): the first worker.
+    :param worker_tag: optional EC2 tag ``{"Key": "backover-worker", "Value": "prod"}``: every
+        instance carrying it (not terminated) is a worker too, and the initial sync's partitions are
+        spread over all of them round-robin (:mod:`backover_airflow.workers`); the worker group
+        starts and waits for each, clean stops each. None (default): the one worker.
     :param lambda_names: function names of the ``start``, ``restore`` and ``clean`` Lambdas.
     :param secret_ids: Secrets Manager ids of the ``documentdb`` and ``mongodb`` master credentials
         and of the microservices' user (``app_user``).
@@ -111,6 +138,7 @@ class BackoverConfig:
     poll_interval_seconds: int = POLL_INTERVAL_SECONDS
     command_timeout_seconds: int = COMMAND_TIMEOUT_SECONDS
     heartbeat_max_age_seconds: int = HEARTBEAT_MAX_AGE_SECONDS
+    worker_tag: dict[str, str] | None = None
     variable: str = DEFAULT_VARIABLE
 
     @classmethod
@@ -135,6 +163,7 @@ class BackoverConfig:
             heartbeat_max_age_seconds=_positive(
                 data, variable, "heartbeat_max_age_seconds", HEARTBEAT_MAX_AGE_SECONDS
             ),
+            worker_tag=_worker_tag(data, variable),
             variable=variable,
             # last, so a missing field is named before a malformed name
             bucket=_checked(variable, "bucket", check_bucket_name, _require(data, variable, "bucket", str)),
@@ -171,6 +200,11 @@ class RunParams:
     :param follow: the follow-mode restore (default): ``backover_start`` backs MongoDB up and starts
         ``backover restore --follow``, ``backover_restore`` freezes only once it trails by seconds;
         off: the restore replays everything after the freeze (the seed's order).
+    :param initial_sync: ``auto`` (default), ``always`` or ``never`` (:data:`INITIAL_SYNC_MODES`):
+        whether ``backover_start`` copies DocumentDB to MongoDB before the replay (``backover sync``).
+    :param drop_target: with ``always``: drop the migrated collections the target holds first
+        (``--drop-target``); otherwise such a target is refused.
+    :param sync_partition_documents: about this many documents per partition of the copy.
     """
 
     migration_id: str
@@ -178,6 +212,9 @@ class RunParams:
     dry_run: bool = False
     environment: str = DEFAULT_VARIABLE
     follow: bool = True
+    initial_sync: str = "auto"
+    drop_target: bool = False
+    sync_partition_documents: int = DEFAULT_PARTITION_DOCUMENTS
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], config: BackoverConfig | None = None) -> RunParams:
@@ -189,12 +226,37 @@ class RunParams:
         databases = list(params.get("databases") or (config.databases if config else []))
         if not databases:
             raise ConfigError("no databases: name them in the run's 'databases' or in the Variable")
+        initial_sync = params.get("initial_sync") or "auto"
+        if initial_sync not in INITIAL_SYNC_MODES:
+            raise ConfigError(
+                f"Param 'initial_sync' must be one of {', '.join(INITIAL_SYNC_MODES)}, not {initial_sync!r}"
+            )
+        drop_target = bool(params.get("drop_target", False))
+        if drop_target and initial_sync != "always":
+            raise ConfigError(
+                f"Param 'drop_target' needs initial_sync 'always', not {initial_sync!r}: the target's "
+                "collections are dropped only for a copy the user asked for"
+            )
+        partition_documents = params.get("sync_partition_documents")
+        if partition_documents is None:
+            partition_documents = DEFAULT_PARTITION_DOCUMENTS
+        if (
+            not isinstance(partition_documents, int)
+            or isinstance(partition_documents, bool)
+            or partition_documents < 1
+        ):
+            raise ConfigError(
+                f"Param 'sync_partition_documents' must be a whole number of at least 1, not {partition_documents!r}"
+            )
         return cls(
             migration_id=migration_id,
             databases=databases,
             dry_run=bool(params.get("dry_run", False)),
             environment=str(params.get("environment") or DEFAULT_VARIABLE),
             follow=bool(params.get("follow", True)),
+            initial_sync=str(initial_sync),
+            drop_target=drop_target,
+            sync_partition_documents=partition_documents,
         )
 
 

@@ -15,7 +15,8 @@ from typing import Any
 from airflow.sdk import Param
 
 from backover.layout import MIGRATION_ID
-from backover_airflow.config import DEFAULT_VARIABLE
+from backover.sync.config import DEFAULT_PARTITION_DOCUMENTS
+from backover_airflow.config import DEFAULT_VARIABLE, INITIAL_SYNC_MODES
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +89,60 @@ def follow_param() -> Param:
     )
 
 
-def lifecycle_params(follow: bool = False) -> dict[str, Param]:
+def initial_sync_param() -> Param:
+    return Param(
+        "auto",
+        type="string",
+        enum=list(INITIAL_SYNC_MODES),
+        title="Initial sync",
+        description="Copy DocumentDB's migrated collections to MongoDB after T0, before any replayed change "
+        "(`backover sync`, partitioned over the workers). auto (default): copy only when MongoDB lacks "
+        "them or they are empty, nothing otherwise. always: copy; a MongoDB holding documents in them is "
+        "refused unless 'Drop the target' is on. never: no copy (MongoDB must hold DocumentDB's data as of T0).",
+    )
+
+
+def drop_target_param() -> Param:
+    return Param(
+        False,
+        type="boolean",
+        title="Drop the target",
+        description="With initial sync 'always' only: drop the migrated collections MongoDB already has before "
+        "the copy (`backover sync --drop-target`). Off (default): such a MongoDB is refused and nothing is "
+        "written.",
+    )
+
+
+def sync_partition_documents_param() -> Param:
+    return Param(
+        DEFAULT_PARTITION_DOCUMENTS,
+        type="integer",
+        minimum=1,
+        title="Documents per sync partition",
+        description="The initial sync splits each collection into _id ranges of about this many documents; "
+        f"each is one SSM command on one worker (default {DEFAULT_PARTITION_DOCUMENTS:,}).",
+    )
+
+
+def lifecycle_params(follow: bool = False, sync: bool = False) -> dict[str, Param]:
     """The trigger form of backover_start, backover_restore, backover_clean and backover_abort
-    (``follow``: with the follow-mode Param, for start and restore)."""
+    (``follow``: with the follow-mode Param, for start and restore; ``sync``: with the initial
+    sync's Params, for start)."""
     return {
         "migration_id": migration_id_param(),
         "databases": databases_param(),
         "dry_run": dry_run_param(),
         "environment": environment_param(),
         **({"follow": follow_param()} if follow else {}),
+        **(
+            {
+                "initial_sync": initial_sync_param(),
+                "drop_target": drop_target_param(),
+                "sync_partition_documents": sync_partition_documents_param(),
+            }
+            if sync
+            else {}
+        ),
     }
 
 

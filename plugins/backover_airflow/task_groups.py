@@ -22,11 +22,14 @@ STARTED_PREFLIGHT_DOC = (
 )
 
 
-def lifecycle_dag(dag_id: str, doc_md: str | None, follow: bool = False) -> dict[str, Any]:
+def lifecycle_dag(
+    dag_id: str, doc_md: str | None, follow: bool = False, sync: bool = False
+) -> dict[str, Any]:
     """The arguments of ``DAG(...)`` shared by the lifecycle DAGs (triggered by hand, one run at a
     time). ``follow``: the DAG has the ``follow`` Param and tasks of either path skip themselves
     (``follow.run_if_follow``/``run_unless_follow``), so every task runs unless an upstream
-    task failed (``none_failed``) rather than only when all succeeded."""
+    task failed (``none_failed``) rather than only when all succeeded. ``sync``: the DAG has the
+    initial sync's Params (``initial_sync``, ``drop_target``, ``sync_partition_documents``)."""
     default_args = {**d.DEFAULT_ARGS, "trigger_rule": "none_failed"} if follow else d.DEFAULT_ARGS
     return {
         "dag_id": dag_id,
@@ -37,7 +40,7 @@ def lifecycle_dag(dag_id: str, doc_md: str | None, follow: bool = False) -> dict
         "max_active_runs": 1,
         "tags": d.TAGS,
         "default_args": default_args,
-        "params": d.lifecycle_params(follow),
+        "params": d.lifecycle_params(follow, sync),
     }
 
 
@@ -57,18 +60,20 @@ def check_group(
 
 
 def worker_group(*, tooltip: str) -> tuple[WorkerStartOperator, WorkerStateSensor]:
-    """``worker``: start the environment's EC2 worker (a running one stays as it is) and wait until it runs."""
+    """``worker``: start the environment's EC2 workers (running ones stay as they are) and wait until
+    each runs (the Variable's ``worker_instance_id``, and with ``worker_tag`` every tagged instance)."""
     with TaskGroup("worker", tooltip=tooltip):
         start_worker = WorkerStartOperator(
             task_id="start_worker",
             check_interval=5,
-            doc_md="Starts the EC2 worker if it is stopped (a running worker stays as it is).",
+            doc_md="Starts the EC2 workers that are stopped (running ones stay as they are): the Variable's "
+            "`worker_instance_id`, and with `worker_tag` every instance carrying that tag.",
         )
         worker_running = WorkerStateSensor(
             task_id="worker_running",
             target_state="running",
             poke_interval=5,
             timeout=15 * 60,
-            doc_md="Waits until EC2 reports the worker `running`.",
+            doc_md="Waits until EC2 reports every worker `running`.",
         )
     return start_worker, worker_running

@@ -9,12 +9,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backover.errors import UsageError
+
 #: Below Linux's ephemeral range (32768-60999), so client connections never hold a sandbox port.
 DEFAULT_PORT_BASE = 31000
 REGION = "us-east-1"
 #: moto accepts any key pair; these are not secrets.
 AWS_TEST_KEY_ID = "testing"
 AWS_TEST_SECRET_KEY = "testing"
+
+
+#: The EC2 tag every sandbox worker carries (the Variable's ``worker_tag`` with several workers).
+WORKER_TAG = {"Key": "backover-worker", "Value": "sandbox"}
+#: Workers one machine's sandbox starts at most (each copy is a local process).
+MAX_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,10 @@ class SandboxConfig:
     :param directory: pid, log and state files (default ``.sandbox`` in the current directory,
         or ``BACKOVER_SANDBOX_DIR``).
     :param ports: loopback ports (default from ``BACKOVER_SANDBOX_PORT_BASE``, else 31000).
+    :param workers: EC2 workers in moto (each tagged :data:`WORKER_TAG`; the local runner runs SSM
+        commands for any of them); with more than one, the Variable names them by that tag.
+    :param empty_target: the MongoDB stand-in starts without the demo data (the initial sync
+        copies it); DocumentDB is seeded as always.
     """
 
     directory: Path
@@ -64,12 +76,31 @@ class SandboxConfig:
     bucket: str = "backover-sandbox"
     prefix: str = "migrations"
     project_root: Path = field(default_factory=lambda: Path.cwd())
+    workers: int = 1
+    empty_target: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise UsageError(f"--workers must be between 1 and {MAX_WORKERS}, not {self.workers}")
 
     @classmethod
-    def from_env(cls, directory: str | None = None, port_base: int | None = None) -> SandboxConfig:
+    def from_env(
+        cls,
+        directory: str | None = None,
+        port_base: int | None = None,
+        *,
+        workers: int = 1,
+        empty_target: bool = False,
+    ) -> SandboxConfig:
         directory = directory or os.environ.get("BACKOVER_SANDBOX_DIR") or ".sandbox"
         base = port_base or int(os.environ.get("BACKOVER_SANDBOX_PORT_BASE", DEFAULT_PORT_BASE))
-        return cls(directory=Path(directory).resolve(), ports=Ports.from_base(base), project_root=Path.cwd())
+        return cls(
+            directory=Path(directory).resolve(),
+            ports=Ports.from_base(base),
+            project_root=Path.cwd(),
+            workers=workers,
+            empty_target=empty_target,
+        )
 
     @property
     def state_file(self) -> Path:
@@ -88,7 +119,9 @@ class SandboxState:
     host: str
     bucket: str
     prefix: str
-    worker_instance_id: str = ""
+    worker_instance_id: str = ""  # the first worker (replicator, restore, the sync's plan)
+    worker_instance_ids: list[str] = field(default_factory=list)  # every worker, the first first
+    worker_tag: dict[str, str] | None = None  # in the Variable when there is more than one worker
     secret_ids: dict[str, str] = field(default_factory=dict)
     lambda_names: dict[str, str] = field(default_factory=dict)
     app_user: str = ""

@@ -55,8 +55,9 @@ def airflow_env(state: SandboxState, credentials: dict[str, dict[str, Any]]) -> 
 
 
 def airflow_variable(state: Any, *, poll_interval_seconds: int, backover_command: str) -> dict[str, Any]:
-    """The Airflow Variable ``backover`` of an environment seeded like the sandbox (no secret in it)."""
-    return {
+    """The Airflow Variable ``backover`` of an environment seeded like the sandbox (no secret in it);
+    with more than one worker, ``worker_tag`` names them all."""
+    variable = {
         "bucket": state.bucket,
         "prefix": state.prefix,
         "worker_instance_id": state.worker_instance_id,
@@ -67,6 +68,9 @@ def airflow_variable(state: Any, *, poll_interval_seconds: int, backover_command
         "poll_interval_seconds": poll_interval_seconds,
         "backover_command": backover_command,
     }
+    if getattr(state, "worker_tag", None):
+        variable["worker_tag"] = dict(state.worker_tag)
+    return variable
 
 
 def mongo_connection(secret: dict[str, Any]) -> dict[str, Any]:

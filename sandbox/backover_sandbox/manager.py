@@ -133,7 +133,7 @@ def up(config: SandboxConfig) -> SandboxState:
         app_password = seed.new_password()
         with aws_environment(state):
             seed.seed_aws(config, state, master, app_password)
-        seed.seed_databases(state, master, app_password)
+        seed.seed_databases(state, master, app_password, empty_target=config.empty_target)
     except BaseException:
         _stop_pids(config, state.pids)
         config.state_file.unlink(missing_ok=True)

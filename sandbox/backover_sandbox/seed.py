@@ -16,7 +16,7 @@ from bson.max_key import MaxKey
 from bson.min_key import MinKey
 from pymongo import MongoClient
 
-from .config import SandboxConfig, SandboxState
+from .config import WORKER_TAG, SandboxConfig, SandboxState
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +77,15 @@ def seed_aws(
         except sm.exceptions.ResourceExistsException:
             sm.put_secret_value(SecretId=secret_id, SecretString=json.dumps(value))
     state.secret_ids = dict(SECRET_IDS)
-    state.worker_instance_id = _ensure_worker()
+    ids = _ensure_workers(config.workers)
+    state.worker_instance_id, state.worker_instance_ids = ids[0], ids
+    # One worker: the Variable names it alone, as an environment without a tag does.
+    state.worker_tag = dict(WORKER_TAG) if len(ids) > 1 else None
 
 
-def _ensure_worker() -> str:
+def _ensure_workers(count: int) -> list[str]:
+    """``count`` EC2 workers in moto, each tagged ``Name=backover-worker`` and :data:`WORKER_TAG`
+    (the ones already there first, in launch order)."""
     ec2 = boto3.client("ec2")
     found = ec2.describe_instances(
         Filters=[
@@ -88,20 +93,26 @@ def _ensure_worker() -> str:
             {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
         ]
     )
-    for reservation in found["Reservations"]:
-        for instance in reservation["Instances"]:
-            return instance["InstanceId"]
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    started = ec2.run_instances(
-        ImageId=image,
-        MinCount=1,
-        MaxCount=1,
-        InstanceType="t3.medium",
-        TagSpecifications=[
-            {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "backover-worker"}]}
-        ],
-    )
-    return started["Instances"][0]["InstanceId"]
+    instances = [i for r in found["Reservations"] for i in r["Instances"]]
+    ids = [i["InstanceId"] for i in sorted(instances, key=lambda i: (i["LaunchTime"], i["InstanceId"]))]
+    if ids:
+        ec2.create_tags(Resources=ids, Tags=[WORKER_TAG])
+    if len(ids) < count:
+        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        started = ec2.run_instances(
+            ImageId=image,
+            MinCount=count - len(ids),
+            MaxCount=count - len(ids),
+            InstanceType="t3.medium",
+            TagSpecifications=[
+                {
+                    "ResourceType": "instance",
+                    "Tags": [{"Key": "Name", "Value": "backover-worker"}, dict(WORKER_TAG)],
+                }
+            ],
+        )
+        ids += sorted(i["InstanceId"] for i in started["Instances"])
+    return ids[:count]
 
 
 def lambda_registry(config: SandboxConfig) -> dict[str, Any]:
@@ -126,15 +137,19 @@ def write_lambda_registry(config: SandboxConfig, state: SandboxState) -> Path:
     return path
 
 
-def seed_databases(state: SandboxState, master: dict[str, dict[str, Any]], app_password: str) -> None:
+def seed_databases(
+    state: SandboxState, master: dict[str, dict[str, Any]], app_password: str, empty_target: bool = False
+) -> None:
     """The microservices' user (read-write on the demo databases) and a little demo data.
 
     The same demo data goes into both stand-ins: MongoDB is the database the application left for
     DocumentDB, so it holds the data as it was when the capture starts (T0), and replaying the
-    captured changes brings it forward.
+    captured changes brings it forward. ``empty_target``: MongoDB gets nothing (a fresh cluster:
+    the initial sync copies DocumentDB's data after T0).
     """
-    with client(master["mongodb"]) as mongodb:
-        _demo_data(mongodb)
+    if not empty_target:
+        with client(master["mongodb"]) as mongodb:
+            _demo_data(mongodb)
     with client(master["documentdb"]) as docdb:
         admin = docdb.admin
         roles = [{"role": "readWrite", "db": db} for db in DEMO_DATABASES]
@@ -172,10 +187,13 @@ def demo_document(i: int) -> dict[str, Any]:
 DEMO_ORDERS = 50
 
 
-def add_demo_orders(master: dict[str, dict[str, Any]], documents: int, batch: int = 1000) -> int:
+def add_demo_orders(
+    master: dict[str, dict[str, Any]], documents: int, batch: int = 1000, empty_target: bool = False
+) -> int:
     """Orders ``DEMO_ORDERS + 1 .. documents`` into ``shop.orders`` of both stand-ins (the same
-    documents: MongoDB holds DocumentDB's data as of T0); returns how many were added to each."""
-    for label in ("documentdb", "mongodb"):
+    documents: MongoDB holds DocumentDB's data as of T0; with ``empty_target`` DocumentDB only);
+    returns how many were added to each."""
+    for label in ("documentdb",) if empty_target else ("documentdb", "mongodb"):
         with client(master[label]) as side:
             for first in range(DEMO_ORDERS + 1, documents + 1, batch):
                 last = min(first + batch, documents + 1)

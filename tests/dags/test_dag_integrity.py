@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
 LIFECYCLE = ("backover_start", "backover_restore", "backover_clean", "backover_abort")
 #: Worker commands that can run for hours: their tasks defer.
-LONG_COMMANDS = {"backup", "restore", "verify", "clean"}
+LONG_COMMANDS = {"backup", "restore", "verify", "clean", "sync_plan", "sync_partition"}
 #: Tasks that must not be retried, and why (the task's doc says so too).
 NO_RETRY = {
     "verify.verify": "a difference does not go away by retrying",
@@ -169,21 +169,79 @@ class TestPolicy:
         """No task runs SSM commands but WorkerCommandOperator, which writes the command's output into
         the task log; the long ones (backup, restore, verify, clean) wait in the triggerer."""
         from airflow.providers.amazon.aws.operators.ssm import SsmRunCommandOperator
+        from airflow.sdk.definitions.mappedoperator import MappedOperator
 
         from backover_airflow.operators.worker import WorkerCommandOperator
 
         for task in dags[dag_id].tasks:
             assert not isinstance(task, SsmRunCommandOperator), task.task_id
-            if isinstance(task, WorkerCommandOperator) and task.command in LONG_COMMANDS:
+            if isinstance(task, MappedOperator):  # the mapped copy: its operator and its fixed arguments
+                assert not issubclass(task.operator_class, SsmRunCommandOperator), task.task_id
+                if task.partial_kwargs.get("command") in LONG_COMMANDS:
+                    assert task.partial_kwargs.get("deferrable"), f"{task.task_id} would hold worker slots"
+            elif isinstance(task, WorkerCommandOperator) and task.command in LONG_COMMANDS:
                 assert task.deferrable, f"{task.task_id} would hold a worker slot while it runs"
 
 
 def test_lifecycle_dags_share_the_same_trigger_form(dags: dict[str, Any]) -> None:
     forms = {dag_id: dags[dag_id].params.dump() for dag_id in LIFECYCLE}
     common = {"migration_id": None, "databases": [], "dry_run": False, "environment": "backover"}
-    # start and restore add the follow-mode switch, on by default; clean and abort do not need it
-    assert forms["backover_start"] == forms["backover_restore"] == {**common, "follow": True}
+    # start and restore add the follow-mode switch, on by default; clean and abort do not need it;
+    # start adds the initial sync's (copy only when MongoDB lacks the data, never drop by default)
+    assert forms["backover_restore"] == {**common, "follow": True}
+    assert forms["backover_start"] == {
+        **common,
+        "follow": True,
+        "initial_sync": "auto",
+        "drop_target": False,
+        "sync_partition_documents": 1_000_000,
+    }
     assert forms["backover_clean"] == forms["backover_abort"] == common
+
+
+def test_start_dag_copies_over_the_workers_before_any_replayed_write(dags: dict[str, Any]) -> None:
+    """The sync group sits between the healthy replicator (T0 recorded, capture running) and the
+    MongoDB backup and follow restore; its copy is one mapped task per partition, on its worker."""
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    from backover_airflow.operators.sync import run_if_initial_sync
+    from backover_airflow.operators.worker import WorkerCommandOperator
+
+    dag = dags["backover_start"]
+    order = [
+        "capture.replicator_healthy",
+        "sync.plan",
+        "sync.partitions",
+        "sync.copy",
+        "sync.complete",
+        "follow.backup_mongodb",
+        "follow.start_follow_restore",
+    ]
+    for before, after in zip(order, order[1:], strict=False):
+        assert dag.get_task(before).downstream_task_ids == {after}, before
+    plan = dag.get_task("sync.plan")
+    assert isinstance(plan, WorkerCommandOperator) and plan.command == "sync_plan" and plan.worker is None
+    copy = dag.get_task("sync.copy")
+    assert isinstance(copy, MappedOperator) and copy.operator_class is WorkerCommandOperator
+    assert copy.partial_kwargs["command"] == "sync_partition"
+    # mapped over what the partitions task returns: one {"options": {"partition"}, "worker"} each
+    (source,) = copy.iter_mapped_dependencies()
+    assert source.task_id == "sync.partitions"
+    assert copy.map_index_template == "{{ task.options['partition'] }} on {{ task.worker }}"
+    assert {"options", "worker"} <= set(WorkerCommandOperator.template_fields)
+    for task_id in ("sync.plan", "sync.partitions", "sync.copy", "sync.complete"):
+        task = dag.get_task(task_id)
+        hook = (
+            task.partial_kwargs.get("pre_execute")
+            if isinstance(task, MappedOperator)
+            else task._pre_execute_hook
+        )
+        assert hook is run_if_initial_sync, f"{task_id} does not skip itself with initial_sync never"
+    params = dag.params
+    assert params.get_param("initial_sync").schema["enum"] == ["auto", "always", "never"]
+    assert params.get_param("sync_partition_documents").schema["minimum"] == 1
+    for name in ("initial_sync", "drop_target", "sync_partition_documents"):
+        assert f"*{name}*" in dag.doc_md, f"the DAG's doc does not explain {name}"
 
 
 def test_restore_dag_shape(dags: dict[str, Any]) -> None:
@@ -276,6 +334,7 @@ def test_a_bad_variable_fails_every_lifecycle_task_at_once_with_one_reason(
     (AirflowFailException) and with the same one line, before looking at AWS or a database."""
     from airflow.providers.common.compat.sdk import AirflowFailException
     from airflow.providers.standard.operators.python import ShortCircuitOperator
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
     from airflow.sdk.execution_time.context import VariableAccessor
 
     variable = {
@@ -299,6 +358,8 @@ def test_a_bad_variable_fails_every_lifecycle_task_at_once_with_one_reason(
         for task in dags[dag_id].tasks:
             if isinstance(task, ShortCircuitOperator):
                 continue  # the dry-run gate reads only the Params
+            if isinstance(task, MappedOperator):  # one of its task instances, as the mapping makes it
+                task = task.unmap({"options": {"partition": "shop.orders.0000"}, "worker": "i-0abc"})
             task = task.prepare_for_execution()  # a copy, as a task run gets
             task.render_template_fields(context)
             with pytest.raises(AirflowFailException) as failure:

@@ -1,14 +1,17 @@
 """The DAGs end to end with ``DAG.test()`` against a running sandbox, unchanged.
 
-One sandbox for the module (its own directory, ports from 31400): moto, the local Lambda/SSM
-runner (which runs the real Lambdas and the real ``backover`` commands), both MongoDB stand-ins.
+One sandbox for the module (its own directory, ports from 31400): moto with two EC2 workers (the
+Variable's ``worker_tag`` names both), the local Lambda/SSM runner (which runs the real Lambdas and
+the real ``backover`` commands), both MongoDB stand-ins.
 Airflow reads the sandbox's ``AIRFLOW_CONN_*`` and ``AIRFLOW_VAR_BACKOVER`` exactly as
 ``backover sandbox env`` prints them. The microservice load generator writes as the microservices'
 user while the replicator captures.
 
-* start -> restore -> clean under load: the load is refused at the freeze, verify finds the
-  databases identical, the segments are gone, the worker is stopped;
-* abort after start: the microservices' user writes again, with exactly its prior roles;
+* start from an empty MongoDB -> restore -> clean under load: the initial sync copies DocumentDB
+  in partitions mapped over both workers, the load is refused at the freeze, verify finds the
+  databases identical, the segments are gone, the workers are stopped;
+* abort after start (no initial sync: its tasks are skipped): the microservices' user writes
+  again, with exactly its prior roles;
 * a difference in MongoDB fails the restore DAG at ``verify``; the clean DAG then refuses to
   clean; the rehearsal report of that migration says why. (The aborted migration's writes never
   reached MongoDB either, so the verification counts them missing too.)
@@ -52,12 +55,19 @@ DATABASES = ["shop", "inventory"]
 pytestmark = pytest.mark.slow
 
 
+#: Workers of the module's sandbox: the initial sync's partitions are spread over both.
+WORKERS = 2
+#: Documents per sync partition: shop.orders' 50 make two partitions, so each worker copies some.
+PARTITION_DOCUMENTS = 30
+
+
 @dataclass
 class Run:
-    """One ``DAG.test()`` run."""
+    """One ``DAG.test()`` run: each task's state; a mapped task's instances by their rendered names."""
 
     state: str
     tasks: dict[str, str | None]
+    mapped: dict[str, dict[str, str | None]]
 
 
 @dataclass
@@ -78,8 +88,14 @@ class Lifecycle:
         spec.loader.exec_module(module)
         dag_run = module.dag.test(run_conf=conf, mark_success_pattern=mark_success_pattern)
         with create_session() as session:
-            tasks = {ti.task_id: _name(ti.state) for ti in dag_run.get_task_instances(session=session)}
-        return Run(state=str(_name(dag_run.state)), tasks=tasks)
+            instances = dag_run.get_task_instances(session=session)
+            tasks = {ti.task_id: _name(ti.state) for ti in instances}
+            mapped: dict[str, dict[str, str | None]] = {}
+            for ti in instances:
+                if ti.map_index >= 0:
+                    name = ti.rendered_map_index or str(ti.map_index)
+                    mapped.setdefault(ti.task_id, {})[name] = _name(ti.state)
+        return Run(state=str(_name(dag_run.state)), tasks=tasks, mapped=mapped)
 
     def layout(self, migration_id: str) -> MigrationLayout:
         return MigrationLayout(bucket=self.state.bucket, prefix=self.state.prefix, migration_id=migration_id)
@@ -90,10 +106,11 @@ class Lifecycle:
     def master(self, flavour: str) -> Any:
         return seed.client(manager.master_credentials(self.state)[flavour])
 
-    def worker_state(self) -> str:
+    def worker_states(self) -> set[str]:
+        """The states of every worker."""
         ec2 = boto3.client("ec2")
-        found = ec2.describe_instances(InstanceIds=[self.state.worker_instance_id])
-        return found["Reservations"][0]["Instances"][0]["State"]["Name"]
+        found = ec2.describe_instances(InstanceIds=self.state.worker_instance_ids)
+        return {i["State"]["Name"] for r in found["Reservations"] for i in r["Instances"]}
 
 
 def _name(state: Any) -> str | None:
@@ -104,7 +121,9 @@ def _name(state: Any) -> str | None:
 def lifecycle(airflow_home: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lifecycle]:
     """Start the sandbox, point Airflow at it, put the DAG files in the DAGs folder; stop it after."""
     directory = tmp_path_factory.mktemp("e2e-sandbox")
-    config = SandboxConfig(directory=directory, ports=Ports.from_base(PORT_BASE), project_root=ROOT)
+    config = SandboxConfig(
+        directory=directory, ports=Ports.from_base(PORT_BASE), project_root=ROOT, workers=WORKERS
+    )
     with pytest.MonkeyPatch.context() as mp:
         # The detached replicators keep their pid and log files here, not in the home directory.
         mp.setenv("BACKOVER_RUN_DIR", str(directory / "run"))
@@ -142,25 +161,34 @@ def _rebaseline(lifecycle: Lifecycle) -> None:
                         )
 
 
-def _start_under_load(lifecycle: Lifecycle, migration_id: str, follow: bool = True) -> LoadGenerator:
-    """backover_start, then the load writes until ``WRITES_BEFORE_FREEZE`` are acknowledged.
+def _start_under_load(
+    lifecycle: Lifecycle, migration_id: str, follow: bool = True, **params: Any
+) -> tuple[LoadGenerator, Run]:
+    """backover_start (with ``params`` added to its conf), then the load writes until
+    ``WRITES_BEFORE_FREEZE`` are acknowledged.
 
-    Each migration starts from a writing application and a MongoDB holding DocumentDB's data: an
-    earlier test's freeze left the microservices' user read-only, so its seeded roles are given
-    back first, and an earlier abort left writes that only DocumentDB has.
+    Each migration starts from a writing application and a MongoDB holding DocumentDB's data (or,
+    with ``empty_target=True``, an empty MongoDB, which the initial sync fills): an earlier test's
+    freeze left the microservices' user read-only, so its seeded roles are given back first, and an
+    earlier abort left writes that only DocumentDB has.
     """
-    _rebaseline(lifecycle)
+    if params.pop("empty_target", False):
+        with lifecycle.master("mongodb") as mongo:
+            for db in DATABASES:
+                mongo.drop_database(db)
+    else:
+        _rebaseline(lifecycle)
     with lifecycle.master("documentdb") as docdb:
         roles = [{"role": "readWrite", "db": db} for db in seed.DEMO_DATABASES]
         docdb.admin.command("updateUser", lifecycle.state.app_user, roles=roles)
-    result = lifecycle.run("backover_start", _conf(migration_id, follow))
+    result = lifecycle.run("backover_start", {**_conf(migration_id, follow), **params})
     assert result.state == "success", result.tasks
     load = LoadGenerator(app_client(lifecycle.state), pause_seconds=0.001).start()
     deadline = time.monotonic() + 120
     while load.running and load.report.acknowledged < WRITES_BEFORE_FREEZE and time.monotonic() < deadline:
         time.sleep(0.1)
     assert load.running, load.report.error
-    return load
+    return load, result
 
 
 def test_dry_run_checks_and_changes_nothing(lifecycle: Lifecycle) -> None:
@@ -185,13 +213,35 @@ def _kill_9(run_dir: Path, name: str) -> int:
     return pid
 
 
+def _documents(client: Any) -> int:
+    return sum(
+        client[db][name].count_documents({})
+        for db in DATABASES
+        for name in client[db].list_collection_names()
+    )
+
+
 def test_start_restore_clean_under_load(lifecycle: Lifecycle) -> None:
-    """Follow mode, with the replicator and the follow restore killed by SIGKILL during the load:
-    backover_start again restarts both from their checkpoints, and the migration ends identical."""
+    """From an empty MongoDB, in follow mode: backover_start's initial sync (Param initial_sync
+    auto) copies DocumentDB in partitions mapped over both workers; then the replicator and the
+    follow restore are killed by SIGKILL during the load: backover_start again restarts both from
+    their checkpoints (the completed copy is not run again), and the migration ends identical."""
     migration_id = f"e2e-main-{uuid.uuid4().hex[:6]}"
     layout = lifecycle.layout(migration_id)
-    load = _start_under_load(lifecycle, migration_id)
+    with lifecycle.master("documentdb") as docdb:
+        at_t0 = _documents(docdb)  # nothing writes to DocumentDB until the load starts
+    load, started = _start_under_load(
+        lifecycle, migration_id, empty_target=True, sync_partition_documents=PARTITION_DOCUMENTS
+    )
     s3 = lifecycle.s3()
+    assert started.tasks["sync.plan"] == started.tasks["sync.complete"] == "success", started.tasks
+    copies = started.mapped["sync.copy"]
+    assert set(copies.values()) == {"success"} and len(copies) >= WORKERS, copies
+    workers = {name.split(" on ")[1] for name in copies}  # map_index_template: "<partition> on <worker>"
+    assert workers == set(lifecycle.state.worker_instance_ids) and len(workers) == WORKERS, copies
+    complete = s3.get_json(layout.sync_complete)
+    assert complete is not None and complete["partitions"] == len(copies), complete
+    assert complete["documents"] == at_t0 > 0, "every document DocumentDB held was copied"
     first_backup = s3.head(layout.backup_manifest("mongodb"))
     assert first_backup is not None, "backover_start backed MongoDB up before the follow restore wrote"
     run_dir = Path(os.environ["BACKOVER_RUN_DIR"])
@@ -214,6 +264,10 @@ def test_start_restore_clean_under_load(lifecycle: Lifecycle) -> None:
 
     restarted = lifecycle.run("backover_start", _conf(migration_id))
     assert restarted.state == "success", restarted.tasks
+    assert restarted.tasks["sync.copy"] == "skipped" and not restarted.mapped, (
+        "the completed copy is not run again"
+    )
+    assert restarted.tasks["sync.complete"] == "success"
     assert restarted.tasks["follow.backup_mongodb"] == "skipped", "the first backup stays the rollback point"
     assert s3.head(layout.backup_manifest("mongodb"))["ETag"] == first_backup["ETag"]
     assert restarted.tasks["follow.follow_restore_healthy"] == "success"
@@ -250,7 +304,7 @@ def test_start_restore_clean_under_load(lifecycle: Lifecycle) -> None:
     assert clean.tasks["stop.stop_worker"] == "success"
     assert not [k for k in s3.list_keys(layout.changes_prefix) if layout.parse_segment(k)]
     assert s3.get_json(layout.clean_state)["cleaned_at"]
-    assert lifecycle.worker_state() == "stopped"
+    assert lifecycle.worker_states() == {"stopped"}, "clean stops every worker"
 
     again = lifecycle.run("backover_clean", _conf(migration_id))
     assert again.state == "success", "clean is idempotent: a re-run finds the migration cleaned"
@@ -258,7 +312,10 @@ def test_start_restore_clean_under_load(lifecycle: Lifecycle) -> None:
 
 def test_abort_gives_the_writes_back(lifecycle: Lifecycle) -> None:
     migration_id = f"e2e-abort-{uuid.uuid4().hex[:6]}"
-    load = _start_under_load(lifecycle, migration_id)
+    load, started = _start_under_load(lifecycle, migration_id, initial_sync="never")
+    sync_tasks = {task: state for task, state in started.tasks.items() if task.startswith("sync.")}
+    assert set(sync_tasks.values()) == {"skipped"} and len(sync_tasks) == 4, sync_tasks
+    assert lifecycle.s3().get_json(lifecycle.layout(migration_id).sync_plan) is None
     result = lifecycle.run("backover_abort", _conf(migration_id))
     assert result.state == "success", result.tasks
     assert result.tasks["abort.writes_given_back"] == "success"
@@ -280,7 +337,11 @@ def test_a_write_to_mongodb_fails_the_live_verification_before_any_freeze(lifecy
     """Follow mode: a document only MongoDB has is proven different by ``verify --live`` while the
     microservices still write; the run fails before the freeze and they never lose their writes."""
     migration_id = f"e2e-live-{uuid.uuid4().hex[:6]}"
-    load = _start_under_load(lifecycle, migration_id)
+    load, started = _start_under_load(lifecycle, migration_id)
+    # initial_sync auto: MongoDB holds the data, so the plan copies nothing and nothing is mapped
+    assert started.tasks["sync.plan"] == started.tasks["sync.complete"] == "success", started.tasks
+    assert started.tasks["sync.copy"] == "skipped" and not started.mapped
+    assert lifecycle.s3().get_json(lifecycle.layout(migration_id).sync_plan) is None
     with lifecycle.master("mongodb") as mongo:
         mongo.shop.orders.insert_one({"_id": "only-in-mongodb", "note": "not on DocumentDB"})
 
@@ -300,7 +361,7 @@ def test_a_write_to_mongodb_fails_the_live_verification_before_any_freeze(lifecy
 def test_a_difference_fails_the_restore_and_blocks_clean(lifecycle: Lifecycle) -> None:
     """The seed's order (follow off): everything restored after the freeze, and verify fails."""
     migration_id = f"e2e-diff-{uuid.uuid4().hex[:6]}"
-    load = _start_under_load(lifecycle, migration_id, follow=False)
+    load, _ = _start_under_load(lifecycle, migration_id, follow=False)
     with lifecycle.master("mongodb") as mongo:
         mongo.shop.orders.insert_one({"_id": "only-in-mongodb", "note": "not on DocumentDB"})
 

@@ -149,6 +149,28 @@ def test_an_invalid_environment_fails_before_anything_runs(set_environment: Any)
         _run("restore")
 
 
+def test_a_partitions_copy_runs_on_the_worker_it_was_given(
+    worker_env: dict[str, Any], ec2_instances: Any, runner: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The mapped copy (``worker`` from the partitions task): the command goes to that worker, its
+    output is in the task log, and SSM's comment names the migration and the partition."""
+    import boto3
+
+    task_log(capfd)
+    result = _run(
+        "sync_partition", options={"partition": "shop.orders.0001"}, worker=ec2_instances.other_running
+    )
+    assert result["status"] == "Success" and result["instance_id"] == ec2_instances.other_running
+    assert ec2_instances.other_running != worker_env["worker_instance_id"]
+    log = task_log(capfd)
+    assert f"Running on worker {ec2_instances.other_running}:" in log
+    assert "| backover sync --partition shop.orders.0001 --source-secret-id sb/docdb-master" in log, log
+    ssm = boto3.client("ssm", endpoint_url=runner.url, region_name="us-east-1")
+    sent = ssm.list_commands(CommandId=result["command_id"])["Commands"][0]
+    assert sent["Comment"] == "backover sync --partition orders-2026 shop.orders.0001"
+    assert sent["InstanceIds"] == [ec2_instances.other_running]
+
+
 def test_a_stopped_worker_is_reported(
     ec2_instances: Any, set_environment: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

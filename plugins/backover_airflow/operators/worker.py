@@ -64,6 +64,8 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
         ``verify``, ``clean``, ``abort``).
     :param options: the command's own options for :func:`backover_airflow.commands.arguments`
         (``{"label": "documentdb"}`` for a backup; templated).
+    :param worker: the EC2 instance to run on (templated; a mapped copy gets its worker from
+        :func:`backover_airflow.workers.spread`); default: the environment's ``worker_instance_id``.
     :param waiter_delay: seconds between two looks at the command (default: the environment's
         ``poll_interval_seconds``).
     :param waiter_max_attempts: looks before the wait gives up and cancels the command (default:
@@ -75,7 +77,7 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
     """
 
     aws_hook_class = SsmHook
-    template_fields: Sequence[str] = aws_template_fields("command", "options")
+    template_fields: Sequence[str] = aws_template_fields("command", "options", "worker")
     ui_color = "#c9e7ff"
 
     def __init__(
@@ -83,6 +85,7 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
         *,
         command: str,
         options: dict[str, Any] | None = None,
+        worker: str | None = None,
         waiter_delay: float | None = None,
         waiter_max_attempts: int | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -91,6 +94,7 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
         super().__init__(**kwargs)
         self.command = command
         self.options = options or {}
+        self.worker = worker
         self.waiter_delay = waiter_delay
         self.waiter_max_attempts = waiter_max_attempts
         self.deferrable = deferrable
@@ -101,12 +105,15 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
         with config.failing_task():
             env, run = config.load(context["params"])
             line = commands.command_line(env, commands.arguments(self.command, env, run, **self.options))
-        instance_id = env.worker_instance_id
+        instance_id = self.worker or env.worker_instance_id
         delay = self.waiter_delay or env.poll_interval_seconds
+        # What SSM's console lists: the command, the migration and its own option values (the
+        # backup's label, the copied partition).
+        named = "".join(f" {value}" for value in self.options.values() if isinstance(value, str))
         send_kwargs = {
             "DocumentName": DOCUMENT,
             "InstanceIds": [instance_id],
-            "Comment": f"backover {commands.title(self.command)} {run.migration_id}"[:100],
+            "Comment": f"backover {commands.title(self.command)} {run.migration_id}{named}"[:100],
             "Parameters": {
                 "commands": commands.shell_script(line),
                 "executionTimeout": [str(env.command_timeout_seconds)],

@@ -51,6 +51,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="restore only after the freeze (the DAGs' follow Param off), to compare freeze windows",
     )
     parser.add_argument(
+        "--empty-target",
+        action="store_true",
+        help="MongoDB starts empty: backover_start's initial sync (initial_sync auto) copies DocumentDB first",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=RehearsalScale.workers,
+        help="EC2 workers in the sandbox; the copy's partitions are spread over them (with --empty-target; "
+        f"default {RehearsalScale.workers})",
+    )
+    parser.add_argument(
+        "--partition-documents",
+        type=int,
+        default=None,
+        metavar="N",
+        help="about N documents per sync partition (with --empty-target; default: the sync's 1,000,000, with "
+        "several workers enough for shop.orders to give each worker a partition)",
+    )
+    parser.add_argument(
         "--report", type=Path, help="also write the report as JSON to this file (figures, freeze window)"
     )
     parser.set_defaults(run=run)
@@ -62,11 +82,17 @@ def run(args: argparse.Namespace) -> int:
         writes_per_second=args.writes_per_second,
         minutes=args.minutes,
         follow=args.follow,
+        empty_target=args.empty_target,
+        workers=args.workers,
+        partition_documents=args.partition_documents,
     )  # UsageError (exit 2) before anything starts
     if args.report is not None and not args.report.parent.is_dir():
         raise UsageError(f"--report {args.report}: the folder {args.report.parent} does not exist")
     config = SandboxConfig.from_env(
-        args.dir or rehearsal.DEFAULT_DIR, args.port_base or rehearsal.DEFAULT_PORT_BASE
+        args.dir or rehearsal.DEFAULT_DIR,
+        args.port_base or rehearsal.DEFAULT_PORT_BASE,
+        workers=scale.workers,
+        empty_target=scale.empty_target,
     )
     report = rehearsal.run(config, scale)
     print(rehearsal.summary(report))

@@ -40,10 +40,13 @@ def run(config: SandboxConfig, scale: RehearsalScale | None = None) -> Rehearsal
     try:
         if scale.documents > seed.DEMO_ORDERS:
             began = time.monotonic()
-            added = seed.add_demo_orders(manager.master_credentials(state), scale.documents)
+            added = seed.add_demo_orders(
+                manager.master_credentials(state), scale.documents, empty_target=scale.empty_target
+            )
             log.info(
-                "seeded %d more orders on both sides (%d in shop.orders) in %.1f s",
+                "seeded %d more orders on %s (%d in shop.orders) in %.1f s",
                 added,
+                "DocumentDB (MongoDB starts empty)" if scale.empty_target else "both sides",
                 scale.documents,
                 time.monotonic() - began,
             )

@@ -1,8 +1,10 @@
 """The lifecycle part of the rehearsal: the three DAGs, unchanged, under a microservice load.
 
-``backover_start`` -> load runs while changes are captured -> ``backover_restore`` (the app user
-becomes read-only, the load is refused and stops, drain, backups, replay, verify) -> figures read
-from S3 -> ``backover_clean``.
+``backover_start`` (with ``--empty-target`` its initial sync copies DocumentDB to the empty
+MongoDB, the partitions spread over the workers) -> load runs while changes are captured ->
+``backover_restore`` (the app user becomes read-only, the load is refused and stops, drain,
+backups, replay, verify) -> figures read from S3 (and, for the copy, from SSM: which worker ran
+which partition) -> ``backover_clean``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from backover import state
 from backover.layout import MigrationLayout
 from backover.lifecycle.window import freeze_window
 from backover.s3objects import S3Objects
-from backover.state import FreezeRecord, ReplicatorCheckpoint, RestoreCheckpoint
+from backover.state import FreezeRecord, ReplicatorCheckpoint, RestoreCheckpoint, SyncComplete
 
 from ..airflow_local import LocalAirflow
 from ..config import SandboxState
@@ -89,6 +91,56 @@ def collect_figures(report: RehearsalReport, layout: MigrationLayout, acknowledg
     report.identical = verify.get("identical") if verify else None
 
 
+#: How the worker commands of the copy are named in SSM (the operator's ``Comment``).
+SYNC_PARTITION_COMMENT = "backover sync --partition "
+
+
+def sync_workers(migration_id: str) -> dict[str, list[str]]:
+    """Which worker ran which partition's copy of ``migration_id``, as SSM (the runner) lists the
+    commands: ``{instance id: [partition ids]}``."""
+    ssm = boto3.client("ssm")
+    prefix = f"{SYNC_PARTITION_COMMENT}{migration_id} "
+    ran: dict[str, list[str]] = {}
+    for page in ssm.get_paginator("list_command_invocations").paginate():
+        for invocation in page["CommandInvocations"]:
+            comment = invocation.get("Comment", "")
+            if comment.startswith(prefix) and invocation.get("Status") == "Success":
+                ran.setdefault(invocation["InstanceId"], []).append(comment[len(prefix) :])
+    return {worker: sorted(partitions) for worker, partitions in sorted(ran.items())}
+
+
+def collect_sync_figures(report: RehearsalReport, layout: MigrationLayout) -> None:
+    """The initial sync's figures: documents, partitions, workers, seconds (plan to complete), docs/s."""
+    s3 = S3Objects(layout.bucket)
+    complete = state.read(s3, layout.sync_complete, SyncComplete)
+    if complete is None:
+        report.figures["initial sync"] = "none (MongoDB held the data)"
+        return
+    ran = sync_workers(layout.migration_id)
+    seconds = (
+        (complete.completed_at - complete.planned_at).total_seconds()
+        if complete.planned_at is not None
+        else None
+    )
+    report.figures["initial sync: documents copied"] = complete.documents
+    report.figures["initial sync: partitions"] = complete.partitions
+    report.figures["initial sync: workers"] = (
+        f"{len(ran)} (" + ", ".join(f"{w}: {len(p)}" for w, p in ran.items()) + ")" if ran else "0"
+    )
+    if seconds is not None:
+        report.figures["initial sync: seconds (plan -> complete)"] = f"{seconds:.1f} s"
+        if seconds > 0:
+            report.figures["initial sync: documents/s"] = round(complete.documents / seconds, 1)
+    report.sync = {
+        "documents": complete.documents,
+        "partitions": complete.partitions,
+        "collections": complete.collections,
+        "skipped_duplicates": complete.skipped_duplicates,
+        "workers": ran,
+        "seconds": seconds,
+    }
+
+
 def _load_done(load: LoadGenerator, scale: RehearsalScale, until: float) -> bool:
     """Whether the capture had its load: ``scale.minutes`` passed, or the default number of writes."""
     if not load.running:
@@ -107,7 +159,14 @@ def run_lifecycle(
     layout = MigrationLayout(state.bucket, state.prefix, migration_id)
     log.info("rehearsal migration %s", migration_id)
     airflow.migrate()
-    if not _phase(report, airflow, "backover_start", conf):
+    # backover_restore and backover_clean do not take the sync's Params: only the start's conf has them.
+    start_conf = dict(conf)
+    if scale.sync_partition_documents is not None:
+        start_conf["sync_partition_documents"] = scale.sync_partition_documents
+    started = _phase(report, airflow, "backover_start", start_conf)
+    if scale.empty_target:  # the default run copies nothing (MongoDB holds the data): no such figures
+        collect_sync_figures(report, layout)
+    if not started:
         return
     with app_client(state) as client:
         load = LoadGenerator(client, pause_seconds=0.001, writes_per_second=scale.writes_per_second).start()

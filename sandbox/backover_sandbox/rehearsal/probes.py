@@ -78,11 +78,11 @@ def sandbox_checks(state: SandboxState, report: RehearsalReport) -> None:
 
     def worker_running() -> str:
         ec2 = boto3.client("ec2")
-        inst = ec2.describe_instances(InstanceIds=[state.worker_instance_id])["Reservations"][0]["Instances"][
-            0
-        ]
-        assert inst["State"]["Name"] == "running", inst["State"]
-        return state.worker_instance_id
+        ids = state.worker_instance_ids or [state.worker_instance_id]
+        found = ec2.describe_instances(InstanceIds=ids)["Reservations"]
+        states = {i["InstanceId"]: i["State"]["Name"] for r in found for i in r["Instances"]}
+        assert all(states.get(i) == "running" for i in ids), states
+        return ", ".join(ids)
 
     def lambda_invoke() -> str:
         resp = boto3.client("lambda").invoke(FunctionName=seed.PROBE_LAMBDA, Payload=b'{"hello": "sandbox"}')

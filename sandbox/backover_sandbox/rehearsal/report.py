@@ -7,6 +7,8 @@ from typing import Any
 
 from backover.errors import UsageError
 
+from ..config import MAX_WORKERS
+
 
 @dataclass(frozen=True)
 class RehearsalScale:
@@ -20,12 +22,22 @@ class RehearsalScale:
         None: until :data:`~backover_sandbox.rehearsal.lifecycle.LOAD_WRITES_BEFORE_RESTORE` writes.
     :param follow: the DAGs' ``follow`` Param: the follow-mode restore (default), or off, the
         restore only after the freeze (the seed's order), to compare the two freeze windows.
+    :param empty_target: MongoDB starts empty and ``backover_start``'s initial sync (Param
+        ``initial_sync`` auto) copies DocumentDB to it after T0.
+    :param workers: EC2 workers in the sandbox; the copy's partitions are spread over them (needs
+        ``empty_target``: without a copy only the first worker has work).
+    :param partition_documents: the Param ``sync_partition_documents``; None: the sync's default
+        with one worker, with several ``ceil(documents / workers)``, so ``shop.orders`` makes a
+        partition for each worker.
     """
 
     documents: int = 50
     writes_per_second: float | None = None
     minutes: float | None = None
     follow: bool = True
+    empty_target: bool = False
+    workers: int = 1
+    partition_documents: int | None = None
 
     def __post_init__(self) -> None:
         if self.documents < 1:
@@ -37,6 +49,25 @@ class RehearsalScale:
             )
         if self.minutes is not None and not 0 < self.minutes <= MAX_MINUTES:
             raise UsageError(f"--minutes must be above 0 and at most {MAX_MINUTES:g}, not {self.minutes:g}")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise UsageError(f"--workers must be between 1 and {MAX_WORKERS}, not {self.workers}")
+        if self.partition_documents is not None and self.partition_documents < 1:
+            raise UsageError(f"--partition-documents must be at least 1, not {self.partition_documents}")
+        if not self.empty_target and (self.workers > 1 or self.partition_documents is not None):
+            given = "--workers" if self.workers > 1 else "--partition-documents"
+            raise UsageError(
+                f"{given} needs --empty-target: only the initial sync's copy is spread over the workers, and "
+                "without --empty-target MongoDB holds the data, so nothing is copied"
+            )
+
+    @property
+    def sync_partition_documents(self) -> int | None:
+        """The Param ``sync_partition_documents`` of the start DAG (None: the DAG's default)."""
+        if self.partition_documents is not None:
+            return self.partition_documents
+        if self.workers > 1:
+            return -(-self.documents // self.workers)
+        return None
 
 
 #: Bounds a rehearsal on one machine can hold (the load is one thread; a day of capture at most).
@@ -51,6 +82,7 @@ class RehearsalReport:
     figures: dict[str, Any] = field(default_factory=dict)
     identical: bool | None = None  # verification result
     freeze_window: dict[str, Any] | None = None  # backover.lifecycle.window.FreezeWindow.to_json()
+    sync: dict[str, Any] | None = None  # the initial sync's figures (None: no copy)
     error: str | None = None
     seconds: float = 0.0
 

@@ -24,6 +24,21 @@ from backover_sandbox.loadgen import LoadGenerator
         pytest.param(
             ["--report", "/no/such/folder/r.json"], "the folder /no/such/folder does not exist", id="report"
         ),
+        pytest.param(
+            ["--empty-target", "--workers", "0"], "--workers must be between 1 and 8, not 0", id="no-workers"
+        ),
+        pytest.param(
+            ["--empty-target", "--workers", "9"], "--workers must be between 1 and 8, not 9", id="workers"
+        ),
+        pytest.param(["--workers", "2"], "--workers needs --empty-target", id="workers-without-a-copy"),
+        pytest.param(
+            ["--empty-target", "--partition-documents", "0"],
+            "--partition-documents must be at least 1, not 0",
+            id="no-partition",
+        ),
+        pytest.param(
+            ["--partition-documents", "10"], "--partition-documents needs --empty-target", id="no-copy"
+        ),
     ],
 )
 def test_a_bad_scale_is_one_line_and_starts_nothing(
@@ -34,6 +49,16 @@ def test_a_bad_scale_is_one_line_and_starts_nothing(
     err = capsys.readouterr().err.strip()
     assert reason in err and "\n" not in err, err
     assert not directory.exists(), "the sandbox was started for a bad scale"
+
+
+def test_several_workers_get_a_partition_of_the_orders_each() -> None:
+    from backover_sandbox.rehearsal.report import RehearsalScale
+
+    assert RehearsalScale().sync_partition_documents is None, "the default run passes no sync Param"
+    assert RehearsalScale(empty_target=True).sync_partition_documents is None
+    assert RehearsalScale(empty_target=True, workers=2).sync_partition_documents == 25
+    assert RehearsalScale(documents=1001, empty_target=True, workers=2).sync_partition_documents == 501
+    assert RehearsalScale(empty_target=True, workers=2, partition_documents=7).sync_partition_documents == 7
 
 
 def _secret(server, password: str) -> dict:
@@ -54,6 +79,22 @@ def test_more_documents_are_seeded_identically_on_both_sides(standins, standin_p
         }
         assert len(raw["documentdb"]) == 2_345
         assert raw["documentdb"] == raw["mongodb"], "MongoDB must hold DocumentDB's data as of T0"
+    finally:
+        for client in sides.values():
+            client.shop.orders.delete_many({})
+            client.close()
+
+
+def test_an_empty_target_gets_no_orders(standins, standin_password) -> None:
+    """``--empty-target``: the orders go to DocumentDB only; the initial sync copies them."""
+    master = {label: _secret(standins[label], standin_password) for label in ("documentdb", "mongodb")}
+    sides = {label: MongoClient(standins[label].uri("root", standin_password)) for label in master}
+    try:
+        for client in sides.values():
+            client.shop.orders.delete_many({})
+        assert seed.add_demo_orders(master, 120, batch=50, empty_target=True) == 120 - seed.DEMO_ORDERS
+        assert sides["documentdb"].shop.orders.count_documents({}) == 120 - seed.DEMO_ORDERS
+        assert sides["mongodb"].shop.orders.count_documents({}) == 0
     finally:
         for client in sides.values():
             client.shop.orders.delete_many({})
