@@ -5,8 +5,9 @@
    check is recorded in ``state/clean.json``).
 2. With the source given, the change streams ``state/start.json`` lists are disabled (as the
    clean Lambda does).
-3. Everything under ``changes/`` (segments, orphan segments, the replicator checkpoint) and
-   ``restore/_checkpoint.json`` go, in paginated batch deletes of 1,000 keys; the checkpoints last,
+3. Everything under ``changes/`` (segments, orphan segments, the replicator checkpoint),
+   ``restore/_checkpoint.json`` and the initial sync's partition checkpoints and leases
+   (``sync/partitions/``; the plan and ``sync/complete.json`` stay, as the record) go, in paginated batch deletes of 1,000 keys; the checkpoints last,
    so an interrupted run leaves a state a re-run finishes. ``backups/`` stays unless
    ``delete_backups``. State files, control files and reports stay: they are the record.
 4. ``state/clean.json`` gets ``cleaned_at`` and the totals.
@@ -74,7 +75,7 @@ def clean(config: CleanConfig, s3: S3Objects | None = None) -> CleanupResult:
     change_keys = list(s3.list_keys(layout.changes_prefix))
     segments = [k for k in change_keys if layout.parse_segment(k) is not None]
     others = [k for k in change_keys if layout.parse_segment(k) is None and k != layout.replicator_checkpoint]
-    checkpoints = [
+    checkpoints = list(s3.list_keys(layout.sync_partitions_prefix)) + [
         k
         for k in (layout.replicator_checkpoint, layout.restore_checkpoint)
         if k in change_keys or s3.head(k) is not None

@@ -22,6 +22,7 @@ from ..lease import describe as describe_lease
 from ..restore.follow import heartbeat_age, lag
 from ..s3objects import S3Objects
 from ..state import CleanRecord, FreezeRecord, ReplicatorCheckpoint, RestoreCheckpoint, StartRecord, utc_now
+from ..sync.status import sync_status
 from .checkpoint import validate
 from .drain import parse_request
 
@@ -106,6 +107,8 @@ def status(layout: MigrationLayout, s3: S3Objects | None = None) -> dict[str, An
     report["drain"] = None if drain is None else {"until": plain(until) if until else None}
     freeze = state.read(s3, layout.freeze_state, FreezeRecord)
     report["freeze"] = None if freeze is None else plain({"f": freeze.f, "frozen_at": freeze.frozen_at})
+    sync = sync_status(s3, layout)
+    report["sync"] = None if sync is None else plain(sync)
     restore = state.read(s3, layout.restore_checkpoint, RestoreCheckpoint)
     report["restore"] = None if restore is None else restore_status(restore, replicator)
     clean = state.read(s3, layout.clean_state, CleanRecord)

@@ -109,6 +109,29 @@ def test_clean_deletes_segments_and_checkpoints_keeps_backups_and_is_idempotent(
     assert migration.s3.get_json(migration.layout.clean_state) == state
 
 
+def test_clean_deletes_the_sync_partition_files_and_keeps_its_plan_and_totals(
+    bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    migration = make_migration(bucket, segments=2)
+    layout = migration.layout
+    partition_files = [
+        layout.sync_partition("shop.orders.0000"),
+        layout.sync_partition_lease("shop.orders.0000"),
+        layout.sync_partition("shop.orders.0001"),
+    ]
+    for key in partition_files:
+        migration.s3.put_json(key, {"state": "completed"})
+    record = [layout.sync_plan, layout.sync_complete]
+    for key in record:
+        migration.s3.put_json(key, {"migration_id": layout.migration_id})
+    assert main(migration.cli()) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["checkpoints_deleted"] == 2 + len(partition_files)
+    assert migration.keys() == set(
+        migration.backups + migration.kept + record + [migration.layout.clean_state]
+    )
+
+
 @pytest.mark.parametrize(
     ("restore_state", "identical", "reason"),
     [

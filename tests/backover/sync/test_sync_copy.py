@@ -188,3 +188,20 @@ def test_partitions_copied_one_by_one_as_workers_would_complete_the_sync_once(wo
         assert result.state is (SyncState.COMPLETE if pid == planned.partitions[0] else SyncState.COPYING)
     assert raw_contents(world.target, world.db) == raw_contents(world.source, world.db)
     assert world.sync().already_complete
+
+
+def test_backover_status_shows_how_far_the_sync_got(world) -> None:
+    from backover.replication.status import status
+
+    world.source[world.db].c.insert_many([{"_id": i} for i in range(25)])
+    assert status(world.layout, world.s3)["sync"] is None  # no plan: no sync
+    world.start()
+    planned = world.sync(plan_only=True, partition_documents=10)
+    world.sync(partition=planned.partitions[0])
+    halfway = status(world.layout, world.s3)["sync"]
+    assert halfway["partitions"] == 3 and halfway["partitions_completed"] == 1
+    assert (halfway["documents_planned"], halfway["documents_copied"], halfway["complete"]) == (25, 10, False)
+    world.sync()
+    done = status(world.layout, world.s3)["sync"]
+    assert (done["partitions_completed"], done["documents_copied"], done["complete"]) == (3, 25, True)
+    assert done["completed_at"] is not None and done["skipped_duplicates"] == 0
