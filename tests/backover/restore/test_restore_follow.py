@@ -159,7 +159,8 @@ def test_under_a_steady_capture_the_checkpoint_moves_on_every_few_seconds(sides,
         migration.put_segment(seq, events[(seq - 1) * 10 : seq * 10])
         migration.put_checkpoint(seq, seq * 10, "running")
         time.sleep(0.15)
-        seen.append(migration.restore_checkpoint()["last_applied_seq"])
+        checkpoint = migration.restore_checkpoint()  # None until the follower's first save
+        seen.append(0 if checkpoint is None else checkpoint["last_applied_seq"])
     wait_for(applied(migration, 16), "every segment in the checkpoint before the drain")
     migration.put_checkpoint(16, 160, "drained")
     assert follower.join().state is RestoreState.COMPLETED
