@@ -51,6 +51,7 @@ from . import ranges
 from .config import SyncConfig
 from .plan import errmsg
 from .progress import Progress
+from .scopes import range_filter
 
 log = logging.getLogger("backover.sync")
 
@@ -398,7 +399,7 @@ def _copy(
     copied_now = skipped_shown = 0
     bypass = "validator" in coll_info.options
     target_coll = raw_collection(target, coll_info.db, coll_info.coll)
-    filter = ranges.id_filter(part.types, _raw(part.lower), _raw(part.upper), cp.last_id)
+    filter = range_filter(part, cp.last_id)
     batches = raw_collection(source, coll_info.db, coll_info.coll).find_raw_batches(
         filter, sort=[("_id", 1)], batch_size=config.batch_size
     )
@@ -471,9 +472,3 @@ def _copy(
         seconds,
     )
     return PartitionResult.of(cp, ns, copied_now=copied_now, resumed=resumed, seconds=seconds)
-
-
-def _raw(bound: Any) -> bytes | None:
-    if bound is None or isinstance(bound, bytes):
-        return bound
-    raise state.RecordError(f"a sync plan partition bound is not raw BSON: {type(bound).__name__}")
