@@ -3,16 +3,22 @@ after T0 and before the restore, in resumable ``_id`` partitions.
 
 ``--plan`` writes the plan (and the target's collections and indexes) and prints the partition
 ids; ``--partition ID`` copies one of them (a worker's share); neither: plan if needed, copy every
-partition left, complete. A completed sync prints its totals and changes nothing."""
+partition left, complete. A completed sync prints its totals and changes nothing.
+``--release-ttl`` (target only, after verification) gives the TTL indexes the sync held back their
+source's ``expireAfterSeconds`` (``backover.sync.ttl``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from ..connections import check_connection
+from ..errors import UsageError
 from ..options import add_database_options, add_migration_options, database_uri, migration_layout
-from ..sync import SyncConfig, run_sync
+from ..s3objects import S3Objects
+from ..sync import SyncConfig, read_plan, run_sync
 from ..sync.config import DEFAULT_BATCH, DEFAULT_PARTITION_DOCUMENTS, DEFAULT_PROGRESS_SECONDS
+from ..sync.ttl import release
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--partition",
         metavar="ID",
         help="copy only this partition of the plan (e.g. shop.orders.0003); default: every partition left",
+    )
+    parser.add_argument(
+        "--release-ttl",
+        action="store_true",
+        help="after verification: give the TTL indexes the sync created held back (so that MongoDB's TTL "
+        "monitor deletes nothing before the cutover) the source's expireAfterSeconds; target only",
     )
     parser.add_argument(
         "--drop-target",
@@ -69,6 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.release_ttl:
+        return _release_ttl(args)
     config = SyncConfig(
         layout=migration_layout(args),
         source=database_uri(args, "source"),
@@ -83,4 +97,31 @@ def run(args: argparse.Namespace) -> int:
     )
     result = run_sync(config)
     print(json.dumps(result.summary(), sort_keys=True))
+    return 0
+
+
+def _release_ttl(args: argparse.Namespace) -> int:
+    given = [
+        flag
+        for flag, on in (
+            ("--plan", args.plan),
+            ("--partition", args.partition),
+            ("--drop-target", args.drop_target),
+            ("--if-needed", args.if_needed),
+        )
+        if on
+    ]
+    if given:
+        raise UsageError(
+            f"--release-ttl takes no {', '.join(given)}: it only changes the target's TTL indexes"
+        )
+    layout = migration_layout(args)
+    s3 = S3Objects(layout.bucket)
+    s3.check_bucket()
+    plan = read_plan(s3, layout)
+    target = database_uri(args, "target")
+    with target.client() as client:
+        check_connection(target, client)
+        done = release(client, plan)
+    print(json.dumps(done.summary(), sort_keys=True))
     return 0

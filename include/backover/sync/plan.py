@@ -27,6 +27,7 @@ from ..mongo import errors as codes
 from ..namespaces import Namespace, is_internal
 from ..state import SyncCollection, SyncPartition
 from . import ranges
+from .ttl import held_spec, is_ttl
 
 log = logging.getLogger("backover.sync")
 
@@ -342,7 +343,7 @@ def _create(
         for spec in c.indexes:
             name = str(spec.get("name"))
             try:
-                reply = database.command({"createIndexes": c.coll, "indexes": [spec]})
+                reply = database.command({"createIndexes": c.coll, "indexes": [held_spec(spec)]})
             except OperationFailure as e:
                 raise UsageError(
                     f"MongoDB refused index {name!r} {_spec_shown(spec)} of {c.ns}: {errmsg(e)} "
@@ -351,7 +352,13 @@ def _create(
             if existed and reply.get("numIndexesAfter", 0) > reply.get("numIndexesBefore", 0):
                 added.append((c, name))
         if c.indexes:
-            log.info("sync: %s: %d index(es) on the target", c.ns, len(c.indexes))
+            held = [str(spec.get("name")) for spec in c.indexes if is_ttl(spec)]
+            log.info(
+                "sync: %s: %d index(es) on the target%s",
+                c.ns,
+                len(c.indexes),
+                f" (TTL held back until the cutover: {', '.join(held)})" if held else "",
+            )
 
 
 def _undo(

@@ -47,6 +47,7 @@ WRITE_CONCERN_COMMANDS = frozenset(
         "renameCollection",
         "createIndexes",
         "dropIndexes",
+        "collMod",
         "createUser",
         "updateUser",
         "dropUser",

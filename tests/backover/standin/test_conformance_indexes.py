@@ -597,3 +597,59 @@ def test_geo_queries_run_or_are_refused(client, db_name, target):
     for query in (near, within):
         error = _code(lambda q=query: list(coll.find(q)))
         assert error.code in (2, 303), query
+
+
+# -- collMod: a TTL index's expiry ---------------------------------------------------------------
+
+
+def test_coll_mod_changes_a_ttl_index_expiry_by_name_or_key_pattern(client, db_name):
+    db = client[db_name]
+    db.c.create_index("at", expireAfterSeconds=3)
+    reply = db.command({"collMod": "c", "index": {"keyPattern": {"at": 1}, "expireAfterSeconds": 1000}})
+    assert (reply["expireAfterSeconds_old"], reply["expireAfterSeconds_new"]) == (3, 1000)
+    assert dict(_listed(db.c)["at_1"])["expireAfterSeconds"] == 1000
+    reply = db.command({"collMod": "c", "index": {"name": "at_1", "expireAfterSeconds": 2147483647}})
+    assert (reply["expireAfterSeconds_old"], reply["expireAfterSeconds_new"]) == (1000, 2147483647)
+    assert dict(_listed(db.c)["at_1"])["expireAfterSeconds"] == 2147483647
+
+
+def test_coll_mod_makes_a_single_field_index_a_ttl_index(client, db_name, target):
+    if target.flavour == "documentdb" and target.standin is None:
+        pytest.skip("MongoDB 5.1+ converts an index to TTL; DocumentDB's answer is not known here")
+    db = client[db_name]
+    db.c.create_index("at")
+    reply = db.command({"collMod": "c", "index": {"name": "at_1", "expireAfterSeconds": 60}})
+    assert "expireAfterSeconds_old" not in reply and reply["expireAfterSeconds_new"] == 60  # MongoDB 5.1+
+    assert dict(_listed(db.c)["at_1"])["expireAfterSeconds"] == 60
+
+
+def test_coll_mod_of_a_missing_index_or_collection(client, db_name):
+    db = client[db_name]
+    db.c.create_index("at", expireAfterSeconds=3)
+    assert _code(db.command, {"collMod": "c", "index": {"name": "nope", "expireAfterSeconds": 5}}).code == 27
+    missing = _code(db.command, {"collMod": "c", "index": {"keyPattern": {"b": 1}, "expireAfterSeconds": 5}})
+    assert missing.code == 27
+    assert (
+        _code(db.command, {"collMod": "absent", "index": {"name": "at_1", "expireAfterSeconds": 5}}).code
+        == 26
+    )
+    both = {"name": "at_1", "keyPattern": {"at": 1}, "expireAfterSeconds": 5}
+    assert _code(db.command, {"collMod": "c", "index": both}).code == 72
+    assert dict(_listed(db.c)["at_1"])["expireAfterSeconds"] == 3  # nothing changed
+
+
+def test_coll_mod_options_the_standin_lacks_are_refused(client, db_name, target):
+    if target.standin is None:
+        pytest.skip("a real server implements these collMod options; only the stand-in refuses them")
+    db = client[db_name]
+    db.c.create_index("at")
+    for command in (
+        {"collMod": "c", "validator": {"a": {"$exists": True}}},
+        {"collMod": "c", "index": {"name": "at_1", "hidden": True}},
+        {"collMod": "c", "index": {"name": "at_1", "unique": True}},
+    ):
+        error = _code(db.command, command)
+        assert error.code in (40415, 303), command
+    assert "expireAfterSeconds" not in dict(_listed(db.c)["at_1"]) and not dict(_listed(db.c)["at_1"]).get(
+        "hidden"
+    )

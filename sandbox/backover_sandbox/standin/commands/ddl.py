@@ -1,5 +1,5 @@
 """Namespace and index commands: create, drop, dropDatabase, renameCollection, listDatabases,
-listCollections, createIndexes, listIndexes, dropIndexes.
+listCollections, createIndexes, listIndexes, dropIndexes, collMod (a TTL index's expiry only).
 
 ``create`` takes no collection option the stand-in does not implement: capped collections,
 validators, views, time series, clustered collections, pre- and post-images, collations,
@@ -17,14 +17,17 @@ from bson.raw_bson import RawBSONDocument
 
 from backover.bsonvalues import decode, encode, to_plain
 from backover.mongo import errors
-from backover.mongo.ordering import is_number
+from backover.mongo.ordering import is_number, type_name
 from backover.mongo.query import compile_filter
 
 from ..cursors import ListCursor, cursor_reply
 from ..indexes import (
+    BTREE,
     Index,
     check_conflicts,
     prepare_index,
+    safe_long,
+    show,
     validate_spec,
     validate_ttl,
 )
@@ -260,3 +263,75 @@ def _indexes_to_drop(coll: Collection, which: Any) -> list[str]:
             )
         out.append(w)
     return out
+
+
+#: ``collMod.index`` fields mongod has and the stand-in does not implement (refused, 40415).
+_COLLMOD_INDEX_UNIMPLEMENTED = ("hidden", "prepareUnique", "unique", "forceNonUnique")
+
+
+@command("collMod", action=Action.WRITE)
+def coll_mod(ctx: Context, cmd: Mapping[str, Any]) -> dict[str, Any]:
+    """``collMod`` with ``index: {name | keyPattern, expireAfterSeconds}``: a TTL index's expiry
+    changed, or a single-field index made a TTL index (MongoDB 5.1+); the reply holds
+    ``expireAfterSeconds_old`` (when it had one) and ``expireAfterSeconds_new``. Every other
+    ``collMod`` option (validators, views, capped sizes, pre-images, ``hidden``/``unique`` of an
+    index ...) is refused (40415 or DocumentDB's 303), not ignored."""
+    name = collection_name(cmd, "collMod")
+    check_fields(ctx, cmd, "collMod", ("index",))
+    spec = cmd.get("index")
+    if spec is None:
+        with ctx.store.lock:
+            ctx.store.require(ctx.db, name)
+        return {}
+    if not isinstance(spec, Mapping):
+        raise errors.type_mismatch(
+            f"BSON field 'collMod.index' is the wrong type '{type_name(spec)}', expected type 'object'"
+        )
+    for field in spec:
+        if field in _COLLMOD_INDEX_UNIMPLEMENTED:
+            raise unknown_field(ctx, "collMod.index", field)
+    check_fields(ctx, spec, "collMod.index", ("name", "keyPattern", "expireAfterSeconds"), generic=False)
+    if "name" in spec and "keyPattern" in spec:
+        raise errors.CommandError(
+            errors.INVALID_OPTIONS, "InvalidOptions", "Cannot specify both key pattern and name."
+        )
+    if "name" not in spec and "keyPattern" not in spec:
+        raise errors.CommandError(
+            errors.INVALID_OPTIONS, "InvalidOptions", "Must specify either index name or key pattern."
+        )
+    if "expireAfterSeconds" not in spec:
+        raise errors.CommandError(
+            errors.INVALID_OPTIONS, "InvalidOptions", "no expireAfterSeconds or hidden field"
+        )
+    with ctx.store.lock:
+        coll = ctx.store.require(ctx.db, name)
+        if "name" in spec:
+            found = [ix for ix in coll.indexes.values() if ix.name == spec["name"]]
+            wanted = spec["name"]
+        else:
+            pattern = to_plain(spec["keyPattern"])
+            found = [ix for ix in coll.indexes.values() if dict(ix.spec["key"]) == pattern]
+            wanted = show(pattern)
+        if not found:
+            raise errors.CommandError(
+                errors.INDEX_NOT_FOUND, "IndexNotFound", f"cannot find index {wanted} for ns {coll.full_name}"
+            )
+        index = found[0]
+        validate_ttl({"key": index.spec["key"], "expireAfterSeconds": spec["expireAfterSeconds"]})
+        if index.is_id_index or index.kind != BTREE:
+            raise errors.CommandError(
+                errors.INVALID_OPTIONS,
+                "InvalidOptions",
+                f"the index {index.name} cannot be a TTL index (the _id index and special indexes cannot)",
+            )
+        new = safe_long(spec["expireAfterSeconds"])
+        old = index.expire_after_seconds
+        reply: dict[str, Any] = {}
+        if old != new:
+            if old is not None:
+                reply["expireAfterSeconds_old"] = old
+            reply["expireAfterSeconds_new"] = new
+            index.spec["expireAfterSeconds"] = new
+            index.stored["expireAfterSeconds"] = new
+            index.expire_after_seconds = new
+    return reply
