@@ -7,6 +7,11 @@ writing -> `backover_restore` -> `backover_clean`. Each phase is the lifecycle D
 triggered unchanged with this run's migration id (`rehearsal-<timestamp>` unless given); its task
 logs are in that DAG's run.
 
+**Initial sync**: Params *initial_sync*, *drop_target* and *sync_partition_documents* go to
+`backover_start`. A rehearsal MongoDB that is empty is filled by the sync (*auto*); one that still
+holds the previous rehearsal's data is not DocumentDB as of T0, so verification would fail: use
+*always* with *drop_target* there (the rehearsal MongoDB is scratch).
+
 **Paused when deployed**: unpause it only where its environment (Param `environment`, an Airflow
 Variable) points at rehearsal databases - the restore phase makes the microservices' user
 read-only there.
@@ -32,6 +37,7 @@ from backover_airflow.operators.rehearsal import (
     MigrationFiguresOperator,
     RehearsalReportOperator,
     rehearsal_conf,
+    start_conf,
 )
 from backover_airflow.sensors.replication import CaptureWindowSensor
 
@@ -83,6 +89,9 @@ with DAG(
         ),
         "environment": d.environment_param(),
         "follow": d.follow_param(),
+        "initial_sync": d.initial_sync_param(),
+        "drop_target": d.drop_target_param(),
+        "sync_partition_documents": d.sync_partition_documents_param(),
     },
 ) as dag:
     with TaskGroup("check", tooltip="This rehearsal's migration id and environment"):
@@ -92,9 +101,18 @@ with DAG(
             doc_md="Checks the environment Variable and picks this rehearsal's migration id; returns the conf "
             "every phase is triggered with.",
         )
+        conf_of_start = PythonOperator(
+            task_id="start_conf",
+            python_callable=start_conf,
+            op_kwargs={"conf": plan.output},
+            doc_md="The start phase's conf: the rehearsal's, with the initial sync's Params (*initial_sync*, "
+            "*drop_target*, *sync_partition_documents*), which only `backover_start` has.",
+        )
 
     with TaskGroup("start", tooltip="backover_start"):
-        run_start = run_phase("start", plan.output, "Triggers `backover_start` and waits for its run to end.")
+        run_start = run_phase(
+            "start", conf_of_start.output, "Triggers `backover_start` and waits for its run to end."
+        )
 
     with TaskGroup("capture", tooltip="Let the application write for a while"):
         capture_window = CaptureWindowSensor(

@@ -9,7 +9,10 @@ the microservices can read but no longer write until they are switched to MongoD
    restore must be running: otherwise the run fails here, before any freeze, and the
    microservices keep writing (run `backover_start` again to restart it). Then DocumentDB is
    backed up, and `backover verify --live` compares every document, while the microservices
-   still write; a proven difference fails the run here, before the freeze.
+   still write; a proven difference fails the run here, before the freeze. After an initial
+   sync both go over its partitions as the copy did (`begin` on the first worker, one mapped task
+   per partition spread over the workers, `finish` for what no partition holds); without one,
+   `finish` reads every collection whole.
 2. **freeze** - the *restore* Lambda makes the microservices' user read-only, records the freeze
    position F in `state/freeze.json` and asks the replicator to drain up to F; the
    *replication drained* sensor waits until the checkpoint says drained past F (its log shows how
@@ -17,14 +20,16 @@ the microservices can read but no longer write until they are switched to MongoD
 3. **backup** - with *follow* off, `backover backup` of DocumentDB and of MongoDB, in parallel,
    to `backups/`. With *follow* on, MongoDB was backed up by `backover_start`, DocumentDB's backup
    ran before the freeze (step 1) and is sealed at the end, after verification: the segments
-   covering (B, F] are copied next to it.
+   covering (B, F] are copied next to it. MongoDB is backed up here only when nothing was backed
+   up before Back Over first wrote to it (`backover_start` does when it syncs or follows).
 4. **restore** - with *follow* on, the follow restore applies the tail up to F by itself (the
    `backover restore --wait` task is skipped once it completed, and otherwise waits for it or takes
    over); otherwise `backover restore` replays every captured segment. The *restore completed*
    sensor checks `restore/_checkpoint.json`.
 5. **verify** - `backover verify` compares both sides byte for byte (after a live pass: only the
    documents changed since it, the counts and the indexes); **the run fails on any difference**
-   (the report is `reports/verify.json`). The last task logs the write freeze phase by phase.
+   (the report is `reports/verify.json`). The next task logs the write freeze phase by phase;
+   then the TTL indexes an initial sync held back get their expiry (`backover sync --release-ttl`).
 
 Every SSM task's log holds the command's own output. Then trigger `backover_clean`, or
 `backover_abort` to give the writes back to DocumentDB.
@@ -34,13 +39,19 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, TaskGroup, chain
 
-from backover_airflow.follow import run_if_follow, run_unless_follow, skip_when_follower_completes
+from backover_airflow.follow import (
+    backup_at_the_freeze,
+    run_if_follow,
+    run_unless_follow,
+    skip_when_follower_completes,
+)
 from backover_airflow.operators.lambda_function import MigrationLambdaOperator
+from backover_airflow.operators.sync import run_if_ttl_held
 from backover_airflow.operators.window import FreezeWindowOperator
 from backover_airflow.operators.worker import WorkerCommandOperator
 from backover_airflow.sensors.replication import ReplicationDrainedSensor
 from backover_airflow.sensors.restore import FollowRestoreHealthySensor, RestoreCompletedSensor
-from backover_airflow.task_groups import check_group, lifecycle_dag
+from backover_airflow.task_groups import check_group, lifecycle_dag, partitioned_pass
 
 #: Inside the write freeze every wait looks once a second (the environment's poll interval, 30 s by
 #: default, is for the waits outside it): each look is one S3 GET or one SSM GetCommandInvocation.
@@ -57,27 +68,21 @@ with DAG(**lifecycle_dag("backover_restore", __doc__, follow=True)) as dag:
             doc_md="The follow restore (started by `backover_start`) must be running, its lease renewed: "
             "otherwise this fails and nothing is frozen. Skipped when *follow* is off.",
         )
-        backup_documentdb_live = WorkerCommandOperator(
-            task_id="backup_documentdb",
+        backup_documentdb_live = partitioned_pass(
+            "backup_documentdb",
             command="backup",
             options={"label": "documentdb"},
-            deferrable=True,
+            what="backup --label documentdb",
+            tooltip="DocumentDB backed up while the microservices still write, over the sync's partitions",
             pre_execute=run_if_follow,
-            doc_md="SSM: `backover backup --label documentdb` while the microservices still write: the dump "
-            "starts at B, and the changes captured in (B, F] make it consistent at the freeze (sealed "
-            "after the drain). Skipped when *follow* is off.",
         )
-        verify_live = WorkerCommandOperator(
-            task_id="verify_live",
+        verify_live = partitioned_pass(
+            "verify_live",
             command="verify_live",
-            retries=0,
-            deferrable=True,
+            what="verify --live",
+            tooltip="Every document compared before the freeze, over the sync's partitions; no retries",
             pre_execute=run_if_follow,
-            doc_md="SSM: `backover verify --live`: compares every document while the microservices still write "
-            "and the follow restore applies; a document that differs is compared again once the restore has "
-            "caught up. A proven difference, or a write to MongoDB by anyone but the restore, fails here: "
-            "nothing is frozen (no retry: a proven difference does not go away). Report: "
-            "`reports/verify-live.json`. Skipped when *follow* is off.",
+            retries=0,
         )
 
     with TaskGroup("freeze", tooltip="Read-only, freeze position F, drain"):
@@ -96,23 +101,23 @@ with DAG(**lifecycle_dag("backover_restore", __doc__, follow=True)) as dag:
         )
 
     with TaskGroup("backup", tooltip="Both databases to backups/, in parallel"):
-        backup_documentdb = WorkerCommandOperator(
-            task_id="backup_documentdb",
+        backup_documentdb = partitioned_pass(
+            "backup_documentdb",
             command="backup",
             options={"label": "documentdb"},
-            deferrable=True,
+            what="backup --label documentdb",
+            tooltip="The frozen DocumentDB to backups/documentdb/, over the sync's partitions (follow off)",
             pre_execute=run_unless_follow,
-            doc_md="SSM: `backover backup --label documentdb` (the frozen source) to `backups/documentdb/`. "
-            "Skipped when *follow* is on.",
         )
         backup_mongodb = WorkerCommandOperator(
             task_id="backup_mongodb",
             command="backup",
             options={"label": "mongodb"},
             deferrable=True,
-            pre_execute=run_unless_follow,
+            pre_execute=backup_at_the_freeze,
             doc_md="SSM: `backover backup --label mongodb` (the target before the restore) to `backups/mongodb/`. "
-            "Skipped when *follow* is on (`backover_start` took it before the first replayed write).",
+            "Skipped when *follow* is on, and once MongoDB was backed up before anything wrote to it "
+            "(`backover_start` did, before the initial sync or the follow restore): that stays the rollback point.",
         )
 
         seal_documentdb = WorkerCommandOperator(
@@ -157,6 +162,15 @@ with DAG(**lifecycle_dag("backover_restore", __doc__, follow=True)) as dag:
             "difference fails this task and the run (no retry: a difference does not go away by itself). "
             "Report: `reports/verify.json`.",
         )
+        release_ttl = WorkerCommandOperator(
+            task_id="release_ttl",
+            command="release_ttl",
+            deferrable=True,
+            pre_execute=run_if_ttl_held,
+            doc_md="SSM: `backover sync --release-ttl`: the TTL indexes the initial sync created held back "
+            "(MongoDB's TTL monitor deleted nothing before the cutover) get the source's `expireAfterSeconds`, "
+            "after verification. Skipped when there are none.",
+        )
         window = FreezeWindowOperator(
             task_id="freeze_window",
             doc_md="Logs the write freeze (read-only -> verified) and each phase inside it: drain, restore, "
@@ -176,5 +190,7 @@ with DAG(**lifecycle_dag("backover_restore", __doc__, follow=True)) as dag:
         restore_completed,
         verify,
         window,
-        seal_documentdb,  # after the freeze window: S3 only, the writes need not wait for it
+        # after the freeze window, side by side: MongoDB's own TTL expiry from now on; the seal
+        # (S3 only, the writes need not wait for it)
+        [release_ttl, seal_documentdb],
     )

@@ -14,7 +14,11 @@ The microservices keep writing to DocumentDB throughout.
    enables change streams, recording T0 in `state/start.json`; SSM Run Command starts
    `backover replicate --detach` on the first worker; the replicator's checkpoint must show a fresh
    heartbeat.
-4. **sync** (Param *initial_sync*) - copies DocumentDB's migrated collections to MongoDB after T0
+4. **rollback** - `backover backup --label mongodb`: MongoDB as it is before Back Over writes
+   anything to it (the initial sync's copy, the first replayed change), to `backups/mongodb/`: the
+   rollback point, taken once (skipped on a re-run once anything was written). With *follow* off and
+   *initial_sync* never, `backover_restore` takes it at the freeze instead.
+5. **sync** (Param *initial_sync*) - copies DocumentDB's migrated collections to MongoDB after T0
    and before any replayed change: `backover sync --plan` on the first worker writes the plan
    (the target's collections and indexes, `_id` partitions of about *sync_partition_documents*
    documents), then one SSM command `backover sync --partition ID` per partition, mapped over the
@@ -25,10 +29,9 @@ The microservices keep writing to DocumentDB throughout.
    refused unless *drop_target* (then they are dropped first); *never*: every sync task is
    skipped (MongoDB must then hold DocumentDB's data as of T0). A re-run resumes: completed
    partitions are not copied again, the others resume from their checkpoints.
-5. **follow** (Param *follow*, on by default) - `backover backup --label mongodb` keeps MongoDB as
-   it is before the first replayed write (the rollback point); then `backover restore --follow
-   --detach` starts applying the captured changes as they land, so that the write freeze of
-   `backover_restore` lasts seconds; the run ends when the follow restore runs. Off: nothing here,
+6. **follow** (Param *follow*, on by default) - `backover restore --follow --detach` starts
+   applying the captured changes as they land, so that the write freeze of `backover_restore`
+   lasts seconds; the run ends when the follow restore runs. Off: nothing here,
    and `backover_restore` replays everything after the freeze.
 
 Re-running is safe: every step is idempotent. To give up, trigger `backover_abort` with the same
@@ -39,7 +42,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, TaskGroup, chain
 
-from backover_airflow.follow import backup_before_first_replayed_write, run_if_follow
+from backover_airflow.follow import backup_before_anything_writes, run_if_follow
 from backover_airflow.operators.lambda_function import MigrationLambdaOperator
 from backover_airflow.operators.sync import SyncCompletedOperator, SyncPartitionsOperator, run_if_initial_sync
 from backover_airflow.operators.worker import WorkerCommandOperator
@@ -77,6 +80,20 @@ with DAG(**lifecycle_dag("backover_start", __doc__, follow=True, sync=True)) as 
             "once if the replicator failed (with its reason).",
         )
 
+    with TaskGroup("rollback", tooltip="MongoDB backed up before Back Over writes anything to it"):
+        backup_mongodb = WorkerCommandOperator(
+            task_id="backup_mongodb",
+            command="backup",
+            options={"label": "mongodb"},
+            deferrable=True,
+            pre_execute=backup_before_anything_writes,
+            doc_md="SSM: `backover backup --label mongodb`: MongoDB before the initial sync or the follow "
+            "restore writes anything (the rollback point; an empty MongoDB is backed up in a moment), to "
+            "`backups/mongodb/`. Skipped with *follow* off and *initial_sync* never (backover_restore takes it "
+            "at the freeze), and on a re-run once the sync or the restore has written or the backup exists "
+            "(the first backup stays the rollback point).",
+        )
+
     with TaskGroup(
         "sync", tooltip="Initial sync (Param initial_sync): plan, the partitions over the workers"
     ):
@@ -110,17 +127,7 @@ with DAG(**lifecycle_dag("backover_start", __doc__, follow=True, sync=True)) as 
             "figures; the MongoDB backup and the follow restore come only after it.",
         )
 
-    with TaskGroup("follow", tooltip="MongoDB backup, then the follow restore (Param follow)"):
-        backup_mongodb = WorkerCommandOperator(
-            task_id="backup_mongodb",
-            command="backup",
-            options={"label": "mongodb"},
-            deferrable=True,
-            pre_execute=backup_before_first_replayed_write,
-            doc_md="SSM: `backover backup --label mongodb`, MongoDB before the follow restore writes anything "
-            "(the rollback point), to `backups/mongodb/`. Skipped when *follow* is off, and on a re-run once "
-            "the restore has written (the first backup stays the rollback point).",
-        )
+    with TaskGroup("follow", tooltip="The follow restore (Param follow)"):
         start_restore = WorkerCommandOperator(
             task_id="start_follow_restore",
             command="follow_restore",
@@ -144,11 +151,11 @@ with DAG(**lifecycle_dag("backover_start", __doc__, follow=True, sync=True)) as 
         start_lambda,
         start_replicator,
         replicator_healthy,
+        backup_mongodb,
         plan_sync,
         partitions,
         copy,
         sync_complete,
-        backup_mongodb,
         start_restore,
         restore_following,
     )

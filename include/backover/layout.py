@@ -173,6 +173,16 @@ class MigrationLayout:
         return self.key("reports/verify-live.json")
 
     @property
+    def verify_live_partitions_prefix(self) -> str:
+        """The live pass's partition records (one per sync-plan partition compared)."""
+        return self.key("reports/verify-live/partitions/")
+
+    def verify_live_partition(self, partition_id: str) -> str:
+        """``reports/verify-live/partitions/<id>.json`` (:class:`backover.state.VerifyLivePartitionRecord`);
+        the id percent-escaped as :meth:`sync_partition` escapes it."""
+        return self.verify_live_partitions_prefix + f"{_escaped(partition_id)}.json"
+
+    @property
     def rehearsal_report(self) -> str:
         """The rehearsal DAG's report (figures and phase outcomes)."""
         return self.key("reports/rehearsal.json")
@@ -269,3 +279,28 @@ class MigrationLayout:
         if match is None:
             return None
         return int(match.group(1)), next(c for c, s in COMPRESSION_SUFFIX.items() if s == match.group(2))
+
+    # -- partitioned backups (backover.backup.partitioned) ----------------------------------------
+    def backup_begun(self, label: str) -> str:
+        """The begin record of a partitioned backup (:class:`backover.state.BackupBegun`)."""
+        return self.backup_prefix(label) + "_begun.json"
+
+    def backup_parts_prefix(self, label: str, begin_id: str | None = None) -> str:
+        """``.parts/`` (every begin's), or ``.parts/{begin_id}/``: the part objects of partitioned
+        backups, deleted by ``--finish``. ``.parts``, like ``.changes``, is no database's folder."""
+        prefix = self.backup_prefix(label) + ".parts/"
+        return prefix if begin_id is None else prefix + f"{_escaped(begin_id)}/"
+
+    def backup_part(self, label: str, begin_id: str, partition_id: str) -> str:
+        """``.parts/{begin_id}/{partition}.bson.gz``: one partition's documents (the id escaped as in
+        :meth:`sync_partition`)."""
+        return self.backup_parts_prefix(label, begin_id) + f"{_escaped(partition_id)}.bson.gz"
+
+    def backup_part_record(self, label: str, begin_id: str, partition_id: str) -> str:
+        """``.parts/{begin_id}/{partition}.json``: its record (:class:`backover.state.BackupPart`)."""
+        return self.backup_parts_prefix(label, begin_id) + f"{_escaped(partition_id)}.json"
+
+    def backup_rest_part(self, label: str, begin_id: str, db: str, coll: str) -> str:
+        """``.parts/{begin_id}/.rest/{db.coll}.bson.gz``: a partitioned collection's documents that no
+        partition holds, dumped by ``--finish`` (an escaped partition id holds no ``/``)."""
+        return self.backup_parts_prefix(label, begin_id) + f".rest/{_escaped(f'{db}.{coll}')}.bson.gz"

@@ -413,7 +413,7 @@ class BackupManifest(Record):
     position), the sealed copies ``capture_seq + 1 .. sealed_through_seq`` and ``sealed_at``."""
 
     WHAT = "a backup manifest (backups/{label}/_backup.json)"
-    OMIT_NONE = frozenset({"f", "sealed_through_seq", "sealed_at"})
+    OMIT_NONE = frozenset({"f", "sealed_through_seq", "sealed_at", "begin_id"})
 
     migration_id: str
     label: str
@@ -427,6 +427,54 @@ class BackupManifest(Record):
     f: Timestamp | None = None
     sealed_through_seq: int | None = None
     sealed_at: datetime | None = None
+    #: The partitioned backup (``--begin`` .. ``--finish``) this manifest completes; absent for a
+    #: backup taken in one run without a sync plan.
+    begin_id: str | None = None
+
+
+# -- partitioned backups (backover.backup.partitioned) ---------------------------------------------
+@dataclass
+class BackupBegun(Record):
+    """``backups/{label}/_begun.json`` (``backover backup --begin``): what every partition and the
+    finish of one partitioned backup share. ``begin_id``: its id (the part objects' folder);
+    ``b``, ``capture_seq``, ``started_at``: as in :class:`BackupManifest`, taken here, before any
+    partition is read; ``databases``: what the backup holds; ``partitions``: the ids of
+    ``sync/plan.json``'s partitions of those databases, in plan order (each needs its part before
+    ``--finish``), and ``plan_created_at`` the plan's ``created_at`` (a plan made again since makes
+    the parts and the begin stale)."""
+
+    WHAT = "a begun backup (backups/{label}/_begun.json)"
+
+    migration_id: str
+    label: str
+    begin_id: str
+    b: Timestamp
+    started_at: datetime
+    databases: list[str] = field(default_factory=list)
+    partitions: list[str] = field(default_factory=list)
+    capture_seq: int | None = None
+    plan_created_at: datetime | None = None
+
+
+@dataclass
+class BackupPart(Record):
+    """``backups/{label}/.parts/{begin}/{partition}.json``: one partition's part object, written
+    after the object (a gzip member of the partition's documents, sorted by ``_id``) is complete.
+    ``etag`` and ``compressed_bytes`` are the object's as S3 completed it: a HEAD proves the object
+    is the one this record describes (a re-run killed between the two is caught)."""
+
+    WHAT = "a backup part record"
+
+    migration_id: str
+    begin_id: str
+    partition: str
+    namespace: str
+    documents: int
+    uncompressed_bytes: int
+    sha256: str
+    compressed_bytes: int
+    etag: str
+    written_at: datetime
 
 
 @dataclass
@@ -491,7 +539,10 @@ class VerifyLiveRecord(Record):
     ``target_checked_token``, and the freeze-time check from there on);
     ``namespaces``: the ``--namespace`` filter as given (empty: the default); ``compared``: the
     namespaces the pass compared. ``differences``: per namespace, the first ``_id``s proven
-    different or never settled."""
+    different or never settled. ``begin_id``: this pass (``verify --live --begin``), which its
+    partition records name; ``partitions``: the sync plan's partitions it compares one by one
+    (:class:`VerifyLivePartitionRecord`), empty without a plan; the figures are their sums with
+    the rest's."""
 
     WHAT = "a live verification record (reports/verify-live.json)"
 
@@ -515,6 +566,35 @@ class VerifyLiveRecord(Record):
     reason: str | None = None
     differences: dict[str, list[Any]] = field(default_factory=dict)
     foreign_writes: list[dict[str, Any]] = field(default_factory=list)
+    begin_id: str | None = None
+    partitions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VerifyLivePartitionRecord(Record):
+    """``reports/verify-live/partitions/<id>.json`` (``backover verify --live --partition ID``):
+    one sync-plan partition compared for the live pass ``begin_id`` (a partition of another begin
+    does not count). ``proven``/``unsettled``: differing documents proven different, or still
+    waiting for the restore at the settle time; ``differences`` names the first of them per
+    namespace; ``reason``: why the partition failed."""
+
+    WHAT = "a live verification partition record (verify-live/partitions)"
+
+    migration_id: str
+    partition: str
+    begin_id: str
+    ns: str
+    state: VerifyLiveState = VerifyLiveState.RUNNING
+    started_at: datetime = field(default_factory=utc_now)
+    finished_at: datetime | None = None
+    documents: int = 0
+    differed: int = 0
+    settled: int = 0
+    deferred: int = 0
+    proven: int = 0
+    unsettled: int = 0
+    differences: dict[str, list[Any]] = field(default_factory=dict)
+    reason: str | None = None
 
 
 # -- the initial sync (backover.sync) ------------------------------------------------------------

@@ -61,11 +61,50 @@ def follow_restore(config: BackoverConfig, run: RunParams) -> list[str]:
     ]
 
 
-def backup(config: BackoverConfig, run: RunParams, label: str) -> list[str]:
-    """Back up one side (``documentdb`` or ``mongodb``) to ``backups/{label}/``."""
+#: The steps of a pass over the sync plan's partitions (backup, verify --live): ``begin`` on the
+#: first worker, one ``partition`` per planned partition (mapped over the workers), ``finish``
+#: (what no partition holds, then the verdict or the manifest); None: the whole pass at once.
+PASS_STEPS = ("begin", "partition", "finish")
+
+
+def _step(step: str | None, partition: str | None) -> list[str]:
+    if step is None:
+        if partition is not None:
+            raise ConfigError("a partition goes with step 'partition'")
+        return []
+    if step not in PASS_STEPS:
+        raise ConfigError(f"a pass step is one of {', '.join(PASS_STEPS)}, not {step!r}")
+    if step != "partition":
+        if partition is not None:
+            raise ConfigError(f"step {step!r} takes no partition")
+        return [f"--{step}"]
+    return ["--partition", _partition_id(partition)]
+
+
+def _partition_id(partition: Any) -> str:
+    if not isinstance(partition, str) or not partition or partition.startswith("-"):
+        raise ConfigError(f"a sync partition id from the plan, not {partition!r}")
+    return partition
+
+
+def backup(
+    config: BackoverConfig, run: RunParams, label: str, step: str | None = None, partition: str | None = None
+) -> list[str]:
+    """Back up one side (``documentdb`` or ``mongodb``) to ``backups/{label}/``; ``documentdb`` may
+    go in steps over the sync plan's partitions (``step``: begin, partition, finish)."""
     if label not in BACKUP_LABELS:
         raise ConfigError(f"backup label must be one of {', '.join(BACKUP_LABELS)}, not {label!r}")
-    return ["backup", "--secret-id", _secret(config, label), "--label", label, *_migration(config, run)]
+    if step is not None and label != "documentdb":
+        raise ConfigError("only the documentdb backup goes over the partitions")
+    return [
+        "backup",
+        "--secret-id",
+        _secret(config, label),
+        "--label",
+        label,
+        *_step(step, partition),
+        *_migration(config, run),
+    ]
 
 
 def seal(config: BackoverConfig, run: RunParams) -> list[str]:
@@ -94,10 +133,13 @@ def verify(config: BackoverConfig, run: RunParams) -> list[str]:
     ]
 
 
-def verify_live(config: BackoverConfig, run: RunParams) -> list[str]:
+def verify_live(
+    config: BackoverConfig, run: RunParams, step: str | None = None, partition: str | None = None
+) -> list[str]:
     """The verification pass before the freeze (follow mode): every document compared while both
-    sides move; the check at the freeze then compares only what changed since."""
-    return [*verify(config, run), "--live"]
+    sides move; the check at the freeze then compares only what changed since. In steps over the
+    sync plan's partitions with ``step`` (begin, partition, finish)."""
+    return [*verify(config, run), "--live", *_step(step, partition)]
 
 
 def _databases(config: BackoverConfig) -> list[str]:
@@ -134,9 +176,19 @@ def sync_plan(config: BackoverConfig, run: RunParams) -> list[str]:
 def sync_partition(config: BackoverConfig, run: RunParams, partition: str) -> list[str]:
     """Copy one partition of the plan (a worker's share); the last one to complete writes
     ``sync/complete.json``."""
-    if not isinstance(partition, str) or not partition or partition.startswith("-"):
-        raise ConfigError(f"a sync partition id from the plan, not {partition!r}")
-    return ["sync", "--partition", partition, *_databases(config), *_migration(config, run)]
+    return ["sync", "--partition", _partition_id(partition), *_databases(config), *_migration(config, run)]
+
+
+def release_ttl(config: BackoverConfig, run: RunParams) -> list[str]:
+    """After verification: give the TTL indexes the initial sync held back on MongoDB the source's
+    ``expireAfterSeconds`` (MongoDB's TTL monitor deleted nothing before the cutover)."""
+    return [
+        "sync",
+        "--release-ttl",
+        "--target-secret-id",
+        _secret(config, "mongodb"),
+        *_migration(config, run),
+    ]
 
 
 def clean(config: BackoverConfig, run: RunParams) -> list[str]:
@@ -159,6 +211,7 @@ BUILDERS: dict[str, Callable[..., list[str]]] = {
     "verify_live": verify_live,
     "sync_plan": sync_plan,
     "sync_partition": sync_partition,
+    "release_ttl": release_ttl,
     "clean": clean,
     "abort": abort,
 }
@@ -171,6 +224,7 @@ TITLES = {
     "seal": "backup --seal",
     "sync_plan": "sync --plan",
     "sync_partition": "sync --partition",
+    "release_ttl": "sync --release-ttl",
 }
 
 

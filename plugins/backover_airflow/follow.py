@@ -30,12 +30,13 @@ def run_if_follow(context: Any) -> None:
         raise AirflowSkipException("follow mode is off for this run")
 
 
-def backup_before_first_replayed_write(context: Any) -> None:
-    """``pre_execute`` of backover_start's MongoDB backup: only in follow mode, and only while the
-    follow restore has written nothing yet. A re-run of backover_start (to restart a replicator or
-    a follow restore that died) must not replace the rollback point with a MongoDB that already
-    holds replayed changes."""
-    run_if_follow(context)
+def backup_before_first_write(context: Any) -> None:
+    """``pre_execute`` of both DAGs' MongoDB backup (one rule): MongoDB is backed up once, before
+    Back Over writes anything to it (the initial sync's collections and copy, the first replayed
+    change): that backup is the rollback point. Skipped once the restore or the sync has written
+    (a re-run of ``backover_start`` to restart a replicator or a follow restore must not replace it
+    with a MongoDB that already holds copied or replayed data), and once a complete MongoDB backup
+    of the migration exists (nothing has written to MongoDB since: it is the same state)."""
     hook, layout = _watched(context)
     checkpoint = hook.restore_checkpoint(layout)
     if checkpoint is not None:
@@ -43,6 +44,38 @@ def backup_before_first_replayed_write(context: Any) -> None:
             f"the restore has already written to MongoDB (segment {checkpoint.last_applied_seq} applied): "
             "the backup taken before its first write stays the rollback point"
         )
+    objects = hook.objects(layout)
+    if objects.head(layout.sync_plan) is not None:
+        raise AirflowSkipException(
+            f"the initial sync has written to MongoDB (s3://{layout.bucket}/{layout.sync_plan}): the backup "
+            "taken before it stays the rollback point"
+        )
+    manifest = layout.backup_manifest("mongodb")
+    if objects.head(manifest) is not None:
+        raise AirflowSkipException(
+            f"MongoDB is backed up already, before anything was written to it (s3://{layout.bucket}/{manifest}): "
+            "that backup is the rollback point"
+        )
+
+
+def backup_before_anything_writes(context: Any) -> None:
+    """``pre_execute`` of ``backover_start``'s MongoDB backup: it runs when something in this DAG will
+    write to MongoDB (the follow restore, or an initial sync that may copy), under
+    :func:`backup_before_first_write`; with follow off and ``initial_sync`` never,
+    ``backover_restore`` takes it at the freeze as before."""
+    params = context["params"]
+    if not params.get("follow", True) and params.get("initial_sync", "auto") == "never":
+        raise AirflowSkipException(
+            "follow mode is off and there is no initial sync: backover_restore backs MongoDB up at the freeze"
+        )
+    backup_before_first_write(context)
+
+
+def backup_at_the_freeze(context: Any) -> None:
+    """``pre_execute`` of ``backover_restore``'s MongoDB backup (follow off), under
+    :func:`backup_before_first_write`."""
+    run_unless_follow(context)
+    backup_before_first_write(context)
 
 
 #: How long the restore DAG's restore task waits for the follow restore to complete the tail

@@ -2,7 +2,9 @@
 
 ``lifecycle_dag(dag_id, doc)`` gives the common DAG arguments; ``check_group`` the preflight and
 the dry-run gate (``check.preflight``, ``check.stop_if_dry_run``); ``worker_group`` the EC2 worker
-start and wait (``worker.start_worker``, ``worker.worker_running``). Call them inside ``with DAG``.
+start and wait (``worker.start_worker``, ``worker.worker_running``); ``partitioned_pass`` a pass
+over the sync plan's partitions (begin, one mapped task per partition over the workers, finish).
+Call them inside ``with DAG``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from airflow.sdk import TaskGroup
 from backover_airflow import dag_defaults as d
 from backover_airflow.operators.database import PreflightOperator
 from backover_airflow.operators.ec2 import WorkerStartOperator
+from backover_airflow.operators.sync import PlanPartitionsOperator
+from backover_airflow.operators.worker import WorkerCommandOperator
 from backover_airflow.sensors.ec2 import WorkerStateSensor
 
 STARTED_PREFLIGHT_DOC = (
@@ -77,3 +81,66 @@ def worker_group(*, tooltip: str) -> tuple[WorkerStartOperator, WorkerStateSenso
             doc_md="Waits until EC2 reports every worker `running`.",
         )
     return start_worker, worker_running
+
+
+def partitioned_pass(
+    group_id: str,
+    *,
+    command: str,
+    tooltip: str,
+    what: str,
+    options: dict[str, Any] | None = None,
+    pre_execute: Any = None,
+    **worker_kwargs: Any,
+) -> TaskGroup:
+    """A pass over the sync plan's partitions, as the sync's copy goes: ``<group>.begin`` on the
+    first worker (``--begin``), ``<group>.partitions`` (the plan's partitions spread over the
+    workers), ``<group>.partition`` mapped over them (``--partition ID`` on its worker, one task
+    each, named by partition and worker), ``<group>.finish`` on the first worker (``--finish``: what
+    no partition holds, then the verdict). Without a plan nothing is mapped and ``finish`` reads
+    every collection whole. ``pre_execute`` (e.g. ``run_if_follow``) applies to every task;
+    ``worker_kwargs`` (retries, waiter_delay) to the three command tasks."""
+    fixed = dict(options or {})
+    once = " No retry: its result would be the same." if worker_kwargs.get("retries") == 0 else ""
+    with TaskGroup(group_id, tooltip=tooltip) as group:
+        begin = WorkerCommandOperator(
+            task_id="begin",
+            command=command,
+            options={**fixed, "step": "begin"},
+            deferrable=True,
+            pre_execute=pre_execute,
+            doc_md=f"SSM on the first worker: `backover {what} --begin`: what the pass does before it reads "
+            "anything, recorded in S3." + once,
+            **worker_kwargs,
+        )
+        partitions = PlanPartitionsOperator(
+            task_id="partitions",
+            pass_name=command,
+            options={**fixed, "step": "partition"},
+            pre_execute=pre_execute,
+            doc_md="Reads the partitions the begin step recorded (from `sync/plan.json`) and spreads them over "
+            "the workers round-robin (the next task maps over this list); empty without an initial sync.",
+        )
+        each = WorkerCommandOperator.partial(
+            task_id="partition",
+            command=command,
+            deferrable=True,
+            pre_execute=pre_execute,
+            map_index_template="{{ task.options['partition'] }} on {{ task.worker }}",
+            doc_md=f"One task per partition (dynamic task mapping): SSM `backover {what} --partition ID` on its "
+            "worker. Its output is in the log." + once,
+            **worker_kwargs,
+        ).expand_kwargs(partitions.output)
+        finish = WorkerCommandOperator(
+            task_id="finish",
+            command=command,
+            options={**fixed, "step": "finish"},
+            deferrable=True,
+            pre_execute=pre_execute,
+            doc_md=f"SSM on the first worker: `backover {what} --finish`: what no partition holds (collections "
+            "created after the plan, every collection without an initial sync), then the result of the whole pass."
+            + once,
+            **worker_kwargs,
+        )
+        begin >> partitions >> each >> finish
+    return group

@@ -9,7 +9,7 @@ order, so every task of a run sees the same list. Looked up when a task runs, ne
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from backover_airflow.config import BackoverConfig, ConfigError
@@ -36,12 +36,14 @@ def worker_ids(config: BackoverConfig, ec2: Any) -> list[str]:
     return [config.worker_instance_id, *sorted(found)]
 
 
-def spread(partitions: Sequence[str], workers: Sequence[str]) -> list[dict[str, Any]]:
-    """Partitions over the workers round-robin, as the copy task's mapped arguments: one
-    ``{"options": {"partition": ID}, "worker": INSTANCE}`` per partition, in plan order."""
+def spread(
+    partitions: Sequence[str], workers: Sequence[str], options: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Partitions over the workers round-robin, as a mapped task's arguments: one
+    ``{"options": {**options, "partition": ID}, "worker": INSTANCE}`` per partition, in plan order."""
     if not workers:
-        raise ConfigError("no worker to copy the partitions on")
+        raise ConfigError("no worker to run the partitions on")
     return [
-        {"options": {"partition": partition}, "worker": workers[i % len(workers)]}
+        {"options": {**(options or {}), "partition": partition}, "worker": workers[i % len(workers)]}
         for i, partition in enumerate(partitions)
     ]

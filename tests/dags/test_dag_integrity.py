@@ -16,11 +16,14 @@ ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
 LIFECYCLE = ("backover_start", "backover_restore", "backover_clean", "backover_abort")
 #: Worker commands that can run for hours: their tasks defer.
-LONG_COMMANDS = {"backup", "restore", "verify", "clean", "sync_plan", "sync_partition"}
+LONG_COMMANDS = {"backup", "restore", "verify", "verify_live", "clean", "sync_plan", "sync_partition"}
 #: Tasks that must not be retried, and why (the task's doc says so too).
 NO_RETRY = {
     "verify.verify": "a difference does not go away by retrying",
-    "follow.verify_live": "a proven difference does not go away by retrying (unsettled ones had their wait)",
+    **{
+        f"follow.verify_live.{step}": "a proven difference does not go away by retrying (unsettled ones had their wait)"
+        for step in ("begin", "partition", "finish")
+    },
     "report.write_report": "the report reads what happened; retrying changes nothing",
     "start.run_start": "a phase DAG has its own retries",
     "restore.run_restore": "a phase DAG has its own retries",
@@ -155,7 +158,11 @@ class TestPolicy:
         for name in params:
             param = params.get_param(name)
             assert param.description, f"param {name} has no description"
-            assert param.schema.get("type") in {"string", "array", "boolean", "integer"}, name
+            kind = param.schema.get("type")
+            kinds = (
+                set(kind) - {"null"} if isinstance(kind, list) else {kind}
+            )  # null: the form does not require it
+            assert len(kinds) == 1 and kinds <= {"string", "array", "boolean", "integer"}, name
 
     def test_schedule(self, dags: dict[str, Any], dag_id: str) -> None:
         dag = dags[dag_id]
@@ -188,6 +195,7 @@ def test_lifecycle_dags_share_the_same_trigger_form(dags: dict[str, Any]) -> Non
     common = {"migration_id": None, "databases": [], "dry_run": False, "environment": "backover"}
     # start and restore add the follow-mode switch, on by default; clean and abort do not need it;
     # start adds the initial sync's (copy only when MongoDB lacks the data, never drop by default)
+    # and allow_missing (a database the source does not hold is refused by default)
     assert forms["backover_restore"] == {**common, "follow": True}
     assert forms["backover_start"] == {
         **common,
@@ -195,6 +203,7 @@ def test_lifecycle_dags_share_the_same_trigger_form(dags: dict[str, Any]) -> Non
         "initial_sync": "auto",
         "drop_target": False,
         "sync_partition_documents": 1_000_000,
+        "allow_missing": False,
     }
     assert forms["backover_clean"] == forms["backover_abort"] == common
 
@@ -210,11 +219,11 @@ def test_start_dag_copies_over_the_workers_before_any_replayed_write(dags: dict[
     dag = dags["backover_start"]
     order = [
         "capture.replicator_healthy",
+        "rollback.backup_mongodb",  # before anything writes to MongoDB: the sync drops and copies
         "sync.plan",
         "sync.partitions",
         "sync.copy",
         "sync.complete",
-        "follow.backup_mongodb",
         "follow.start_follow_restore",
     ]
     for before, after in zip(order, order[1:], strict=False):
@@ -250,26 +259,40 @@ def test_restore_dag_shape(dags: dict[str, Any]) -> None:
         "check.preflight",
         "check.stop_if_dry_run",
         "follow.follow_restore_healthy",  # no freeze while the follow restore is not running
-        "follow.backup_documentdb",
-        "follow.verify_live",
+        "follow.backup_documentdb.begin",
+        "follow.backup_documentdb.partitions",
+        "follow.backup_documentdb.partition",
+        "follow.backup_documentdb.finish",
+        "follow.verify_live.begin",
+        "follow.verify_live.partitions",
+        "follow.verify_live.partition",
+        "follow.verify_live.finish",
         "freeze.restore_lambda",
         "freeze.replication_drained",
     ]
     for before, after in zip(order, order[1:], strict=False):
         assert after in dag.get_task(before).downstream_task_ids
-    backups = {"backup.backup_documentdb", "backup.backup_mongodb"}
-    assert dag.get_task("freeze.replication_drained").downstream_task_ids == backups
-    # with follow on, the DocumentDB backup taken before the freeze is sealed after the freeze window
-    assert dag.get_task("backup.seal_documentdb").upstream_task_ids == {"verify.freeze_window"}
-    assert not dag.get_task("backup.seal_documentdb").downstream_task_ids
+    assert dag.get_task("freeze.replication_drained").downstream_task_ids == {
+        "backup.backup_documentdb.begin",
+        "backup.backup_mongodb",
+    }
+    # with follow on, the DocumentDB backup taken before the freeze is sealed after the freeze window,
+    # side by side with the release of the TTL indexes an initial sync held back
+    for after_window in ("backup.seal_documentdb", "verify.release_ttl"):
+        assert dag.get_task(after_window).upstream_task_ids == {"verify.freeze_window"}
+        assert not dag.get_task(after_window).downstream_task_ids
     # before the freeze: DocumentDB's backup, then the live verification pass, right before it
-    assert dag.get_task("follow.backup_documentdb").downstream_task_ids == {"follow.verify_live"}
-    assert dag.get_task("follow.verify_live").downstream_task_ids == {"freeze.restore_lambda"}
-    assert dag.get_task("follow.verify_live").retries == 0
+    assert dag.get_task("follow.backup_documentdb.finish").downstream_task_ids == {"follow.verify_live.begin"}
+    assert dag.get_task("follow.verify_live.finish").downstream_task_ids == {"freeze.restore_lambda"}
+    for step in ("begin", "partition", "finish"):
+        task = dag.get_task(f"follow.verify_live.{step}")
+        retries = task.partial_kwargs.get("retries") if step == "partition" else task.retries
+        assert retries == 0, step
     assert dag.get_task("verify.freeze_window").upstream_task_ids == {"verify.verify"}
-    assert dag.get_task("restore.restore").upstream_task_ids == backups, (
-        "backups run in parallel, then restore"
-    )
+    assert dag.get_task("restore.restore").upstream_task_ids == {
+        "backup.backup_documentdb.finish",
+        "backup.backup_mongodb",
+    }, "backups run in parallel, then restore"
     assert dag.get_task("verify.verify").upstream_task_ids == {"restore.restore_completed"}
 
 

@@ -268,7 +268,9 @@ def test_start_restore_clean_under_load(lifecycle: Lifecycle) -> None:
         "the completed copy is not run again"
     )
     assert restarted.tasks["sync.complete"] == "success"
-    assert restarted.tasks["follow.backup_mongodb"] == "skipped", "the first backup stays the rollback point"
+    assert restarted.tasks["rollback.backup_mongodb"] == "skipped", (
+        "the first backup stays the rollback point"
+    )
     assert s3.head(layout.backup_manifest("mongodb"))["ETag"] == first_backup["ETag"]
     assert restarted.tasks["follow.follow_restore_healthy"] == "success"
 
@@ -280,9 +282,16 @@ def test_start_restore_clean_under_load(lifecycle: Lifecycle) -> None:
     # Inserts, replacements and deletes all go to shop (some updates go to inventory, not migrated here).
     shop_writes = sum(load_report.by_kind.get(kind, 0) for kind in ("insert", "replace", "delete"))
 
-    for task in ("follow.follow_restore_healthy", "follow.verify_live", "verify.freeze_window"):
+    for task in ("follow.follow_restore_healthy", "follow.verify_live.finish", "verify.freeze_window"):
         assert restore.tasks[task] == "success", restore.tasks
-    assert {restore.tasks[t] for t in ("backup.backup_documentdb", "backup.backup_mongodb")} == {"skipped"}
+    # the live backup and verification went over the sync's partitions, on both workers, as the copy did
+    for step in ("follow.backup_documentdb.partition", "follow.verify_live.partition"):
+        ran = restore.mapped[step]
+        assert set(ran.values()) == {"success"} and len(ran) == len(copies), (step, ran)
+        assert {name.split(" on ")[1] for name in ran} == workers, (step, ran)
+    assert {restore.tasks[t] for t in ("backup.backup_documentdb.finish", "backup.backup_mongodb")} == {
+        "skipped"
+    }
     # the follower completed the tail by itself: no `restore --wait` round trip inside the freeze
     assert (
         restore.tasks["restore.restore"] == "skipped"
@@ -349,7 +358,10 @@ def test_a_write_to_mongodb_fails_the_live_verification_before_any_freeze(lifecy
     assert load.running, f"nothing was frozen: {load.report}"
     assert load.stop().error is None
     assert restore.state == "failed"
-    assert restore.tasks["follow.verify_live"] == "failed"
+    assert "failed" in {
+        restore.tasks["follow.verify_live.partition"],
+        restore.tasks["follow.verify_live.finish"],
+    }
     assert restore.tasks["freeze.restore_lambda"] in {"upstream_failed", None}
     layout = lifecycle.layout(migration_id)
     assert lifecycle.s3().get_json(layout.freeze_state) is None
@@ -361,13 +373,16 @@ def test_a_write_to_mongodb_fails_the_live_verification_before_any_freeze(lifecy
 def test_a_difference_fails_the_restore_and_blocks_clean(lifecycle: Lifecycle) -> None:
     """The seed's order (follow off): everything restored after the freeze, and verify fails."""
     migration_id = f"e2e-diff-{uuid.uuid4().hex[:6]}"
-    load, _ = _start_under_load(lifecycle, migration_id, follow=False)
+    load, started = _start_under_load(lifecycle, migration_id, follow=False)
+    # initial_sync auto may copy: MongoDB is backed up before anything writes to it, not in the freeze
+    assert started.tasks["rollback.backup_mongodb"] == "success", started.tasks
     with lifecycle.master("mongodb") as mongo:
         mongo.shop.orders.insert_one({"_id": "only-in-mongodb", "note": "not on DocumentDB"})
 
     restore = lifecycle.run("backover_restore", _conf(migration_id, follow=False))
-    assert {restore.tasks[t] for t in ("backup.backup_documentdb", "backup.backup_mongodb")} == {"success"}
-    assert restore.tasks["follow.verify_live"] == "skipped"
+    assert restore.tasks["backup.backup_documentdb.finish"] == "success"
+    assert restore.tasks["backup.backup_mongodb"] == "skipped", "backover_start took the rollback point"
+    assert restore.tasks["follow.verify_live.begin"] == "skipped"
     load.stop()
     assert restore.state == "failed"
     assert restore.tasks["restore.restore_completed"] == "success"

@@ -146,3 +146,63 @@ def test_every_command_line_is_one_backover_accepts(command: str, options: dict[
         assert args.secret_id == config.secret_ids[options["label"]]
     if command == "verify":
         assert args.namespace == ["shop"]
+
+
+@pytest.mark.parametrize(
+    ("command", "options", "expected"),
+    [
+        pytest.param("backup", {"label": "documentdb", "step": "begin"}, {"begin": True}, id="backup-begin"),
+        pytest.param(
+            "backup",
+            {"label": "documentdb", "step": "partition", "partition": "shop.orders.0001"},
+            {"partition": "shop.orders.0001"},
+            id="backup-partition",
+        ),
+        pytest.param(
+            "backup", {"label": "documentdb", "step": "finish"}, {"finish": True}, id="backup-finish"
+        ),
+        pytest.param("verify_live", {"step": "begin"}, {"live": True, "begin": True}, id="verify-live-begin"),
+        pytest.param(
+            "verify_live",
+            {"step": "partition", "partition": "shop.orders.0002"},
+            {"live": True, "partition": "shop.orders.0002"},
+            id="verify-live-partition",
+        ),
+        pytest.param(
+            "verify_live", {"step": "finish"}, {"live": True, "finish": True}, id="verify-live-finish"
+        ),
+        pytest.param(
+            "release_ttl", {}, {"release_ttl": True, "target_secret_id": "sb/mongo-master"}, id="ttl"
+        ),
+    ],
+)
+def test_the_steps_of_a_pass_over_the_partitions_are_lines_backover_accepts(
+    command, options, expected
+) -> None:
+    """The partitioned backup and live verification, and the TTL release, as the DAGs send them."""
+    from backover.cli import build_parser
+
+    config = BackoverConfig.from_mapping(environment("bkt", "i-1"))
+    run = RunParams.from_params({"migration_id": "m-1", "databases": ["shop"]}, config)
+    args = build_parser().parse_args(commands.arguments(command, config, run, **options))
+    assert {name: getattr(args, name) for name in expected} == expected
+    assert args.migration_id == "m-1"
+    for other in {"begin", "finish"} - set(expected):
+        assert not getattr(args, other, False), other
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"label": "mongodb", "step": "begin"},
+        {"label": "documentdb", "step": "partition"},
+        {"label": "documentdb", "step": "begin", "partition": "shop.orders.0001"},
+        {"label": "documentdb", "step": "partition", "partition": "--drop"},
+        {"label": "documentdb", "step": "later"},
+    ],
+)
+def test_a_pass_step_that_cannot_be_run_is_a_config_error(options) -> None:
+    config = BackoverConfig.from_mapping(environment("bkt", "i-1"))
+    run = RunParams.from_params({"migration_id": "m-1", "databases": ["shop"]}, config)
+    with pytest.raises(ConfigError):
+        commands.arguments("backup", config, run, **options)

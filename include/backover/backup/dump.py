@@ -29,6 +29,11 @@ killed backup of the same label) are aborted and counted. Skipped, with a log li
 definition) and a restore's staging collections (:data:`.names.STAGING_PREFIX`). Objects of an
 earlier dump of the same databases that this dump did not write (a collection dropped since) are
 deleted, so the folder is one dump.
+
+With a sync plan the same backup can be taken in steps over the plan's partitions, on several
+workers (:mod:`.partitioned`); it shares this module's pieces: :func:`take_b` and
+:func:`clear_label` (before the first upload), :func:`dump_scope` (the streaming of one scope of a
+collection), :func:`check_count`, :func:`conclude` (stale objects, the manifest).
 """
 
 from __future__ import annotations
@@ -38,11 +43,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 from bson.timestamp import Timestamp
 from pymongo import MongoClient
+from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
 from .. import state
@@ -121,6 +128,10 @@ class BackupResult(ResultRecord):
     #: The segments after this one hold every change after B (None: no capture covers B).
     capture_seq: int | None = None
     manifest: str = ""
+    #: A partitioned backup's (``--finish``): its begin id, and the partitions its collections
+    #: were built from; None/0 for a backup taken in one run without a sync plan.
+    begin_id: str | None = None
+    partitions: int = 0
 
 
 class Progress:
@@ -152,14 +163,19 @@ class Progress:
         return report
 
     def finished(self, backup: CollectionBackup) -> None:
+        self.counted(backup.documents)
+
+    def counted(self, documents: int, unit: str = "collections") -> None:
+        """One more of the ``total`` collections (or partitions) done, with its documents."""
         with self._lock:
             self.done += 1
-            self.documents += backup.documents
+            self.documents += documents
             log.info(
-                "backup %s: %d/%d collections, %d documents",
+                "backup %s: %d/%d %s, %d documents",
                 self.label,
                 self.done,
                 self.total,
+                unit,
                 self.documents,
             )
 
@@ -195,6 +211,78 @@ def list_collections(client: MongoClient, db: str, skipped: list[str]) -> list[M
     return sorted(kept, key=lambda i: i["name"])
 
 
+@dataclass(frozen=True)
+class Dumped:
+    """One scope of a collection as uploaded (one gzip member): what its checks record."""
+
+    documents: int
+    uncompressed_bytes: int
+    compressed_bytes: int
+    sha256: str
+    etag: str
+
+    def member(self) -> metadata.MemberCheck:
+        return metadata.MemberCheck(
+            self.documents, self.uncompressed_bytes, self.sha256, self.compressed_bytes
+        )
+
+    def check(self) -> metadata.DataCheck:
+        return metadata.DataCheck(
+            self.documents, self.uncompressed_bytes, self.sha256, self.compressed_bytes, self.etag
+        )
+
+
+def dump_scope(
+    collection: Collection[Any],
+    s3: S3Objects,
+    config: BackupConfig,
+    key: str,
+    report: Callable[[int, int, bool], None],
+    *,
+    filter: Mapping[str, Any] | None = None,
+    by_id: bool = False,
+) -> Dumped:
+    """Stream the documents of ``collection`` that match ``filter`` (all) through gzip into an S3
+    multipart upload to ``key``: sorted by ``_id`` when ``by_id`` (a partition's range), else in
+    the server's natural order (as mongodump). Raw batches, never decoded; memory: a batch and a
+    part. PyMongoError is the caller's to name."""
+    documents = 0
+    with GzipMultipartUpload(s3.client, s3.bucket, key, config.part_size) as upload:
+        batches = collection.find_raw_batches(
+            dict(filter or {}), sort=[("_id", 1)] if by_id else None, batch_size=config.batch_size
+        )
+        for batch in batches:
+            documents += sum(1 for _ in iter_raw_events(batch))
+            upload.write(batch)
+            report(documents, upload.raw_bytes, False)
+        upload.complete()
+    assert upload.etag is not None  # complete() sets it
+    return Dumped(documents, upload.raw_bytes, upload.compressed_bytes, upload.sha256, upload.etag)
+
+
+def check_count(
+    config: BackupConfig, what: str, documents: int, expected: int, live: bool, holder: str = "the collection"
+) -> None:
+    """``documents`` dumped of ``what``, ``expected`` there now: a difference fails the backup,
+    unless ``live`` (the capture covers B: the replay of the changes after B makes it consistent)."""
+    if documents == expected:
+        return
+    if live:
+        log.info(
+            "backup %s %s: %d documents dumped, %d now: it changed during the dump (the captured "
+            "changes after B make it consistent)",
+            config.label,
+            what,
+            documents,
+            expected,
+        )
+        return
+    raise JobFailed(
+        f"backup of {what}: dumped {documents} documents but {holder} holds "
+        f"{expected}; it changed during the backup (is the source frozen?)"
+    )
+
+
 def dump_collection(
     client: MongoClient,
     s3: S3Objects,
@@ -210,54 +298,46 @@ def dump_collection(
     name = info["name"]
     namespace = f"{db}.{name}"
     data_key = config.layout.backup_data(config.label, db, escape(name))
-    metadata_key = config.layout.backup_metadata(config.label, db, escape(name))
     report = progress.collection(namespace)
     collection = client[db][name]
-    documents = 0
     try:
-        with GzipMultipartUpload(s3.client, s3.bucket, data_key, config.part_size) as upload:
-            for batch in collection.find_raw_batches({}, batch_size=config.batch_size):
-                documents += sum(1 for _ in iter_raw_events(batch))
-                upload.write(batch)
-                report(documents, upload.raw_bytes, False)
-            upload.complete()
+        dumped = dump_scope(collection, s3, config, data_key, report)
         expected = collection.count_documents({})
         indexes = [dict(ix) for ix in collection.list_indexes()]
     except PyMongoError as e:
         raise JobFailed(f"backup of {namespace} failed: {type(e).__name__}: {e}") from None
-    if documents != expected and live:
-        log.info(
-            "backup %s %s: %d documents dumped, %d now: it changed during the dump (the captured "
-            "changes after B make it consistent)",
-            config.label,
-            namespace,
-            documents,
-            expected,
-        )
-    elif documents != expected:
-        raise JobFailed(
-            f"backup of {namespace}: dumped {documents} documents but the collection holds "
-            f"{expected}; it changed during the backup (is the source frozen?)"
-        )
+    check_count(config, namespace, dumped.documents, expected, live)
+    return write_metadata(s3, config, db, info, indexes, dumped.check(), progress, report)
+
+
+def write_metadata(
+    s3: S3Objects,
+    config: BackupConfig,
+    db: str,
+    info: Mapping[str, Any],
+    indexes: list[dict[str, Any]],
+    check: metadata.DataCheck,
+    progress: Progress,
+    report: Callable[[int, int, bool], None],
+) -> CollectionBackup:
+    """``{coll}.metadata.json.gz``, once the collection's data object is complete."""
+    name = info["name"]
     backup = CollectionBackup(
-        namespace,
-        documents,
-        upload.raw_bytes,
-        upload.compressed_bytes,
-        upload.sha256,
+        f"{db}.{name}",
+        check.documents,
+        check.uncompressed_bytes,
+        check.compressed_bytes or 0,
+        check.sha256,
         len(indexes),
-        data_key,
-        metadata_key,
-    )
-    check = metadata.DataCheck(
-        documents, upload.raw_bytes, upload.sha256, upload.compressed_bytes, upload.etag
+        config.layout.backup_data(config.label, db, escape(name)),
+        config.layout.backup_metadata(config.label, db, escape(name)),
     )
     s3.put_bytes(
-        metadata_key,
+        backup.metadata_key,
         metadata.encode(metadata.metadata_document(info, indexes, check)),
         content_type="application/gzip",
     )
-    report(documents, upload.raw_bytes, True)
+    report(check.documents, check.uncompressed_bytes, True)
     progress.finished(backup)
     return backup
 
@@ -316,54 +396,55 @@ def covered_seq(started: StartRecord | None, last_seq: int, b: Timestamp) -> int
     return last_seq
 
 
-def backup(config: BackupConfig, s3: S3Objects | None = None) -> BackupResult:
-    """Back up ``config.databases`` of ``config.source`` under ``backups/{label}/``."""
-    s3 = s3 or S3Objects(config.layout.bucket)
-    s3.check_bucket()
-    prefix = config.layout.backup_prefix(config.label)
-    log.info("backup %s: from %s to s3://%s/%s", config.label, config.source, s3.bucket, prefix)
+@dataclass(frozen=True)
+class TakenB:
+    """What a backup reads before its first upload: B and what goes with it."""
+
+    started_at: datetime
+    b: Timestamp
+    capture_seq: int | None  # the replicator's last_seq read before B, when the capture covers B
+    databases: list[str]
+
+    @property
+    def live(self) -> bool:
+        """The capture covers B: the dump may change while it runs."""
+        return self.capture_seq is not None
+
+
+def take_b(s3: S3Objects, config: BackupConfig, client: MongoClient) -> TakenB:
+    """Read the start record and the replicator checkpoint, then take B (before anything is
+    listed or read), then the databases to back up. Writes nothing."""
     started, last_seq = capture_before(s3, config)
-    with connect(config.source) as client:
-        started_at = now_ms()
-        b = cluster_time(client)  # before anything is listed or read
-        capture_seq = covered_seq(started, last_seq, b)
-        databases = list_databases(client, config.databases)
-        result = BackupResult(config.label, f"s3://{s3.bucket}/{prefix}", databases, b=b)
-        result.capture_seq = capture_seq
-        plan = [(db, info) for db in databases for info in list_collections(client, db, result.skipped)]
-        # Only now (the source answered, the databases are known): the first change to S3.
-        result.uploads_aborted = abort_incomplete_uploads(s3.client, s3.bucket, prefix)
-        log.info(
-            "backup %s: %d unfinished upload(s) of an interrupted backup aborted",
-            config.label,
-            result.uploads_aborted,
-        )
-        forget_previous(s3, config)
-        log.info(
-            "backup %s: B = %s; %s",
-            config.label,
-            format_time(b),
-            "the capture covers it: the dump may change while it runs, the changes after B make it "
-            f"consistent when restored (segments after {capture_seq})"
-            if capture_seq is not None
-            else "no capture of this migration covers it: the source must not change during the dump",
-        )
-        progress = Progress(config.label, len(plan))
-        log.info(
-            "backup %s: %d collections in %d databases, %d at a time",
-            config.label,
-            len(plan),
-            len(databases),
-            config.parallel,
-        )
-        live = capture_seq is not None
-        tasks = [
-            partial(dump_collection, client, s3, config, db, info, progress, live=live) for db, info in plan
-        ]
-        result.collections = run_parallel(tasks, config.parallel)
-        result.dump_end = cluster_time(client)
+    started_at = now_ms()
+    b = cluster_time(client)
+    capture_seq = covered_seq(started, last_seq, b)
+    taken = TakenB(started_at, b, capture_seq, list_databases(client, config.databases))
+    log.info(
+        "backup %s: B = %s; %s",
+        config.label,
+        format_time(b),
+        "the capture covers it: the dump may change while it runs, the changes after B make it "
+        f"consistent when restored (segments after {capture_seq})"
+        if capture_seq is not None
+        else "no capture of this migration covers it: the source must not change during the dump",
+    )
+    return taken
+
+
+def clear_label(s3: S3Objects, config: BackupConfig) -> int:
+    """The first change to S3 of a backup: abort the label's unfinished multipart uploads (how
+    many), then delete the earlier backup's manifest and sealed copies."""
+    aborted = abort_incomplete_uploads(s3.client, s3.bucket, config.layout.backup_prefix(config.label))
+    log.info("backup %s: %d unfinished upload(s) of an interrupted backup aborted", config.label, aborted)
+    forget_previous(s3, config)
+    return aborted
+
+
+def conclude(s3: S3Objects, config: BackupConfig, result: BackupResult, started_at: datetime) -> None:
+    """Once every collection is written: delete what this dump did not write, then the manifest."""
+    assert result.b is not None and result.dump_end is not None
     written = {k for c in result.collections for k in (c.data_key, c.metadata_key)}
-    result.stale_deleted = delete_stale(s3, config, databases, written)
+    result.stale_deleted = delete_stale(s3, config, result.databases, written)
     result.documents_total = sum(c.documents for c in result.collections)
     result.bytes_total = sum(c.uncompressed_bytes for c in result.collections)
     result.manifest = config.layout.backup_manifest(config.label)
@@ -373,13 +454,14 @@ def backup(config: BackupConfig, s3: S3Objects | None = None) -> BackupResult:
         BackupManifest(
             config.layout.migration_id,
             config.label,
-            b,
+            result.b,
             result.dump_end,
             started_at,
             now_ms(),
-            databases,
+            result.databases,
             [c.namespace for c in result.collections],
-            capture_seq,
+            result.capture_seq,
+            begin_id=result.begin_id,
         ),
     )
     log.info(
@@ -389,4 +471,36 @@ def backup(config: BackupConfig, s3: S3Objects | None = None) -> BackupResult:
         result.documents_total,
         result.bytes_total / 1e6,
     )
+
+
+def backup(config: BackupConfig, s3: S3Objects | None = None) -> BackupResult:
+    """Back up ``config.databases`` of ``config.source`` under ``backups/{label}/``, every
+    collection whole, in one run (:func:`.partitioned.run_backup` takes it over a sync plan's
+    partitions when there is one)."""
+    s3 = s3 or S3Objects(config.layout.bucket)
+    s3.check_bucket()
+    prefix = config.layout.backup_prefix(config.label)
+    log.info("backup %s: from %s to s3://%s/%s", config.label, config.source, s3.bucket, prefix)
+    with connect(config.source) as client:
+        taken = take_b(s3, config, client)
+        result = BackupResult(config.label, f"s3://{s3.bucket}/{prefix}", taken.databases, b=taken.b)
+        result.capture_seq = taken.capture_seq
+        plan = [(db, info) for db in taken.databases for info in list_collections(client, db, result.skipped)]
+        # Only now (the source answered, the databases are known): the first change to S3.
+        result.uploads_aborted = clear_label(s3, config)
+        progress = Progress(config.label, len(plan))
+        log.info(
+            "backup %s: %d collections in %d databases, %d at a time",
+            config.label,
+            len(plan),
+            len(taken.databases),
+            config.parallel,
+        )
+        tasks = [
+            partial(dump_collection, client, s3, config, db, info, progress, live=taken.live)
+            for db, info in plan
+        ]
+        result.collections = run_parallel(tasks, config.parallel)
+        result.dump_end = cluster_time(client)
+    conclude(s3, config, result, taken.started_at)
     return result

@@ -28,7 +28,6 @@ Staging collections left by a killed restore are dropped at the start of phase 2
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import zlib
 from collections.abc import Iterator
@@ -51,7 +50,7 @@ from ..namespaces import Namespace
 from ..s3objects import S3Objects
 from .bsonstream import BsonSplitter
 from .dump import LABELS
-from .metadata import CollectionMetadata, DataCheck, normalise_etag, one_line
+from .metadata import CollectionMetadata, DataCheck, MemberCheck, normalise_etag, one_line
 from .multipart import GZIP_WBITS
 from .names import STAGING_PREFIX, staging, unescape
 from .parallel import run_parallel
@@ -177,9 +176,40 @@ def find_backups(s3: S3Objects, config: LoadConfig) -> list[BackupFiles]:
     return found
 
 
+class _Member:
+    """What one gzip member of a data object held, as read."""
+
+    def __init__(self) -> None:
+        self.inflate = zlib.decompressobj(GZIP_WBITS)
+        self.digest = hashlib.sha256()
+        self.documents = self.size = self.compressed = 0
+
+    @property
+    def started(self) -> bool:
+        return self.compressed > 0
+
+
+def _check_member(key: str, found: _Member, expected: MemberCheck, number: int, count: int) -> None:
+    """JobFailed naming ``key`` (and the member, when there are several) unless ``found`` is ``expected``."""
+    which = f" member {number} of {count}" if count > 1 else ""
+    if found.documents != expected.documents or found.size != expected.uncompressed_bytes:
+        raise JobFailed(
+            f"{key}{which} holds {found.documents} documents ({found.size} bytes), its metadata says "
+            f"{expected.documents} ({expected.uncompressed_bytes} bytes)"
+        )
+    if found.digest.hexdigest() != expected.sha256:
+        raise JobFailed(f"{key}{which} does not match the SHA-256 in its metadata")
+    if expected.compressed_bytes is not None and count > 1 and found.compressed != expected.compressed_bytes:
+        raise JobFailed(
+            f"{key}{which} is {found.compressed} bytes of gzip, its metadata says {expected.compressed_bytes}"
+        )
+
+
 def read_documents(s3: S3Objects, key: str, check: DataCheck, etag: str) -> Iterator[bytes]:
     """The raw BSON documents of data object ``key`` at ``etag``; JobFailed naming ``key`` when the
-    object changed, is not gzip, is truncated, or does not match ``check`` (all checked at the end)."""
+    object changed, is not gzip, is truncated, or does not match ``check`` (each gzip member is
+    checked when it ends: one for a collection dumped whole, one per part for one built from a
+    partitioned backup's parts)."""
     try:
         body = s3.client.get_object(Bucket=s3.bucket, Key=key, IfMatch=etag)["Body"]
     except ClientError as e:
@@ -192,19 +222,32 @@ def read_documents(s3: S3Objects, key: str, check: DataCheck, etag: str) -> Iter
     except BotoCoreError as e:
         raise JobFailed(f"cannot read s3://{s3.bucket}/{key}: {one_line(e)}") from None
     splitter = BsonSplitter(key)
-    inflate = zlib.decompressobj(GZIP_WBITS)
-    digest = hashlib.sha256()
-    documents = size = 0
+    expected = check.expected_members()
+    member, done = _Member(), 0
+
+    def inflated(out: bytes) -> Iterator[bytes]:
+        member.digest.update(out)
+        member.size += len(out)
+        for raw in splitter.feed(out):
+            member.documents += 1
+            yield raw
+
     try:
-        for chunk in itertools.chain(body.iter_chunks(CHUNK), [None]):  # None: the end, flush
-            data = inflate.decompress(chunk) if chunk is not None else inflate.flush()
-            if inflate.unused_data:
-                raise JobFailed(f"{key} is corrupt: bytes follow the end of its gzip stream")
-            digest.update(data)
-            size += len(data)
-            for raw in splitter.feed(data):
-                documents += 1
-                yield raw
+        for chunk in body.iter_chunks(CHUNK):
+            data: bytes = chunk
+            while data:
+                if done == len(expected):
+                    raise JobFailed(f"{key} is corrupt: bytes follow the end of its gzip stream")
+                yield from inflated(member.inflate.decompress(data))
+                if not member.inflate.eof:
+                    member.compressed += len(data)
+                    break
+                rest = member.inflate.unused_data
+                member.compressed += len(data) - len(rest)
+                _check_member(key, member, expected[done], done + 1, len(expected))
+                member, done, data = _Member(), done + 1, rest
+        if member.started:
+            yield from inflated(member.inflate.flush())
     except zlib.error as e:
         raise JobFailed(f"{key} is corrupt: {one_line(e)}") from None
     except (BotoCoreError, ClientError) as e:
@@ -212,15 +255,9 @@ def read_documents(s3: S3Objects, key: str, check: DataCheck, etag: str) -> Iter
     finally:
         body.close()  # also when the caller stops early (a failed insert)
     splitter.finish()
-    if not inflate.eof:
-        raise JobFailed(f"{key} is truncated: the gzip stream does not end")
-    if documents != check.documents or size != check.uncompressed_bytes:
-        raise JobFailed(
-            f"{key} holds {documents} documents ({size} bytes), its metadata says "
-            f"{check.documents} ({check.uncompressed_bytes} bytes)"
-        )
-    if digest.hexdigest() != check.sha256:
-        raise JobFailed(f"{key} does not match the SHA-256 in its metadata")
+    if member.started or done < len(expected):  # a member begun and not ended, or one missing
+        gone = f" ({done} of {len(expected)} gzip members whole)" if len(expected) > 1 else ""
+        raise JobFailed(f"{key} is truncated: the gzip stream does not end{gone}")
 
 
 def check_collection(s3: S3Objects, files: BackupFiles) -> CheckedCollection:

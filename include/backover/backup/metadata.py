@@ -9,14 +9,22 @@ index spec without ``name``/``key``, or another collection's name.
 the data object's size and ETag. S3 gives a completed multipart upload an ETag of its own, so a
 HEAD of the data object proves, before anything is written, that it is the very object this
 metadata was written for (and not the data of a later dump that was killed before its metadata).
+
+A collection built from a partitioned backup's parts (:mod:`.partitioned`) is several gzip
+members, one per part, concatenated server-side: nobody read the whole stream, so no SHA-256 of it
+exists. Its ``backover.members`` lists each member's checks in order (:class:`MemberCheck`); the
+totals are their sums and ``sha256`` is :func:`members_digest` of theirs, so the load checks each
+member as it reads it. Without ``members`` (every backup written before them, and every collection
+dumped whole) the data is one member whose checks are the totals.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,18 +48,14 @@ def normalise_etag(etag: str) -> str:
 
 
 @dataclass(frozen=True)
-class DataCheck:
-    """What the dump knows of one data object; the restore checks the object against it.
-
-    ``compressed_bytes`` and ``etag`` are absent from backups written before they were recorded;
-    such a data object is then read once, before any write, to check the rest.
-    """
+class MemberCheck:
+    """One gzip member of a data object: its documents, uncompressed bytes, their SHA-256, and its
+    compressed bytes (None only for the one member of a backup written before they were recorded)."""
 
     documents: int
     uncompressed_bytes: int
     sha256: str
     compressed_bytes: int | None = None
-    etag: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -61,32 +65,103 @@ class DataCheck:
         }
         if self.compressed_bytes is not None:
             doc["compressedBytes"] = self.compressed_bytes
+        return doc
+
+    @classmethod
+    def from_json(cls, key: str, doc: Any, where: str = "backover") -> MemberCheck:
+        if not isinstance(doc, dict):
+            raise JobFailed(f"{key}: {where} is not a document")
+        for name in ("documents", "uncompressedBytes"):
+            if not extjson.is_count(doc.get(name)):
+                raise JobFailed(f"{key}: {where}.{name} is missing or not a count")
+        sha256 = doc.get("sha256")
+        if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+            raise JobFailed(f"{key}: {where}.sha256 is missing or not a SHA-256")
+        compressed = doc.get("compressedBytes")
+        if compressed is not None and not extjson.is_count(compressed):
+            raise JobFailed(f"{key}: {where}.compressedBytes is not a count")
+        return cls(doc["documents"], doc["uncompressedBytes"], sha256, compressed)
+
+
+def members_digest(members: Sequence[MemberCheck]) -> str:
+    """The ``sha256`` of a data object of several members: SHA-256 of their SHA-256s in order."""
+    return hashlib.sha256(b"".join(bytes.fromhex(m.sha256) for m in members)).hexdigest()
+
+
+@dataclass(frozen=True)
+class DataCheck:
+    """What the dump knows of one data object; the restore checks the object against it.
+
+    ``compressed_bytes`` and ``etag`` are absent from backups written before they were recorded;
+    such a data object is then read once, before any write, to check the rest. ``members``: the
+    gzip members of an object built from parts, in order (empty: one member, these totals).
+    """
+
+    documents: int
+    uncompressed_bytes: int
+    sha256: str
+    compressed_bytes: int | None = None
+    etag: str | None = None
+    members: tuple[MemberCheck, ...] = ()
+
+    @classmethod
+    def of_members(cls, members: Sequence[MemberCheck], etag: str) -> DataCheck:
+        """The checks of an object made of ``members`` concatenated, whose ETag is ``etag``."""
+        return cls(
+            sum(m.documents for m in members),
+            sum(m.uncompressed_bytes for m in members),
+            members_digest(members),
+            sum(m.compressed_bytes or 0 for m in members),
+            etag,
+            tuple(members),
+        )
+
+    def expected_members(self) -> tuple[MemberCheck, ...]:
+        """What the load finds in the object, member by member."""
+        if self.members:
+            return self.members
+        return (MemberCheck(self.documents, self.uncompressed_bytes, self.sha256, self.compressed_bytes),)
+
+    def to_json(self) -> dict[str, Any]:
+        doc = MemberCheck(
+            self.documents, self.uncompressed_bytes, self.sha256, self.compressed_bytes
+        ).to_json()
         if self.etag is not None:
             doc["etag"] = normalise_etag(self.etag)
+        if self.members:
+            doc["members"] = [m.to_json() for m in self.members]
         return doc
 
     @classmethod
     def from_json(cls, key: str, doc: Any) -> DataCheck:
         if not isinstance(doc, dict):
             raise JobFailed(f"{key} has no backover checks (not written by backover backup?)")
-        for name in ("documents", "uncompressedBytes"):
-            if not extjson.is_count(doc.get(name)):
-                raise JobFailed(f"{key}: backover.{name} is missing or not a count")
-        sha256 = doc.get("sha256")
-        if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
-            raise JobFailed(f"{key}: backover.sha256 is missing or not a SHA-256")
-        compressed = doc.get("compressedBytes")
-        if compressed is not None and not extjson.is_count(compressed):
-            raise JobFailed(f"{key}: backover.compressedBytes is not a count")
+        totals = MemberCheck.from_json(key, doc)
         etag = doc.get("etag")
         if etag is not None and not (isinstance(etag, str) and normalise_etag(etag)):
             raise JobFailed(f"{key}: backover.etag is not an ETag")
+        listed = doc.get("members", [])
+        if not isinstance(listed, list):
+            raise JobFailed(f"{key}: backover.members is not a list")
+        members = tuple(MemberCheck.from_json(key, m, f"backover.members[{i}]") for i, m in enumerate(listed))
+        if members:
+            if any(m.compressed_bytes is None for m in members):
+                raise JobFailed(f"{key}: a member in backover.members has no compressedBytes")
+            built = cls.of_members(members, "")
+            if (built.documents, built.uncompressed_bytes, built.sha256, built.compressed_bytes) != (
+                totals.documents,
+                totals.uncompressed_bytes,
+                totals.sha256,
+                totals.compressed_bytes,
+            ):
+                raise JobFailed(f"{key}: backover.members do not add up to its totals")
         return cls(
-            doc["documents"],
-            doc["uncompressedBytes"],
-            sha256,
-            compressed,
+            totals.documents,
+            totals.uncompressed_bytes,
+            totals.sha256,
+            totals.compressed_bytes,
             None if etag is None else normalise_etag(etag),
+            members,
         )
 
 

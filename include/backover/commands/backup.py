@@ -1,13 +1,23 @@
 """``backover backup --label documentdb|mongodb --uri|--secret-id ... [--restore [--drop] [--until T]]``,
-``backover backup --label documentdb --seal``."""
+``backover backup --label documentdb --seal``, and the partitioned DocumentDB backup:
+``backover backup --label documentdb --uri|--secret-id ... --begin | --partition ID | --finish``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from ..backup.dump import LABELS, BackupConfig, BackupResult, backup, default_databases
+from ..backup.dump import LABELS, BackupConfig, BackupResult, default_databases
 from ..backup.load import LoadConfig, LoadResult, load
+from ..backup.partitioned import (
+    BeginResult,
+    PartResult,
+    begin,
+    check_label,
+    dump_partition,
+    finish,
+    run_backup,
+)
 from ..backup.seal import SealResult, seal
 from ..clustertime import parse as parse_time
 from ..connections import resolve
@@ -56,7 +66,45 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="documentdb only, no database needed: copy the captured segments after the backup's B under "
         "the backup's own .changes/ folder (kept by clean) and record F; run after the drain",
     )
+    steps = parser.add_argument_group(
+        "a documentdb backup over the sync plan's partitions (one worker each; plain backup runs all three)"
+    )
+    steps.add_argument(
+        "--begin",
+        action="store_true",
+        help="take B and record the backup's start and the partitions to dump (backups/documentdb/_begun.json)",
+    )
+    steps.add_argument(
+        "--partition",
+        metavar="ID",
+        help="dump one partition of the begun backup (a sync plan partition id, e.g. shop.orders.0003)",
+    )
+    steps.add_argument(
+        "--finish",
+        action="store_true",
+        help="once every partition is dumped: the rest, the collections without partitions, each "
+        "collection's object from its parts, then backups/documentdb/_backup.json",
+    )
     parser.set_defaults(run=run)
+
+
+def _step(args: argparse.Namespace) -> str | None:
+    """The partitioned step asked for (``--begin``, ``--partition``, ``--finish``), checked."""
+    asked = {"--begin": args.begin, "--partition": args.partition is not None, "--finish": args.finish}
+    given = [name for name, wanted in asked.items() if wanted]
+    if not given:
+        return None
+    if len(given) > 1:
+        raise UsageError(f"{' and '.join(given)}: one step at a time")
+    chosen = given[0]
+    if args.restore or args.seal:
+        raise UsageError(f"{chosen} takes a backup: it goes with neither --restore nor --seal")
+    check_label(args.label)
+    if args.partition is not None and not args.partition.strip():
+        raise UsageError("--partition needs a partition id of the sync plan")
+    if args.databases and chosen != "--begin":
+        raise UsageError(f"--databases goes with --begin; {chosen} backs up the databases the begin recorded")
+    return chosen
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,13 +112,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--drop only goes with --restore")
     if args.until is not None and not args.restore:
         raise UsageError("--until only goes with --restore")
+    step = _step(args)
     if args.seal and (args.restore or args.uri or args.secret_id or args.databases):
         raise UsageError(
             "--seal reads and writes S3 only: it takes no --restore, --uri, --secret-id or --databases"
         )
     until = parse_time(args.until) if args.until is not None else None
     layout = migration_layout(args)
-    result: LoadResult | BackupResult | SealResult
+    result: LoadResult | BackupResult | SealResult | BeginResult | PartResult
     if args.seal:
         result = seal(layout, args.label, parallel=args.parallel)
         print(json.dumps(result.to_dict(), indent=2))
@@ -89,9 +138,19 @@ def run(args: argparse.Namespace) -> int:
         source = resolve(
             args.uri, args.secret_id, "database", documentdb=True if args.label == "documentdb" else None
         )
-        config = BackupConfig(
-            source, layout, args.label, databases or default_databases(layout), parallel=args.parallel
-        )
-        result = backup(config)
+        if step in ("--partition", "--finish"):  # the begin record says which databases
+            config = BackupConfig(source, layout, args.label, parallel=args.parallel)
+        else:
+            config = BackupConfig(
+                source, layout, args.label, databases or default_databases(layout), parallel=args.parallel
+            )
+        if step == "--begin":
+            result = begin(config)
+        elif step == "--partition":
+            result = dump_partition(config, args.partition)
+        elif step == "--finish":
+            result = finish(config)
+        else:
+            result = run_backup(config)
     print(json.dumps(result.to_dict(), indent=2))
     return 0

@@ -1,8 +1,9 @@
 """``backover verify``: prove the target holds exactly what the source holds (exit 0 only then).
 
-``--live`` runs the pre-freeze pass (``reports/verify-live.json``); without a flag, at the freeze,
-the check is incremental when that record exists and full otherwise; ``--full`` compares every
-document whatever exists."""
+``--live`` runs the pre-freeze pass (``reports/verify-live.json``), whole or in steps mapped over
+workers (``--begin``, one ``--partition ID`` per sync-plan partition, ``--finish``); without a
+flag, at the freeze, the check is incremental when that record exists and full otherwise;
+``--full`` compares every document whatever exists."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import json
 from ..errors import JobFailed, UsageError
 from ..namespaces import parse_all
 from ..options import add_database_options, add_migration_options, database_uri, migration_layout
-from ..verify import VerifyConfig, run_verify
+from ..verify import VerifyConfig, live, run_verify
 from ..verify.config import (
     DEFAULT_BATCH,
     DEFAULT_EXAMPLES,
@@ -21,7 +22,6 @@ from ..verify.config import (
     DEFAULT_SETTLE_SECONDS,
     VerifyMode,
 )
-from ..verify.live import run_verify_live
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,6 +54,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "settle, or a write on the target by anyone but the restore",
     )
     parser.add_argument(
+        "--begin",
+        action="store_true",
+        help="--live, mapped over workers: the pass's start only (the restore's position, the "
+        "target's change stream, the sync plan's partitions to compare); prints them as JSON",
+    )
+    parser.add_argument(
+        "--partition",
+        metavar="ID",
+        help="--live, mapped over workers: compare one partition of the sync plan for the running "
+        "pass (after --begin); exit 1 on a proven difference or documents that do not settle",
+    )
+    parser.add_argument(
+        "--finish",
+        action="store_true",
+        help="--live, mapped over workers: once every partition ran, compare what no partition "
+        "holds, the indexes and the target's change stream, and write the verdict",
+    )
+    parser.add_argument(
         "--full",
         action="store_true",
         help="compare every document, even after a live pass (default at the freeze: only what "
@@ -82,9 +100,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+def _live_step(args: argparse.Namespace) -> str | None:
+    """Which step of a mapped live pass the flags ask for (None: the whole pass or no live pass)."""
+    steps = [
+        name
+        for name, given in (
+            ("--begin", args.begin),
+            ("--partition", args.partition is not None),
+            ("--finish", args.finish),
+        )
+        if given
+    ]
+    if len(steps) > 1:
+        raise UsageError(f"{' and '.join(steps)} exclude each other")
+    if steps and not args.live:
+        raise UsageError(f"{steps[0]} needs --live")
+    if args.partition is not None and not args.partition.strip():
+        raise UsageError("--partition needs a partition id (from `backover verify --live --begin`)")
+    return steps[0] if steps else None
+
+
 def run(args: argparse.Namespace) -> int:
     if args.live and args.full:
         raise UsageError("--live and --full exclude each other")
+    step = _live_step(args)
     mode = VerifyMode.LIVE if args.live else VerifyMode.FULL if args.full else VerifyMode.AUTO
     config = VerifyConfig(
         layout=migration_layout(args),
@@ -98,8 +137,41 @@ def run(args: argparse.Namespace) -> int:
         poll_seconds=args.poll_seconds,
         progress_seconds=args.progress_seconds,
     )
+    if step == "--begin":
+        begun = live.begin(config)
+        print(
+            json.dumps(
+                {
+                    "live": True,
+                    "state": begun.state.value,
+                    "begin_id": begun.begin_id,
+                    "partitions": begun.partitions,
+                    "namespaces": begun.namespaces,
+                    "applied_seq": begun.applied_seq,
+                },
+                sort_keys=True,
+            )
+        )
+        return 0
+    if step == "--partition":
+        part = live.verify_partition(config, args.partition)
+        print(
+            json.dumps(
+                {
+                    "live": True,
+                    "partition": part.partition,
+                    "passed": True,
+                    "documents": part.documents,
+                    "differed": part.differed,
+                    "settled": part.settled,
+                    "deferred": part.deferred,
+                },
+                sort_keys=True,
+            )
+        )
+        return 0
     if mode is VerifyMode.LIVE:
-        record = run_verify_live(config)
+        record = live.finish(config) if step == "--finish" else live.run_verify_live(config)
         print(
             json.dumps(
                 {
@@ -110,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
                     "differed": record.differed,
                     "settled": record.settled,
                     "deferred": record.deferred,
+                    "partitions": len(record.partitions),
                 },
                 sort_keys=True,
             )

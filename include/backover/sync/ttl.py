@@ -8,7 +8,8 @@ every TTL index with ``expireAfterSeconds`` :data:`HELD` (the largest value Mong
 document expires 68 years after its date, i.e. dates before 1958 only), keeps the source's spec in
 the plan, and ``backover sync --release-ttl`` (the restore DAG's last step, after verification)
 sets each back to the source's value with ``collMod`` (metadata only, no index build). Verify
-compares a held index as equal to the source's when the plan holds it (:func:`comparable`).
+compares a held index as equal to the source's when the plan holds it (:func:`comparable`, with
+:func:`held_by_plan` read once per verify run).
 """
 
 from __future__ import annotations
@@ -51,13 +52,23 @@ def held_indexes(plan: SyncPlan | None) -> dict[str, dict[str, Any]]:
     }
 
 
-def comparable(plan: SyncPlan | None, ns: str, target_spec: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The target's spec as verify compares it: a TTL index the plan holds back, still at
-    :data:`HELD`, compares as the source's spec (its real value comes at the release)."""
-    source = held_indexes(plan).get(f"{ns}/{target_spec.get('name')}")
+def comparable(
+    held: Mapping[str, Mapping[str, Any]], ns: str, target_spec: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    """The target's spec as verify compares it (``held``: :func:`held_indexes` of the plan): a TTL
+    index the sync holds back, still at :data:`HELD`, compares as the source's spec (its real value
+    comes at the release); any other spec as it is."""
+    source = held.get(f"{ns}/{target_spec.get('name')}")
     if source is None or target_spec.get("expireAfterSeconds") != HELD:
         return target_spec
     return {**target_spec, "expireAfterSeconds": source["expireAfterSeconds"]}
+
+
+def held_by_plan(s3: Any, layout: Any) -> dict[str, dict[str, Any]]:
+    """:func:`held_indexes` of the migration's ``sync/plan.json`` (empty without a plan)."""
+    from .job import read_plan  # job imports plan, which imports this module
+
+    return held_indexes(read_plan(s3, layout))
 
 
 @dataclass

@@ -3,14 +3,16 @@ specifications) and the choice of the namespaces to compare; used by every mode.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pymongo import MongoClient
 
 from ..bsonvalues import raw_collection
 from ..namespaces import Namespace, is_internal
+from ..sync.ttl import comparable
 from .indexes import differences, index_specs
-from .merge import OnDifference, merge_batches
+from .merge import MergeResult, OnDifference, merge_batches
 from .progress import Progress
 from .report import NamespaceReport
 from .scan import ReadAhead, raw_batches
@@ -41,6 +43,53 @@ def namespaces(
     return sorted(pairs)
 
 
+def compare_documents(
+    source: MongoClient[dict[str, Any]],
+    target: MongoClient[dict[str, Any]],
+    db: str,
+    coll: str,
+    batch_size: int,
+    examples: int,
+    progress: Progress | None = None,
+    on_difference: OnDifference | None = None,
+    id_filter: Mapping[str, Any] | None = None,
+    label: str | None = None,
+) -> MergeResult:
+    """Merge both sides of ``db.coll`` (read in parallel), or of the documents ``id_filter`` (a
+    scope's, :mod:`backover.sync.scopes`) matches on both; ``on_difference`` is told of every
+    difference (:func:`merge_batches`); ``label`` names the progress lines' place."""
+    sides = [raw_collection(client, db, coll) for client in (source, target)]
+    readers = [
+        ReadAhead(raw_batches(c, batch_size, id_filter), side)
+        for c, side in zip(sides, ("source", "target"), strict=True)
+    ]
+    where = label or f"{db}.{coll}"
+    source_batches = progress.counted(readers[0], where) if progress is not None else readers[0]
+    try:
+        return merge_batches(source_batches, readers[1], examples, on_difference)
+    finally:
+        for reader in readers:
+            reader.close()
+
+
+def compare_indexes(
+    source: MongoClient[dict[str, Any]],
+    target: MongoClient[dict[str, Any]],
+    db: str,
+    coll: str,
+    held: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """The index specifications of ``db.coll`` that differ between the sides (:func:`differences`);
+    ``held``: the TTL indexes an initial sync holds back on the target (``backover.sync.ttl``,
+    compared as the source's until released)."""
+    sides = [raw_collection(client, db, coll) for client in (source, target)]
+    target_specs = index_specs(sides[1])
+    if held:
+        ns = f"{db}.{coll}"
+        target_specs = {name: dict(comparable(held, ns, spec)) for name, spec in target_specs.items()}
+    return differences(index_specs(sides[0]), target_specs)
+
+
 def compare_namespace(
     source: MongoClient[dict[str, Any]],
     target: MongoClient[dict[str, Any]],
@@ -50,19 +99,9 @@ def compare_namespace(
     examples: int,
     progress: Progress | None = None,
     on_difference: OnDifference | None = None,
+    held: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> NamespaceReport:
-    """Merge both sides of ``db.coll`` (read in parallel), then compare the index specifications;
-    ``on_difference`` is told of every difference (:func:`merge_batches`)."""
-    sides = [raw_collection(client, db, coll) for client in (source, target)]
-    readers = [
-        ReadAhead(raw_batches(c, batch_size), label)
-        for c, label in zip(sides, ("source", "target"), strict=True)
-    ]
-    source_batches = progress.counted(readers[0], f"{db}.{coll}") if progress is not None else readers[0]
-    try:
-        result = merge_batches(source_batches, readers[1], examples, on_difference)
-    finally:
-        for reader in readers:
-            reader.close()
-    index_diff = differences(index_specs(sides[0]), index_specs(sides[1]))
-    return NamespaceReport(f"{db}.{coll}", result, index_diff)
+    """Merge both sides of ``db.coll`` (:func:`compare_documents`), then compare the index
+    specifications (``held``: :func:`compare_indexes`)."""
+    merged = compare_documents(source, target, db, coll, batch_size, examples, progress, on_difference)
+    return NamespaceReport(f"{db}.{coll}", merged, compare_indexes(source, target, db, coll, held))

@@ -22,18 +22,18 @@ from pymongo.errors import PyMongoError
 
 from .. import state
 from ..bsonvalues import raw_collection
-from ..errors import JobFailed, UsageError
-from ..namespaces import Namespace, parse_all
+from ..errors import JobFailed
+from ..namespaces import Namespace
 from ..restore.events import identity_of
 from ..s3objects import S3Objects
 from ..state import RestoreCheckpoint, RestoreState, VerifyLiveRecord, VerifyLiveState
+from ..sync.ttl import held_by_plan
 from . import target_stream
 from .changes import ChangeKeys
-from .compare import compare_namespace, namespaces
+from .compare import compare_indexes, compare_namespace, namespaces
 from .config import VerifyConfig, connected
-from .indexes import differences, index_specs
 from .keys import add_outcome, compare_keys, fetch
-from .live import in_scope
+from .live import in_scope, recorded_namespaces
 from .merge import MergeResult
 from .progress import Progress
 from .report import NamespaceReport, ProofMode, VerifyReport
@@ -48,7 +48,9 @@ def run_incremental(config: VerifyConfig, s3: S3Objects, record: VerifyLiveRecor
     """The freeze-time check from ``record``; writes ``reports/verify.json``."""
     layout = config.layout
     where = f"s3://{s3.bucket}/{layout.verify_live_report}"
-    wanted = _namespaces_of(config, record, where)
+    wanted = recorded_namespaces(
+        config, record, where, "the freeze-time check compares what the live pass compared"
+    )
     if record.migration_id != layout.migration_id:
         raise JobFailed(f"{where} is migration {record.migration_id}'s, not {layout.migration_id}'s")
     if record.state is not VerifyLiveState.PASSED:
@@ -60,6 +62,7 @@ def run_incremental(config: VerifyConfig, s3: S3Objects, record: VerifyLiveRecor
     _check_restore(s3, config, record)
     started = time.monotonic()
     progress = Progress("verify", config.progress_seconds)
+    held = held_by_plan(s3, layout)
     with connected(config) as (source, target), target_stream.raw_client(config.target) as target_raw:
         try:
             pairs = namespaces(source, target, wanted)
@@ -97,12 +100,19 @@ def run_incremental(config: VerifyConfig, s3: S3Objects, record: VerifyLiveRecor
                     why = "a DDL since A0" if keys.changed_wholly(ns) else "not in the live pass"
                     log.info("%s: compared in full (%s)", ns, why)
                     report = compare_namespace(
-                        source, target, ns.db, ns.coll, config.batch_size, config.examples, progress
+                        source,
+                        target,
+                        ns.db,
+                        ns.coll,
+                        config.batch_size,
+                        config.examples,
+                        progress,
+                        held=held,
                     )
                     at_freeze += report.merge.source_count
                 else:
                     wanted_keys = {**named_by_target.get(ns, {}), **keys.of(ns)}
-                    report = _compare_keys(source, target, ns, wanted_keys, config)
+                    report = _compare_keys(source, target, ns, wanted_keys, config, held)
                     at_freeze += len(wanted_keys)
                 log.info("%s", report.line())
                 reports.append(report)
@@ -124,18 +134,6 @@ def run_incremental(config: VerifyConfig, s3: S3Objects, record: VerifyLiveRecor
         layout.verify_report,
     )
     return report_all
-
-
-def _namespaces_of(config: VerifyConfig, record: VerifyLiveRecord, where: str) -> tuple[Namespace, ...]:
-    """The live pass's ``--namespace`` filter; another one given now is bad usage (exit 2)."""
-    recorded = parse_all(record.namespaces)
-    if config.namespaces and sorted(config.namespaces) != sorted(recorded):
-        shown = ", ".join(map(str, recorded)) or "the default (every database)"
-        raise UsageError(
-            f"--namespace differs from the live pass's ({shown}, {where}): the freeze-time check "
-            "compares what the live pass compared"
-        )
-    return recorded
 
 
 def _check_restore(s3: S3Objects, config: VerifyConfig, record: VerifyLiveRecord) -> None:
@@ -168,6 +166,7 @@ def _compare_keys(
     ns: Namespace,
     keys: dict[Hashable, bytes],
     config: VerifyConfig,
+    held: dict[str, dict[str, Any]],
 ) -> NamespaceReport:
     """``keys`` of ``ns`` on both sides, the collection counts and the index specifications."""
     sides = [raw_collection(client, ns.db, ns.coll) for client in (source, target)]
@@ -177,4 +176,4 @@ def _compare_keys(
     )
     for outcome in compare_keys(found[0], found[1], keys):
         add_outcome(result, outcome, config.examples)
-    return NamespaceReport(str(ns), result, differences(index_specs(sides[0]), index_specs(sides[1])))
+    return NamespaceReport(str(ns), result, compare_indexes(source, target, ns.db, ns.coll, held))

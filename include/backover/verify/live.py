@@ -1,104 +1,64 @@
 """``backover verify --live``: the pre-freeze pass, while the application writes and the follow
-restore applies (docs/architecture.md, "Verify", has the proof).
+restore applies (docs/architecture.md, "Verify", has the proof), in three steps that Airflow can
+map over the sync plan's partitions, or in one process (:func:`run_verify_live`).
 
-1. A0: the restore checkpoint's ``applied_cluster_time`` (and ``last_applied_seq``) when the pass
-   starts; every later write to the target comes from an event after it, so does every later
-   source write. Then the target's change stream position, recorded with A0 in
-   ``reports/verify-live.json`` (state ``running``) before anything is compared.
-2. The sorted merge of every namespace, as the full comparison does. A document compared equal is
-   done. A document that differs is stamped with the source's cluster time read after it (its
-   read time is at or before that).
-3. Each differing document waits until the restore has applied everything up to its stamp, then
-   both sides are read again: equal, it is done; still different and no event after A0 names it
-   (nor a DDL its namespace), it is proven different (neither side can have changed it since A0);
-   else it is stamped again and waits again, up to :data:`RECOMPARISONS` times, after which it is
-   left to the freeze-time check, which compares every key of K anyway.
-4. The target's change stream up to now: a write no event after A0 accounts for fails the pass.
+1. :func:`begin` (``--begin``): S0/A0, the restore checkpoint's ``last_applied_seq`` and
+   ``applied_cluster_time`` (every later write to the target comes from an event after them, so
+   does every later source write); then the target's change stream position; then
+   ``reports/verify-live.json`` (state ``running``, a new ``begin_id``) with the partitions of the
+   sync plan to compare, before anything is compared.
+2. :func:`verify_partition` (``--partition ID``): the documents of one partition
+   (:func:`backover.sync.scopes.partition_scope`) merged on both sides; each document that differs
+   is stamped and compared again as the restore passes it (:mod:`.settle`) with K read from the
+   record's S0 on. Its record names the begin it belongs to.
+3. :func:`finish` (``--finish``): every partition has a record of this begin (else exit 1, the
+   pass stays running); the rest no partition holds (:func:`backover.sync.scopes.rest_scopes`:
+   every namespace wholly without a plan) merged and settled the same way; the index
+   specifications of every namespace; the target's change stream up to now (a write no event after
+   S0 accounts for fails the pass); then the verdict over everything, ``passed`` or ``failed``.
 
-The pass fails (exit 1, the record says why, naming the ``_id``s per namespace) on a proven
-difference, on documents still waiting after ``--settle-seconds``, on an index difference in a
-namespace no DDL touched, and on a write by someone else; it passes otherwise.
+S0 is read once, before any partition starts: K from S0 is a superset of the keys each partition
+needs (a partition compared later could have used a later S), so the proof holds for each.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable
 from typing import Any
 
-from bson.timestamp import Timestamp
-from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from .. import clustertime, state
-from ..bsonvalues import element_value, raw_collection
-from ..errors import JobFailed
+from ..errors import JobFailed, UsageError
 from ..layout import MigrationLayout
-from ..lifecycle.source import cluster_time
-from ..namespaces import Namespace
-from ..restore.events import identity_of
+from ..namespaces import Namespace, parse_all
 from ..s3objects import S3Objects
-from ..state import RestoreCheckpoint, RestoreState, VerifyLiveRecord, VerifyLiveState, utc_now
+from ..state import (
+    RestoreCheckpoint,
+    RestoreState,
+    SyncPlan,
+    VerifyLivePartitionRecord,
+    VerifyLiveRecord,
+    VerifyLiveState,
+    utc_now,
+)
+from ..sync import read_plan
+from ..sync.scopes import Scope, partition_scope, rest_scopes
+from ..sync.ttl import held_by_plan
 from . import target_stream
 from .changes import ChangeKeys
-from .compare import compare_namespace, namespaces
+from .compare import compare_indexes, namespaces
 from .config import VerifyConfig, connected
-from .keys import compare_keys, fetch
-from .progress import Progress
-from .report import foreign_summary
+from .merge import MergeResult
+from .report import NamespaceReport, documents_line, foreign_summary
+from .settle import Comparison, Settled, named
 
 log = logging.getLogger("backover.verify")
 
-#: A differing document that an event after A0 names is compared again this many times after the
-#: restore passed its read time; if it still differs (it keeps changing), the freeze-time check,
-#: which compares every such key, decides.
-RECOMPARISONS = 5
-#: Differing documents stamped with one reading of the source's cluster time, at most.
-STAMP_EVERY = 1000
-#: More differing documents than this while the pass runs: not a restore that trails, a target
-#: that does not hold the source's data (the precondition); the pass stops.
-MAX_WAITING = 100_000
-
-
-@dataclass
-class Waiting:
-    """A document that differed, waiting for the restore to pass ``read_at``."""
-
-    ns: Namespace
-    identity: Hashable
-    id_element: bytes
-    read_at: Timestamp | None = None  # a source cluster time at or after its last source read
-    attempts: int = 0
-
-
-@dataclass
-class LiveOutcome:
-    """What the pass found besides equal documents."""
-
-    proven: list[Waiting]
-    unsettled: list[Waiting]
-    index_differences: dict[str, list[str]]
-    foreign: list[target_stream.TargetChange]
-
-
-def restored_through(
-    s3: S3Objects, layout: MigrationLayout
-) -> tuple[Timestamp | None, RestoreCheckpoint | None]:
-    """The cluster time up to which every captured source change is in the target: the restore
-    checkpoint's ``applied_cluster_time``, or, when the restore has applied every segment written,
-    the replicator's capture position (an idle source moves it on with no event)."""
-    restore = state.read(s3, layout.restore_checkpoint, RestoreCheckpoint)
-    if restore is None:
-        return None, None
-    through = restore.applied_cluster_time
-    replicator = state.read(s3, layout.replicator_checkpoint, state.ReplicatorCheckpoint)
-    if replicator is not None and restore.last_applied_seq >= replicator.last_seq:
-        position = replicator.last_cluster_time
-        if position is not None and (through is None or position > through):
-            through = position
-    return through, restore
+#: Failed partitions named in the pass's reason, at most.
+PARTITIONS_SHOWN = 5
 
 
 def in_scope(wanted: tuple[Namespace, ...], databases: set[str]) -> Callable[[Namespace], bool]:
@@ -109,56 +69,260 @@ def in_scope(wanted: tuple[Namespace, ...], databases: set[str]) -> Callable[[Na
     return lambda ns: ns.db in databases
 
 
-def run_verify_live(config: VerifyConfig, *, s3: S3Objects | None = None) -> VerifyLiveRecord:
-    """The pre-freeze pass; writes ``reports/verify-live.json``; JobFailed (after writing it) when
-    the pass fails."""
+def recorded_namespaces(
+    config: VerifyConfig, record: VerifyLiveRecord, where: str, why: str
+) -> tuple[Namespace, ...]:
+    """The live pass's ``--namespace`` filter; another one given now is bad usage (exit 2)."""
+    recorded = parse_all(record.namespaces)
+    if config.namespaces and sorted(config.namespaces) != sorted(recorded):
+        shown = ", ".join(map(str, recorded)) or "the default (every database)"
+        raise UsageError(f"--namespace differs from the live pass's ({shown}, {where}): {why}")
+    return recorded
+
+
+def plan_partitions(plan: SyncPlan | None, wanted: tuple[Namespace, ...]) -> list[str]:
+    """The plan's partitions (in plan order) of the collections the pass compares: those the
+    ``--namespace`` filter covers, every one without a filter."""
+    if plan is None:
+        return []
+    covered = in_scope(wanted, {c.db for c in plan.collections})
+    return [p.id for c in plan.collections if covered(Namespace(c.db, c.coll)) for p in c.partitions]
+
+
+def partition_ids(s3: S3Objects, layout: MigrationLayout, wanted: tuple[Namespace, ...] = ()) -> list[str]:
+    """The partitions a mapped live pass compares (what Airflow maps over): the running pass's,
+    after :func:`begin`; before it, the sync plan's of ``wanted`` (none without a plan)."""
+    record = state.read(s3, layout.verify_live_report, VerifyLiveRecord)
+    if record is not None and record.state is VerifyLiveState.RUNNING and record.begin_id is not None:
+        return list(record.partitions)
+    return plan_partitions(read_plan(s3, layout), wanted)
+
+
+# -- 1. begin ---------------------------------------------------------------------------------------
+def begin(config: VerifyConfig, *, s3: S3Objects | None = None) -> VerifyLiveRecord:
+    """S0/A0 and the target's change stream position, then ``reports/verify-live.json``
+    (``running``, with the partitions to compare); a failed restore is refused (exit 1)."""
     s3 = s3 or S3Objects(config.layout.bucket)
     s3.check_bucket()
     layout = config.layout
-    with connected(config) as (source, target), target_stream.raw_client(config.target) as target_raw:
+    with connected(config), target_stream.raw_client(config.target) as target_raw:
         restore = state.read(s3, layout.restore_checkpoint, RestoreCheckpoint)
         if restore is not None and restore.state is RestoreState.FAILED:
             raise JobFailed(f"the restore failed ({restore.reason}): repair it before verifying")
         applied_seq = restore.last_applied_seq if restore is not None else 0
         a0 = restore.applied_cluster_time if restore is not None else None
         token, target_time = target_stream.position(target_raw)
-        record = VerifyLiveRecord(
-            layout.migration_id,
-            applied_cluster_time=a0,
-            applied_seq=applied_seq,
-            target_resume_token=token,
-            target_cluster_time=target_time,
-            namespaces=[str(ns) for ns in config.namespaces],
+    record = VerifyLiveRecord(
+        layout.migration_id,
+        applied_cluster_time=a0,
+        applied_seq=applied_seq,
+        target_resume_token=token,
+        target_cluster_time=target_time,
+        namespaces=[str(ns) for ns in config.namespaces],
+        begin_id=uuid.uuid4().hex,
+        partitions=plan_partitions(read_plan(s3, layout), config.namespaces),
+    )
+    state.write(s3, layout.verify_live_report, record)
+    log.info(
+        "verify --live: from A0 = %s (segment %d applied)%s; target's change stream at %s; %s",
+        clustertime.format(a0) if a0 is not None else "nothing applied yet",
+        applied_seq,
+        "" if restore is not None else " (no restore checkpoint yet)",
+        clustertime.format(target_time) if target_time is not None else token,
+        f"{len(record.partitions)} partition(s) of the sync plan"
+        if record.partitions
+        else "no sync plan partitions: every namespace whole",
+    )
+    return record
+
+
+def _running(s3: S3Objects, layout: MigrationLayout) -> tuple[VerifyLiveRecord, str]:
+    """The running pass of this migration, or UsageError (exit 2): a partition or the finish needs
+    ``--begin`` first."""
+    where = f"s3://{s3.bucket}/{layout.verify_live_report}"
+    record = state.read(s3, layout.verify_live_report, VerifyLiveRecord)
+    if (
+        record is None
+        or record.state is not VerifyLiveState.RUNNING
+        or record.migration_id != layout.migration_id
+    ):
+        shown = "absent" if record is None else f"{record.state}, migration {record.migration_id}"
+        raise UsageError(
+            f"no running live verification of migration {layout.migration_id} ({where} is {shown}): "
+            "run `backover verify --live --begin` first"
         )
-        state.write(s3, layout.verify_live_report, record)
-        log.info(
-            "verify --live: from A0 = %s (segment %d applied)%s; target's change stream at %s",
-            clustertime.format(a0) if a0 is not None else "nothing applied yet",
-            applied_seq,
-            "" if restore is not None else " (no restore checkpoint yet)",
-            clustertime.format(target_time) if target_time is not None else token,
+    return record, where
+
+
+# -- 2. one partition -------------------------------------------------------------------------------
+def verify_partition(
+    config: VerifyConfig, partition_id: str, *, s3: S3Objects | None = None
+) -> VerifyLivePartitionRecord:
+    """Compare one partition of the running pass; writes its record (replacing an earlier one);
+    JobFailed (after writing it) on a proven difference or documents that did not settle."""
+    s3 = s3 or S3Objects(config.layout.bucket)
+    s3.check_bucket()
+    layout = config.layout
+    record, where = _running(s3, layout)
+    recorded_namespaces(config, record, where, "a partition compares what the begin recorded")
+    if partition_id not in record.partitions:
+        shown = ", ".join(record.partitions[:3]) + (" ..." if len(record.partitions) > 3 else "")
+        raise UsageError(
+            f"no partition {partition_id!r} in the live pass {record.begin_id} ({where}: "
+            + (f"{len(record.partitions)} partition(s): {shown})" if record.partitions else "no partitions)")
         )
+    plan = read_plan(s3, layout)
+    if plan is None:
+        raise JobFailed(
+            f"the sync plan s3://{s3.bucket}/{layout.sync_plan} is gone: run `backover verify --live` again"
+        )
+    scope = partition_scope(plan, partition_id)
+    assert record.begin_id is not None  # a record listing partitions was written by begin
+    part = VerifyLivePartitionRecord(layout.migration_id, partition_id, record.begin_id, str(scope.ns))
+    log.info("verify --live: partition %s of %s (%s)", partition_id, scope.ns, record.begin_id)
+    with connected(config) as (source, target):
+        comparison = Comparison(config, source, target, f"verify --live {partition_id}")
+        settled: Settled | None = None
         try:
-            outcome = _pass(config, s3, source, target, target_raw, record)
+            merged = comparison.scope(scope.ns, scope.filter, scope.label)
+            log.info("%s: %s", scope.label, documents_line(merged))
+            settled = comparison.settle(s3, ChangeKeys(after_seq=record.applied_seq))
         except PyMongoError as e:
-            outcome = None
+            part.reason = f"verify could not read a side: {type(e).__name__}: {e}"
+        except JobFailed as e:
+            part.reason = str(e)
+    part.documents, part.differed = comparison.documents, comparison.differed
+    if settled is not None:
+        part.settled, part.deferred = settled.settled, settled.deferred
+        part.proven, part.unsettled = len(settled.proven), len(settled.unsettled)
+        found = settled.proven or settled.unsettled
+        part.differences = named(found, max(config.examples, 1))
+        if found:
+            part.reason = _difference_reason(part.proven, part.unsettled, part.differences)
+    part.finished_at = utc_now()
+    part.state = VerifyLiveState.FAILED if part.reason else VerifyLiveState.PASSED
+    state.write(s3, layout.verify_live_partition(partition_id), part)
+    if part.reason:
+        log.error("verify --live: partition %s FAILED: %s", partition_id, part.reason)
+        raise JobFailed(f"partition {partition_id}: {part.reason}")
+    log.info(
+        "verify --live: partition %s passed: %s documents, %s differed at first (%s settled, %s deferred)",
+        partition_id,
+        f"{part.documents:,}",
+        f"{part.differed:,}",
+        f"{part.settled:,}",
+        f"{part.deferred:,}",
+    )
+    return part
+
+
+def _difference_reason(proven: int, unsettled: int, differences: dict[str, list[Any]]) -> str:
+    if proven:
+        return (
+            f"{proven:,} document(s) differ and no captured event since A0 can change them: "
+            f"{_listed(differences)}"
+        )
+    return (
+        f"{unsettled:,} differing document(s) did not settle: the restore did not apply past their "
+        f"read time within the settle time: {_listed(differences)}"
+    )
+
+
+def _listed(found: dict[str, list[Any]]) -> str:
+    parts = [f"{ns}: _id {', '.join(repr(i) for i in ids)}" for ns, ids in sorted(found.items())]
+    return "; ".join(parts[:5]) + (f"; and {len(parts) - 5} more namespaces" if len(parts) > 5 else "")
+
+
+# -- 3. finish --------------------------------------------------------------------------------------
+def _partition_records(
+    s3: S3Objects, layout: MigrationLayout, record: VerifyLiveRecord
+) -> list[VerifyLivePartitionRecord]:
+    """The record of every partition of this begin; JobFailed naming those without one (the pass
+    stays running: run them, then finish again)."""
+    found, missing = [], []
+    for pid in record.partitions:
+        part = state.read(s3, layout.verify_live_partition(pid), VerifyLivePartitionRecord)
+        if part is None or part.begin_id != record.begin_id or part.state is VerifyLiveState.RUNNING:
+            missing.append(pid)
+        else:
+            found.append(part)
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise JobFailed(
+            f"{len(missing)} partition(s) of the live pass {record.begin_id} have no result yet: {shown}; "
+            "run `backover verify --live --partition ID` for each, then --finish again"
+        )
+    return found
+
+
+def finish(config: VerifyConfig, *, s3: S3Objects | None = None) -> VerifyLiveRecord:
+    """The rest, the indexes, the target's change stream, then the verdict over the whole pass;
+    writes ``reports/verify-live.json`` ``passed`` or ``failed`` (JobFailed after writing it)."""
+    s3 = s3 or S3Objects(config.layout.bucket)
+    s3.check_bucket()
+    layout = config.layout
+    record, where = _running(s3, layout)
+    wanted = recorded_namespaces(config, record, where, "the finish compares what the begin recorded")
+    parts = _partition_records(s3, layout, record)
+    plan = read_plan(s3, layout) if record.partitions else None
+    held = held_by_plan(s3, layout)
+    settled: Settled | None = None
+    index_differences: dict[str, list[str]] = {}
+    foreign: list[target_stream.TargetChange] = []
+    with connected(config) as (source, target), target_stream.raw_client(config.target) as target_raw:
+        comparison = Comparison(config, source, target)
+        try:
+            pairs = namespaces(source, target, wanted)
+            log.info(
+                "verify --live: %d namespace(s) of %s against %s", len(pairs), config.source, config.target
+            )
+            rests = {scope.ns: scope for scope in rest_scopes(plan, pairs)}
+            for ns in pairs:
+                rest = rests.get(ns)
+                merged = comparison.scope(ns, rest.filter, rest.label) if rest is not None else None
+                indexes = compare_indexes(source, target, ns.db, ns.coll, held)
+                log.info("%s", _line(ns, rest, merged, indexes))
+                record.compared.append(str(ns))
+                if indexes:
+                    index_differences[str(ns)] = [d["name"] for d in indexes]
+            keys = ChangeKeys(after_seq=record.applied_seq)
+            settled = comparison.settle(s3, keys)
+            # What the target's stream shows, then the segments (the restore wrote only from
+            # segments that existed when it wrote): every write that is the restore's is then
+            # accounted for.
+            databases = {ns.db for ns in pairs}
+            changes, reached = target_stream.changes_since(
+                target_raw, record.target_resume_token or {}, in_scope(wanted, databases)
+            )
+            keys.refresh(s3, layout)
+            record.target_checked_token = reached
+            index_differences = {
+                ns: names
+                for ns, names in index_differences.items()
+                if not keys.changed_wholly(Namespace.parse(ns))
+            }
+            foreign = target_stream.foreign(changes, keys)
+        except PyMongoError as e:
+            settled = None
             record.reason = f"verify could not read a side: {type(e).__name__}: {e}"
         except JobFailed as e:
-            outcome = None
+            settled = None
             record.reason = str(e)
     record.finished_at = utc_now()
-    if outcome is not None:
-        _judge(record, outcome, config.examples)
+    _totals(record, parts, comparison, settled)
+    if settled is not None:
+        _judge(record, settled, parts, index_differences, foreign, config.examples)
     record.state = VerifyLiveState.FAILED if record.reason else VerifyLiveState.PASSED
     state.write(s3, layout.verify_live_report, record)
     if record.reason:
         log.error("verify --live: FAILED: %s", record.reason)
         raise JobFailed(record.reason)
     log.info(
-        "verify --live: passed: %s documents in %d namespace(s), %s differed at first (%s settled, %s "
+        "verify --live: passed: %s documents in %d namespace(s)%s, %s differed at first (%s settled, %s "
         "left to the freeze-time check); record in s3://%s/%s",
         f"{record.documents:,}",
         len(record.compared),
+        f" and {len(parts)} partition(s)" if parts else "",
         f"{record.differed:,}",
         f"{record.settled:,}",
         f"{record.deferred:,}",
@@ -168,171 +332,104 @@ def run_verify_live(config: VerifyConfig, *, s3: S3Objects | None = None) -> Ver
     return record
 
 
-def _pass(
-    config: VerifyConfig,
-    s3: S3Objects,
-    source: MongoClient[dict[str, Any]],
-    target: MongoClient[dict[str, Any]],
-    target_raw: Any,
+def _totals(
     record: VerifyLiveRecord,
-) -> LiveOutcome:
-    keys = ChangeKeys(after_seq=record.applied_seq)
-    progress = Progress("verify --live", config.progress_seconds)
-    waiting: list[Waiting] = []
-    index_differences: dict[str, list[str]] = {}
-    pairs = namespaces(source, target, config.namespaces)
-    log.info("verify --live: %d namespace(s) of %s against %s", len(pairs), config.source, config.target)
-    for ns in pairs:
-        stamps = _Stamps(source, ns, waiting)
-        compared = compare_namespace(
-            source, target, ns.db, ns.coll, config.batch_size, 0, progress, on_difference=stamps.differed
-        )
-        stamps.stamp()
-        log.info("%s", compared.line())
-        record.documents += compared.merge.source_count
-        record.compared.append(str(ns))
-        if compared.index_differences:
-            index_differences[str(ns)] = [d["name"] for d in compared.index_differences]
-    record.differed = len(waiting)
-    proven, unsettled, settled, deferred = _settle(config, s3, source, target, keys, waiting)
-    record.settled, record.deferred = settled, deferred
-    # What the target's stream shows, then the segments (the restore wrote only from segments that
-    # existed when it wrote): every write that is the restore's is then accounted for.
-    databases = {ns.db for ns in pairs}
-    changes, reached = target_stream.changes_since(
-        target_raw, record.target_resume_token or {}, in_scope(config.namespaces, databases)
+    parts: list[VerifyLivePartitionRecord],
+    comparison: Comparison | None = None,
+    settled: Settled | None = None,
+) -> None:
+    """The pass's figures: the partitions' summed with the finish's own comparison."""
+    record.documents = sum(p.documents for p in parts) + (comparison.documents if comparison else 0)
+    record.differed = sum(p.differed for p in parts) + (comparison.differed if comparison else 0)
+    record.settled = sum(p.settled for p in parts) + (settled.settled if settled else 0)
+    record.deferred = sum(p.deferred for p in parts) + (settled.deferred if settled else 0)
+
+
+def _line(
+    ns: Namespace, rest: Scope | None, merged: MergeResult | None, indexes: list[dict[str, Any]]
+) -> str:
+    """The finish's log line of one namespace: as the full comparison's when its rest is all of
+    it; else its rest's counts (if any) and its indexes."""
+    if rest is not None and merged is not None and not rest.filter:
+        return NamespaceReport(str(ns), merged, indexes).line()
+    what = (
+        f"{rest.label}: {documents_line(merged)}; " if rest is not None and merged is not None else f"{ns}: "
     )
-    keys.refresh(s3, config.layout)
-    record.target_checked_token = reached
-    index_differences = {
-        ns: names for ns, names in index_differences.items() if not keys.changed_wholly(Namespace.parse(ns))
-    }
-    return LiveOutcome(proven, unsettled, index_differences, target_stream.foreign(changes, keys))
+    shown = f"indexes differ: {', '.join(d['name'] for d in indexes)}" if indexes else "indexes identical"
+    return f"{what}{shown} (the rest of its documents in the sync plan's partitions)"
 
 
-class _Stamps:
-    """Collects the differing documents of one namespace's merge and stamps them with the source's
-    cluster time read after them (every :data:`STAMP_EVERY`, and at the end of the merge)."""
-
-    def __init__(self, source: MongoClient[dict[str, Any]], ns: Namespace, waiting: list[Waiting]) -> None:
-        self.source = source
-        self.ns = ns
-        self.waiting = waiting
-        self.unstamped: list[Waiting] = []
-
-    def differed(self, kind: str, id_element: bytes) -> None:
-        item = Waiting(self.ns, identity_of(id_element), id_element)
-        self.waiting.append(item)
-        self.unstamped.append(item)
-        if len(self.unstamped) >= STAMP_EVERY:
-            self.stamp()
-        if len(self.waiting) > MAX_WAITING:
-            first = self.waiting[0]
-            raise JobFailed(
-                f"more than {MAX_WAITING:,} documents differ (first in {first.ns}: _id "
-                f"{element_value(first.id_element)!r}): the target does not hold the source's data"
-            )
-
-    def stamp(self) -> None:
-        if not self.unstamped:
-            return
-        moment = cluster_time(self.source)
-        for item in self.unstamped:
-            item.read_at = moment
-        self.unstamped.clear()
+def _merged(found: list[dict[str, list[Any]]], limit: int) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for names in found:
+        for ns, ids in names.items():
+            kept = out.setdefault(ns, [])
+            kept.extend(ids[: max(limit - len(kept), 0)])
+    return out
 
 
-def _settle(
-    config: VerifyConfig,
-    s3: S3Objects,
-    source: MongoClient[dict[str, Any]],
-    target: MongoClient[dict[str, Any]],
-    keys: ChangeKeys,
-    waiting: list[Waiting],
-) -> tuple[list[Waiting], list[Waiting], int, int]:
-    """Compare the differing documents again as the restore passes them: ``(proven different,
-    still waiting at the deadline, settled, left to the freeze)``."""
-    proven: list[Waiting] = []
-    settled = deferred = 0
-    deadline = time.monotonic() + config.settle_seconds
-    last_line = time.monotonic()
-    while waiting:
-        through, restore = restored_through(s3, config.layout)
-        if restore is not None and restore.state is RestoreState.FAILED:
-            raise JobFailed(
-                f"the restore failed ({restore.reason}) while {len(waiting):,} differing document(s) "
-                "waited for it"
-            )
-        ready = [w for w in waiting if through is not None and w.read_at is not None and w.read_at <= through]
-        if ready:
-            keys.refresh(s3, config.layout)  # after every read of the comparisons that differed
-            again: list[Waiting] = []
-            for ns in sorted({w.ns for w in ready}):
-                group = {w.identity: w for w in ready if w.ns == ns}
-                elements = {identity: w.id_element for identity, w in group.items()}
-                src = fetch(raw_collection(source, ns.db, ns.coll), elements.values(), config.batch_size)
-                moment = cluster_time(source)
-                tgt = fetch(raw_collection(target, ns.db, ns.coll), elements.values(), config.batch_size)
-                for outcome in compare_keys(src, tgt, elements):
-                    item = group[outcome.identity]
-                    if outcome.kind is None:
-                        settled += 1
-                    elif not keys.covers(ns, item.identity):
-                        proven.append(item)
-                    elif item.attempts + 1 >= RECOMPARISONS:
-                        deferred += 1
-                    else:
-                        item.attempts += 1
-                        item.read_at = moment
-                        again.append(item)
-            ready_ids = {id(w) for w in ready}
-            waiting = [w for w in waiting if id(w) not in ready_ids] + again
-        if proven or not waiting or time.monotonic() >= deadline:
-            break
-        if time.monotonic() - last_line >= config.progress_seconds:
-            last_line = time.monotonic()
-            log.info(
-                "verify --live: %s differing document(s) wait for the restore to pass %s (it is at %s)",
-                f"{len(waiting):,}",
-                clustertime.format(max(w.read_at for w in waiting if w.read_at is not None)),
-                clustertime.format(through) if through is not None else "nothing",
-            )
-        time.sleep(config.poll_seconds)
-    return proven, waiting if not proven else [], settled, deferred
-
-
-def _judge(record: VerifyLiveRecord, outcome: LiveOutcome, examples: int) -> None:
-    """The record's verdict, differences and reason from what the pass found."""
+def _judge(
+    record: VerifyLiveRecord,
+    settled: Settled,
+    parts: list[VerifyLivePartitionRecord],
+    index_differences: dict[str, list[str]],
+    foreign: list[target_stream.TargetChange],
+    examples: int,
+) -> None:
+    """The pass's verdict, differences and reason from what the finish and the partitions found:
+    a partition that failed without a difference (it could not compare), then documents proven
+    different, then documents that did not settle, then indexes, then writes by someone else."""
     limit = max(examples, 1)
-
-    def named(items: list[Waiting]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {}
-        for item in items:
-            ids = out.setdefault(str(item.ns), [])
-            if len(ids) < limit:
-                ids.append(element_value(item.id_element))
-        return out
-
-    def listed(found: dict[str, list[Any]]) -> str:
-        parts = [f"{ns}: _id {', '.join(repr(i) for i in ids)}" for ns, ids in sorted(found.items())]
-        return "; ".join(parts[:5]) + (f"; and {len(parts) - 5} more namespaces" if len(parts) > 5 else "")
-
-    record.foreign_writes = [change.describe() for change in outcome.foreign[:100]]
-    if outcome.proven:
-        record.differences = named(outcome.proven)
-        record.reason = (
-            f"{len(outcome.proven):,} document(s) differ and no captured event since A0 can change "
-            f"them: {listed(record.differences)}"
+    record.foreign_writes = [change.describe() for change in foreign[:100]]
+    failed = [p for p in parts if p.state is VerifyLiveState.FAILED]
+    broken = [p for p in failed if not (p.proven or p.unsettled)]
+    proven = len(settled.proven) + sum(p.proven for p in parts)
+    unsettled = len(settled.unsettled) + sum(p.unsettled for p in parts)
+    in_partitions = ""
+    if failed:
+        ids = [p.partition for p in failed]
+        more = f" and {len(ids) - PARTITIONS_SHOWN} more" if len(ids) > PARTITIONS_SHOWN else ""
+        in_partitions = f" (failed partition(s): {', '.join(ids[:PARTITIONS_SHOWN])}{more})"
+    if broken:
+        record.reason = "; ".join(f"partition {p.partition}: {p.reason}" for p in broken[:PARTITIONS_SHOWN])
+        record.reason += in_partitions if len(failed) > 1 else ""
+    elif proven:
+        record.differences = _merged(
+            [named(settled.proven, limit)] + [p.differences for p in parts if p.proven], limit
         )
-    elif outcome.unsettled:
-        record.differences = named(outcome.unsettled)
-        record.reason = (
-            f"{len(outcome.unsettled):,} differing document(s) did not settle: the restore did not "
-            f"apply past their read time within the settle time: {listed(record.differences)}"
+        record.reason = _difference_reason(proven, 0, record.differences) + in_partitions
+    elif unsettled:
+        record.differences = _merged(
+            [named(settled.unsettled, limit)] + [p.differences for p in parts], limit
         )
-    elif outcome.index_differences:
+        record.reason = _difference_reason(0, unsettled, record.differences) + in_partitions
+    elif index_differences:
         record.reason = "indexes differ: " + "; ".join(
-            f"{ns}: {', '.join(names)}" for ns, names in sorted(outcome.index_differences.items())
+            f"{ns}: {', '.join(names)}" for ns, names in sorted(index_differences.items())
         )
-    elif outcome.foreign:
+    elif foreign:
         record.reason = foreign_summary(record.foreign_writes)
+
+
+# -- all three in one process -----------------------------------------------------------------------
+def run_verify_live(config: VerifyConfig, *, s3: S3Objects | None = None) -> VerifyLiveRecord:
+    """The whole pass in one process: :func:`begin`, each partition in turn, :func:`finish`
+    (without a sync plan: every namespace whole, in the finish). A partition that fails fails the
+    pass at once (the record says which); JobFailed after writing it."""
+    s3 = s3 or S3Objects(config.layout.bucket)
+    record = begin(config, s3=s3)
+    done: list[VerifyLivePartitionRecord] = []
+    for pid in record.partitions:
+        try:
+            done.append(verify_partition(config, pid, s3=s3))
+        except JobFailed as e:
+            failed = state.read(s3, config.layout.verify_live_partition(pid), VerifyLivePartitionRecord)
+            if failed is not None and failed.begin_id == record.begin_id:
+                done.append(failed)
+                record.differences = failed.differences
+            _totals(record, done)
+            record.state, record.reason, record.finished_at = VerifyLiveState.FAILED, str(e), utc_now()
+            state.write(s3, config.layout.verify_live_report, record)
+            log.error("verify --live: FAILED: %s", record.reason)
+            raise
+    return finish(config, s3=s3)

@@ -86,10 +86,15 @@ class NamespaceReport:
             if self.indexes_identical
             else f"indexes differ: {', '.join(d['name'] for d in self.index_differences)}"
         )
-        return (
-            f"{self.ns}: {verdict}: {m.source_count:,} source / {m.target_count:,} target documents, "
-            f"{m.missing:,} missing, {m.extra:,} extra, {m.different:,} different; {indexes}"
-        )
+        return f"{self.ns}: {verdict}: {documents_line(m)}; {indexes}"
+
+
+def documents_line(m: MergeResult) -> str:
+    """A merge's counts, for log lines (a namespace's, a partition's)."""
+    return (
+        f"{m.source_count:,} source / {m.target_count:,} target documents, "
+        f"{m.missing:,} missing, {m.extra:,} extra, {m.different:,} different"
+    )
 
 
 @dataclass

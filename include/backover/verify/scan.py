@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from bson.raw_bson import RawBSONDocument
@@ -20,9 +20,12 @@ from ..errors import JobFailed
 _END = object()
 
 
-def raw_batches(collection: Collection[RawBSONDocument], batch_size: int) -> Iterator[bytes]:
-    """The collection's documents sorted by ``_id``, batch by batch (raw bytes)."""
-    yield from collection.find_raw_batches({}, sort=[("_id", 1)], batch_size=batch_size)
+def raw_batches(
+    collection: Collection[RawBSONDocument], batch_size: int, id_filter: Mapping[str, Any] | None = None
+) -> Iterator[bytes]:
+    """The collection's documents sorted by ``_id``, batch by batch (raw bytes); with ``id_filter``
+    (a scope's filter on ``_id``, :mod:`backover.sync.scopes`) only those it matches."""
+    yield from collection.find_raw_batches(dict(id_filter or {}), sort=[("_id", 1)], batch_size=batch_size)
 
 
 class ReadAhead:

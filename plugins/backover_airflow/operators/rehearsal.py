@@ -39,6 +39,24 @@ def rehearsal_conf(params: Mapping[str, Any], ts_nodash: str) -> dict[str, Any]:
     }
 
 
+def start_conf(params: Mapping[str, Any], conf: Mapping[str, Any]) -> dict[str, Any]:
+    """The conf of the start phase: the rehearsal's conf and the initial sync's Params (only
+    ``backover_start`` has them); a rehearsal environment's MongoDB that is empty is filled by the
+    sync, one that holds last week's data needs ``always`` and ``drop_target``."""
+    environment = str(conf.get("environment") or config.DEFAULT_VARIABLE)
+    try:
+        env = config.BackoverConfig.from_variable(environment)
+        run = config.RunParams.from_params({**params, **conf}, env)
+    except config.ConfigError as e:
+        raise AirflowFailException(str(e)) from e
+    return {
+        **conf,
+        "initial_sync": run.initial_sync,
+        "drop_target": run.drop_target,
+        "sync_partition_documents": run.sync_partition_documents,
+    }
+
+
 class MigrationFiguresOperator(BaseOperator):
     """Read the counts the checkpoints hold (events captured and replayed, segments) before the clean
     phase deletes them; returns them for the report (XCom).

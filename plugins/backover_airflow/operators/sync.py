@@ -20,11 +20,16 @@ from airflow.providers.amazon.aws.hooks.ec2 import EC2Hook
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, BaseOperator
 
 from backover import state
+from backover.backup import partition_ids as backup_partition_ids
+from backover.errors import BackoverError
 from backover.layout import MigrationLayout
+from backover.namespaces import parse_all
 from backover.s3objects import S3Objects
 from backover.state import SyncComplete, SyncPartitionState, SyncPlan
 from backover.sync import finish, read_plan
 from backover.sync.copy import load_checkpoint
+from backover.sync.ttl import held_indexes
+from backover.verify.live import partition_ids as verify_partition_ids
 from backover_airflow import config, workers
 from backover_airflow.config import BackoverConfig, RunParams
 from backover_airflow.hooks.migration import MigrationHook
@@ -37,6 +42,20 @@ def run_if_initial_sync(context: Any) -> None:
     """``pre_execute`` of every sync task: skipped when the run's ``initial_sync`` is ``never``."""
     if context["params"].get("initial_sync", "auto") == "never":
         raise AirflowSkipException("initial_sync is never for this run: MongoDB must hold DocumentDB's data")
+
+
+def run_if_ttl_held(context: Any) -> None:
+    """``pre_execute`` of the TTL release: skipped when the migration's sync plan holds no TTL index
+    (no initial sync, or no TTL index in its collections), so no SSM command runs for nothing."""
+    with config.failing_task():
+        layout = config.layout_for(context["params"])
+    s3 = MigrationHook(aws_conn_id="aws_default").objects(layout)
+    try:
+        held = held_indexes(read_plan(s3, layout))
+    except state.RecordError as e:
+        raise AirflowFailException(str(e)) from e
+    if not held:
+        raise AirflowSkipException("no TTL index held back on MongoDB (no initial sync, or none with TTL)")
 
 
 def completed_partitions(s3: S3Objects, layout: MigrationLayout, plan: SyncPlan) -> set[str]:
@@ -176,3 +195,57 @@ class SyncCompletedOperator(_SyncTask):
             figures["skipped_duplicates"],
         )
         return {"copied": True, **figures}
+
+
+def _begun_partitions(pass_name: str, s3: S3Objects, layout: MigrationLayout, run: RunParams) -> list[str]:
+    """The partitions the begun pass goes over (its ``begin`` recorded them from the sync plan)."""
+    if pass_name == "verify_live":
+        return verify_partition_ids(s3, layout, parse_all(run.databases))
+    if pass_name == "backup":
+        return backup_partition_ids(layout, s3)
+    raise ValueError(f"no pass over the partitions named {pass_name!r}")
+
+
+class PlanPartitionsOperator(_SyncTask):
+    """The partitions a begun pass over the sync plan goes over (the DocumentDB backup, ``verify
+    --live``: what its ``begin`` step recorded), spread over the workers round-robin, as the
+    mapped arguments of its ``partition`` step: ``[{"options": {**options, "partition": ID},
+    "worker": INSTANCE}, ...]``. Empty without a plan (no initial sync): the pass's ``finish``
+    step then reads every collection whole.
+
+    :param pass_name: ``backup`` or ``verify_live`` (the command of the pass).
+    :param options: the mapped command's fixed options (e.g. ``{"label": "documentdb", "step":
+        "partition"}``).
+    :param aws_conn_id: AWS connection for S3 and EC2 (default ``aws_default``).
+    """
+
+    def __init__(
+        self, *, pass_name: str, options: dict[str, Any], pre_execute: Any = None, **kwargs: Any
+    ) -> None:
+        super().__init__(pre_execute=pre_execute, **kwargs)
+        self.pass_name = pass_name
+        self.options = options
+
+    def look(self, context: Context) -> list[dict[str, Any]]:
+        env, run, layout, s3 = self._load(context)
+        try:
+            ids = _begun_partitions(self.pass_name, s3, layout, run)
+        except BackoverError as e:
+            raise AirflowFailException(str(e)) from e
+        if not ids:
+            self.log.info("No sync plan with partitions: the finish step reads every collection whole")
+            return []
+        ec2 = EC2Hook(aws_conn_id=self.aws_conn_id, api_type="client_type").conn
+        workers_found = workers.worker_ids(env, ec2)
+        assigned = workers.spread(ids, workers_found, self.options)
+        per_worker = Counter(a["worker"] for a in assigned)
+        self.log.info(
+            "%d partition(s) of the sync plan s3://%s/%s over %d worker(s): %s; the finish step reads what no "
+            "partition holds",
+            len(assigned),
+            layout.bucket,
+            layout.sync_plan,
+            len(workers_found),
+            ", ".join(f"{w} {n}" for w, n in per_worker.items()),
+        )
+        return assigned

@@ -14,7 +14,7 @@ from pymongo import MongoClient
 from backover import cli
 from backover.connections import DatabaseUri
 from backover.sync import SyncConfig, read_plan, run_sync
-from backover.sync.ttl import HELD, comparable, release
+from backover.sync.ttl import HELD, comparable, held_indexes, release
 from backover_sandbox.standin.clock import ManualClock
 from backover_sandbox.standin.server import ServerConfig, start_in_thread
 
@@ -61,7 +61,7 @@ def test_ttl_indexes_are_held_until_released_and_then_expire_as_on_the_source(wo
     assert target[world.db].events.count_documents({}) == 20
     plan = read_plan(world.s3, world.layout)
     held = next(ix for ix in target[world.db].events.list_indexes() if ix["name"] == "at_ttl")
-    assert comparable(plan, f"{world.db}.events", held)["expireAfterSeconds"] == DAY  # verify's view
+    assert comparable(held_indexes(plan), f"{world.db}.events", held)["expireAfterSeconds"] == DAY  # verify's view
 
     code = cli.main(
         [
@@ -103,3 +103,42 @@ def test_release_without_a_plan_holds_nothing_and_refuses_other_sync_flags(world
     assert cli.main([*args, "--plan"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--release-ttl takes no --plan" in err
+
+
+def test_verify_compares_a_held_ttl_index_as_the_sources_and_any_other_value_as_a_difference(world) -> None:
+    from backover.verify.config import VerifyConfig, VerifyMode
+    from backover.verify.job import run_verify
+    from backover.verify.live import run_verify_live
+
+    events = world.source[world.db].events
+    events.create_index("at", name="at_ttl", expireAfterSeconds=DAY)
+    events.insert_many([{"_id": i, "at": datetime.datetime.now(datetime.UTC)} for i in range(10)])
+    world.start()
+    world.sync(partition_documents=4)
+    config = VerifyConfig(
+        layout=world.layout,
+        source=DatabaseUri(world.source_uri, documentdb=True),
+        target=DatabaseUri(world.target_uri),
+        namespaces=(),
+        progress_seconds=60.0,
+    )
+    namespace = f"{world.db}.events"
+
+    def report_of(report):
+        return next(n for n in report.namespaces if n.ns == namespace)
+
+    full = report_of(run_verify(config, s3=world.s3))
+    assert full.identical, full.index_differences
+    assert run_verify_live(config, s3=world.s3).state == "passed"  # over the partitions, index held
+
+    world.target[world.db].command(
+        {"collMod": "events", "index": {"name": "at_ttl", "expireAfterSeconds": 5}}
+    )
+    changed = report_of(run_verify(config, s3=world.s3))  # not the held value: a real difference
+    assert [d["name"] for d in changed.index_differences] == ["at_ttl"]
+
+    world.target[world.db].command(
+        {"collMod": "events", "index": {"name": "at_ttl", "expireAfterSeconds": HELD}}
+    )
+    release(world.target, read_plan(world.s3, world.layout))
+    assert report_of(run_verify(config, s3=world.s3)).identical  # released: the source's value

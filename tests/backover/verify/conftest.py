@@ -107,6 +107,14 @@ class World:
     def live_pass_then(self, action: Callable[[], None], **options: Any) -> VerifyLiveRecord | Exception:
         """Run the live pass on a thread; once it waits for the restore (or ended), run ``action``;
         returns the pass's record, or the exception it raised."""
+        return self.when_waiting(
+            lambda: run_verify_live(self.config(**options), s3=self.migration.s3), action
+        )
+
+    def when_waiting(self, step: Callable[[], Any], action: Callable[[], None]) -> Any:
+        """Run ``step`` (a live pass, or one of its steps) on a thread; once it waits for the
+        restore (or ended), run ``action``; returns what ``step`` returned, or the exception it
+        raised."""
         waits = threading.Event()
 
         class Waits(logging.Handler):
@@ -123,7 +131,7 @@ class World:
 
         def run() -> None:
             try:
-                outcome.append(run_verify_live(self.config(**options), s3=self.migration.s3))
+                outcome.append(step())
             except (BackoverError, PyMongoError) as e:  # handed to the test, which asserts on it
                 outcome.append(e)
 
