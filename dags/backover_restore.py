@@ -46,7 +46,6 @@ from backover_airflow.follow import (
     skip_when_follower_completes,
 )
 from backover_airflow.operators.lambda_function import MigrationLambdaOperator
-from backover_airflow.operators.sync import run_if_ttl_held
 from backover_airflow.operators.window import FreezeWindowOperator
 from backover_airflow.operators.worker import WorkerCommandOperator
 from backover_airflow.sensors.replication import ReplicationDrainedSensor
@@ -166,10 +165,9 @@ with DAG(**lifecycle_dag("backover_restore", __doc__, follow=True)) as dag:
             task_id="release_ttl",
             command="release_ttl",
             deferrable=True,
-            pre_execute=run_if_ttl_held,
-            doc_md="SSM: `backover sync --release-ttl`: the TTL indexes the initial sync created held back "
-            "(MongoDB's TTL monitor deleted nothing before the cutover) get the source's `expireAfterSeconds`, "
-            "after verification. Skipped when there are none.",
+            doc_md="SSM: `backover sync --release-ttl`: every TTL index held back on MongoDB (the initial sync "
+            "creates them so, and MongoDB's TTL monitor deleted nothing before the cutover) gets the source's "
+            "`expireAfterSeconds`, after verification; with none held it changes nothing.",
         )
         window = FreezeWindowOperator(
             task_id="freeze_window",

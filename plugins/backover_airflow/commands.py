@@ -180,15 +180,9 @@ def sync_partition(config: BackoverConfig, run: RunParams, partition: str) -> li
 
 
 def release_ttl(config: BackoverConfig, run: RunParams) -> list[str]:
-    """After verification: give the TTL indexes the initial sync held back on MongoDB the source's
-    ``expireAfterSeconds`` (MongoDB's TTL monitor deleted nothing before the cutover)."""
-    return [
-        "sync",
-        "--release-ttl",
-        "--target-secret-id",
-        _secret(config, "mongodb"),
-        *_migration(config, run),
-    ]
+    """After verification: give every TTL index held back on MongoDB (the initial sync creates them
+    so: MongoDB's TTL monitor deleted nothing before the cutover) the source's ``expireAfterSeconds``."""
+    return ["sync", "--release-ttl", *_databases(config), *_migration(config, run)]
 
 
 def clean(config: BackoverConfig, run: RunParams) -> list[str]:

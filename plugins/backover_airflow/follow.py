@@ -35,26 +35,37 @@ def backup_before_first_write(context: Any) -> None:
     Back Over writes anything to it (the initial sync's collections and copy, the first replayed
     change): that backup is the rollback point. Skipped once the restore or the sync has written
     (a re-run of ``backover_start`` to restart a replicator or a follow restore must not replace it
-    with a MongoDB that already holds copied or replayed data), and once a complete MongoDB backup
-    of the migration exists (nothing has written to MongoDB since: it is the same state)."""
+    with a MongoDB that already holds copied or replayed data; a warning says so when no backup
+    exists at all), and when a complete MongoDB backup was taken before this run began (nothing
+    has written to MongoDB since: it is the same state). ``pre_execute`` also runs when the
+    deferred backup resumes: a backup this run took itself does not count."""
     hook, layout = _watched(context)
+    objects = hook.objects(layout)
+    manifest = layout.backup_manifest("mongodb")
+    found = objects.head(manifest)
+    where = f"s3://{layout.bucket}/{manifest}"
+
+    def written(reason: str) -> AirflowSkipException:
+        if found is None:
+            log.warning(
+                "%s, and MongoDB has no backup (%s missing): there is no rollback point for this migration",
+                reason,
+                where,
+            )
+        return AirflowSkipException(f"{reason}: the backup taken before it stays the rollback point")
+
     checkpoint = hook.restore_checkpoint(layout)
     if checkpoint is not None:
-        raise AirflowSkipException(
-            f"the restore has already written to MongoDB (segment {checkpoint.last_applied_seq} applied): "
-            "the backup taken before its first write stays the rollback point"
+        raise written(
+            f"the restore has already written to MongoDB (segment {checkpoint.last_applied_seq} applied)"
         )
-    objects = hook.objects(layout)
     if objects.head(layout.sync_plan) is not None:
+        raise written(f"the initial sync has written to MongoDB (s3://{layout.bucket}/{layout.sync_plan})")
+    began = getattr(context.get("dag_run"), "start_date", None)
+    if found is not None and began is not None and found["LastModified"] < began:
         raise AirflowSkipException(
-            f"the initial sync has written to MongoDB (s3://{layout.bucket}/{layout.sync_plan}): the backup "
-            "taken before it stays the rollback point"
-        )
-    manifest = layout.backup_manifest("mongodb")
-    if objects.head(manifest) is not None:
-        raise AirflowSkipException(
-            f"MongoDB is backed up already, before anything was written to it (s3://{layout.bucket}/{manifest}): "
-            "that backup is the rollback point"
+            f"MongoDB was backed up before this run, and nothing has written to it since ({where}): that "
+            "backup is the rollback point"
         )
 
 

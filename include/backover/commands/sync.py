@@ -4,19 +4,22 @@ after T0 and before the restore, in resumable ``_id`` partitions.
 ``--plan`` writes the plan (and the target's collections and indexes) and prints the partition
 ids; ``--partition ID`` copies one of them (a worker's share); neither: plan if needed, copy every
 partition left, complete. A completed sync prints its totals and changes nothing.
-``--release-ttl`` (target only, after verification) gives the TTL indexes the sync held back their
-source's ``expireAfterSeconds`` (``backover.sync.ttl``)."""
+``--release-ttl`` (after verification) gives every TTL index held back on the target in the
+migrated databases the source's ``expireAfterSeconds`` (``backover.sync.ttl``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from .. import state
 from ..connections import check_connection
 from ..errors import UsageError
+from ..namespaces import parse_all
 from ..options import add_database_options, add_migration_options, database_uri, migration_layout
 from ..s3objects import S3Objects
-from ..sync import SyncConfig, read_plan, run_sync
+from ..state import StartRecord
+from ..sync import SyncConfig, run_sync
 from ..sync.config import DEFAULT_BATCH, DEFAULT_PARTITION_DOCUMENTS, DEFAULT_PROGRESS_SECONDS
 from ..sync.ttl import release
 
@@ -43,8 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--release-ttl",
         action="store_true",
-        help="after verification: give the TTL indexes the sync created held back (so that MongoDB's TTL "
-        "monitor deletes nothing before the cutover) the source's expireAfterSeconds; target only",
+        help="after verification: give every TTL index held back on the target (so that MongoDB's TTL "
+        "monitor deletes nothing before the cutover) the source's expireAfterSeconds; reads the source",
     )
     parser.add_argument(
         "--drop-target",
@@ -118,10 +121,17 @@ def _release_ttl(args: argparse.Namespace) -> int:
     layout = migration_layout(args)
     s3 = S3Objects(layout.bucket)
     s3.check_bucket()
-    plan = read_plan(s3, layout)
+    start = state.read(s3, layout.start_state, StartRecord)
+    scope = parse_all(start.namespaces or start.databases) if start is not None else ()
+    if not scope:
+        raise UsageError(
+            f"s3://{s3.bucket}/{layout.start_state} names no migrated database: nothing to release"
+        )
+    source = database_uri(args, "source", documentdb=True)
     target = database_uri(args, "target")
-    with target.client() as client:
-        check_connection(target, client)
-        done = release(client, plan)
+    with source.client() as source_client, target.client() as target_client:
+        check_connection(source, source_client)
+        check_connection(target, target_client)
+        done = release(source_client, target_client, scope)
     print(json.dumps(done.summary(), sort_keys=True))
     return 0

@@ -27,7 +27,7 @@ from ..mongo import errors as codes
 from ..namespaces import Namespace, is_internal
 from ..state import SyncCollection, SyncPartition
 from . import ranges
-from .ttl import held_spec, is_ttl
+from .ttl import held_spec, hold_existing, is_ttl
 
 log = logging.getLogger("backover.sync")
 
@@ -306,11 +306,12 @@ def create_on_target(target: MongoClient[dict[str, Any]], collections: list[Sync
     were there already, empty): nothing is left on the target."""
     created: list[SyncCollection] = []
     added: list[tuple[SyncCollection, str]] = []
+    held: list[tuple[SyncCollection, str, Any]] = []
     try:
         with refusals("target", "creating the collections and indexes", after=LEFT_NOTHING):
-            _create(target, collections, created, added)
+            _create(target, collections, created, added, held)
     except BaseException:
-        _undo(target, created, added)
+        _undo(target, created, added, held)
         raise
 
 
@@ -319,6 +320,7 @@ def _create(
     collections: list[SyncCollection],
     created: list[SyncCollection],
     added: list[tuple[SyncCollection, str]],
+    held: list[tuple[SyncCollection, str, Any]],
 ) -> None:
     for c in collections:
         database = target.get_database(c.db, codec_options=DECODE)
@@ -340,8 +342,12 @@ def _create(
                 ) from None
             created.append(c)
             log.info("sync: created %s on the target", c.ns)
+        there = {str(ix.get("name")): dict(ix) for ix in database[c.coll].list_indexes()} if existed else {}
         for spec in c.indexes:
             name = str(spec.get("name"))
+            if hold_existing(database, c.coll, spec, there.get(name)):
+                held.append((c, name, spec["expireAfterSeconds"]))  # the empty collection had it already
+                continue
             try:
                 reply = database.command({"createIndexes": c.coll, "indexes": [held_spec(spec)]})
             except OperationFailure as e:
@@ -352,12 +358,12 @@ def _create(
             if existed and reply.get("numIndexesAfter", 0) > reply.get("numIndexesBefore", 0):
                 added.append((c, name))
         if c.indexes:
-            held = [str(spec.get("name")) for spec in c.indexes if is_ttl(spec)]
+            ttl = [str(spec.get("name")) for spec in c.indexes if is_ttl(spec)]
             log.info(
                 "sync: %s: %d index(es) on the target%s",
                 c.ns,
                 len(c.indexes),
-                f" (TTL held back until the cutover: {', '.join(held)})" if held else "",
+                f" (TTL held back until the cutover: {', '.join(ttl)})" if ttl else "",
             )
 
 
@@ -365,7 +371,15 @@ def _undo(
     target: MongoClient[dict[str, Any]],
     created: list[SyncCollection],
     added: list[tuple[SyncCollection, str]],
+    held: list[tuple[SyncCollection, str, Any]],
 ) -> None:
+    for c, name, value in held:
+        try:
+            target[c.db].command({"collMod": c.coll, "index": {"name": name, "expireAfterSeconds": value}})
+        except PyMongoError as e:
+            log.error(
+                "sync: could not give index %s of %s its expireAfterSeconds %s back: %s", name, c.ns, value, e
+            )
     for c, name in added:
         try:
             target[c.db][c.coll].drop_index(name)

@@ -73,21 +73,17 @@ def compare_documents(
 
 
 def compare_indexes(
-    source: MongoClient[dict[str, Any]],
-    target: MongoClient[dict[str, Any]],
-    db: str,
-    coll: str,
-    held: Mapping[str, Mapping[str, Any]] | None = None,
+    source: MongoClient[dict[str, Any]], target: MongoClient[dict[str, Any]], db: str, coll: str
 ) -> list[dict[str, Any]]:
     """The index specifications of ``db.coll`` that differ between the sides (:func:`differences`);
-    ``held``: the TTL indexes an initial sync holds back on the target (``backover.sync.ttl``,
-    compared as the source's until released)."""
+    a TTL index an initial sync holds back on the target compares as the source's until released
+    (``backover.sync.ttl.comparable``)."""
     sides = [raw_collection(client, db, coll) for client in (source, target)]
-    target_specs = index_specs(sides[1])
-    if held:
-        ns = f"{db}.{coll}"
-        target_specs = {name: dict(comparable(held, ns, spec)) for name, spec in target_specs.items()}
-    return differences(index_specs(sides[0]), target_specs)
+    source_specs = index_specs(sides[0])
+    target_specs = {
+        name: dict(comparable(source_specs.get(name), spec)) for name, spec in index_specs(sides[1]).items()
+    }
+    return differences(source_specs, target_specs)
 
 
 def compare_namespace(
@@ -99,9 +95,8 @@ def compare_namespace(
     examples: int,
     progress: Progress | None = None,
     on_difference: OnDifference | None = None,
-    held: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> NamespaceReport:
     """Merge both sides of ``db.coll`` (:func:`compare_documents`), then compare the index
-    specifications (``held``: :func:`compare_indexes`)."""
+    specifications (:func:`compare_indexes`)."""
     merged = compare_documents(source, target, db, coll, batch_size, examples, progress, on_difference)
-    return NamespaceReport(f"{db}.{coll}", merged, compare_indexes(source, target, db, coll, held))
+    return NamespaceReport(f"{db}.{coll}", merged, compare_indexes(source, target, db, coll))

@@ -27,7 +27,6 @@ from ..namespaces import Namespace
 from ..restore.events import identity_of
 from ..s3objects import S3Objects
 from ..state import RestoreCheckpoint, RestoreState, VerifyLiveRecord, VerifyLiveState
-from ..sync.ttl import held_by_plan
 from . import target_stream
 from .changes import ChangeKeys
 from .compare import compare_indexes, compare_namespace, namespaces
@@ -62,7 +61,6 @@ def run_incremental(config: VerifyConfig, s3: S3Objects, record: VerifyLiveRecor
     _check_restore(s3, config, record)
     started = time.monotonic()
     progress = Progress("verify", config.progress_seconds)
-    held = held_by_plan(s3, layout)
     with connected(config) as (source, target), target_stream.raw_client(config.target) as target_raw:
         try:
             pairs = namespaces(source, target, wanted)
@@ -107,12 +105,11 @@ def run_incremental(config: VerifyConfig, s3: S3Objects, record: VerifyLiveRecor
                         config.batch_size,
                         config.examples,
                         progress,
-                        held=held,
                     )
                     at_freeze += report.merge.source_count
                 else:
                     wanted_keys = {**named_by_target.get(ns, {}), **keys.of(ns)}
-                    report = _compare_keys(source, target, ns, wanted_keys, config, held)
+                    report = _compare_keys(source, target, ns, wanted_keys, config)
                     at_freeze += len(wanted_keys)
                 log.info("%s", report.line())
                 reports.append(report)
@@ -166,7 +163,6 @@ def _compare_keys(
     ns: Namespace,
     keys: dict[Hashable, bytes],
     config: VerifyConfig,
-    held: dict[str, dict[str, Any]],
 ) -> NamespaceReport:
     """``keys`` of ``ns`` on both sides, the collection counts and the index specifications."""
     sides = [raw_collection(client, ns.db, ns.coll) for client in (source, target)]
@@ -176,4 +172,4 @@ def _compare_keys(
     )
     for outcome in compare_keys(found[0], found[1], keys):
         add_outcome(result, outcome, config.examples)
-    return NamespaceReport(str(ns), result, compare_indexes(source, target, ns.db, ns.coll, held))
+    return NamespaceReport(str(ns), result, compare_indexes(source, target, ns.db, ns.coll))

@@ -14,7 +14,6 @@ from pymongo.errors import PyMongoError
 from .. import state
 from ..errors import JobFailed
 from ..s3objects import S3Objects
-from ..sync.ttl import held_by_plan
 from .compare import compare_namespace, namespaces
 from .config import VerifyConfig, VerifyMode, connected
 from .incremental import run_incremental
@@ -52,7 +51,6 @@ def run_verify(config: VerifyConfig, *, s3: S3Objects | None = None) -> VerifyRe
 def _run_full(config: VerifyConfig, s3: S3Objects) -> VerifyReport:
     started = time.monotonic()
     progress = Progress("verify", config.progress_seconds)
-    held = held_by_plan(s3, config.layout)
     with connected(config) as (source, target):
         try:
             pairs = namespaces(source, target, config.namespaces)
@@ -60,7 +58,7 @@ def _run_full(config: VerifyConfig, s3: S3Objects) -> VerifyReport:
             reports = []
             for db, coll in pairs:
                 compared = compare_namespace(
-                    source, target, db, coll, config.batch_size, config.examples, progress, held=held
+                    source, target, db, coll, config.batch_size, config.examples, progress
                 )
                 log.info("%s", compared.line())
                 reports.append(compared)

@@ -46,7 +46,6 @@ from ..state import (
 )
 from ..sync import read_plan
 from ..sync.scopes import Scope, partition_scope, rest_scopes
-from ..sync.ttl import held_by_plan
 from . import target_stream
 from .changes import ChangeKeys
 from .compare import compare_indexes, namespaces
@@ -265,7 +264,6 @@ def finish(config: VerifyConfig, *, s3: S3Objects | None = None) -> VerifyLiveRe
     wanted = recorded_namespaces(config, record, where, "the finish compares what the begin recorded")
     parts = _partition_records(s3, layout, record)
     plan = read_plan(s3, layout) if record.partitions else None
-    held = held_by_plan(s3, layout)
     settled: Settled | None = None
     index_differences: dict[str, list[str]] = {}
     foreign: list[target_stream.TargetChange] = []
@@ -280,7 +278,7 @@ def finish(config: VerifyConfig, *, s3: S3Objects | None = None) -> VerifyLiveRe
             for ns in pairs:
                 rest = rests.get(ns)
                 merged = comparison.scope(ns, rest.filter, rest.label) if rest is not None else None
-                indexes = compare_indexes(source, target, ns.db, ns.coll, held)
+                indexes = compare_indexes(source, target, ns.db, ns.coll)
                 log.info("%s", _line(ns, rest, merged, indexes))
                 record.compared.append(str(ns))
                 if indexes:

@@ -28,7 +28,6 @@ from backover.s3objects import S3Objects
 from backover.state import SyncComplete, SyncPartitionState, SyncPlan
 from backover.sync import finish, read_plan
 from backover.sync.copy import load_checkpoint
-from backover.sync.ttl import held_indexes
 from backover.verify.live import partition_ids as verify_partition_ids
 from backover_airflow import config, workers
 from backover_airflow.config import BackoverConfig, RunParams
@@ -42,20 +41,6 @@ def run_if_initial_sync(context: Any) -> None:
     """``pre_execute`` of every sync task: skipped when the run's ``initial_sync`` is ``never``."""
     if context["params"].get("initial_sync", "auto") == "never":
         raise AirflowSkipException("initial_sync is never for this run: MongoDB must hold DocumentDB's data")
-
-
-def run_if_ttl_held(context: Any) -> None:
-    """``pre_execute`` of the TTL release: skipped when the migration's sync plan holds no TTL index
-    (no initial sync, or no TTL index in its collections), so no SSM command runs for nothing."""
-    with config.failing_task():
-        layout = config.layout_for(context["params"])
-    s3 = MigrationHook(aws_conn_id="aws_default").objects(layout)
-    try:
-        held = held_indexes(read_plan(s3, layout))
-    except state.RecordError as e:
-        raise AirflowFailException(str(e)) from e
-    if not held:
-        raise AirflowSkipException("no TTL index held back on MongoDB (no initial sync, or none with TTL)")
 
 
 def completed_partitions(s3: S3Objects, layout: MigrationLayout, plan: SyncPlan) -> set[str]:

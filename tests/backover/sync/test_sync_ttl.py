@@ -1,6 +1,8 @@
 """TTL indexes the sync creates are held back on MongoDB until the cutover: MongoDB's TTL monitor
-deletes nothing while the replay and verification run, and ``backover sync --release-ttl`` gives
-each the source's expiry (then the monitor deletes what has expired, as it would have)."""
+deletes nothing while the replay and verification run, verify compares a held index as the
+source's, and ``backover sync --release-ttl`` gives every held index of the migrated databases the
+source's expiry (then the monitor deletes what has expired, as it would have); it goes by the
+target's own value, so a renamed collection is released and a value someone set is never touched."""
 
 from __future__ import annotations
 
@@ -13,8 +15,12 @@ from pymongo import MongoClient
 
 from backover import cli
 from backover.connections import DatabaseUri
-from backover.sync import SyncConfig, read_plan, run_sync
-from backover.sync.ttl import HELD, comparable, held_indexes, release
+from backover.namespaces import Namespace
+from backover.sync import SyncConfig, run_sync
+from backover.sync.ttl import HELD, comparable, release
+from backover.verify.config import VerifyConfig
+from backover.verify.job import run_verify
+from backover.verify.live import run_verify_live
 from backover_sandbox.standin.clock import ManualClock
 from backover_sandbox.standin.server import ServerConfig, start_in_thread
 
@@ -35,17 +41,38 @@ def clocked_target():
         server.stop()
 
 
-def _ttl_listed(client, db: str) -> dict:
-    return {ix["name"]: ix.get("expireAfterSeconds") for ix in client[db].events.list_indexes()}
+def _expiry(client, db: str, coll: str = "events") -> dict:
+    return {ix["name"]: ix.get("expireAfterSeconds") for ix in client[db][coll].list_indexes()}
+
+
+def _release_cli(world, target_uri: str, *extra: str) -> int:
+    return cli.main(
+        [
+            "sync",
+            "--release-ttl",
+            "--bucket",
+            world.layout.bucket,
+            "--migration-id",
+            world.layout.migration_id,
+            "--source-uri",
+            world.source_uri,
+            "--target-uri",
+            target_uri,
+            *extra,
+        ]
+    )
+
+
+def _seed_events(world, at: datetime.datetime, n: int = 20) -> None:
+    events = world.source[world.db].events
+    events.create_index("at", name="at_ttl", expireAfterSeconds=DAY)
+    events.create_index("kind", name="kind_1")
+    events.insert_many([{"_id": i, "at": at, "kind": i % 2} for i in range(n)])
 
 
 def test_ttl_indexes_are_held_until_released_and_then_expire_as_on_the_source(world, clocked_target, capsys):
     clock, uri, target = clocked_target
-    hour_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
-    events = world.source[world.db].events
-    events.create_index("at", name="at_ttl", expireAfterSeconds=DAY)
-    events.create_index("kind", name="kind_1")
-    events.insert_many([{"_id": i, "at": hour_ago, "kind": i % 2} for i in range(20)])
+    _seed_events(world, datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1))
     world.start()
     config = SyncConfig(
         layout=world.layout,
@@ -56,70 +83,81 @@ def test_ttl_indexes_are_held_until_released_and_then_expire_as_on_the_source(wo
     )
     run_sync(config, s3=world.s3)
 
-    assert _ttl_listed(target, world.db) == {"_id_": None, "at_ttl": HELD, "kind_1": None}
+    assert _expiry(target, world.db) == {"_id_": None, "at_ttl": HELD, "kind_1": None}
     clock.advance(3 * DAY)  # the source would have deleted them by now; the held index deletes nothing
     assert target[world.db].events.count_documents({}) == 20
-    plan = read_plan(world.s3, world.layout)
+    source_spec = next(ix for ix in world.source[world.db].events.list_indexes() if ix["name"] == "at_ttl")
     held = next(ix for ix in target[world.db].events.list_indexes() if ix["name"] == "at_ttl")
-    assert comparable(held_indexes(plan), f"{world.db}.events", held)["expireAfterSeconds"] == DAY  # verify's view
+    assert comparable(source_spec, held)["expireAfterSeconds"] == DAY  # how verify sees it
 
-    code = cli.main(
-        [
-            "sync",
-            "--release-ttl",
-            "--bucket",
-            world.layout.bucket,
-            "--migration-id",
-            world.layout.migration_id,
-            "--target-uri",
-            uri,
-        ]
-    )
-    assert code == 0
+    assert _release_cli(world, uri) == 0
     said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert said == {"ttl_already_released": [], "ttl_released": [f"{world.db}.events/at_ttl"]}
-    assert _ttl_listed(target, world.db)["at_ttl"] == DAY
+    assert said == {"ttl_left_held": [], "ttl_released": [f"{world.db}.events/at_ttl"]}
+    assert _expiry(target, world.db)["at_ttl"] == DAY
     clock.advance(60)  # the next monitor pass: expired a day after their date, as on the source
     assert target[world.db].events.count_documents({}) == 0
 
-    again = release(target, plan)  # a rerun changes nothing
-    assert again.released == [] and again.already == [f"{world.db}.events/at_ttl"]
+    assert _release_cli(world, uri) == 0  # a rerun: nothing is held any more
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {
+        "ttl_left_held": [],
+        "ttl_released": [],
+    }
 
 
-def test_release_without_a_plan_holds_nothing_and_refuses_other_sync_flags(world, capsys):
+def test_release_goes_by_the_targets_value_a_renamed_collection_too_and_never_touches_another(world) -> None:
+    _seed_events(world, datetime.datetime.now(datetime.UTC))
+    world.source[world.db].logs.create_index("t", name="t_ttl", expireAfterSeconds=60)
+    world.source[world.db].logs.insert_one({"_id": 1, "t": datetime.datetime.now(datetime.UTC)})
     world.start()
-    args = [
-        "sync",
-        "--release-ttl",
-        "--bucket",
-        world.layout.bucket,
-        "--migration-id",
-        world.layout.migration_id,
-        "--target-uri",
-        world.target_uri,
-    ]
-    assert cli.main(args) == 0
-    assert json.loads(capsys.readouterr().out.strip()) == {"ttl_already_released": [], "ttl_released": []}
-    assert cli.main([*args, "--plan"]) == 2
+    world.sync(partition_documents=8)
+    # the source renames a collection after the plan; the replay renames it on the target the same way
+    world.source.admin.command("renameCollection", f"{world.db}.events", to=f"{world.db}.sessions")
+    world.target.admin.command("renameCollection", f"{world.db}.events", to=f"{world.db}.sessions")
+    # someone sets logs' expiry on the target by hand: not a held value, never changed by the release
+    world.target[world.db].command({"collMod": "logs", "index": {"name": "t_ttl", "expireAfterSeconds": 7}})
+
+    done = release(world.source, world.target, [Namespace(world.db, "")])
+    assert done.released == [f"{world.db}.sessions/at_ttl"] and done.left_held == []
+    assert _expiry(world.target, world.db, "sessions")["at_ttl"] == DAY
+    assert _expiry(world.target, world.db, "logs")["t_ttl"] == 7
+
+
+def test_a_held_index_the_source_no_longer_has_is_left_held_and_named(world) -> None:
+    _seed_events(world, datetime.datetime.now(datetime.UTC))
+    world.start()
+    world.sync(partition_documents=8)
+    world.source[world.db].events.drop_index("at_ttl")  # DocumentDB's streams carry no index change
+    done = release(world.source, world.target, [Namespace(world.db, "")])
+    assert done.released == [] and done.left_held == [f"{world.db}.events/at_ttl"]
+    assert _expiry(world.target, world.db)["at_ttl"] == HELD
+
+
+def test_an_empty_target_collection_that_has_the_ttl_index_already_is_held_not_refused(world) -> None:
+    _seed_events(world, datetime.datetime.now(datetime.UTC), n=5)
+    world.target[world.db].events.create_index(
+        "at", name="at_ttl", expireAfterSeconds=DAY
+    )  # empty, as the source
+    world.start()
+    world.sync(partition_documents=8)
+    assert _expiry(world.target, world.db)["at_ttl"] == HELD
+    assert world.target[world.db].events.count_documents({}) == 5
+
+
+def test_release_refuses_other_sync_flags_in_one_line(world, capsys) -> None:
+    world.start()
+    assert _release_cli(world, world.target_uri, "--plan") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--release-ttl takes no --plan" in err
 
 
 def test_verify_compares_a_held_ttl_index_as_the_sources_and_any_other_value_as_a_difference(world) -> None:
-    from backover.verify.config import VerifyConfig, VerifyMode
-    from backover.verify.job import run_verify
-    from backover.verify.live import run_verify_live
-
-    events = world.source[world.db].events
-    events.create_index("at", name="at_ttl", expireAfterSeconds=DAY)
-    events.insert_many([{"_id": i, "at": datetime.datetime.now(datetime.UTC)} for i in range(10)])
+    _seed_events(world, datetime.datetime.now(datetime.UTC), n=10)
     world.start()
     world.sync(partition_documents=4)
     config = VerifyConfig(
         layout=world.layout,
         source=DatabaseUri(world.source_uri, documentdb=True),
         target=DatabaseUri(world.target_uri),
-        namespaces=(),
         progress_seconds=60.0,
     )
     namespace = f"{world.db}.events"
@@ -140,5 +178,5 @@ def test_verify_compares_a_held_ttl_index_as_the_sources_and_any_other_value_as_
     world.target[world.db].command(
         {"collMod": "events", "index": {"name": "at_ttl", "expireAfterSeconds": HELD}}
     )
-    release(world.target, read_plan(world.s3, world.layout))
+    release(world.source, world.target, [Namespace(world.db, "")])
     assert report_of(run_verify(config, s3=world.s3)).identical  # released: the source's value
