@@ -89,6 +89,13 @@ def check_bucket_name(value: object) -> str:
     return value
 
 
+def migrations_root(prefix: str) -> str:
+    """The folder that holds one folder per migration of ``prefix``: ``{prefix}/``, or the bucket's
+    top (``""``) for an empty prefix; :class:`InvalidName` for a bad prefix."""
+    prefix = check_prefix(prefix)
+    return f"{prefix}/" if prefix else ""
+
+
 @dataclass(frozen=True)
 class MigrationLayout:
     """The S3 keys of one migration."""
@@ -172,20 +179,27 @@ class MigrationLayout:
         """The pre-freeze verification pass's record (:class:`backover.state.VerifyLiveRecord`)."""
         return self.key("reports/verify-live.json")
 
-    @property
-    def verify_live_partitions_prefix(self) -> str:
-        """The live pass's partition records (one per sync-plan partition compared)."""
-        return self.key("reports/verify-live/partitions/")
+    def verify_live_partitions_prefix(self, begin_id: str | None = None) -> str:
+        """``reports/verify-live/`` (the partition records of every live pass), or
+        ``reports/verify-live/{begin_id}/``: those of the pass begun as ``begin_id``."""
+        prefix = self.key("reports/verify-live/")
+        return prefix if begin_id is None else prefix + f"{_escaped(begin_id)}/"
 
-    def verify_live_partition(self, partition_id: str) -> str:
-        """``reports/verify-live/partitions/<id>.json`` (:class:`backover.state.VerifyLivePartitionRecord`);
-        the id percent-escaped as :meth:`sync_partition` escapes it."""
-        return self.verify_live_partitions_prefix + f"{_escaped(partition_id)}.json"
+    def verify_live_partition(self, begin_id: str, partition_id: str) -> str:
+        """``reports/verify-live/{begin_id}/{id}.json`` (:class:`backover.state.VerifyLivePartitionRecord`);
+        the ids percent-escaped as :meth:`sync_partition` escapes them."""
+        return self.verify_live_partitions_prefix(begin_id) + f"{_escaped(partition_id)}.json"
 
     @property
     def rehearsal_report(self) -> str:
         """The rehearsal DAG's report (figures and phase outcomes)."""
         return self.key("reports/rehearsal.json")
+
+    @property
+    def lag_history(self) -> str:
+        """Capture and restore lag over time, recorded before clean-up deletes the segments it is
+        read from (:class:`backover_airflow.ui.lag_history.LagHistory`)."""
+        return self.key("reports/lag.json")
 
     # -- the initial sync (backover.sync) --------------------------------------------------------
     @property

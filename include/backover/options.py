@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import enum
 import os
 
 from . import defaults
 from .connections import DatabaseUri, resolve
+from .errors import UsageError
 from .layout import MigrationLayout
 
 
@@ -56,3 +58,37 @@ def database_uri(args: argparse.Namespace, role: str, *, documentdb: bool | None
     return resolve(
         getattr(args, f"{attr}_uri"), getattr(args, f"{attr}_secret_id"), role, documentdb=documentdb
     )
+
+
+class PassStep(enum.StrEnum):
+    """A step of a pass over the sync plan's partitions (the DocumentDB backup, ``verify --live``),
+    as its flag."""
+
+    BEGIN = "--begin"
+    PARTITION = "--partition"
+    FINISH = "--finish"
+
+
+def add_pass_steps(parser: argparse._ActionsContainer, *, begin: str, partition: str, finish: str) -> None:
+    """``--begin``, ``--partition ID``, ``--finish``: a pass in three steps that Airflow maps over
+    the workers (without one, the command runs all three); the helps are the command's."""
+    parser.add_argument(PassStep.BEGIN.value, action="store_true", help=begin)
+    parser.add_argument(PassStep.PARTITION.value, metavar="ID", help=partition)
+    parser.add_argument(PassStep.FINISH.value, action="store_true", help=finish)
+
+
+def pass_step(args: argparse.Namespace) -> tuple[PassStep | None, str | None]:
+    """The step asked for (None: the whole pass) and the partition id of ``--partition``;
+    UsageError for two steps at once or a blank id."""
+    given = {
+        PassStep.BEGIN: args.begin,
+        PassStep.PARTITION: args.partition is not None,
+        PassStep.FINISH: args.finish,
+    }
+    steps = [step for step, wanted in given.items() if wanted]
+    if len(steps) > 1:
+        raise UsageError(f"{' and '.join(steps)} exclude each other")
+    partition = args.partition.strip() if args.partition is not None else None
+    if partition == "":
+        raise UsageError("--partition needs a partition id of the sync plan (--begin prints them)")
+    return (steps[0] if steps else None), partition

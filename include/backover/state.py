@@ -541,7 +541,9 @@ class VerifyLiveRecord(Record):
     namespaces the pass compared. ``differences``: per namespace, the first ``_id``s proven
     different or never settled. ``begin_id``: this pass (``verify --live --begin``), which its
     partition records name; ``partitions``: the sync plan's partitions it compares one by one
-    (:class:`VerifyLivePartitionRecord`), empty without a plan; the figures are their sums with
+    (:class:`VerifyLivePartitionRecord`), empty without a plan, and ``plan_created_at`` the
+    plan's ``created_at`` (None: no plan) that each partition and the finish check the plan
+    against (a plan made again since fails them: begin again); the figures are their sums with
     the rest's."""
 
     WHAT = "a live verification record (reports/verify-live.json)"
@@ -568,17 +570,18 @@ class VerifyLiveRecord(Record):
     foreign_writes: list[dict[str, Any]] = field(default_factory=list)
     begin_id: str | None = None
     partitions: list[str] = field(default_factory=list)
+    plan_created_at: datetime | None = None
 
 
 @dataclass
 class VerifyLivePartitionRecord(Record):
-    """``reports/verify-live/partitions/<id>.json`` (``backover verify --live --partition ID``):
-    one sync-plan partition compared for the live pass ``begin_id`` (a partition of another begin
-    does not count). ``proven``/``unsettled``: differing documents proven different, or still
-    waiting for the restore at the settle time; ``differences`` names the first of them per
-    namespace; ``reason``: why the partition failed."""
+    """``reports/verify-live/<begin_id>/<id>.json`` (``backover verify --live --partition ID``):
+    one sync-plan partition compared for the live pass ``begin_id`` (in that pass's folder, so a
+    partition of another begin neither counts nor replaces it). ``proven``/``unsettled``:
+    differing documents proven different, or still waiting for the restore at the settle time;
+    ``differences`` names the first of them per namespace; ``reason``: why the partition failed."""
 
-    WHAT = "a live verification partition record (verify-live/partitions)"
+    WHAT = "a live verification partition record (reports/verify-live/<begin_id>/)"
 
     migration_id: str
     partition: str

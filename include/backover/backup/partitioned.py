@@ -7,8 +7,8 @@ partitions let Airflow spread a backup over several workers, one task per partit
    its first upload (:func:`.dump.take_b`: the start record and the replicator checkpoint, then B,
    then the databases; :func:`.dump.clear_label`: abort the label's unfinished uploads, delete the
    earlier manifest and sealed copies), deletes the parts of earlier begins, and records it all in
-   ``backups/documentdb/_begun.json`` (:class:`~backover.state.BackupBegun`) with a new begin id
-   and the plan's partitions of the backed-up databases.
+   ``backups/documentdb/_begun.json`` (:class:`~backover.state.BackupBegun`) with a new begin id,
+   the plan's partitions of the backed-up databases and the plan's ``created_at``.
 2. :func:`dump_partition` (``--partition ID``) dumps the partition's scope
    (:func:`backover.sync.scopes.partition_scope`: its range, sorted by ``_id``) through the dump's
    own streaming (:func:`.dump.dump_scope`) into ``.parts/<begin>/<ID>.bson.gz``, then its record
@@ -21,8 +21,12 @@ partitions let Airflow spread a backup over several workers, one task per partit
    ``<coll>.bson.gz`` from its parts in plan order, its rest last (:func:`.compose.compose`:
    server-side copies, each part one gzip member), with metadata listing the members' checks
    (:class:`~.metadata.MemberCheck`); then, as a one-run backup, deletes stale objects and writes
-   ``_backup.json`` with B, ``capture_seq`` and the begin id, and last deletes the parts. A re-run
-   after a failure does it all again from the parts; a re-run after success changes nothing.
+   ``_backup.json`` with B, ``capture_seq`` and the begin id, and last deletes this begin's parts
+   (only its own: a begin made meanwhile keeps its parts). A re-run after a failure does it all
+   again from the parts; a re-run after success changes nothing.
+
+Each step after the begin reads the sync plan again and goes on only when it is the one the begin
+read (:func:`backover.sync.scopes.begun_plan`, as ``verify --live`` checks it), else exit 1.
 
 Why it is the same backup: B is taken before any partition is read, and every partition, rest and
 whole collection is read after it (between ``--begin`` and the end of ``--finish``, which is the
@@ -58,7 +62,7 @@ from ..namespaces import Namespace
 from ..s3objects import S3Objects
 from ..state import BackupBegun, BackupManifest, BackupPart, SyncPlan
 from ..sync.job import read_plan
-from ..sync.scopes import partition_scope, partitioned, rest_scopes
+from ..sync.scopes import begun_plan, partition_scope, partitioned, plan_partitions, rest_scopes
 from .compose import Source, compose
 from .dump import (
     BackupConfig,
@@ -156,22 +160,21 @@ def read_begun(s3: S3Objects, layout: MigrationLayout, label: str = PARTITIONED_
     return begun
 
 
-def _planned_ids(plan: SyncPlan | None, databases: list[str]) -> list[str]:
-    if plan is None:
-        return []
-    return [p.id for c in plan.collections if c.db in databases for p in c.partitions]
+def _databases(databases: list[str]) -> list[Namespace]:
+    """The backed-up databases as the namespaces whose partitions the backup dumps."""
+    return [Namespace(db) for db in databases]
 
 
 def _plan_of(s3: S3Objects, layout: MigrationLayout, begun: BackupBegun) -> SyncPlan | None:
     """The sync plan the begin read; JobFailed when it was made again (or removed) since."""
-    plan = read_plan(s3, layout)
-    created = plan.created_at if plan is not None else None
-    if created != begun.plan_created_at or _planned_ids(plan, begun.databases) != begun.partitions:
-        raise JobFailed(
-            f"the sync plan changed since the backup was begun as {begun.begin_id} (its partitions are "
-            "not the ones recorded then): run backover backup --begin again"
-        )
-    return plan
+    return begun_plan(
+        read_plan(s3, layout),
+        begun.plan_created_at,
+        begun.partitions,
+        _databases(begun.databases),
+        begun=f"the backup begun as {begun.begin_id}",
+        again=f"backover backup --label {begun.label} --begin",
+    )
 
 
 def _finished(s3: S3Objects, layout: MigrationLayout, begun: BackupBegun) -> BackupManifest | None:
@@ -180,9 +183,10 @@ def _finished(s3: S3Objects, layout: MigrationLayout, begun: BackupBegun) -> Bac
     return manifest if manifest is not None and manifest.begin_id == begun.begin_id else None
 
 
-def _delete_parts(s3: S3Objects, layout: MigrationLayout, label: str) -> int:
-    """Delete every part object and record under ``.parts/`` (every begin's); how many."""
-    keys = list(s3.list_keys(layout.backup_parts_prefix(label)))
+def _delete_parts(s3: S3Objects, layout: MigrationLayout, label: str, begin_id: str | None) -> int:
+    """Delete the part objects and records of begin ``begin_id`` (None: of every begin, under
+    ``.parts/``); how many."""
+    keys = list(s3.list_keys(layout.backup_parts_prefix(label, begin_id)))
     if keys:
         s3.delete_keys(keys)
     return len(keys)
@@ -203,10 +207,10 @@ def begin(config: BackupConfig, s3: S3Objects | None = None) -> BeginResult:
     plan = read_plan(s3, layout)
     with connect(config.source) as client:
         taken = take_b(s3, config, client)
-    partitions = _planned_ids(plan, taken.databases)
+    partitions = plan_partitions(plan, _databases(taken.databases))
     # Only now (the source answered, the databases are known): the first change to S3.
     aborted = clear_label(s3, config)
-    deleted = _delete_parts(s3, layout, label)
+    deleted = _delete_parts(s3, layout, label, None)
     begun = BackupBegun(
         layout.migration_id,
         label,
@@ -242,8 +246,8 @@ def begin(config: BackupConfig, s3: S3Objects | None = None) -> BeginResult:
 
 
 def partition_ids(
+    s3: S3Objects,
     layout: MigrationLayout,
-    s3: S3Objects | None = None,
     *,
     label: str = PARTITIONED_LABEL,
     missing_only: bool = False,
@@ -252,7 +256,6 @@ def partition_ids(
     """The partitions of the begun backup, in plan order (what Airflow maps ``--partition`` over);
     ``missing_only``: those whose part is not there yet (a re-run maps only those)."""
     check_label(label)
-    s3 = s3 or S3Objects(layout.bucket)
     s3.check_bucket()
     begun = read_begun(s3, layout, label)
     if not missing_only:
@@ -398,7 +401,7 @@ def finish(config: BackupConfig, s3: S3Objects | None = None) -> FinishResult:
         result.already_finished = True
         result.dump_end = done.dump_end
         result.manifest = layout.backup_manifest(label)
-        result.parts_deleted = _delete_parts(s3, layout, label)
+        result.parts_deleted = _delete_parts(s3, layout, label, begun.begin_id)
         log.info("backup %s begun as %s is finished already: nothing to do", label, begun.begin_id)
         return result
     plan = _plan_of(s3, layout, begun)
@@ -441,7 +444,8 @@ def finish(config: BackupConfig, s3: S3Objects | None = None) -> FinishResult:
         result.collections = run_parallel(tasks, config.parallel)
         result.dump_end = cluster_time(client)
     conclude(s3, config, result, begun.started_at)
-    result.parts_deleted = _delete_parts(s3, layout, label)
+    # This begin's parts only: a --begin made while this finish ran has parts of its own.
+    result.parts_deleted = _delete_parts(s3, layout, label, begun.begin_id)
     return result
 
 

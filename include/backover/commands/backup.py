@@ -22,7 +22,7 @@ from ..backup.seal import SealResult, seal
 from ..clustertime import parse as parse_time
 from ..connections import resolve
 from ..errors import UsageError
-from ..options import add_migration_options, migration_layout
+from ..options import PassStep, add_migration_options, add_pass_steps, migration_layout, pass_step
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,42 +69,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     steps = parser.add_argument_group(
         "a documentdb backup over the sync plan's partitions (one worker each; plain backup runs all three)"
     )
-    steps.add_argument(
-        "--begin",
-        action="store_true",
-        help="take B and record the backup's start and the partitions to dump (backups/documentdb/_begun.json)",
-    )
-    steps.add_argument(
-        "--partition",
-        metavar="ID",
-        help="dump one partition of the begun backup (a sync plan partition id, e.g. shop.orders.0003)",
-    )
-    steps.add_argument(
-        "--finish",
-        action="store_true",
-        help="once every partition is dumped: the rest, the collections without partitions, each "
+    add_pass_steps(
+        steps,
+        begin="take B and record the backup's start and the partitions to dump "
+        "(backups/documentdb/_begun.json)",
+        partition="dump one partition of the begun backup (a sync plan partition id, e.g. shop.orders.0003)",
+        finish="once every partition is dumped: the rest, the collections without partitions, each "
         "collection's object from its parts, then backups/documentdb/_backup.json",
     )
     parser.set_defaults(run=run)
 
 
-def _step(args: argparse.Namespace) -> str | None:
-    """The partitioned step asked for (``--begin``, ``--partition``, ``--finish``), checked."""
-    asked = {"--begin": args.begin, "--partition": args.partition is not None, "--finish": args.finish}
-    given = [name for name, wanted in asked.items() if wanted]
-    if not given:
-        return None
-    if len(given) > 1:
-        raise UsageError(f"{' and '.join(given)}: one step at a time")
-    chosen = given[0]
+def _step(args: argparse.Namespace) -> tuple[PassStep | None, str | None]:
+    """The partitioned step asked for (:func:`~backover.options.pass_step`), checked against the
+    backup's other flags."""
+    step, partition = pass_step(args)
+    if step is None:
+        return None, None
     if args.restore or args.seal:
-        raise UsageError(f"{chosen} takes a backup: it goes with neither --restore nor --seal")
+        raise UsageError(f"{step} takes a backup: it goes with neither --restore nor --seal")
     check_label(args.label)
-    if args.partition is not None and not args.partition.strip():
-        raise UsageError("--partition needs a partition id of the sync plan")
-    if args.databases and chosen != "--begin":
-        raise UsageError(f"--databases goes with --begin; {chosen} backs up the databases the begin recorded")
-    return chosen
+    if args.databases and step is not PassStep.BEGIN:
+        raise UsageError(f"--databases goes with --begin; {step} backs up the databases the begin recorded")
+    return step, partition
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--drop only goes with --restore")
     if args.until is not None and not args.restore:
         raise UsageError("--until only goes with --restore")
-    step = _step(args)
+    step, partition = _step(args)
     if args.seal and (args.restore or args.uri or args.secret_id or args.databases):
         raise UsageError(
             "--seal reads and writes S3 only: it takes no --restore, --uri, --secret-id or --databases"
@@ -138,17 +125,18 @@ def run(args: argparse.Namespace) -> int:
         source = resolve(
             args.uri, args.secret_id, "database", documentdb=True if args.label == "documentdb" else None
         )
-        if step in ("--partition", "--finish"):  # the begin record says which databases
+        if step in (PassStep.PARTITION, PassStep.FINISH):  # the begin record says which databases
             config = BackupConfig(source, layout, args.label, parallel=args.parallel)
         else:
             config = BackupConfig(
                 source, layout, args.label, databases or default_databases(layout), parallel=args.parallel
             )
-        if step == "--begin":
+        if step is PassStep.BEGIN:
             result = begin(config)
-        elif step == "--partition":
-            result = dump_partition(config, args.partition)
-        elif step == "--finish":
+        elif step is PassStep.PARTITION:
+            assert partition is not None
+            result = dump_partition(config, partition)
+        elif step is PassStep.FINISH:
             result = finish(config)
         else:
             result = run_backup(config)

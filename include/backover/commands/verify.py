@@ -12,7 +12,15 @@ import json
 
 from ..errors import JobFailed, UsageError
 from ..namespaces import parse_all
-from ..options import add_database_options, add_migration_options, database_uri, migration_layout
+from ..options import (
+    PassStep,
+    add_database_options,
+    add_migration_options,
+    add_pass_steps,
+    database_uri,
+    migration_layout,
+    pass_step,
+)
 from ..verify import VerifyConfig, live, run_verify
 from ..verify.config import (
     DEFAULT_BATCH,
@@ -53,22 +61,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "writes reports/verify-live.json; exit 1 on a proven difference, documents that do not "
         "settle, or a write on the target by anyone but the restore",
     )
-    parser.add_argument(
-        "--begin",
-        action="store_true",
-        help="--live, mapped over workers: the pass's start only (the restore's position, the "
+    add_pass_steps(
+        parser,
+        begin="--live, mapped over workers: the pass's start only (the restore's position, the "
         "target's change stream, the sync plan's partitions to compare); prints them as JSON",
-    )
-    parser.add_argument(
-        "--partition",
-        metavar="ID",
-        help="--live, mapped over workers: compare one partition of the sync plan for the running "
+        partition="--live, mapped over workers: compare one partition of the sync plan for the running "
         "pass (after --begin); exit 1 on a proven difference or documents that do not settle",
-    )
-    parser.add_argument(
-        "--finish",
-        action="store_true",
-        help="--live, mapped over workers: once every partition ran, compare what no partition "
+        finish="--live, mapped over workers: once every partition ran, compare what no partition "
         "holds, the indexes and the target's change stream, and write the verdict",
     )
     parser.add_argument(
@@ -100,30 +99,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _live_step(args: argparse.Namespace) -> str | None:
-    """Which step of a mapped live pass the flags ask for (None: the whole pass or no live pass)."""
-    steps = [
-        name
-        for name, given in (
-            ("--begin", args.begin),
-            ("--partition", args.partition is not None),
-            ("--finish", args.finish),
-        )
-        if given
-    ]
-    if len(steps) > 1:
-        raise UsageError(f"{' and '.join(steps)} exclude each other")
-    if steps and not args.live:
-        raise UsageError(f"{steps[0]} needs --live")
-    if args.partition is not None and not args.partition.strip():
-        raise UsageError("--partition needs a partition id (from `backover verify --live --begin`)")
-    return steps[0] if steps else None
+def _live_step(args: argparse.Namespace) -> tuple[PassStep | None, str | None]:
+    """Which step of a mapped live pass the flags ask for (:func:`~backover.options.pass_step`;
+    None: the whole pass or no live pass), and the partition id."""
+    step, partition = pass_step(args)
+    if step is not None and not args.live:
+        raise UsageError(f"{step} needs --live")
+    return step, partition
 
 
 def run(args: argparse.Namespace) -> int:
     if args.live and args.full:
         raise UsageError("--live and --full exclude each other")
-    step = _live_step(args)
+    step, partition_id = _live_step(args)
     mode = VerifyMode.LIVE if args.live else VerifyMode.FULL if args.full else VerifyMode.AUTO
     config = VerifyConfig(
         layout=migration_layout(args),
@@ -137,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         poll_seconds=args.poll_seconds,
         progress_seconds=args.progress_seconds,
     )
-    if step == "--begin":
+    if step is PassStep.BEGIN:
         begun = live.begin(config)
         print(
             json.dumps(
@@ -153,8 +141,9 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    if step == "--partition":
-        part = live.verify_partition(config, args.partition)
+    if step is PassStep.PARTITION:
+        assert partition_id is not None
+        part = live.verify_partition(config, partition_id)
         print(
             json.dumps(
                 {
@@ -171,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     if mode is VerifyMode.LIVE:
-        record = live.finish(config) if step == "--finish" else live.run_verify_live(config)
+        record = live.finish(config) if step is PassStep.FINISH else live.run_verify_live(config)
         print(
             json.dumps(
                 {

@@ -10,14 +10,21 @@ see (inserted after it) is in no partition: the collection's *rest*, ``{_id: {$n
 target) and a planned collection without partitions (empty when planned) are wholly rest
 (``{}``). So the partitions and the rest together hold every document once: a pass that maps one
 task per partition and does the rest in one more task reads every document exactly once.
+
+A pass over the partitions records, at its begin, the partitions it goes over
+(:func:`plan_partitions`) and the plan's ``created_at``; each later step reads the plan again and
+checks it is still that one (:func:`begun_plan`): a plan made again since has other partitions, so
+the steps would not add up to one pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from ..errors import JobFailed
 from ..namespaces import Namespace
 from ..state import RecordError, SyncCollection, SyncPartition, SyncPlan
 from . import ranges
@@ -85,3 +92,45 @@ def rest_scopes(plan: SyncPlan | None, namespaces: Iterable[Namespace]) -> list[
 def partitioned(plan: SyncPlan | None, ns: Namespace) -> bool:
     """True when some partition of the plan holds documents of ``ns``."""
     return plan is not None and any(Namespace(c.db, c.coll) == ns and c.partitions for c in plan.collections)
+
+
+def plan_partitions(plan: SyncPlan | None, within: Iterable[Namespace] | None) -> list[str]:
+    """The plan's partition ids, in plan order, of the collections a namespace of ``within``
+    contains (a database: each of its collections); ``within`` None: of every planned collection.
+    No plan: none."""
+    if plan is None:
+        return []
+    wanted = None if within is None else tuple(within)
+    return [
+        p.id
+        for c in plan.collections
+        if wanted is None or any(w.contains(Namespace(c.db, c.coll)) for w in wanted)
+        for p in c.partitions
+    ]
+
+
+def begun_plan(
+    plan: SyncPlan | None,
+    created_at: datetime | None,
+    ids: list[str],
+    within: Iterable[Namespace] | None,
+    *,
+    begun: str,
+    again: str,
+) -> SyncPlan | None:
+    """``plan`` (the sync plan as read now) when it is the one a pass's begin read: made at
+    ``created_at`` (None: the begin found no plan) and with ``ids`` as its partitions of ``within``
+    (:func:`plan_partitions`). Else JobFailed, one line: ``begun`` names the pass (``the backup
+    begun as X``), ``again`` the command that begins it again."""
+    now = plan.created_at if plan is not None else None
+    if now == created_at and plan_partitions(plan, within) == ids:
+        return plan
+    if now is None:
+        why = "it is gone"
+    elif created_at is None:
+        why = "there was none then"
+    elif now != created_at:
+        why = "it was made again"
+    else:
+        why = "its partitions are not the ones recorded then"
+    raise JobFailed(f"the sync plan is not the one {begun} read ({why}): run {again} again")

@@ -6,16 +6,21 @@ map over the sync plan's partitions, or in one process (:func:`run_verify_live`)
    ``applied_cluster_time`` (every later write to the target comes from an event after them, so
    does every later source write); then the target's change stream position; then
    ``reports/verify-live.json`` (state ``running``, a new ``begin_id``) with the partitions of the
-   sync plan to compare, before anything is compared.
+   sync plan to compare and the plan's ``created_at``, before anything is compared; then the
+   partition records of earlier begins are deleted (their pass is replaced).
 2. :func:`verify_partition` (``--partition ID``): the documents of one partition
    (:func:`backover.sync.scopes.partition_scope`) merged on both sides; each document that differs
    is stamped and compared again as the restore passes it (:mod:`.settle`) with K read from the
-   record's S0 on. Its record names the begin it belongs to.
+   record's S0 on. Its record lives in the begin's folder (``reports/verify-live/<begin_id>/``),
+   so a slow partition of an earlier begin never replaces one of this begin.
 3. :func:`finish` (``--finish``): every partition has a record of this begin (else exit 1, the
    pass stays running); the rest no partition holds (:func:`backover.sync.scopes.rest_scopes`:
    every namespace wholly without a plan) merged and settled the same way; the index
    specifications of every namespace; the target's change stream up to now (a write no event after
    S0 accounts for fails the pass); then the verdict over everything, ``passed`` or ``failed``.
+
+The partition and the finish go on only while the sync plan is the one the begin read
+(:func:`backover.sync.scopes.begun_plan`, the check the partitioned backup makes), else exit 1.
 
 S0 is read once, before any partition starts: K from S0 is a superset of the keys each partition
 needs (a partition compared later could have used a later S), so the proof holds for each.
@@ -45,7 +50,7 @@ from ..state import (
     utc_now,
 )
 from ..sync import read_plan
-from ..sync.scopes import Scope, partition_scope, rest_scopes
+from ..sync.scopes import Scope, begun_plan, partition_scope, plan_partitions, rest_scopes
 from . import target_stream
 from .changes import ChangeKeys
 from .compare import compare_indexes, namespaces
@@ -79,13 +84,10 @@ def recorded_namespaces(
     return recorded
 
 
-def plan_partitions(plan: SyncPlan | None, wanted: tuple[Namespace, ...]) -> list[str]:
+def compared_partitions(plan: SyncPlan | None, wanted: tuple[Namespace, ...]) -> list[str]:
     """The plan's partitions (in plan order) of the collections the pass compares: those the
-    ``--namespace`` filter covers, every one without a filter."""
-    if plan is None:
-        return []
-    covered = in_scope(wanted, {c.db for c in plan.collections})
-    return [p.id for c in plan.collections if covered(Namespace(c.db, c.coll)) for p in c.partitions]
+    ``--namespace`` filter covers, every planned one without a filter."""
+    return plan_partitions(plan, wanted or None)
 
 
 def partition_ids(s3: S3Objects, layout: MigrationLayout, wanted: tuple[Namespace, ...] = ()) -> list[str]:
@@ -94,7 +96,20 @@ def partition_ids(s3: S3Objects, layout: MigrationLayout, wanted: tuple[Namespac
     record = state.read(s3, layout.verify_live_report, VerifyLiveRecord)
     if record is not None and record.state is VerifyLiveState.RUNNING and record.begin_id is not None:
         return list(record.partitions)
-    return plan_partitions(read_plan(s3, layout), wanted)
+    return compared_partitions(read_plan(s3, layout), wanted)
+
+
+def _plan_of(s3: S3Objects, layout: MigrationLayout, record: VerifyLiveRecord) -> SyncPlan | None:
+    """The sync plan the running pass's begin read; JobFailed when it was made again (or removed)
+    since."""
+    return begun_plan(
+        read_plan(s3, layout),
+        record.plan_created_at,
+        record.partitions,
+        parse_all(record.namespaces) or None,
+        begun=f"the live pass {record.begin_id}",
+        again="`backover verify --live --begin`",
+    )
 
 
 # -- 1. begin ---------------------------------------------------------------------------------------
@@ -111,6 +126,8 @@ def begin(config: VerifyConfig, *, s3: S3Objects | None = None) -> VerifyLiveRec
         applied_seq = restore.last_applied_seq if restore is not None else 0
         a0 = restore.applied_cluster_time if restore is not None else None
         token, target_time = target_stream.position(target_raw)
+    plan = read_plan(s3, layout)
+    begin_id = uuid.uuid4().hex
     record = VerifyLiveRecord(
         layout.migration_id,
         applied_cluster_time=a0,
@@ -118,10 +135,12 @@ def begin(config: VerifyConfig, *, s3: S3Objects | None = None) -> VerifyLiveRec
         target_resume_token=token,
         target_cluster_time=target_time,
         namespaces=[str(ns) for ns in config.namespaces],
-        begin_id=uuid.uuid4().hex,
-        partitions=plan_partitions(read_plan(s3, layout), config.namespaces),
+        begin_id=begin_id,
+        partitions=compared_partitions(plan, config.namespaces),
+        plan_created_at=plan.created_at if plan is not None else None,
     )
     state.write(s3, layout.verify_live_report, record)
+    stale = _earlier_partition_records(s3, layout, begin_id)
     log.info(
         "verify --live: from A0 = %s (segment %d applied)%s; target's change stream at %s; %s",
         clustertime.format(a0) if a0 is not None else "nothing applied yet",
@@ -132,7 +151,19 @@ def begin(config: VerifyConfig, *, s3: S3Objects | None = None) -> VerifyLiveRec
         if record.partitions
         else "no sync plan partitions: every namespace whole",
     )
+    if stale:
+        log.info("verify --live: %d partition record(s) of earlier passes deleted", stale)
     return record
+
+
+def _earlier_partition_records(s3: S3Objects, layout: MigrationLayout, begin_id: str) -> int:
+    """Delete the partition records of every pass but ``begin_id`` (replaced in
+    ``reports/verify-live.json`` by now, so nothing reads them); how many."""
+    ours = layout.verify_live_partitions_prefix(begin_id)
+    keys = [k for k in s3.list_keys(layout.verify_live_partitions_prefix()) if not k.startswith(ours)]
+    if keys:
+        s3.delete_keys(keys)
+    return len(keys)
 
 
 def _running(s3: S3Objects, layout: MigrationLayout) -> tuple[VerifyLiveRecord, str]:
@@ -170,13 +201,9 @@ def verify_partition(
             f"no partition {partition_id!r} in the live pass {record.begin_id} ({where}: "
             + (f"{len(record.partitions)} partition(s): {shown})" if record.partitions else "no partitions)")
         )
-    plan = read_plan(s3, layout)
-    if plan is None:
-        raise JobFailed(
-            f"the sync plan s3://{s3.bucket}/{layout.sync_plan} is gone: run `backover verify --live` again"
-        )
+    plan = _plan_of(s3, layout, record)
+    assert plan is not None and record.begin_id is not None  # the begin listed partitions of a plan
     scope = partition_scope(plan, partition_id)
-    assert record.begin_id is not None  # a record listing partitions was written by begin
     part = VerifyLivePartitionRecord(layout.migration_id, partition_id, record.begin_id, str(scope.ns))
     log.info("verify --live: partition %s of %s (%s)", partition_id, scope.ns, record.begin_id)
     with connected(config) as (source, target):
@@ -200,7 +227,7 @@ def verify_partition(
             part.reason = _difference_reason(part.proven, part.unsettled, part.differences)
     part.finished_at = utc_now()
     part.state = VerifyLiveState.FAILED if part.reason else VerifyLiveState.PASSED
-    state.write(s3, layout.verify_live_partition(partition_id), part)
+    state.write(s3, layout.verify_live_partition(record.begin_id, partition_id), part)
     if part.reason:
         log.error("verify --live: partition %s FAILED: %s", partition_id, part.reason)
         raise JobFailed(f"partition {partition_id}: {part.reason}")
@@ -236,11 +263,12 @@ def _listed(found: dict[str, list[Any]]) -> str:
 def _partition_records(
     s3: S3Objects, layout: MigrationLayout, record: VerifyLiveRecord
 ) -> list[VerifyLivePartitionRecord]:
-    """The record of every partition of this begin; JobFailed naming those without one (the pass
-    stays running: run them, then finish again)."""
+    """The record of every partition of this begin (in its folder); JobFailed naming those
+    without one (the pass stays running: run them, then finish again)."""
     found, missing = [], []
     for pid in record.partitions:
-        part = state.read(s3, layout.verify_live_partition(pid), VerifyLivePartitionRecord)
+        assert record.begin_id is not None  # a record listing partitions was written by begin
+        part = state.read(s3, layout.verify_live_partition(record.begin_id, pid), VerifyLivePartitionRecord)
         if part is None or part.begin_id != record.begin_id or part.state is VerifyLiveState.RUNNING:
             missing.append(pid)
         else:
@@ -262,8 +290,8 @@ def finish(config: VerifyConfig, *, s3: S3Objects | None = None) -> VerifyLiveRe
     layout = config.layout
     record, where = _running(s3, layout)
     wanted = recorded_namespaces(config, record, where, "the finish compares what the begin recorded")
+    plan = _plan_of(s3, layout, record)
     parts = _partition_records(s3, layout, record)
-    plan = read_plan(s3, layout) if record.partitions else None
     settled: Settled | None = None
     index_differences: dict[str, list[str]] = {}
     foreign: list[target_stream.TargetChange] = []
@@ -421,7 +449,10 @@ def run_verify_live(config: VerifyConfig, *, s3: S3Objects | None = None) -> Ver
         try:
             done.append(verify_partition(config, pid, s3=s3))
         except JobFailed as e:
-            failed = state.read(s3, config.layout.verify_live_partition(pid), VerifyLivePartitionRecord)
+            assert record.begin_id is not None
+            failed = state.read(
+                s3, config.layout.verify_live_partition(record.begin_id, pid), VerifyLivePartitionRecord
+            )
             if failed is not None and failed.begin_id == record.begin_id:
                 done.append(failed)
                 record.differences = failed.differences

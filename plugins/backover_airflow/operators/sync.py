@@ -187,7 +187,7 @@ def _begun_partitions(pass_name: str, s3: S3Objects, layout: MigrationLayout, ru
     if pass_name == "verify_live":
         return verify_partition_ids(s3, layout, parse_all(run.databases))
     if pass_name == "backup":
-        return backup_partition_ids(layout, s3)
+        return backup_partition_ids(s3, layout)
     raise ValueError(f"no pass over the partitions named {pass_name!r}")
 
 

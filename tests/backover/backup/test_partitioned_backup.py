@@ -1,14 +1,17 @@
 """A DocumentDB backup taken over the sync plan's partitions, in steps (``--begin``, the partitions
 in any order, ``--finish``) while the application writes and the capture runs: restored, it is the
-frozen source at F byte for byte, after the seal and ``backover clean`` too. ``--finish`` refuses
-while a partition of this begin lacks its part (one of a stale begin does not count); bad input is
-one line, exit 2, nothing written."""
+frozen source at F byte for byte, after the seal and ``backover clean`` too, with collections
+dropped or dropped and created again between ``--begin`` and ``--finish`` (a rename then is
+refused by the restore). ``--finish`` refuses while a partition of this begin lacks its part (one
+of a stale begin does not count) and deletes only its own begin's parts; bad input is one line,
+exit 2, nothing written."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from backup_world import World, every_type, multipart_uploads
@@ -17,12 +20,13 @@ from restore_streams import raw_contents
 from test_backup_consistent_at_f import Migration, swap_emails
 
 from backover import state
-from backover.backup import begin, dump_partition, finish, partition_ids
+from backover.backup import begin, dump_partition, finish, partition_ids, partitioned
 from backover.backup.load import LoadConfig, load
 from backover.backup.metadata import CollectionMetadata
 from backover.backup.seal import seal
 from backover.cleanup.job import CleanConfig, clean
 from backover.cli import main
+from backover.errors import JobFailed
 from backover.s3objects import S3Objects
 from backover.state import BackupManifest
 
@@ -59,7 +63,7 @@ def test_a_backup_taken_in_partitions_while_writes_go_on_restores_identical_at_f
     db.orders.insert_one({"_id": True, "bracket": "not planned"})
 
     begun = begin(config(world))
-    assert begun.partitions == plan.partition_ids() == partition_ids(world.layout)
+    assert begun.partitions == plan.partition_ids() == partition_ids(S3Objects(world.bucket), world.layout)
     assert begun.capture_seq is not None  # the capture covers B: writes may go on
     writes = [
         lambda: swap_emails(db, 1, 30),  # the first and the last partition of accounts
@@ -183,9 +187,18 @@ def test_finish_names_the_partitions_without_a_part_and_one_of_a_stale_begin_doe
         pytest.param(
             ["--label", LABEL, "--finish", "--seal"], "neither --restore nor --seal", id="finish-seal"
         ),
-        pytest.param(["--label", LABEL, "--begin", "--finish"], "one step at a time", id="two-steps"),
+        pytest.param(
+            ["--label", LABEL, "--begin", "--finish"],
+            "--begin and --finish exclude each other",
+            id="two-steps",
+        ),
         pytest.param(
             ["--label", LABEL, "--finish", "--databases", "x"], "--databases goes with --begin", id="db"
+        ),
+        pytest.param(
+            ["--label", LABEL, "--partition", " "],
+            "--partition needs a partition id of the sync plan (--begin prints them)",
+            id="blank-partition",
         ),
         pytest.param(["--label", LABEL, "--partition", "x.y.0000"], "no begun backup", id="not-begun"),
         pytest.param(["--label", LABEL, "--finish"], "no begun backup", id="finish-not-begun"),
@@ -213,3 +226,95 @@ def test_an_unknown_partition_id_exits_2_and_writes_nothing(
     assert len(err.strip().splitlines()) == 1 and f"no partition '{world.db}.items.0099'" in err, err
     after = {k: S3Objects(world.bucket).get_bytes(k) for k in keys_under(world.bucket, world.layout.root)}
     assert after == before
+
+
+def test_a_finish_deletes_only_its_own_parts_so_a_begin_made_while_it_ran_keeps_its_own(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _small_world(world)
+    first = begin(config(world))
+    for partition in ids:
+        dump_partition(config(world), partition)
+    real, again = partitioned.conclude, []
+
+    def begun_again_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        """The group cleared and begun again while the first finish writes its manifest."""
+        again.append(begin(config(world)))
+        dump_partition(config(world), ids[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(partitioned, "conclude", begun_again_meanwhile)
+    assert finish(config(world)).begin_id == first.begin_id
+    monkeypatch.setattr(partitioned, "conclude", real)
+    (second,) = again
+    kept = keys_under(world.bucket, world.layout.backup_parts_prefix(LABEL, second.begin_id))
+    assert len(kept) == 2  # the second begin's part of ids[0] and its record
+    assert not keys_under(world.bucket, world.layout.backup_parts_prefix(LABEL, first.begin_id))
+
+    for partition in ids[1:]:
+        dump_partition(config(world), partition)
+    done = finish(config(world))  # no partition dumped again: the first finish left its part
+    assert done.begin_id == second.begin_id and not done.already_finished
+    load(LoadConfig(world.target_db_uri, world.layout, LABEL))
+    assert raw_contents(world.target, world.db) == raw_contents(world.source, world.db)
+
+
+def _ddl_world(world: World) -> list[str]:
+    """gone, again, kept (a unique index): 7 documents each, planned in partitions of 3; the ids."""
+    for name in ("gone", "again", "kept"):
+        world.source[world.db][name].insert_many([{"_id": i, "in": name, "n": i} for i in range(7)])
+    world.source[world.db].kept.create_index("n", unique=True, name="n_unique")
+    return write_plan(world, "gone", "again", "kept", size=3).partition_ids()
+
+
+def test_a_collection_dropped_or_dropped_and_created_again_between_begin_and_finish_restores_at_f(
+    world: World, migration: Migration
+) -> None:
+    db = world.source[world.db]
+    ids = _ddl_world(world)
+    begun = begin(config(world))
+    assert begun.capture_seq is not None and begun.partitions == ids
+    half = len(ids) // 2
+    for partition in ids[:half]:
+        dump_partition(config(world), partition)
+    # Between the partitions: one planned collection dropped, another dropped and created again
+    # with other documents (other _ids, another type among them), written to after.
+    db.gone.update_one({"_id": 1}, {"$set": {"changed": True}})
+    db.drop_collection("gone")
+    db.drop_collection("again")
+    db.again.insert_many([{"_id": i, "second": True} for i in range(4, 12)] + [{"_id": "s"}])
+    db.again.create_index("second", name="by_second")
+    for partition in ids[half:]:
+        dump_partition(config(world), partition)
+    db.again.delete_one({"_id": 5})
+    finished = finish(config(world))
+    assert f"{world.db}.gone" not in [c.namespace for c in finished.collections]
+    db.again.update_one({"_id": 6}, {"$set": {"after": "the finish"}})
+    f = migration.freeze()
+    frozen = raw_contents(world.source, world.db)
+    migration.drain(f)
+
+    result = load(LoadConfig(world.target_db_uri, world.layout, LABEL))
+    assert result.replay is not None and result.replay.consistent_at == f
+    assert raw_contents(world.target, world.db) == frozen  # byte for byte, every document
+    target = world.target[world.db]
+    assert sorted(target.list_collection_names()) == ["again", "kept"]
+    assert target.kept.index_information()["n_unique"]["unique"] is True
+    # As after any replayed drop (docs: change streams carry no createIndexes): only _id.
+    assert list(target.again.index_information()) == ["_id_"]
+
+
+def test_a_rename_between_begin_and_finish_is_refused_by_the_restore_and_nothing_is_written(
+    world: World, migration: Migration
+) -> None:
+    ids = _ddl_world(world)
+    begin(config(world))
+    for partition in ids:
+        dump_partition(config(world), partition)
+    world.source.admin.command("renameCollection", f"{world.db}.kept", to=f"{world.db}.kept2")
+    finish(config(world))
+    f = migration.freeze()
+    migration.drain(f)
+    with pytest.raises(JobFailed, match=f"{world.db}.kept was renamed at .* while the dump ran"):
+        load(LoadConfig(world.target_db_uri, world.layout, LABEL))
+    assert world.target[world.db].list_collection_names() == []

@@ -133,7 +133,7 @@ def test_a_finish_that_fails_half_way_is_completed_by_a_re_run(
         db[name].insert_many([{"_id": i, "in": name} for i in range(9)])
     write_plan(world, "alpha", "beta", "gamma", size=4)
     begin(config(world))
-    for partition in partition_ids(world.layout):
+    for partition in partition_ids(S3Objects(world.bucket), world.layout):
         dump_partition(config(world), partition)
 
     real, written = partitioned.write_metadata, []

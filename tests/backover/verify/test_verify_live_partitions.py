@@ -3,12 +3,16 @@
 ``backover verify --live --begin`` records S0/A0, the target's change stream and the partitions;
 ``--partition ID`` compares one partition (what one mapped Airflow task runs, on any worker);
 ``--finish`` compares what no partition holds, the indexes and the target's change stream, then
-judges the whole pass. Plain ``--live`` runs the three in one process.
+judges the whole pass. Plain ``--live`` runs the three in one process. A partition's record is its
+begin's (a slow one of an earlier begin replaces nothing), and the partition and the finish need
+the sync plan the begin read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -29,7 +33,7 @@ from backover.state import (
 )
 from backover.sync import SyncConfig, read_plan, run_sync
 from backover.sync.scopes import partition_scope
-from backover.verify import live, run_verify
+from backover.verify import live, run_verify, settle
 from backover.verify.config import VerifyMode
 from backover.verify.report import ProofMode
 
@@ -94,9 +98,12 @@ def stored(world) -> VerifyLiveRecord:
     return record
 
 
-def stored_partition(world, pid: str) -> VerifyLivePartitionRecord:
+def stored_partition(world, pid: str, begin_id: str | None = None) -> VerifyLivePartitionRecord:
+    """The record of partition ``pid`` of the pass begun as ``begin_id`` (default: the stored pass's)."""
+    begin_id = begin_id or stored(world).begin_id
+    assert begin_id is not None
     record = state.read(
-        world.migration.s3, world.layout.verify_live_partition(pid), VerifyLivePartitionRecord
+        world.migration.s3, world.layout.verify_live_partition(begin_id, pid), VerifyLivePartitionRecord
     )
     assert record is not None
     return record
@@ -227,12 +234,70 @@ def test_partitions_of_a_stale_begin_do_not_count(world) -> None:
     assert finished(world).state is VerifyLiveState.PASSED
 
 
+def test_a_slow_partition_of_an_earlier_begin_neither_replaces_nor_blocks_the_pass_begun_after_it(
+    world, monkeypatch
+) -> None:
+    synced(world)
+    first = begun(world)
+    slow, *others = first.partitions
+    for pid in others:
+        partition(world, pid)
+    real, again = settle.Comparison.scope, []
+
+    def begun_again_meanwhile(self, *args: Any, **kwargs: Any) -> Any:
+        """While the first pass's slow partition reads: the pass begun again, its partition run."""
+        if not again:
+            again.append(begun(world))
+            partition(world, slow)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(settle.Comparison, "scope", begun_again_meanwhile)
+    assert partition(world, slow).begin_id == first.begin_id  # it read the first pass's record
+    monkeypatch.setattr(settle.Comparison, "scope", real)
+    (second,) = again
+    assert stored_partition(world, slow, second.begin_id).begin_id == second.begin_id  # not replaced
+    for pid in others:
+        partition(world, pid)
+    assert finished(world).state is VerifyLiveState.PASSED  # no partition "without a result"
+    assert stored(world).begin_id == second.begin_id
+    # The next begin deletes the records of every earlier pass (the slow one's included).
+    begun(world)
+    assert not list(world.migration.s3.list_keys(world.layout.verify_live_partitions_prefix()))
+
+
+def test_a_sync_plan_made_again_since_the_begin_fails_the_partition_and_the_finish(world) -> None:
+    plan = synced(world)
+    record = begun(world)
+    assert record.plan_created_at == plan.created_at
+    remade = dataclasses.replace(plan, created_at=plan.created_at + timedelta(seconds=1))
+    state.write(world.migration.s3, world.layout.sync_plan, remade)  # backover sync --plan again
+    says = (
+        f"the sync plan is not the one the live pass {record.begin_id} read (it was made again): "
+        "run `backover verify --live --begin` again"
+    )
+    with pytest.raises(JobFailed) as in_partition:
+        partition(world, record.partitions[0])
+    assert str(in_partition.value) == says
+    assert not list(world.migration.s3.list_keys(world.layout.verify_live_partitions_prefix()))
+    with pytest.raises(JobFailed) as in_finish:
+        finished(world)
+    assert str(in_finish.value) == says
+    assert stored(world).state is VerifyLiveState.RUNNING  # begin again, then it can pass
+    again = begun(world)
+    for pid in again.partitions:
+        partition(world, pid)
+    assert finished(world).state is VerifyLiveState.PASSED
+
+
 def test_the_whole_pass_in_one_process_runs_every_partition_and_fails_at_a_failed_one(world) -> None:
     plan = synced(world)
     record = live.run_verify_live(world.config(), s3=world.migration.s3)
     assert record.state is VerifyLiveState.PASSED and record.partitions == plan.partition_ids()
     assert record.documents == len(USERS) + len(MIXED)
-    assert all(stored_partition(world, pid).begin_id == record.begin_id for pid in record.partitions)
+    assert all(
+        stored_partition(world, pid, record.begin_id).state is VerifyLiveState.PASSED
+        for pid in record.partitions
+    )
     world.target[world.db].mixed.delete_one({"_id": "s3"})
     guilty = holding(world, plan, "mixed", "s3")
     failed = world.live_pass_then(world.heartbeat, settle_seconds=120)
@@ -272,6 +337,11 @@ def test_a_namespace_filter_maps_only_its_partitions(world) -> None:
             ["--live", "--partition", "x", "--finish"],
             "--partition and --finish exclude each other",
             id="partition-finish",
+        ),
+        pytest.param(
+            ["--live", "--partition", " "],
+            "--partition needs a partition id of the sync plan (--begin prints them)",
+            id="blank-partition",
         ),
     ],
 )
@@ -324,3 +394,8 @@ def test_the_command_line_steps_and_an_unknown_partition(world, capsys, monkeypa
         6,
         len(USERS) + len(MIXED),
     )
+    finished_keys = {k: s3.get_bytes(k) for k in s3.list_keys(root)}
+    assert main([*verify, "--partition", begin["partitions"][0]]) == 2  # the pass is over
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no running live verification" in err and "passed" in err, err
+    assert {k: s3.get_bytes(k) for k in s3.list_keys(root)} == finished_keys  # nothing written
