@@ -48,9 +48,11 @@ test-fast: lint
 rehearsal: $(STAMP)
 	$(BIN)/python -m backover rehearsal
 
-# The Airflow UI (standalone) against the sandbox; Ctrl-C stops Airflow, `make sandbox-down` the sandbox.
+# The Airflow UI (standalone) against the sandbox, on http://127.0.0.1:8080 or PORT (`make airflow
+# PORT=8090` moves every Airflow port: the UI and execution API, the log servers on PORT+1 and +2);
+# Ctrl-C stops Airflow, `make sandbox-down` the sandbox.
 airflow: $(STAMP)
-	$(BIN)/backover airflow
+	$(BIN)/backover airflow $(if $(PORT),--port $(PORT))
 
 # Deployable Lambda zips (handler + backover + its dependencies) into dist/, within Lambda's limits.
 lambda-zips: $(STAMP)

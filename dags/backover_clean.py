@@ -7,7 +7,10 @@ databases identical.
 1. **check** - environment, bucket, databases; the migration must have been started. A *dry run*
    stops here.
 2. **verified** - `restore/_checkpoint.json` completed and `reports/verify.json` identical (and
-   newer than the restore); otherwise the run fails and nothing is cleaned.
+   newer than the restore); it waits while the restore of a frozen migration runs, and fails at
+   once, with the reason, when waiting cannot help: the migration was never frozen (run
+   `backover_restore` first), the restore failed, verification found differences. Nothing is
+   cleaned then.
 3. **worker** - start the EC2 worker if it is stopped (`backover clean` runs there).
 4. **clean** - the *clean* Lambda disables the change streams the start enabled; SSM
    `backover clean` deletes the change segments (backups and reports stay); the *clean completed*
@@ -37,8 +40,9 @@ with DAG(**lifecycle_dag("backover_clean", __doc__)) as dag:
             task_id="restore_verified",
             require_identical=True,
             timeout=10 * 60,
-            doc_md="The restore completed and `reports/verify.json` says identical; fails with the differences "
-            "otherwise.",
+            doc_md="The restore completed and `reports/verify.json` says identical. Waits while a frozen "
+            "migration's restore runs; fails at once with the reason when the migration was never frozen "
+            "(`backover_restore` not run yet), the restore failed or verification found differences.",
         )
 
     start_worker, worker_running = worker_group(tooltip="The worker runs backover clean")

@@ -63,6 +63,7 @@ def run_phase(phase: str, conf: Any, doc_md: str) -> TriggerDagRunOperator:
 
 with DAG(
     dag_id="backover_rehearsal",
+    description=d.DESCRIPTIONS["backover_rehearsal"],
     doc_md=__doc__,
     schedule="@weekly",
     start_date=d.START_DATE,

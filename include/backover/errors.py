@@ -19,3 +19,9 @@ class JobFailed(BackoverError):
     """The job ran and failed, or verification found differences (exit 1)."""
 
     exit_code = 1
+
+
+class JobRefused(JobFailed):
+    """The job ran and refuses to go on: the migration's records or the source are in a state no
+    retry changes (a recorded T0 the change streams no longer reach, say); exit 1. A Lambda error
+    of this type is not retried by Airflow."""

@@ -272,4 +272,5 @@ def lambda_payload(config: BackoverConfig, run: RunParams) -> dict[str, Any]:
         "app_user": config.app_user,
         "app_secret_id": _secret(config, "app_user"),
         "databases": list(run.databases),
+        **({"allow_missing": True} if run.allow_missing else {}),
     }

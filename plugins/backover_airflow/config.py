@@ -205,6 +205,8 @@ class RunParams:
     :param drop_target: with ``always``: drop the migrated collections the target holds first
         (``--drop-target``); otherwise such a target is refused.
     :param sync_partition_documents: about this many documents per partition of the copy.
+    :param allow_missing: ``backover_start`` accepts databases the source does not hold yet (created
+        later); off, the preflight and the start Lambda refuse them, naming each.
     """
 
     migration_id: str
@@ -215,6 +217,7 @@ class RunParams:
     initial_sync: str = "auto"
     drop_target: bool = False
     sync_partition_documents: int = DEFAULT_PARTITION_DOCUMENTS
+    allow_missing: bool = False
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], config: BackoverConfig | None = None) -> RunParams:
@@ -231,7 +234,7 @@ class RunParams:
             raise ConfigError(
                 f"Param 'initial_sync' must be one of {', '.join(INITIAL_SYNC_MODES)}, not {initial_sync!r}"
             )
-        drop_target = bool(params.get("drop_target", False))
+        drop_target = _flag(params, "drop_target", False)
         if drop_target and initial_sync != "always":
             raise ConfigError(
                 f"Param 'drop_target' needs initial_sync 'always', not {initial_sync!r}: the target's "
@@ -251,13 +254,20 @@ class RunParams:
         return cls(
             migration_id=migration_id,
             databases=databases,
-            dry_run=bool(params.get("dry_run", False)),
+            dry_run=_flag(params, "dry_run", False),
             environment=str(params.get("environment") or DEFAULT_VARIABLE),
-            follow=bool(params.get("follow", True)),
+            follow=_flag(params, "follow", True),
             initial_sync=str(initial_sync),
             drop_target=drop_target,
             sync_partition_documents=partition_documents,
+            allow_missing=_flag(params, "allow_missing", False),
         )
+
+
+def _flag(params: Mapping[str, Any], name: str, default: bool) -> bool:
+    """A switch Param; absent or null (the trigger form's switches may send null) is its default."""
+    value = params.get(name)
+    return default if value is None else bool(value)
 
 
 def environment(params: Mapping[str, Any]) -> BackoverConfig:

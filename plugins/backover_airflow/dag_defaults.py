@@ -1,9 +1,16 @@
-"""What every Back Over DAG shares: the trigger form's Params, default_args, the dry-run gate.
+"""What every Back Over DAG shares: the trigger form's Params, default_args, the DAG list's
+one-line descriptions, the dry-run gate.
 
 The DAG files stay thin and agree with each other: the same Param has the same name, type and
 description everywhere. No DAG argument holds a value of the environment: every task reads the
 validated Variable when it runs (``backover_airflow.config``), so nothing reads the Variable while a
 DAG file is parsed, and one Variable is judged, with the same defaults, by every task.
+
+The trigger form marks a Param required unless its JSON-schema ``type`` allows ``null``: the
+Params whose empty or off value is valid (databases, the switches) allow it, and
+:class:`~backover_airflow.config.RunParams` reads null as the default. The migration id has no
+``pattern``: Airflow answers a value that breaks a schema with jsonschema's multi-line dump of the
+schema, so its rule is checked by the run's first task instead, which fails in one line naming it.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from backover.layout import MIGRATION_ID
+from backover.layout import MIGRATION_ID_RULE
 from backover.sync.config import DEFAULT_PARTITION_DOCUMENTS
 from backover_airflow.config import DEFAULT_VARIABLE, INITIAL_SYNC_MODES
 
@@ -29,40 +36,69 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
+#: The DAG list's one-line description of each DAG (``DAG(description=...)``); the DAG docs
+#: (``doc_md``) say the rest.
+DESCRIPTIONS = {
+    "backover_start": "1/3 Start a migration: capture DocumentDB's changes to S3 from T0 (and copy to MongoDB "
+    "if it lacks the data)",
+    "backover_restore": "2/3 Cutover: freeze the app's writes, replay every change into MongoDB, prove both "
+    "identical",
+    "backover_clean": "3/3 After a verified restore: change streams off, captured segments deleted (backups "
+    "kept)",
+    "backover_abort": "Give the app its writes on DocumentDB back and stop the capture; deletes nothing",
+    "backover_rehearsal": "Weekly rehearsal of start, restore and clean; writes reports/rehearsal.json",
+}
+
+
 def migration_id_param(
     default: str | None = None, description: str | None = None, optional: bool = False
 ) -> Param:
-    """The migration id; ``optional`` lets it be empty (the DAG then picks one)."""
+    """The migration id; ``optional`` lets it be empty (the DAG then picks one). Its rule is checked
+    by the run's first task (one line), not by a schema ``pattern`` (module docstring)."""
     return Param(
         default,
-        type="string",
-        pattern=f"^$|{MIGRATION_ID.pattern}" if optional else MIGRATION_ID.pattern,
+        type=["string", "null"] if optional else "string",
         title="Migration id",
-        description=description
-        or "Names the migration: its files live under s3://{bucket}/{prefix}/{migration_id}/. Use the same id "
-        "for backover_start, backover_restore and backover_clean (letters, digits, '.', '_', '-').",
+        description=(
+            description
+            or "Names the migration: its files live under s3://{bucket}/{prefix}/{migration_id}/. Use the same "
+            "id for backover_start, backover_restore and backover_clean."
+        )
+        + f" It must be {MIGRATION_ID_RULE}; the first task refuses another id in one line.",
     )
 
 
 def databases_param() -> Param:
     return Param(
         [],
-        type="array",
+        type=["array", "null"],
         items={"type": "string", "minLength": 1},
         uniqueItems=True,
         title="Databases",
-        description="Databases to move back to MongoDB. Empty: the environment's list (Variable field "
-        "'databases').",
+        description="Databases to move back to MongoDB, one a line. Empty: the environment's list (Variable "
+        "field 'databases').",
     )
 
 
 def dry_run_param() -> Param:
     return Param(
         False,
-        type="boolean",
+        type=["boolean", "null"],
         title="Dry run",
         description="Run the checks (environment, bucket, both databases, the microservices' user) and stop: "
         "nothing is changed.",
+    )
+
+
+def allow_missing_param() -> Param:
+    return Param(
+        False,
+        type=["boolean", "null"],
+        title="Databases created later",
+        description="Off (default): a database the source (DocumentDB) does not hold is refused by the "
+        "preflight and by the start Lambda, naming it, before anything changes: a typo would start a "
+        "migration of nothing. On: it is meant to be created later; its change streams are enabled and "
+        "its writes captured from T0 once the application creates it.",
     )
 
 
@@ -80,7 +116,7 @@ def environment_param() -> Param:
 def follow_param() -> Param:
     return Param(
         True,
-        type="boolean",
+        type=["boolean", "null"],
         title="Follow-mode restore",
         description="On (default): backover_start backs MongoDB up and starts a restore that applies the "
         "changes as they are captured, so the write freeze of backover_restore lasts seconds. Off: the "
@@ -105,7 +141,7 @@ def initial_sync_param() -> Param:
 def drop_target_param() -> Param:
     return Param(
         False,
-        type="boolean",
+        type=["boolean", "null"],
         title="Drop the target",
         description="With initial sync 'always' only: drop the migrated collections MongoDB already has before "
         "the copy (`backover sync --drop-target`). Off (default): such a MongoDB is refused and nothing is "
@@ -126,8 +162,8 @@ def sync_partition_documents_param() -> Param:
 
 def lifecycle_params(follow: bool = False, sync: bool = False) -> dict[str, Param]:
     """The trigger form of backover_start, backover_restore, backover_clean and backover_abort
-    (``follow``: with the follow-mode Param, for start and restore; ``sync``: with the initial
-    sync's Params, for start)."""
+    (``follow``: with the follow-mode Param, for start and restore; ``sync``: with start's own
+    Params, the initial sync's and ``allow_missing``)."""
     return {
         "migration_id": migration_id_param(),
         "databases": databases_param(),
@@ -139,6 +175,7 @@ def lifecycle_params(follow: bool = False, sync: bool = False) -> dict[str, Para
                 "initial_sync": initial_sync_param(),
                 "drop_target": drop_target_param(),
                 "sync_partition_documents": sync_partition_documents_param(),
+                "allow_missing": allow_missing_param(),
             }
             if sync
             else {}

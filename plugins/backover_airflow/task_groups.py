@@ -37,6 +37,7 @@ def lifecycle_dag(
     default_args = {**d.DEFAULT_ARGS, "trigger_rule": "none_failed"} if follow else d.DEFAULT_ARGS
     return {
         "dag_id": dag_id,
+        "description": d.DESCRIPTIONS[dag_id],
         "doc_md": doc_md,
         "schedule": None,
         "start_date": d.START_DATE,

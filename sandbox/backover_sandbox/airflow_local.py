@@ -3,6 +3,11 @@
 Used by the rehearsal (``airflow dags test`` runs each DAG unchanged, in-process) and by
 ``make airflow`` (``airflow standalone``, the UI). Airflow reads its configuration from the
 environment, so everything here is environment variables; nothing is written into the project.
+
+The caller's own Airflow settings (``AIRFLOW__<SECTION>__<KEY>``) are kept, except the ones that
+point Airflow at this project and the sandbox (:data:`PROJECT_SETTINGS`, and the ports of
+:func:`server_ports`); the caller's connections and Variables (``AIRFLOW_CONN_*``,
+``AIRFLOW_VAR_*``) and AWS settings are not: the sandbox's replace them.
 """
 
 from __future__ import annotations
@@ -23,6 +28,52 @@ log = logging.getLogger(__name__)
 
 #: The UI login of ``make airflow`` (a local, loopback-only Airflow).
 UI_USER = "admin"
+#: ``make airflow``'s API server (the UI) port when ``PORT`` is not given.
+DEFAULT_PORT = 8080
+#: The Airflow settings that point it at this project and the sandbox: a caller's value is replaced.
+PROJECT_SETTINGS = (
+    "AIRFLOW__CORE__DAGS_FOLDER",
+    "AIRFLOW__CORE__PLUGINS_FOLDER",
+    "AIRFLOW__CORE__LOAD_EXAMPLES",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS",
+    "AIRFLOW__LOGGING__BASE_LOG_FOLDER",
+    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION",
+)
+
+
+#: The ports of :func:`server_ports`, as a refusal names them.
+PORT_NAMES = {
+    "AIRFLOW__API__PORT": "the API server (UI, execution API)",
+    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": "the worker log server",
+    "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": "the triggerer log server",
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": "the scheduler health check",
+}
+
+
+def server_ports(port: int, host: str = "127.0.0.1") -> dict[str, str]:
+    """Every port ``airflow standalone`` listens on or calls, from the API server's ``port``: the API
+    server (the UI) and the execution API on ``port`` (the workers and the triggerer call it there,
+    not at Airflow's default ``localhost:8080``), the worker's and the triggerer's log servers on
+    ``port + 1`` and ``port + 2`` (Airflow's defaults 8793, 8794), the scheduler's health check on
+    ``port + 3`` (when enabled)."""
+    base_url = f"http://{host}:{port}"
+    return {
+        "AIRFLOW__API__HOST": host,
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": base_url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 1),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(port + 2),
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(port + 3),
+    }
+
+
+def _callers(name: str) -> bool:
+    """Whether the caller's environment variable ``name`` reaches the local Airflow."""
+    if name.startswith("AIRFLOW__"):
+        return name not in PROJECT_SETTINGS
+    return not name.startswith(("AIRFLOW_", "AWS_"))
 
 
 @dataclass
@@ -44,7 +95,7 @@ class LocalAirflow:
         self.airflow = str(Path(sys.executable).with_name("airflow"))
 
     def environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AWS_"))}
+        env = {k: v for k, v in os.environ.items() if _callers(k)}
         env.update(self.sandbox_env)
         env.update(
             {

@@ -327,7 +327,7 @@ def test_abort_gives_the_writes_back(lifecycle: Lifecycle) -> None:
     assert lifecycle.s3().get_json(lifecycle.layout(migration_id).sync_plan) is None
     result = lifecycle.run("backover_abort", _conf(migration_id))
     assert result.state == "success", result.tasks
-    assert result.tasks["abort.writes_given_back"] == "success"
+    assert result.tasks["abort.roles_given_back"] == "success"
     assert load.running, f"the microservices never lost their writes: {load.report}"
     assert load.stop().error is None
     with app_client(lifecycle.state) as app:

@@ -73,6 +73,7 @@ def test_several_collections_of_one_database_enable_the_database_the_replicator_
 ) -> None:
     orders = source.databases[0]
     namespaces = [f"{orders}.items", f"{orders}.parcels"]
+    source.root[orders].parcels.insert_one({"_id": "seed"})  # both collections exist on the source
     result = start(LifecycleEvent.from_dict(source.event("start", databases=None, namespaces=namespaces)))
     assert source.enabled_streams() == [{"database": orders, "collection": ""}]
     stream, session = _replicator_stream(source, namespaces, result.t0)

@@ -44,6 +44,7 @@ def _drained_before_f(m: Migration) -> None:
 
 
 def _completed_then_old_report(m: Migration) -> None:
+    m.freeze()
     m.verify(True, checked_at=now() - timedelta(hours=1))
     m.restore("completed", applied=5)
 
@@ -220,10 +221,36 @@ CASES = [
     pytest.param(
         "restore",
         {"require_identical": True},
-        lambda m: m.restore("completed"),
+        lambda m: (m.freeze(), m.restore("completed")),
         "pending",
         "waiting for the verification report",
         id="verified-no-report",
+    ),
+    # clean before the restore: nothing it waits for comes by waiting (backover_restore freezes)
+    pytest.param(
+        "restore",
+        {"require_identical": True},
+        lambda m: (m.start(), m.replicator("running")),
+        "failed",
+        "the migration was never frozen (no state/freeze.json): the app still writes and the replicator "
+        "still captures; run backover_restore first",
+        id="verified-restore-never-ran",
+    ),
+    pytest.param(
+        "restore",
+        {"require_identical": True},
+        lambda m: (m.start(), m.replicator("running"), m.restore(follow=True), m.restore_lease()),
+        "failed",
+        "the migration was never frozen",
+        id="verified-follow-restore-not-frozen",
+    ),
+    pytest.param(
+        "restore",
+        {"require_identical": True},
+        lambda m: (m.freeze(), m.replicator("drained"), m.restore("running", applied=3)),
+        "pending",
+        "restoring: applied segment 3",
+        id="verified-frozen-restore-running",
     ),
     pytest.param(
         "restore",
@@ -250,8 +277,8 @@ CASES = [
         "restore",
         {"require_identical": True},
         lambda m: (m.replicator("running"), m.restore("completed"), m.verify(True)),
-        "pending",
-        "verified identical (1 namespaces), but the migration was never frozen",
+        "failed",
+        "the migration was never frozen",
         id="verified-not-frozen",
     ),
     pytest.param(
@@ -273,7 +300,11 @@ CASES = [
     pytest.param(
         "restore",
         {"require_identical": True},
-        lambda m: (m.restore("completed"), m.verify(False, shop__orders=DIFF_NS, shop__items=SAME_NS)),
+        lambda m: (
+            m.freeze(),
+            m.restore("completed"),
+            m.verify(False, shop__orders=DIFF_NS, shop__items=SAME_NS),
+        ),
         "failed",
         "verification found differences: shop.orders: 2 missing, 1 different",
         id="verified-different",

@@ -46,9 +46,9 @@ PAIRS: dict[
     "verified": (
         "backover_airflow.sensors.restore.RestoreCompletedSensor",
         {"require_identical": True},
-        lambda m: m.restore("running"),
+        lambda m: (m.freeze(), m.restore("running")),
         lambda m: (m.freeze(), m.replicator("drained"), m.restore("completed"), m.verify(True)),
-        lambda m: m.restore("failed", reason="unique index violation on shop.users"),
+        lambda m: (m.freeze(), m.restore("failed", reason="unique index violation on shop.users")),
         "unique index violation on shop.users",
     ),
     "clean": (

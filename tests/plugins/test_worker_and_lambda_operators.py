@@ -316,3 +316,56 @@ def test_lambda_gets_the_run_event_with_secret_ids_only(
     log = task_log(capfd)
     assert "start Lambda answered" in log
     assert json.dumps(result["echo"]["databases"]) in log
+
+
+@pytest.mark.slow  # the invocation starts a Python process (the runner)
+def test_a_lambda_refusal_fails_at_once_with_its_reason_first_and_the_log_tail_once(
+    runner: Any,
+    moto_server: str,
+    bucket: str,
+    set_environment: Any,
+    ec2_instances: Any,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The real start Lambda on a migration id that was aborted: a UsageError no retry changes.
+    The task must not be retried (``AirflowFailException``), its first error line is the Lambda's
+    one-line reason, and the log tail shows once, decoded, without the response's base64 dumps."""
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    from backover.layout import MigrationLayout
+    from backover.s3objects import S3Objects
+    from backover_airflow.operators.lambda_function import MigrationLambdaOperator
+
+    root = Path(__file__).resolve().parents[2]
+    environment_of_the_function = {
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    runner.registry.put(
+        "aborted-start",
+        {
+            "handler": f"{root / 'lambdas' / 'start' / 'handler.py'}:handler",
+            "environment": environment_of_the_function,
+        },
+    )
+    env = environment(
+        bucket, ec2_instances.running, lambda_names={"start": "aborted-start", "restore": "r", "clean": "c"}
+    )
+    set_environment(env)
+    layout = MigrationLayout(bucket, env["prefix"], "orders-2026")
+    S3Objects(bucket).put_json(
+        layout.stop_request, {"requested_at": "2026-01-01T00:00:00Z", "reason": "abort"}
+    )
+    task_log(capfd)
+    with pytest.raises(AirflowFailException) as refused:
+        MigrationLambdaOperator(task_id="start_lambda", lambda_name="start").execute(
+            {"params": {**PARAMS, "databases": ["shop"]}}
+        )
+    reason = f"migration 'orders-2026' was aborted ({layout.stop_request}); start a new migration id"
+    assert str(refused.value) == f"start Lambda refused (UsageError, not retried): {reason}"
+    log = task_log(capfd)
+    assert log.index(str(refused.value)) < log.index("The end of the start Lambda's log")
+    assert log.count(f"[ERROR] UsageError: {reason}") == 1  # the decoded tail, once
+    assert "ResponseMetadata" not in log and "x-amz-log-result" not in log  # no base64 dumps

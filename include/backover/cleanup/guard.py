@@ -71,7 +71,7 @@ class Verdict:
     guard: CleanGuard  # the check as made (or as recorded, when ``recorded``)
     refusal: str | None = None
     check: Check | None = None
-    final: bool = False  # waiting will not change it (the restore failed, differences, a forced clean-up)
+    final: bool = False  # waiting will not change it (never frozen, the restore failed, differences, forced)
     recorded: bool = False  # allowed by the check an earlier clean-up recorded in state/clean.json
 
     @property
@@ -84,7 +84,7 @@ def capture_refusal(replicator_state: ReplicatorState | None, frozen: bool) -> s
     if not frozen:
         return (
             "the migration was never frozen (no state/freeze.json): the app still writes and the replicator "
-            "still captures"
+            "still captures; run backover_restore first"
         )
     if replicator_state is None or not replicator_state.capture_over():
         state = replicator_state or "without a checkpoint"
@@ -133,6 +133,9 @@ def decide(
             Check.FORCED,
             final=True,
         )
+    if freeze is None:
+        # Final: the freeze is backover_restore's, and a clean run does not wait for one to be triggered.
+        return Verdict(guard, capture_refusal(replicator_state, False), Check.CAPTURE, final=True)
     if restore_state is not RestoreState.COMPLETED:
         failed = restore_state is RestoreState.FAILED
         reason = f": {restore.reason or 'no reason given'}" if failed and restore is not None else ""

@@ -27,7 +27,7 @@ from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
 from .. import clustertime
-from ..errors import JobFailed
+from ..errors import JobFailed, JobRefused
 from ..mongo import errors as codes
 from ..namespaces import CLUSTER, Namespace
 from ..replication import source as replication_source
@@ -167,8 +167,9 @@ def prove_t0(client: MongoClient, namespaces: Iterable[Namespace], t0: Timestamp
     """A re-run of start: the recorded T0 must still open the replicator's stream.
 
     136 means the change streams were enabled again after T0 (they were off meanwhile), so changes
-    were not captured: JobFailed, a new migration id is needed. 286 (T0 older than the history) is
-    only logged: a replicator that has run resumes from its checkpoint, not from T0.
+    were not captured: JobRefused (no retry helps), a new migration id is needed. 286 (T0 older
+    than the history) is only logged: a replicator that has run resumes from its checkpoint, not
+    from T0.
     """
     scope = watch_scope(namespaces)
     error = open_refusal(client, scope, t0)
@@ -184,7 +185,7 @@ def prove_t0(client: MongoClient, namespaces: Iterable[Namespace], t0: Timestamp
         )
         return
     if error.code == NOT_ENABLED:
-        raise JobFailed(
+        raise JobRefused(
             f"the change streams on {scope} were enabled again after T0 {clustertime.format(t0)} "
             "(code 136): changes made while they were off were not captured; start a new migration id"
         )

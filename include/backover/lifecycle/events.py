@@ -13,7 +13,9 @@
       "app_secret_id": "docdb/orders-app",        # optional: proves read-only by a real write
       "required_retention_hours": 24,             # optional: start refuses a shorter retention
       "retention_hours": 24,                      # optional: the cluster's retention, if known
-      "force": false                              # optional: clean without the restore checks
+      "force": false,                             # optional: clean without the restore checks
+      "allow_missing": false                      # optional: start accepts databases/collections the
+                                                  # source does not hold yet (created later)
     }
 
 A malformed event raises :class:`InvalidEvent`, whose message names the field, before anything
@@ -45,6 +47,7 @@ OPTIONAL = (
     "required_retention_hours",
     "retention_hours",
     "force",
+    "allow_missing",
 )
 
 
@@ -71,6 +74,9 @@ class LifecycleEvent:
     required_retention_hours: float | None = None
     retention_hours: float | None = None
     force: bool = False
+    #: start: a database or collection the source does not hold is meant to be created later (its
+    #: changes are captured from T0 once it exists) rather than refused as a typo.
+    allow_missing: bool = False
 
     @property
     def databases(self) -> tuple[str, ...]:
@@ -105,6 +111,7 @@ class LifecycleEvent:
             required_retention_hours=_optional_hours(raw, "required_retention_hours"),
             retention_hours=_optional_hours(raw, "retention_hours"),
             force=_optional_bool(raw, "force"),
+            allow_missing=_optional_bool(raw, "allow_missing"),
         )
 
 

@@ -107,12 +107,27 @@ class CleanResult(ResultRecord):
 
 
 @dataclass
+class AbortLeft(ResultRecord):
+    """What an abort leaves as it is (read from the migration's records), and the next steps."""
+
+    change_streams_left_on: list[Namespace]  # the streams backover_start enabled: they stay on
+    replicator_state: str | None  # the replicator's checkpoint now (None: it never ran)
+    restore_state: str | None  # the (follow) restore's checkpoint now (None: none ran)
+    left: list[str]  # one line each: replicator, restore, change streams, files
+    next_steps: list[str]
+
+
+@dataclass
 class AbortResult(ResultRecord):
     """Outcome of an abort."""
 
     migration_id: str
     app_user: str
-    roles_restored: list[dict[str, str]]
+    roles_restored: list[dict[str, str]]  # the prior roles given back (state/start.json)
+    roles_now: list[dict[str, str]]  # the user's roles as the source reports them afterwards
+    can_write: list[str]  # the migrated databases those roles let it write
+    cannot_write: list[str]  # the others: its prior roles were read-only there
     stop_requested_at: datetime
     stop_key: str
+    left: AbortLeft
     notes: list[str] = field(default_factory=list)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -13,6 +13,8 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from ..connections import DatabaseUri, check_connection, read_secret, uri_from_secret
 from ..errors import JobFailed, UsageError
+from ..namespaces import Namespace
+from ..replication.source import missing_namespaces
 from .events import LifecycleEvent
 
 log = logging.getLogger(__name__)
@@ -73,3 +75,26 @@ def cluster_time(client: MongoClient) -> Timestamp:
     if not isinstance(value, Timestamp):
         raise JobFailed("the source reports no cluster time (operationTime); is it a replica set?")
     return value
+
+
+#: The switch that lets a start name databases or collections the source does not hold yet: the
+#: Lambda event's field and the ``backover_start`` Param have this name.
+ALLOW_MISSING = "allow_missing"
+
+
+def check_namespaces_exist(
+    client: MongoClient, namespaces: Iterable[Namespace], allow_missing: bool = False
+) -> list[Namespace]:
+    """The start's rule for what the source does not hold: a database or collection that does not
+    exist is refused (UsageError, one line naming each; a typo would start a migration of nothing)
+    unless ``allow_missing`` says it is created later, which only logs it. Returns the missing ones.
+
+    Used by the start Lambda and by Airflow's preflight, before either changes anything."""
+    missing = missing_namespaces(client, tuple(sorted(set(namespaces))))
+    if not missing:
+        return []
+    reasons = "; ".join(missing[ns] for ns in sorted(missing))
+    if not allow_missing:
+        raise UsageError(f"{reasons}; nothing was changed (turn on {ALLOW_MISSING} if it is created later)")
+    log.warning("%s; %s is on: it is captured from T0 once it is created", reasons, ALLOW_MISSING)
+    return sorted(missing)

@@ -1,9 +1,10 @@
 """The start Lambda: read-write user, change streams on, T0 recorded in ``state/start.json``.
 
-Order matters: the retention check runs before anything changes; T0 is read *after* the change
-streams are enabled and recorded only once a change stream on the replicator's scope opened at it
-(``startAtOperationTime: T0``), so the replicator never asks DocumentDB for a moment before the
-enablement (code 136), and every write from T0 on is captured. A T0 refused that way (a write in
+Order matters: a database or collection the source does not hold is refused (unless the event's
+``allow_missing`` says it is created later) and the retention is checked before anything changes;
+T0 is read *after* the change streams are enabled and recorded only once a change stream on the
+replicator's scope opened at it (``startAtOperationTime: T0``), so the replicator never asks
+DocumentDB for a moment before the enablement (code 136), and every write from T0 on is captured. A T0 refused that way (a write in
 the same second just before the enablement) is replaced by a later one.
 
 Idempotent: a second start of the same migration keeps the first T0 and the first prior roles
@@ -32,7 +33,7 @@ from .abort import refuse_if_aborted
 from .events import LifecycleEvent
 from .results import StartResult, now_ms
 from .retention import ensure_retention
-from .source import connect, master_uri
+from .source import check_namespaces_exist, connect, master_uri
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,9 @@ def start(
         ", ".join(map(str, event.namespaces)),
     )
     with connect(source) as client:
+        if previous is None:
+            # A re-run keeps the recorded scope: a database dropped since T0 is in the stream.
+            check_namespaces_exist(client, event.namespaces, event.allow_missing)
         flavour = change_streams.detect_flavour(client)
         retention = ensure_retention(client, flavour, event.required_retention_hours, event.retention_hours)
         current = users.get_roles(client, event.app_user)

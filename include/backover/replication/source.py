@@ -68,9 +68,7 @@ def connect(uri: DatabaseUri, connect_timeout: float) -> MongoClient[RawEvent]:
     return client
 
 
-def missing_namespaces(
-    client: MongoClient[RawEvent], namespaces: tuple[Namespace, ...]
-) -> dict[Namespace, str]:
+def missing_namespaces(client: MongoClient[Any], namespaces: tuple[Namespace, ...]) -> dict[Namespace, str]:
     """The namespaces that do not exist on the source, each with the reason (UsageError when the
     source's namespaces cannot be listed; none when the user may not list them)."""
     missing: dict[Namespace, str] = {}

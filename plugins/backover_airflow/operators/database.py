@@ -1,16 +1,19 @@
 """Checks on DocumentDB and MongoDB through the mongo provider's ``MongoHook``.
 
-:class:`PreflightOperator` runs before a DAG changes anything: the environment Variable, the
-bucket, both databases reachable (with their versions), the microservices' user and its roles,
-change-stream status on the source. :class:`AppUserRolesOperator` proves after an abort that the
-microservices' user has its prior roles back. Connections: ``backover_documentdb`` and
+:class:`PreflightOperator` runs before a DAG changes anything: the environment Variable (shown in
+its log), the bucket, both databases reachable (with their versions), the microservices' user and
+its roles, change-stream status on the source, and before a migration starts that the source holds
+its databases. :class:`AppUserRolesOperator` proves after an abort that the microservices' user
+has its prior roles back, and says what they let it write. Connections: ``backover_documentdb`` and
 ``backover_mongodb`` (type ``mongo``); their passwords never reach a log line or an exception.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
@@ -20,7 +23,9 @@ from pymongo.errors import OperationFailure, PyMongoError
 from backover.connections import strip_password
 from backover.errors import BackoverError
 from backover.layout import MigrationLayout
-from backover.lifecycle import change_streams, users
+from backover.lifecycle import abort, change_streams, users
+from backover.lifecycle.source import check_namespaces_exist
+from backover.namespaces import Namespace
 from backover_airflow import config
 from backover_airflow.hooks.migration import MigrationHook
 
@@ -59,10 +64,14 @@ class PreflightOperator(BaseOperator):
     """Check the environment and both databases before a DAG changes anything.
 
     Fails (without retries when retrying cannot help) on: an invalid environment Variable or
-    Params, an unusable bucket, a database that cannot be reached or refuses the login, a source
-    that is not a replica set (no change streams), a missing microservices' user, and with
-    ``require_started`` a migration without ``state/start.json``. Returns what it found (versions,
-    the user's roles, enabled change streams): no secret.
+    Params (a bad migration id, say), an unusable bucket, a database that cannot be reached or
+    refuses the login, a source that is not a replica set (no change streams), a missing
+    microservices' user, before the migration's start a database the source does not hold (unless
+    the run's ``allow_missing`` says it is created later: the start Lambda's rule,
+    :func:`backover.lifecycle.source.check_namespaces_exist`), and with ``require_started`` a
+    migration without ``state/start.json``. Its first log line shows the environment Variable as
+    validated (secret ids, never a secret). Returns what it found (the environment, versions, the
+    user's roles, enabled change streams): no secret.
 
     :param require_started: the migration must have been started (restore, clean, abort).
     :param documentdb_conn_id: the source's connection (default ``backover_documentdb``).
@@ -94,6 +103,8 @@ class PreflightOperator(BaseOperator):
             layout = env.layout(run.migration_id)
         except (config.ConfigError, BackoverError) as e:
             raise AirflowFailException(str(e)) from e
+        environment = asdict(env)
+        self.log.info("Environment: Variable %r = %s", env.variable, json.dumps(environment, sort_keys=True))
         self.log.info(
             "Migration %s in s3://%s/%s; databases %s; worker %s",
             run.migration_id,
@@ -102,9 +113,13 @@ class PreflightOperator(BaseOperator):
             ", ".join(run.databases),
             env.worker_instance_id,
         )
-        found: dict[str, Any] = {"migration_id": run.migration_id, "databases": run.databases}
+        found: dict[str, Any] = {
+            "migration_id": run.migration_id,
+            "databases": run.databases,
+            "environment": environment,
+        }
         found["migration"] = self.check_bucket(layout)
-        found["documentdb"] = self.check_source(env, run)
+        found["documentdb"] = self.check_source(env, run, started=found["migration"]["started"])
         with mongo_client(self.mongodb_conn_id) as client:
             found["mongodb"] = server_facts(client)
         self.log.info("MongoDB (%s): version %s", self.mongodb_conn_id, found["mongodb"]["version"])
@@ -124,7 +139,11 @@ class PreflightOperator(BaseOperator):
         )
         return {"started": start is not None}
 
-    def check_source(self, env: config.BackoverConfig, run: config.RunParams) -> dict[str, Any]:
+    def check_source(
+        self, env: config.BackoverConfig, run: config.RunParams, started: bool = True
+    ) -> dict[str, Any]:
+        """The source's facts; before the migration started (``started`` False) its databases must
+        exist there (a started migration keeps its scope: a database dropped since T0 is captured)."""
         with mongo_client(self.documentdb_conn_id) as client:
             facts = server_facts(client)
             if not facts["replica_set"]:
@@ -139,6 +158,13 @@ class PreflightOperator(BaseOperator):
                     if facts["flavour"] == change_streams.DOCUMENTDB
                     else ["always on (MongoDB)"]
                 )
+                missing = (
+                    []
+                    if started
+                    else check_namespaces_exist(
+                        client, map(Namespace.parse, run.databases), run.allow_missing
+                    )
+                )
             except BackoverError as e:
                 raise AirflowFailException(str(e)) from e
             except OperationFailure as e:
@@ -151,6 +177,7 @@ class PreflightOperator(BaseOperator):
             app_user_roles=roles,
             app_user_can_write=writable,
             change_streams_enabled=enabled,
+            created_later=[str(ns) for ns in missing],
         )
         self.log.info(
             "Source (%s): %s %s, replica set %s",
@@ -163,6 +190,10 @@ class PreflightOperator(BaseOperator):
             "User %s: roles %s; can write %s", env.app_user, _roles(roles), ", ".join(writable) or "nothing"
         )
         self.log.info("Change streams enabled: %s", ", ".join(enabled) or "none")
+        if missing:
+            self.log.info(
+                "Not on the source yet (allow_missing is on): %s", ", ".join(facts["created_later"])
+            )
         return facts
 
 
@@ -171,10 +202,15 @@ def _roles(roles: Sequence[dict[str, str]]) -> str:
 
 
 class AppUserRolesOperator(BaseOperator):
-    """Prove that the microservices' user holds exactly the roles it had before the migration.
+    """Prove that the microservices' user holds exactly the roles it had before the migration, and
+    say what an abort left.
 
     Compares ``usersInfo`` on the source with ``prior_roles`` in ``state/start.json``; fails with
-    both lists when they differ. Returns the roles.
+    both lists when they differ. Its log says which migrated databases those roles let the user
+    write (prior roles that were read-only stay so: abort gives back what the user had), then what
+    the abort left as it is (:func:`backover.lifecycle.abort.aftermath`: the replicator's and the
+    follow restore's state, the change streams Back Over enabled) and the next steps. Returns the
+    roles, the databases they write and that account.
 
     :param documentdb_conn_id: the source's connection (default ``backover_documentdb``).
     :param aws_conn_id: AWS connection for S3 (default ``aws_default``).
@@ -197,7 +233,8 @@ class AppUserRolesOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         with config.failing_task():
             layout = config.layout_for(context["params"])
-        start = MigrationHook(aws_conn_id=self.aws_conn_id).start_state(layout)
+        hook = MigrationHook(aws_conn_id=self.aws_conn_id)
+        start = hook.start_state(layout)
         if start is None:
             raise AirflowFailException(
                 f"no s3://{layout.bucket}/{layout.start_state}: nothing to compare with"
@@ -215,5 +252,15 @@ class AppUserRolesOperator(BaseOperator):
             raise AirflowException(
                 f"user {user} has roles {_roles(current)}, not its prior roles {_roles(prior)}"
             )
-        self.log.info("User %s has its prior roles back: %s", user, _roles(prior))
-        return {"app_user": user, "roles": current}
+        databases = abort.migrated_databases(start)
+        left = abort.aftermath(hook.objects(layout), layout, start)
+        for line in abort.summary(user, current, databases, left):
+            self.log.info("%s", line[0].upper() + line[1:])
+        can_write, cannot_write = abort.describe_writes(current, databases)
+        return {
+            "app_user": user,
+            "roles": current,
+            "can_write": can_write,
+            "cannot_write": cannot_write,
+            **left.to_dict(),
+        }

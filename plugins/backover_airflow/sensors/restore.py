@@ -14,9 +14,11 @@ class RestoreCompletedSensor(MigrationStateSensor):
     """Wait until ``restore/_checkpoint.json`` says ``completed``.
 
     While waiting the log says which segment was applied last and how many are left; fails at
-    once when the restore failed. With ``require_identical`` it also needs
-    ``reports/verify.json`` to be newer than the restore and to say ``identical``, and fails
-    with the differences when it does not.
+    once when the restore failed. With ``require_identical`` (clean's rule,
+    :func:`backover.cleanup.guard.decide`) it also needs ``reports/verify.json`` to be newer than
+    the restore and to say ``identical``, and fails at once when waiting cannot help: the
+    migration was never frozen (``backover_restore`` has not run), the restore failed,
+    verification found differences.
 
     :param require_identical: also require a verification that found no difference (default
         False).

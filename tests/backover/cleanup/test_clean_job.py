@@ -241,7 +241,7 @@ def test_a_failed_forced_clean_does_not_let_a_plain_clean_through(
     assert migration.s3.get_json(migration.layout.clean_state)["guard"]["forced"] is True
     capsys.readouterr()
     assert main(migration.cli()) == 1
-    assert "the restore is running" in capsys.readouterr().err
+    assert "the migration was never frozen" in capsys.readouterr().err
     assert set(migration.segments) <= migration.keys() and before <= migration.keys()
 
 

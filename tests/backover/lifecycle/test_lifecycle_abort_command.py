@@ -28,6 +28,7 @@ def test_abort_command_gives_the_writes_back_and_deletes_nothing(
     master = server.uri("root", standin_password)
     with MongoClient(master) as root:
         root.admin.command("createUser", user, pwd=password, roles=[{"role": "readWrite", "db": db}])
+        root[db].items.insert_one({"_id": 0})  # the source holds the migrated database
     event = LifecycleEvent.from_dict(
         {
             "migration_id": f"ab-{tag}",
@@ -63,3 +64,55 @@ def test_abort_of_an_unknown_migration_is_a_usage_error(
     argv = ["abort", "--bucket", bucket, "--migration-id", "never-started", "--source-uri", "mongodb://h/"]
     assert main(argv) == 2
     assert "nothing to abort" in capsys.readouterr().err
+
+
+def test_abort_says_what_it_restored_and_what_it_left(
+    standins: dict[str, Any],
+    standin_password: str,
+    bucket: str,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A user whose prior roles were read-only gets read-only back, and abort says so instead of
+    claiming the writes are back; it says the change streams stay on, whether the replicator
+    stopped, and what to do next."""
+    from backover.state import ReplicatorCheckpoint
+
+    server = standins["documentdb"]
+    tag = uuid.uuid4().hex[:8]
+    reports, orders, user = f"ab{tag}_reports", f"ab{tag}_orders", f"app_{tag}"
+    master = server.uri("root", standin_password)
+    with MongoClient(master) as root:
+        prior = [{"role": "read", "db": reports}, {"role": "readWrite", "db": orders}]
+        root.admin.command("createUser", user, pwd=secrets.token_urlsafe(12), roles=prior)
+        for db in (reports, orders):
+            root[db].items.insert_one({"_id": 1})
+    event = LifecycleEvent.from_dict(
+        {
+            "migration_id": f"ab-{tag}",
+            "bucket": bucket,
+            "master_secret_id": "unused",
+            "app_user": user,
+            "databases": [reports],
+        }
+    )
+    start(event, source=DatabaseUri(master, documentdb=True))
+    layout = event.layout()
+    s3 = S3Objects(bucket)
+    s3.put_json(
+        layout.replicator_checkpoint, ReplicatorCheckpoint(event.migration_id, state="running").to_doc()
+    )
+
+    argv = ["abort", "--bucket", bucket, "--migration-id", event.migration_id, "--source-uri", master]
+    caplog.set_level("INFO", logger="backover")
+    assert main(argv) == 0
+    output = json.loads(capsys.readouterr().out)
+    assert output["roles_now"] == prior  # read back from the source after the change
+    assert (output["can_write"], output["cannot_write"]) == ([], [reports])
+    assert output["left"]["change_streams_left_on"] == [reports]
+    assert output["left"]["replicator_state"] == "running" and output["left"]["restore_state"] is None
+    log = caplog.text
+    assert f"it can write: none of the migrated databases; it cannot write: {reports}" in log
+    assert "the replicator is still running" in log and "asked to stop" in log
+    assert f"change streams stay on for {reports}" in log
+    assert "backover clean --force" in log and "new migration id" in log
