@@ -1,5 +1,5 @@
 """
-### Back Over: weekly rehearsal of a whole migration (`backover_rehearsal`)
+### Back Over: rehearsal of a whole migration (`backover_rehearsal`)
 
 Runs the lifecycle end to end on a **rehearsal environment**, so the real cut-over holds no
 surprise: `backover_start` -> a capture window while the application (or a load generator) keeps
@@ -12,9 +12,12 @@ logs are in that DAG's run.
 holds the previous rehearsal's data is not DocumentDB as of T0, so verification would fail: use
 *always* with *drop_target* there (the rehearsal MongoDB is scratch).
 
-**Paused when deployed**: unpause it only where its environment (Param `environment`, an Airflow
-Variable) points at rehearsal databases - the restore phase makes the microservices' user
-read-only there.
+**Only on a rehearsal environment**: Param `environment` (default `backover_rehearsal`) names an
+Airflow Variable whose `"purpose"` must be `"rehearsal"` (for example a DocumentDB cluster restored
+from a snapshot and a scratch MongoDB): the restore phase makes the microservices' user read-only
+there. An environment marked `"purpose": "production"`, or not marked, is refused at the first task,
+before anything runs. This DAG has no schedule, so triggering it (which unpauses it) never starts an
+extra run; `backover_rehearsal_weekly` schedules it.
 
 The **report** - duration of each phase and of its tasks, the write-freeze window (read-only to
 verified), events captured and replayed, throughput, verification result - goes to
@@ -33,6 +36,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, Param, TaskGroup, TriggerRule, chain
 
 from backover_airflow import dag_defaults as d
+from backover_airflow.config import REHEARSAL_VARIABLE
 from backover_airflow.operators.rehearsal import (
     MigrationFiguresOperator,
     RehearsalReportOperator,
@@ -65,7 +69,7 @@ with DAG(
     dag_id="backover_rehearsal",
     description=d.DESCRIPTIONS["backover_rehearsal"],
     doc_md=__doc__,
-    schedule="@weekly",
+    schedule=None,  # triggered by hand, or weekly by backover_rehearsal_weekly: never by unpausing
     start_date=d.START_DATE,
     catchup=False,
     is_paused_upon_creation=True,
@@ -88,7 +92,10 @@ with DAG(
             description="How long to keep capturing the application's writes (counted from T0) before the "
             "freeze.",
         ),
-        "environment": d.environment_param(),
+        "environment": d.environment_param(
+            default=REHEARSAL_VARIABLE,
+            note=' Its "purpose" must be "rehearsal": a rehearsal freezes the writes of the application there.',
+        ),
         "follow": d.follow_param(),
         "initial_sync": d.initial_sync_param(),
         "drop_target": d.drop_target_param(),

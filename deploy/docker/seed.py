@@ -113,10 +113,11 @@ def seed_all(config: SeedConfig, databases: bool = True) -> dict[str, Any]:
 
 
 def set_airflow_variable(value: dict[str, Any]) -> None:
-    """``airflow variables set backover <json>`` (the Variable holds no secret)."""
-    subprocess.run(
-        ["airflow", "variables", "set", "backover", json.dumps(value)], check=True, capture_output=True
-    )
+    """``airflow variables set backover <json>`` (the Variable holds no secret), and
+    ``backover_rehearsal``: the same environment marked ``"purpose": "rehearsal"`` (this compose
+    deployment is a sandbox, so the rehearsal DAG may freeze its application)."""
+    for name, doc in (("backover", value), ("backover_rehearsal", {**value, "purpose": "rehearsal"})):
+        subprocess.run(["airflow", "variables", "set", name, json.dumps(doc)], check=True, capture_output=True)
 
 
 def main() -> int:
@@ -135,7 +136,7 @@ def main() -> int:
     except (OSError, subprocess.CalledProcessError, BotoCoreError, ClientError, PyMongoError) as e:
         log.error("seeding failed: %s", type(e).__name__)
         return 1
-    log.info("Airflow Variable 'backover' set: %s", json.dumps(value, sort_keys=True))
+    log.info("Airflow Variables 'backover' and 'backover_rehearsal' set: %s", json.dumps(value, sort_keys=True))
     return 0
 
 

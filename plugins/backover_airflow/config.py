@@ -22,6 +22,12 @@ from backover.sync.config import DEFAULT_PARTITION_DOCUMENTS
 #: The Airflow Variable (JSON) that describes the environment; a DAG's ``environment`` Param can
 #: name another one (a rehearsal environment, say).
 DEFAULT_VARIABLE = "backover"
+#: The environment ``backover_rehearsal`` runs against unless told otherwise: its own Variable
+#: (e.g. a DocumentDB cluster restored from a snapshot and a scratch MongoDB).
+REHEARSAL_VARIABLE = "backover_rehearsal"
+#: What an environment is for (the Variable's optional ``purpose``): only a ``rehearsal``
+#: environment may be rehearsed (a rehearsal freezes the writes of the application there).
+PURPOSES = ("rehearsal", "production")
 #: Airflow connections (type ``mongo``) for the preflight checks.
 DOCUMENTDB_CONN_ID = "backover_documentdb"
 MONGODB_CONN_ID = "backover_mongodb"
@@ -72,6 +78,31 @@ def _optional(data: Mapping[str, Any], key: str, default: str) -> object:
     """An optional field: ``default`` when absent or null; an empty string stays empty."""
     value = data.get(key)
     return default if value is None else value
+
+
+def _purpose(data: Mapping[str, Any], name: str) -> str | None:
+    value = data.get("purpose")
+    if value is None:
+        return None
+    if value not in PURPOSES:
+        raise ConfigError(f"Variable {name!r}: 'purpose' must be one of {', '.join(PURPOSES)}, not {value!r}")
+    return str(value)
+
+
+def check_rehearsable(config: BackoverConfig) -> None:
+    """A rehearsal freezes the writes of the application it runs against: only an environment whose
+    Variable says ``"purpose": "rehearsal"`` may be rehearsed (one line otherwise)."""
+    if config.purpose == "production":
+        raise ConfigError(
+            f"environment {config.variable!r} is marked production: a rehearsal would freeze the writes of its "
+            'application; rehearse on a rehearsal environment (a Variable with "purpose": "rehearsal", e.g. '
+            f"{REHEARSAL_VARIABLE!r})"
+        )
+    if config.purpose != "rehearsal":
+        raise ConfigError(
+            f'environment {config.variable!r} is not marked as a rehearsal environment ("purpose": "rehearsal" '
+            "in its Variable): a rehearsal freezes the writes of the application there"
+        )
 
 
 def _worker_tag(data: Mapping[str, Any], name: str) -> dict[str, str] | None:
@@ -125,6 +156,8 @@ class BackoverConfig:
         default 86,400).
     :param heartbeat_max_age_seconds: a replicator heartbeat older than this is not healthy
         (default 300).
+    :param purpose: optional: ``rehearsal`` or ``production`` (:data:`PURPOSES`); only a
+        ``rehearsal`` environment may be rehearsed (:func:`check_rehearsable`).
     """
 
     bucket: str
@@ -139,6 +172,7 @@ class BackoverConfig:
     command_timeout_seconds: int = COMMAND_TIMEOUT_SECONDS
     heartbeat_max_age_seconds: int = HEARTBEAT_MAX_AGE_SECONDS
     worker_tag: dict[str, str] | None = None
+    purpose: str | None = None
     variable: str = DEFAULT_VARIABLE
 
     @classmethod
@@ -164,6 +198,7 @@ class BackoverConfig:
                 data, variable, "heartbeat_max_age_seconds", HEARTBEAT_MAX_AGE_SECONDS
             ),
             worker_tag=_worker_tag(data, variable),
+            purpose=_purpose(data, variable),
             variable=variable,
             # last, so a missing field is named before a malformed name
             bucket=_checked(variable, "bucket", check_bucket_name, _require(data, variable, "bucket", str)),

@@ -19,6 +19,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from airflow.providers.common.compat.sdk import AirflowSkipException
 from airflow.sdk import Param
 
 from backover.layout import MIGRATION_ID_RULE
@@ -46,7 +47,9 @@ DESCRIPTIONS = {
     "backover_clean": "3/3 After a verified restore: change streams off, captured segments deleted (backups "
     "kept)",
     "backover_abort": "Give the app its writes on DocumentDB back and stop the capture; deletes nothing",
-    "backover_rehearsal": "Weekly rehearsal of start, restore and clean; writes reports/rehearsal.json",
+    "backover_rehearsal": "Rehearsal of start, restore and clean on a rehearsal environment; writes "
+    "reports/rehearsal.json",
+    "backover_rehearsal_weekly": "Schedules backover_rehearsal once a week (paused when deployed)",
 }
 
 
@@ -102,14 +105,14 @@ def allow_missing_param() -> Param:
     )
 
 
-def environment_param() -> Param:
+def environment_param(default: str = DEFAULT_VARIABLE, note: str = "") -> Param:
     return Param(
-        DEFAULT_VARIABLE,
+        default,
         type="string",
         minLength=1,
         title="Environment",
         description="Name of the Airflow Variable (JSON) describing the environment: bucket, prefix, worker "
-        "instance id, Lambda names, secret ids (see `backover sandbox env`).",
+        "instance id, Lambda names, secret ids (see `backover sandbox env`)." + note,
     )
 
 
@@ -189,3 +192,13 @@ def proceed_unless_dry_run(params: dict[str, Any]) -> bool:
         log.info("Dry run: the checks passed; stopping here, nothing was changed")
         return False
     return True
+
+
+def scheduled_only(dag_run: Any) -> None:
+    """``backover_rehearsal_weekly``'s first task: only a scheduled run rehearses. A manual run (which
+    Airflow's trigger form also uses to unpause the DAG) skips everything after it."""
+    if str(getattr(dag_run, "run_type", "")) != "scheduled":
+        raise AirflowSkipException(
+            "a manual run of backover_rehearsal_weekly rehearses nothing: trigger backover_rehearsal to "
+            "rehearse now; this DAG only schedules it weekly"
+        )

@@ -27,7 +27,8 @@ def aws_env(state: SandboxState) -> dict[str, str]:
 
 
 def airflow_env(state: SandboxState, credentials: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """``AIRFLOW_CONN_*`` and ``AIRFLOW_VAR_BACKOVER`` for the sandbox.
+    """``AIRFLOW_CONN_*``, ``AIRFLOW_VAR_BACKOVER`` and ``AIRFLOW_VAR_BACKOVER_REHEARSAL`` (the same
+    environment, ``"purpose": "rehearsal"``) for the sandbox.
 
     ``credentials`` maps ``documentdb``/``mongodb`` to the master secret's JSON (read from the
     sandbox's Secrets Manager, never from a file).
@@ -48,9 +49,12 @@ def airflow_env(state: SandboxState, credentials: dict[str, dict[str, Any]]) -> 
     for label, secret in credentials.items():
         env[f"AIRFLOW_CONN_BACKOVER_{label.upper()}"] = json.dumps(mongo_connection(secret))
     # How SSM commands start backover on the worker (on AWS: the installed console script).
-    env["AIRFLOW_VAR_BACKOVER"] = json.dumps(
-        airflow_variable(state, poll_interval_seconds=2, backover_command=f"{sys.executable} -m backover")
+    variable = airflow_variable(
+        state, poll_interval_seconds=2, backover_command=f"{sys.executable} -m backover"
     )
+    env["AIRFLOW_VAR_BACKOVER"] = json.dumps(variable)
+    # The rehearsal DAG's own environment: the same sandbox, marked as one a rehearsal may freeze.
+    env["AIRFLOW_VAR_BACKOVER_REHEARSAL"] = json.dumps({**variable, "purpose": "rehearsal"})
     return env
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ NO_RETRY = {
     "start.run_start": "a phase DAG has its own retries",
     "restore.run_restore": "a phase DAG has its own retries",
     "clean.run_clean": "a phase DAG has its own retries",
+    "rehearsal.run_rehearsal": "a phase DAG has its own retries",
 }
 
 
@@ -53,8 +55,11 @@ def test_each_file_parses_into_one_dag_named_after_it(path: Path, airflow_home: 
     assert list(bag.dags) == [path.stem]
 
 
+REHEARSALS = ("backover_rehearsal", "backover_rehearsal_weekly")
+
+
 def test_every_dag_of_the_lifecycle_is_there(dags: dict[str, Any]) -> None:
-    assert set(dags) == {*LIFECYCLE, "backover_rehearsal"}
+    assert set(dags) == {*LIFECYCLE, *REHEARSALS}
 
 
 GUARD = r"""
@@ -126,7 +131,7 @@ def test_the_guard_catches_top_level_io(tmp_path: Path, airflow_home: Any) -> No
     assert all("at parse time" in error for error in result["errors"].values())
 
 
-@pytest.mark.parametrize("dag_id", [*LIFECYCLE, "backover_rehearsal"])
+@pytest.mark.parametrize("dag_id", [*LIFECYCLE, "backover_rehearsal", "backover_rehearsal_weekly"])
 class TestPolicy:
     def test_dag_is_documented_tagged_and_not_catching_up(self, dags: dict[str, Any], dag_id: str) -> None:
         dag = dags[dag_id]
@@ -166,9 +171,13 @@ class TestPolicy:
 
     def test_schedule(self, dags: dict[str, Any], dag_id: str) -> None:
         dag = dags[dag_id]
-        if dag_id == "backover_rehearsal":
+        if dag_id == "backover_rehearsal_weekly":
             assert dag.is_paused_upon_creation is True
             assert dag.schedule == "@weekly"
+        elif dag_id == "backover_rehearsal":
+            # triggering it unpauses it (Airflow's form): with no schedule that starts no extra run
+            assert dag.is_paused_upon_creation is True
+            assert dag.schedule is None
         else:
             assert dag.schedule is None, "lifecycle DAGs run only when a user triggers them"
 
@@ -391,3 +400,19 @@ def test_a_bad_variable_fails_every_lifecycle_task_at_once_with_one_reason(
     assert len(set(reasons.values())) == 1, reasons
     line = next(iter(reasons.values()))
     assert reason in line and "\n" not in line
+
+
+def test_the_weekly_rehearsal_only_schedules_backover_rehearsal_on_its_own_environment(
+    dags: dict[str, Any],
+) -> None:
+    from airflow.providers.common.compat.sdk import AirflowSkipException
+
+    from backover_airflow import dag_defaults as d
+
+    weekly = dags["backover_rehearsal_weekly"]
+    assert weekly.get_task("rehearsal.run_rehearsal").trigger_dag_id == "backover_rehearsal"
+    assert weekly.get_task("check.scheduled_only").downstream_task_ids == {"rehearsal.run_rehearsal"}
+    with pytest.raises(AirflowSkipException, match="trigger backover_rehearsal"):
+        d.scheduled_only(types.SimpleNamespace(run_type="manual"))
+    d.scheduled_only(types.SimpleNamespace(run_type="scheduled"))
+    assert dags["backover_rehearsal"].params["environment"] == "backover_rehearsal"

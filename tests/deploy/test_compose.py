@@ -160,9 +160,10 @@ def test_airflow_gets_the_environment_sandbox_env_prints(compose: dict[str, Any]
     names |= set(environment.airflow_env(state, credentials))
     for service in (*AIRFLOW, "backover-seed"):
         env = compose["services"][service]["environment"]
-        # The Variable comes from backover-seed (the worker's instance id is known only then).
-        assert names - {"AIRFLOW_VAR_BACKOVER"} <= set(env), service
-        assert "AIRFLOW_VAR_BACKOVER" not in env, "an env Variable would hide the one the seed writes"
+        # The Variables come from backover-seed (the worker's instance id is known only then).
+        seeded = {"AIRFLOW_VAR_BACKOVER", "AIRFLOW_VAR_BACKOVER_REHEARSAL"}
+        assert names - seeded <= set(env), service
+        assert not seeded & set(env), "an env Variable would hide the one the seed writes"
         aws = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])
         assert aws["extra"]["endpoint_url"] == env["AWS_ENDPOINT_URL"] == "http://moto:5000"
         for service_name in ("lambda", "ssm"):

@@ -162,3 +162,34 @@ def test_the_rehearsals_start_phase_gets_the_sync_params_checked(env: Migration)
     assert start_conf({}, conf)["initial_sync"] == "auto"
     with pytest.raises(AirflowFailException, match="initial_sync"):
         start_conf({"initial_sync": "sometimes"}, conf)
+
+
+@pytest.mark.parametrize(
+    ("purpose", "refused"),
+    [
+        pytest.param("production", "is marked production", id="production"),
+        pytest.param(None, "not marked as a rehearsal environment", id="unmarked"),
+    ],
+)
+def test_a_rehearsal_refuses_an_environment_that_is_not_a_rehearsal_one(
+    _airflow: None, migration: Migration, set_environment: Any, purpose: str | None, refused: str
+) -> None:
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    from backover_airflow.operators.rehearsal import rehearsal_conf
+
+    doc = environment(migration.layout.bucket, "i-1")
+    set_environment({**doc, **({"purpose": purpose} if purpose else {})}, name="backover_rehearsal")
+    with pytest.raises(AirflowFailException, match=refused) as failure:
+        rehearsal_conf({}, "20261202T000000")
+    assert "\n" not in str(failure.value)
+    set_environment({**doc, "purpose": "rehearsal"}, name="backover_rehearsal")
+    conf = rehearsal_conf({}, "20261202T000000")
+    assert conf["environment"] == "backover_rehearsal" and conf["migration_id"] == "rehearsal-20261202t000000"
+
+
+def test_a_purpose_outside_rehearsal_and_production_is_one_line(_airflow: None) -> None:
+    from backover_airflow.config import BackoverConfig, ConfigError
+
+    with pytest.raises(ConfigError, match="'purpose' must be one of rehearsal, production"):
+        BackoverConfig.from_mapping({**environment("bkt", "i-1"), "purpose": "staging"})

@@ -25,9 +25,10 @@ if TYPE_CHECKING:
 def rehearsal_conf(params: Mapping[str, Any], ts_nodash: str) -> dict[str, Any]:
     """The conf every phase of one rehearsal is triggered with (a fresh migration id per run)."""
     migration_id = params.get("migration_id") or f"rehearsal-{ts_nodash.lower()}"
-    environment = str(params.get("environment") or config.DEFAULT_VARIABLE)
+    environment = str(params.get("environment") or config.REHEARSAL_VARIABLE)
     try:
         env = config.BackoverConfig.from_variable(environment)
+        config.check_rehearsable(env)
         run = config.RunParams.from_params({**params, "migration_id": migration_id}, env)
     except config.ConfigError as e:
         raise AirflowFailException(str(e)) from e
