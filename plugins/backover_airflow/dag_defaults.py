@@ -47,8 +47,8 @@ DESCRIPTIONS = {
     "backover_clean": "3/3 After a verified restore: change streams off, captured segments deleted (backups "
     "kept)",
     "backover_abort": "Give the app its writes on DocumentDB back and stop the capture; deletes nothing",
-    "backover_rehearsal": "Rehearsal of start, restore and clean on a rehearsal environment; writes "
-    "reports/rehearsal.json",
+    "backover_rehearsal": "Rehearsal of start, restore and clean on a rehearsal environment, with its "
+    "report",
     "backover_rehearsal_weekly": "Schedules backover_rehearsal once a week (paused when deployed)",
 }
 
