@@ -131,6 +131,18 @@ class S3Objects:
         except ClientError as e:
             raise BackoverError(f"cannot list s3://{self.bucket}/{prefix}: {_code(e)}") from e
 
+    def list_folders(self, prefix: str) -> Iterator[str]:
+        """The names of the "folders" right under ``prefix`` (S3's common prefixes with delimiter
+        ``/``, without ``prefix`` and the trailing ``/``), in key order, page by page: one request
+        per 1,000 folders, however many keys each holds."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
+                for item in page.get("CommonPrefixes", []):
+                    yield item["Prefix"][len(prefix) :].removesuffix("/")
+        except ClientError as e:
+            raise BackoverError(f"cannot list s3://{self.bucket}/{prefix}: {_code(e)}") from e
+
     def delete_keys(self, keys: list[str]) -> int:
         """Delete in batches of 1,000; returns how many were deleted."""
         deleted = 0

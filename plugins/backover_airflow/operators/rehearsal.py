@@ -11,11 +11,12 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf
 
 from backover.s3objects import S3Objects
 from backover_airflow import config, report
 from backover_airflow.hooks.migration import MigrationHook
+from backover_airflow.ui import lag_history, links
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -60,7 +61,9 @@ def start_conf(params: Mapping[str, Any], conf: Mapping[str, Any]) -> dict[str, 
 
 class MigrationFiguresOperator(BaseOperator):
     """Read the counts the checkpoints hold (events captured and replayed, segments) before the clean
-    phase deletes them; returns them for the report (XCom).
+    phase deletes them; returns them for the report (XCom). Also records the lag history
+    (``reports/lag.json``, :func:`backover_airflow.ui.lag_history.record`) while the segments it is
+    read from still exist, for the report's page.
 
     :param migration_id: the migration (templated).
     :param aws_conn_id: AWS connection for S3 (default ``aws_default``).
@@ -75,10 +78,19 @@ class MigrationFiguresOperator(BaseOperator):
         self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, int | None]:
-        counts = report.figures(
-            MigrationHook(aws_conn_id=self.aws_conn_id).snapshot(_layout(context, self.migration_id))
-        )
+        layout = _layout(context, self.migration_id)
+        hook = MigrationHook(aws_conn_id=self.aws_conn_id)
+        snap = hook.snapshot(layout)
+        counts = report.figures(snap)
         self.log.info("Before clean-up: %s", json.dumps(counts, sort_keys=True))
+        lags = lag_history.record(hook.objects(layout), layout, snap.replicator, snap.restore)
+        self.log.info(
+            "Lag history: %d capture and %d restore points in s3://%s/%s",
+            len(lags.capture),
+            len(lags.restore),
+            layout.bucket,
+            layout.lag_history,
+        )
         return counts
 
 
@@ -151,6 +163,11 @@ class RehearsalReportOperator(BaseOperator):
         for line in report.summary_lines(result):
             self.log.info("%s", line)
         self.log.info("Report: s3://%s/%s", layout.bucket, key)
+        with config.failing_task():
+            environment = config.environment(context["params"]).variable  # as _layout read it
+        base_url = conf.get("api", "base_url", fallback="") or "http://localhost:8080"
+        page = links.page_url(base_url, links.REHEARSAL, environment, migration_id=self.migration_id)
+        self.log.info("Report page (the run's Migration tab): %s", page)
         if not result["passed"]:
             raise AirflowFailException(
                 f"rehearsal {self.migration_id} failed; see s3://{layout.bucket}/{key}"
