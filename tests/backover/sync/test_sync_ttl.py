@@ -15,7 +15,7 @@ from pymongo import MongoClient
 
 from backover import cli
 from backover.connections import DatabaseUri
-from backover.namespaces import Namespace
+from backover.namespaces import Namespace, parse_all
 from backover.sync import SyncConfig, run_sync
 from backover.sync.ttl import HELD, comparable, release
 from backover.verify.config import VerifyConfig
@@ -158,6 +158,7 @@ def test_verify_compares_a_held_ttl_index_as_the_sources_and_any_other_value_as_
         layout=world.layout,
         source=DatabaseUri(world.source_uri, documentdb=True),
         target=DatabaseUri(world.target_uri),
+        namespaces=parse_all([world.db]),  # the stand-ins are shared: other tests' databases are there too
         progress_seconds=60.0,
     )
     namespace = f"{world.db}.events"
