@@ -168,6 +168,7 @@ def airflow_aws_connection(
             "s3": {"endpoint_url": moto_server},
             "secretsmanager": {"endpoint_url": moto_server},
             "sts": {"endpoint_url": moto_server},
+            "logs": {"endpoint_url": moto_server},
         },
     }
     connection = {"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}

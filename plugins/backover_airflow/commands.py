@@ -15,8 +15,9 @@ from typing import Any
 from backover.replication.config import FOLLOW_DRAIN_POLL_SECONDS, FOLLOW_MAX_SECONDS
 from backover_airflow.config import BackoverConfig, ConfigError, RunParams
 
-#: SSM's ``StandardOutputContent`` keeps 24,000 characters; the script keeps the head and the tail
-#: of longer output so the final summary or error line is never cut off.
+#: SSM's ``StandardOutputContent`` keeps 24,000 characters; when the output does not go to
+#: CloudWatch Logs the script keeps the head and the tail of longer output so the final summary or
+#: error line is never cut off.
 OUTPUT_HEAD_BYTES = 6_000
 OUTPUT_TAIL_BYTES = 16_000
 BACKUP_LABELS = ("documentdb", "mongodb")
@@ -241,13 +242,17 @@ def command_line(config: BackoverConfig, argv: list[str]) -> str:
     return f"{config.backover_command} {shlex.join(argv)}"
 
 
-def shell_script(line: str) -> list[str]:
+def shell_script(line: str, live: bool = False) -> list[str]:
     """The ``AWS-RunShellScript`` commands that run ``line`` and report its output.
 
-    Output and errors are kept together in order; when they are longer than SSM keeps, the first
-    ``OUTPUT_HEAD_BYTES`` and the last ``OUTPUT_TAIL_BYTES`` are reported with a note of what was
-    left out. The script exits with the command's own status.
+    Output and errors are kept together in order. ``live`` (the output goes to CloudWatch Logs):
+    every line as soon as it is written, unbuffered, all of it; otherwise the output is reported
+    when the command ends and, when longer than SSM keeps, as its first ``OUTPUT_HEAD_BYTES`` and
+    last ``OUTPUT_TAIL_BYTES`` with a note of what was left out. The script exits with the
+    command's own status.
     """
+    if live:
+        return ["export PYTHONUNBUFFERED=1", f"{line} 2>&1"]
     return [
         'out="$(mktemp)" || exit 2',
         f'{line} >"$out" 2>&1',

@@ -9,6 +9,7 @@ time, never at parse time. Secrets themselves are never here: only their ids.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -131,6 +132,23 @@ def _positive(data: Mapping[str, Any], name: str, key: str, default: int) -> int
     return value
 
 
+#: CloudWatch Logs' rule for a log group name.
+_LOG_GROUP = re.compile(r"[.\-_/#A-Za-z0-9]{1,512}")
+
+
+def _log_group(data: Mapping[str, Any], name: str) -> str | None:
+    """The optional ``log_group``: a CloudWatch Logs group name, ``""`` (none) or absent/null (default)."""
+    value = data.get("log_group")
+    if value is None or value == "":
+        return value
+    if not isinstance(value, str) or not _LOG_GROUP.fullmatch(value):
+        raise ConfigError(
+            f"Variable {name!r}: 'log_group' must be a CloudWatch Logs group name (1 to 512 of "
+            f'A-Z a-z 0-9 . - _ / #) or "" for none, not {value!r}'
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class BackoverConfig:
     """One environment, as the Variable describes it (see ``backover sandbox env`` for an example).
@@ -158,6 +176,10 @@ class BackoverConfig:
         (default 300).
     :param purpose: optional: ``rehearsal`` or ``production`` (:data:`PURPOSES`); only a
         ``rehearsal`` environment may be rehearsed (:func:`check_rehearsable`).
+    :param log_group: optional CloudWatch Logs group that worker commands send their output to while
+        they run, streamed into the task log; None (default): ``/backover/<prefix>``
+        (:attr:`command_log_group`); ``""``: none, a command's output shows when it ends (SSM
+        keeps 24,000 characters of it).
     """
 
     bucket: str
@@ -174,6 +196,7 @@ class BackoverConfig:
     worker_tag: dict[str, str] | None = None
     purpose: str | None = None
     variable: str = DEFAULT_VARIABLE
+    log_group: str | None = None
 
     @classmethod
     def from_mapping(cls, data: Any, variable: str = DEFAULT_VARIABLE) -> BackoverConfig:
@@ -200,6 +223,7 @@ class BackoverConfig:
             worker_tag=_worker_tag(data, variable),
             purpose=_purpose(data, variable),
             variable=variable,
+            log_group=_log_group(data, variable),
             # last, so a missing field is named before a malformed name
             bucket=_checked(variable, "bucket", check_bucket_name, _require(data, variable, "bucket", str)),
             prefix=_checked(variable, "prefix", check_prefix, _optional(data, "prefix", defaults.PREFIX)),
@@ -218,6 +242,14 @@ class BackoverConfig:
         except json.JSONDecodeError as e:
             raise ConfigError(f"Airflow Variable {variable!r} is not JSON: {e.msg} at {e.pos}") from e
         return cls.from_mapping(data, variable)
+
+    @property
+    def command_log_group(self) -> str | None:
+        """The log group of worker commands' output: ``log_group``, by default ``/backover/<prefix>``
+        (``/backover`` for the bucket's top); None when the Variable says ``""``."""
+        if self.log_group is None:
+            return f"/backover/{self.prefix}" if self.prefix else "/backover"
+        return self.log_group or None
 
     def layout(self, migration_id: str) -> MigrationLayout:
         """The S3 keys of ``migration_id`` in this environment."""

@@ -38,6 +38,7 @@ NO_RESOURCE_LEVEL = {
     "ssm:CancelCommand",
     "ec2:DescribeInstances",
     "ec2:DescribeInstanceStatus",
+    "logs:DescribeLogGroups",  # the SSM agent looks its output's log group up before it writes
 }
 #: boto3 calls found in the code -> (IAM action, the roles that make the call).
 CALLS = {
@@ -61,6 +62,7 @@ CALLS = {
     "start_instances": ("ec2:StartInstances", ("airflow",)),
     "stop_instances": ("ec2:StopInstances", ("airflow",)),
     "invoke": ("lambda:InvokeFunction", ("airflow",)),
+    "get_log_events": ("logs:GetLogEvents", ("airflow",)),
 }
 #: What the Amazon provider's operators/sensors the DAGs use call (not visible to a grep of our code).
 PROVIDER_CALLS = {

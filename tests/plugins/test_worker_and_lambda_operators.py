@@ -236,14 +236,15 @@ def test_deferred_command_ends_in_execute_complete_with_its_output(
     exit_code: int,
     reason: str,
 ) -> None:
-    """The trigger runs to the end against the runner; execute_complete logs the output and decides."""
+    """The trigger runs to the end against the runner (streaming the output into the log);
+    execute_complete decides."""
     from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
     operator = _operator(command, deferrable=True)
+    task_log(capfd)
     event = _fire(_deferred(operator))
     assert event["status"] == "ended", event
     assert event["invocation"]["Status"] == status and event["invocation"]["ResponseCode"] == exit_code
-    task_log(capfd)
     resumed = _operator(command, deferrable=True)  # the task resumes in a new process: a new operator
     if status == "Success":
         result = resumed.execute_complete({}, event)

@@ -1,4 +1,5 @@
-"""Progress lines in the log every few seconds: segments and events done, events/s, ETA."""
+"""Progress lines in the log every few seconds: segments, events done of the total (percent),
+events/s, ETA (:func:`backover.progress.amount`)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,9 @@ import logging
 import time
 from collections.abc import Callable
 
+from backover.progress import amount
+
 log = logging.getLogger("backover.restore")
-
-
-def eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    seconds = int(seconds + 0.5)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
 
 
 class Progress:
@@ -65,17 +57,11 @@ class Progress:
         elapsed = self.clock() - self.started
         return self.events / elapsed if elapsed > 0 else 0.0
 
-    def remaining_seconds(self) -> float | None:
-        left = self.total_events - self.events_before - self.events
-        if self.total_events <= 0 or self.rate <= 0:
-            return None
-        return max(0.0, left / self.rate)
-
     def line(self) -> str:
-        total = f"/{self.total_events - self.events_before:,}" if self.total_events else ""
+        total = self.total_events - self.events_before if self.total_events else 0
         return (
-            f"restore: segment {self.segment}/{self.total_segments}, {self.events:,}{total} events "
-            f"this run, {self.rate:,.0f} events/s, ETA {eta(self.remaining_seconds())}"
+            f"restore: segment {self.segment}/{self.total_segments}; this run "
+            f"{amount(self.events, total, self.rate, 'events')}"
         )
 
     def extend(self, total_segments: int, total_events: int) -> None:

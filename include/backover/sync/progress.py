@@ -1,5 +1,6 @@
-"""Progress lines of the copy, per collection: documents copied of the estimate, documents/s,
-MiB/s and the time left at that rate (``--progress-seconds``)."""
+"""Progress lines of the copy, per collection: documents copied of the estimate (percent),
+documents/s, the time left at that rate (:func:`backover.progress.amount`) and MiB/s
+(``--progress-seconds``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from backover.progress import amount
 
 log = logging.getLogger("backover.sync")
 
@@ -61,15 +64,7 @@ class Progress:
         c = self._of(ns)
         elapsed = max(self._now() - (c.started if c.started is not None else self._now()), 1e-9)
         rate = c.copied / elapsed
-        percent = 100.0 * c.done / c.total if c.total else 100.0
-        left = max(c.total - c.done, 0)
-        if final or left == 0:
-            eta = "0s"
-        elif rate > 0:
-            eta = f"{left / rate:,.0f}s"
-        else:
-            eta = "unknown"
         return (
-            f"sync {ns}: {c.done:,}/{c.total:,} documents ({percent:.1f}%), {rate:,.0f} documents/s, "
-            f"{c.copied_bytes / MIB / elapsed:.2f} MiB/s, ETA {eta}"
+            f"sync {ns}: {amount(c.done, c.total, rate, 'documents', final=final)}, "
+            f"{c.copied_bytes / MIB / elapsed:.2f} MiB/s"
         )

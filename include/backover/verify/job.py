@@ -55,6 +55,7 @@ def _run_full(config: VerifyConfig, s3: S3Objects) -> VerifyReport:
         try:
             pairs = namespaces(source, target, config.namespaces)
             log.info("verify: %d namespace(s) of %s against %s", len(pairs), config.source, config.target)
+            progress.expect(sum(source[db][coll].estimated_document_count() for db, coll in pairs))
             reports = []
             for db, coll in pairs:
                 compared = compare_namespace(

@@ -4,9 +4,13 @@
 at run time (:mod:`backover_airflow.commands`), sends it with the provider's :class:`SsmHook`, and
 waits in :class:`~backover_airflow.triggers.worker.WorkerCommandTrigger`: in the triggerer with
 ``deferrable=True`` (no worker slot is held while a restore runs for hours), in the worker slot
-otherwise. Either way the trigger's event comes back to :meth:`WorkerCommandOperator.execute_complete`,
-the one place that writes the command's own output (its progress lines, its summary, its one-line
-error) into the task log and decides the task's outcome.
+otherwise. The command's output goes to the environment's CloudWatch Logs group
+(``CloudWatchOutputConfig``, the Variable's ``log_group``, by default ``/backover/<prefix>``) and
+the trigger streams it into the task log while the command runs: its progress lines show as they
+come, all of them. Either way the trigger's event comes back to
+:meth:`WorkerCommandOperator.execute_complete`, the one place that decides the task's outcome
+(with the command's last line as the reason of a failure); without a log group it also writes the
+output SSM kept (head and tail of a long one) into the task log there.
 """
 
 from __future__ import annotations
@@ -110,15 +114,21 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
         # What SSM's console lists: the command, the migration and its own option values (the
         # backup's label, the copied partition).
         named = "".join(f" {value}" for value in self.options.values() if isinstance(value, str))
-        send_kwargs = {
+        log_group = env.command_log_group
+        send_kwargs: dict[str, Any] = {
             "DocumentName": DOCUMENT,
             "InstanceIds": [instance_id],
             "Comment": f"backover {commands.title(self.command)} {run.migration_id}{named}"[:100],
             "Parameters": {
-                "commands": commands.shell_script(line),
+                "commands": commands.shell_script(line, live=log_group is not None),
                 "executionTimeout": [str(env.command_timeout_seconds)],
             },
         }
+        if log_group is not None:
+            send_kwargs["CloudWatchOutputConfig"] = {
+                "CloudWatchLogGroupName": log_group,
+                "CloudWatchOutputEnabled": True,
+            }
         self.log.info("Running on worker %s: %s", instance_id, line)
         command_id = self._send(instance_id, send_kwargs, delay)
         trigger = WorkerCommandTrigger(
@@ -128,6 +138,7 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
             waiter_delay=delay,
             waiter_max_attempts=self.waiter_max_attempts
             or default_max_attempts(env.command_timeout_seconds, delay),
+            log_group=log_group,
             aws_conn_id=self.aws_conn_id,
             region_name=self.region_name,
             verify=self.verify,
@@ -135,11 +146,14 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
         )
         how = "in the triggerer" if self.deferrable else "in this worker slot"
         self.log.info(
-            "Waiting %s for SSM command %s: a look every %g s, at most %d looks",
+            "Waiting %s for SSM command %s: a look every %g s, at most %d looks; %s",
             how,
             command_id,
             trigger.waiter_delay,
             trigger.waiter_max_attempts,
+            f"its output streams in from CloudWatch Logs group {log_group} as it runs"
+            if log_group is not None
+            else "its output shows when it ends (no CloudWatch log group)",
         )
         if self.deferrable:
             self.defer(trigger=trigger, method_name="execute_complete")
@@ -154,7 +168,7 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
             raise AirflowException(
                 f"{event['message']}; {cancel_command(self.hook, event['command_id'], self.log)}"
             )
-        return self._finish(event["invocation"])
+        return self._finish(event["invocation"], event.get("output"))
 
     def _send(self, instance_id: str, send_kwargs: dict[str, Any], delay: float) -> str:
         """SendCommand, waiting (at most :data:`AGENT_WAIT_SECONDS`) while a just-started worker's
@@ -175,10 +189,20 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
             self.log.info("SSM command %s sent", self._command_id)
             return str(self._command_id)
 
-    def _finish(self, invocation: dict[str, Any]) -> dict[str, Any]:
-        """Log the command's output; return a summary, or fail the task with the reason."""
+    def _finish(self, invocation: dict[str, Any], output: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Log the command's output (unless it was streamed: ``output`` is its summary); return a
+        summary, or fail the task with the reason."""
         status, code = invocation["Status"], invocation.get("ResponseCode", -1)
-        self.log_output(invocation)
+        if output is not None:
+            self.log.info(
+                "---- the %d lines of output of backover %s are above, as they came (CloudWatch Logs "
+                "group %s) ----",
+                output["lines"],
+                commands.title(self.command),
+                output["log_group"],
+            )
+        else:
+            self.log_output(invocation)
         result = {
             "command_id": invocation.get("CommandId", self._command_id),
             "instance_id": invocation.get("InstanceId", self._instance_id),
@@ -189,9 +213,12 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
         if status == "Success":
             self.log.info("backover %s succeeded on %s", commands.title(self.command), result["instance_id"])
             return result
-        reason = last_line(invocation.get("StandardOutputContent", "")) or last_line(
-            invocation.get("StandardErrorContent", "")
-        )
+        if output is not None:
+            reason = output["last_line"] or output["last_error_line"]
+        else:
+            reason = last_line(invocation.get("StandardOutputContent", "")) or last_line(
+                invocation.get("StandardErrorContent", "")
+            )
         message = (
             f"backover {commands.title(self.command)} {status.lower()} on {result['instance_id']} "
             f"(exit {code}): {reason}"

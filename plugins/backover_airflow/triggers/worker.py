@@ -1,4 +1,5 @@
-"""The wait for one ``backover`` command on the worker: SSM ``GetCommandInvocation`` until it ends.
+"""The wait for one ``backover`` command on the worker: SSM ``GetCommandInvocation`` until it ends,
+its output streamed into the task log meanwhile.
 
 :class:`WorkerCommandTrigger` is where a :class:`~backover_airflow.operators.worker.WorkerCommandOperator`
 waits, in the triggerer (``deferrable=True``) or, run to its event by :meth:`~WorkerCommandTrigger.wait_here`,
@@ -8,11 +9,25 @@ boto3 is synchronous, so each look runs in a thread (the provider's own ``SsmRun
 needs aiobotocore, which Back Over does not install). It fires one event, which the operator's
 ``execute_complete`` turns into the task's outcome:
 
-* ``ended``: the invocation reached a terminal status; the event carries its status, exit code and
-  output (:data:`INVOCATION_FIELDS`);
+* ``ended``: the invocation reached a terminal status; the event carries its status and exit code
+  (:data:`INVOCATION_FIELDS`) and either ``output`` (the summary of what was streamed from
+  CloudWatch: its lines, the last one) or, without CloudWatch, the output SSM kept;
 * ``gave_up``: ``waiter_max_attempts`` looks saw the command still pending or running;
 * ``error``: SSM refused a look (``InvocationDoesNotExist`` just after ``SendCommand`` counts as
   pending, as SSM reports a new invocation a moment late).
+
+Live output: with ``log_group`` (the command was sent with ``CloudWatchOutputConfig``) each look
+also reads the lines the command wrote since the last one from CloudWatch Logs
+(:class:`~backover_airflow.hooks.worker.CommandOutput`) and logs them, ``| line`` (its output) and
+``! line`` (SSM's own errors), so they show in the task log while the command runs: in the worker
+slot the trigger's log is the task's; in the triggerer, Airflow 3 writes a trigger's log to the
+task's log (``<task log>.trigger.<triggerer job id>.log``, served by the triggerer's log server
+while the task is deferred), and the task log view shows it with the task's own lines. All of the
+output is logged this way, nothing cut; after the command ends the streams are read once more
+(:data:`SETTLE_SECONDS` later) for what the agent sent last. A trigger that moves to another
+triggerer (restart) reads the output from the start again, into that triggerer's log file. When
+CloudWatch holds nothing of a command that printed something (the worker's role may not write
+there) or refuses the read, the event carries what SSM kept, with a warning.
 
 A user who kills the deferred task (mark failed or success, clear) runs :meth:`~WorkerCommandTrigger.on_kill`,
 which cancels the command. ``cleanup`` does not: it also runs when a triggerer restarts and the
@@ -26,27 +41,27 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
 from airflow.providers.amazon.aws.hooks.ssm import SsmHook
 from airflow.triggers.base import TriggerEvent
 from botocore.exceptions import ClientError
 
+from backover_airflow.hooks.worker import CommandOutput
 from backover_airflow.triggers.base import AwsConnectionTrigger
 
 #: Invocation statuses after which SSM reports nothing new.
 TERMINAL = frozenset({"Success", "Failed", "Cancelled", "TimedOut"})
-#: What an ``ended`` event keeps of the invocation.
-INVOCATION_FIELDS = (
-    "CommandId",
-    "InstanceId",
-    "Status",
-    "StatusDetails",
-    "ResponseCode",
-    "StandardOutputContent",
-    "StandardErrorContent",
-)
+#: What an ``ended`` event keeps of the invocation (the output SSM kept only without CloudWatch).
+INVOCATION_FIELDS = ("CommandId", "InstanceId", "Status", "StatusDetails", "ResponseCode")
+SSM_OUTPUT_FIELDS = ("StandardOutputContent", "StandardErrorContent")
 ENDED, GAVE_UP, ERROR = "ended", "gave_up", "error"
-#: How often a long command's progress is noted in the log while it runs.
+#: How often a long command is noted in the log while it runs and prints nothing new.
 STILL_RUNNING_EVERY_SECONDS = 60
+#: After the command ended, the output is read once more this much later: SSM's agent may send
+#: its last lines a moment after it reports the end.
+SETTLE_SECONDS = 1.0
+#: How a line of each stream is marked in the task log.
+MARKS = {"stdout": "|", "stderr": "!"}
 
 
 def error_code(e: ClientError) -> str:
@@ -89,6 +104,8 @@ class WorkerCommandTrigger(AwsConnectionTrigger):
     :param instance_id: the worker it runs on.
     :param waiter_delay: seconds between two looks.
     :param waiter_max_attempts: how many looks before giving up.
+    :param log_group: the CloudWatch Logs group the command sends its output to, streamed into the
+        log at each look (default None: the output SSM kept comes with the event).
     :param aws_conn_id: AWS connection for SSM (default ``aws_default``; None = boto3's own settings).
     :param region_name: AWS region (default: the connection's).
     :param verify: TLS verification (default: boto3's).
@@ -103,6 +120,7 @@ class WorkerCommandTrigger(AwsConnectionTrigger):
         instance_id: str,
         waiter_delay: float,
         waiter_max_attempts: int,
+        log_group: str | None = None,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         verify: bool | str | None = None,
@@ -116,6 +134,7 @@ class WorkerCommandTrigger(AwsConnectionTrigger):
         self.instance_id = instance_id
         self.waiter_delay = waiter_delay
         self.waiter_max_attempts = waiter_max_attempts
+        self.log_group = log_group
 
     def own_kwargs(self) -> dict[str, Any]:
         return {
@@ -124,6 +143,7 @@ class WorkerCommandTrigger(AwsConnectionTrigger):
             "instance_id": self.instance_id,
             "waiter_delay": self.waiter_delay,
             "waiter_max_attempts": self.waiter_max_attempts,
+            "log_group": self.log_group,
         }
 
     def hook(self) -> SsmHook:
@@ -148,9 +168,48 @@ class WorkerCommandTrigger(AwsConnectionTrigger):
                 raise
             return {"Status": "Pending"}
 
+    def output(self) -> CommandOutput | None:
+        """The command's output in CloudWatch Logs, None without ``log_group``."""
+        if self.log_group is None:
+            return None
+        return CommandOutput(
+            AwsLogsHook(**self.hook_kwargs()), self.log_group, self.command_id, self.instance_id
+        )
+
+    async def _forward(self, output: CommandOutput) -> int:
+        """Log the lines the command wrote since the last look; how many."""
+        refused = output.refused
+        lines = await asyncio.to_thread(output.read)
+        for stream, line in lines:
+            self.log.info("%s %s", MARKS[stream], line)
+        if output.refused is not None and refused is None:
+            self.log.warning(
+                "Cannot read the output of backover %s from CloudWatch Logs group %s (%s): it shows "
+                "when the command ends, as much as SSM keeps",
+                self.command,
+                output.log_group,
+                output.refused,
+            )
+        return len(lines)
+
+    def _ended(self, invocation: dict[str, Any], output: CommandOutput | None) -> TriggerEvent:
+        fields = {k: invocation[k] for k in INVOCATION_FIELDS if k in invocation}
+        kept = {k: invocation[k] for k in SSM_OUTPUT_FIELDS if k in invocation}
+        if output is not None and output.refused is None and (output.lines or not any(kept.values())):
+            return self._event(ENDED, invocation=fields, output=output.summary())
+        if output is not None and output.refused is None:
+            self.log.warning(
+                "CloudWatch Logs group %s holds no output of SSM command %s (may the worker's "
+                "instance role write there?): what SSM kept follows, at most 24,000 characters",
+                output.log_group,
+                self.command_id,
+            )
+        return self._event(ENDED, invocation={**fields, **kept})
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self.hook()
-        started = noted = time.monotonic()
+        output = self.output()
+        started = quiet_since = time.monotonic()
         status = "Pending"
         for attempt in range(1, self.waiter_max_attempts + 1):
             try:
@@ -163,20 +222,26 @@ class WorkerCommandTrigger(AwsConnectionTrigger):
                 )
                 return
             status = str(invocation.get("Status", "Pending"))
+            if output is not None and await self._forward(output):
+                quiet_since = time.monotonic()
             if status in TERMINAL:
-                yield self._event(
-                    ENDED, invocation={k: invocation[k] for k in INVOCATION_FIELDS if k in invocation}
-                )
+                if output is not None:
+                    await asyncio.sleep(SETTLE_SECONDS)
+                    await self._forward(output)
+                yield self._ended(invocation, output)
                 return
             now = time.monotonic()
-            if now - noted >= STILL_RUNNING_EVERY_SECONDS:
-                noted = now
+            if now - quiet_since >= STILL_RUNNING_EVERY_SECONDS:
+                quiet_since = now
                 self.log.info(
-                    "backover %s is %s on %s after %.0f s (its output shows when it ends)",
+                    "backover %s is %s on %s after %.0f s (%s)",
                     self.command,
                     status,
                     self.instance_id,
                     now - started,
+                    "no new output for a while"
+                    if output is not None
+                    else "no CloudWatch log group: its output shows when it ends",
                 )
             if attempt < self.waiter_max_attempts:
                 await asyncio.sleep(self.waiter_delay)

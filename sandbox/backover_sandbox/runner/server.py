@@ -9,7 +9,10 @@ connection's ``extra.service_config``). Routes:
 * ``/_runner/functions[/{name}]``: the function registry's admin endpoints.
 
 Run it with ``python -m backover_sandbox.runner --port 4599 --registry lambdas.json
---ec2-endpoint http://127.0.0.1:5000 --workdir .``. One log line per request, never a body.
+--ec2-endpoint http://127.0.0.1:5000 --workdir .``. One log line per request, never a body. A
+command sent with ``CloudWatchOutputConfig`` writes its output to CloudWatch Logs at
+``--logs-endpoint`` (default ``$AWS_ENDPOINT_URL_LOGS``, ``$AWS_ENDPOINT_URL``, else the EC2
+endpoint: moto serves both in the sandbox).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import parse_qsl, urlsplit
 
+from .cloudwatch import CloudWatchLogs
 from .ec2_check import InstanceChecker
 from .lambda_api import LambdaService
 from .procs import ProcessTracker
@@ -60,6 +64,19 @@ class RunnerConfig:
     workdir: Path = field(default_factory=Path.cwd)
     account_id: str = DEFAULT_ACCOUNT_ID
     region: str = "us-east-1"
+    #: CloudWatch Logs for commands' output (:func:`resolve_logs_endpoint`); None: the EC2 endpoint's.
+    logs_endpoint: str | None = None
+
+
+def resolve_logs_endpoint(explicit: str | None, ec2_endpoint: str | None) -> str | None:
+    """Where commands' output goes: ``explicit``, else boto3's own ``AWS_ENDPOINT_URL_LOGS`` /
+    ``AWS_ENDPOINT_URL``, else the EC2 endpoint (moto's server serves CloudWatch Logs too)."""
+    return (
+        explicit
+        or os.environ.get("AWS_ENDPOINT_URL_LOGS")
+        or os.environ.get("AWS_ENDPOINT_URL")
+        or ec2_endpoint
+    )
 
 
 class RunnerServer(ThreadingHTTPServer):
@@ -81,7 +98,11 @@ class RunnerServer(ThreadingHTTPServer):
             self.registry, self.tracker, account_id=config.account_id, default_region=config.region
         )
         self.ssm_service = SsmService(
-            CommandStore(self.tracker), InstanceChecker(config.ec2_endpoint, config.account_id), workdir
+            CommandStore(
+                self.tracker, CloudWatchLogs(resolve_logs_endpoint(config.logs_endpoint, config.ec2_endpoint))
+            ),
+            InstanceChecker(config.ec2_endpoint, config.account_id),
+            workdir,
         )
         if config.ec2_endpoint is None:
             log.warning("no EC2 endpoint: SendCommand checks instance id format only")
@@ -257,6 +278,7 @@ def start_in_thread(
     workdir: Path | None = None,
     account_id: str = DEFAULT_ACCOUNT_ID,
     region: str = "us-east-1",
+    logs_endpoint: str | None = None,
 ) -> tuple[RunnerServer, int]:
     """Start a runner serving in a daemon thread; return it and its port (``port=0`` picks one).
 
@@ -270,6 +292,7 @@ def start_in_thread(
         workdir=workdir or Path.cwd(),
         account_id=account_id,
         region=region,
+        logs_endpoint=logs_endpoint,
     )
     server = RunnerServer(config)
     thread = threading.Thread(target=server.serve_forever, name="backover-runner", daemon=True)
@@ -291,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--ec2-endpoint",
         default=os.environ.get("AWS_ENDPOINT_URL_EC2") or os.environ.get("AWS_ENDPOINT_URL"),
         help="EC2 endpoint (moto) used to check SSM instance ids (default $AWS_ENDPOINT_URL_EC2)",
+    )
+    parser.add_argument(
+        "--logs-endpoint",
+        help="CloudWatch Logs endpoint for commands' output (default $AWS_ENDPOINT_URL_LOGS, "
+        "$AWS_ENDPOINT_URL, else the EC2 endpoint)",
     )
     parser.add_argument("--workdir", type=Path, default=Path.cwd(), help="default SSM working directory")
     parser.add_argument("--account-id", default=DEFAULT_ACCOUNT_ID, help="account id used in ARNs")
@@ -318,6 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         workdir=args.workdir,
         account_id=args.account_id,
         region=args.region,
+        logs_endpoint=args.logs_endpoint,
     )
     try:
         server = RunnerServer(config)

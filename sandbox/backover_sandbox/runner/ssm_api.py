@@ -2,7 +2,8 @@
 
 ``POST /`` with ``X-Amz-Target: AmazonSSM.<Operation>`` and a JSON body. Supported operations:
 ``SendCommand`` (document ``AWS-RunShellScript`` only, parameters ``commands``,
-``workingDirectory``, ``executionTimeout``), ``GetCommandInvocation``,
+``workingDirectory``, ``executionTimeout``; ``CloudWatchOutputConfig`` sends the output to
+CloudWatch Logs while the command runs, see ``cloudwatch.py``), ``GetCommandInvocation``,
 ``ListCommandInvocations``, ``ListCommands`` and ``CancelCommand``. Anything else answers
 ``UnknownOperationException``, so a client sees at once what the runner does not do.
 """
@@ -31,6 +32,7 @@ DEFAULT_EXECUTION_TIMEOUT = 3600
 MAX_EXECUTION_TIMEOUT = 172_800
 DEFAULT_DELIVERY_TIMEOUT = 3600
 _FILTER_KEYS = {"InvokedAfter", "InvokedBefore", "Status", "ExecutionStage", "DocumentName"}
+_LOG_GROUP = re.compile(r"^[.\-_/#A-Za-z0-9]{1,512}$")
 
 Operation = Callable[[dict[str, Any], str], dict[str, Any]]
 
@@ -103,6 +105,7 @@ class SsmService:
         workdir = self.default_workdir
         if parameters.get("workingDirectory") and parameters["workingDirectory"][0].strip():
             workdir = (self.default_workdir / parameters["workingDirectory"][0].strip()).resolve()
+        cloudwatch = _cloudwatch_output_config(body.get("CloudWatchOutputConfig"))
         self.checker.check(instance_ids, region)
         echo = {
             key: body[key]
@@ -127,6 +130,8 @@ class SsmService:
             working_directory=workdir,
             script="\n".join(parameters["commands"]),
             echo=echo,
+            cloudwatch=cloudwatch,
+            region=region,
         )
         document = self.store.command_document(command)
         self.store.start(command)
@@ -232,6 +237,27 @@ def _instance_ids(body: dict[str, Any]) -> list[str]:
     if len(set(instance_ids)) != len(instance_ids):
         raise AwsError("DuplicateInstanceId", "")
     return list(instance_ids)
+
+
+def _cloudwatch_output_config(raw: Any) -> dict[str, Any]:
+    """Validate ``CloudWatchOutputConfig``; its echo (``CloudWatchOutputEnabled`` False when absent)."""
+    if raw is None:
+        return {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False}
+    if not isinstance(raw, dict) or set(raw) - {"CloudWatchLogGroupName", "CloudWatchOutputEnabled"}:
+        raise AwsError("ValidationException", "CloudWatchOutputConfig: unknown member")
+    enabled = raw.get("CloudWatchOutputEnabled", False)
+    group = raw.get("CloudWatchLogGroupName", "")
+    if not isinstance(enabled, bool):
+        raise AwsError(
+            "ValidationException", "CloudWatchOutputConfig.CloudWatchOutputEnabled must be a boolean"
+        )
+    if not isinstance(group, str) or (group and not _LOG_GROUP.match(group)):
+        raise AwsError(
+            "ValidationException",
+            "CloudWatchOutputConfig.CloudWatchLogGroupName: Member must satisfy regular expression "
+            "pattern: [\\.\\-_/#A-Za-z0-9]+ and have length less than or equal to 512",
+        )
+    return {"CloudWatchLogGroupName": group, "CloudWatchOutputEnabled": enabled}
 
 
 def _parameters(raw: Any) -> dict[str, list[str]]:

@@ -4,7 +4,8 @@ An invocation goes ``Pending`` -> ``InProgress`` -> ``Success`` | ``Failed`` | `
 ``Cancelled`` (``Cancelling`` while a cancel is being carried out), with the ``StatusDetails``
 and ``ResponseCode`` the SSM agent reports: the script's exit code, ``-1`` before it ran, and 137
 (SIGKILL) when the runner killed it for a timeout or a cancel. Output is kept in full in memory
-and cut to SSM's sizes when reported.
+and cut to SSM's sizes when reported; with ``CloudWatchOutputConfig`` it also goes to CloudWatch
+Logs line by line while the command runs (``cloudwatch.py``), all of it before the end is reported.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import os
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from .cloudwatch import CloudWatchLogs, CommandOutput, default_group
 from .procs import ProcessTracker, kill_group
 from .protocol import iso_duration, iso_millis, utc_now
 
@@ -33,6 +36,9 @@ STOPPED_EXIT_CODE = 137  # the agent's exit code for a command it killed (timeou
 TERMINAL = frozenset({"Success", "Failed", "TimedOut", "Cancelled"})
 ERROR_STATES = frozenset({"Failed", "TimedOut"})
 MAX_KEPT_COMMANDS = 1_000
+#: How long the output pipes may stay open after a killed command (a child that kept them).
+KILLED_OUTPUT_SECONDS = 5
+_NO_CLOUDWATCH = {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False}
 _ERROR_TITLE = "\n----------ERROR-------\n"
 _TRUNCATED = "\n---Output truncated---"
 
@@ -84,6 +90,15 @@ class Command:
     echo: dict[str, Any] = field(default_factory=dict)
     invocations: dict[str, Invocation] = field(default_factory=dict)
     cancel_requested: bool = False
+    cloudwatch: dict[str, Any] = field(default_factory=lambda: dict(_NO_CLOUDWATCH))
+    region: str = "us-east-1"
+
+    @property
+    def log_group(self) -> str | None:
+        """The CloudWatch Logs group the output goes to, None when not asked for."""
+        if not self.cloudwatch.get("CloudWatchOutputEnabled"):
+            return None
+        return str(self.cloudwatch.get("CloudWatchLogGroupName") or default_group(self.document_name))
 
     def status(self) -> tuple[str, str]:
         """Return the command-level ``(Status, StatusDetails)`` from its invocations."""
@@ -103,11 +118,23 @@ class Command:
         return "Failed", "Failed"
 
 
+def _read(pipe: IO[bytes] | None, chunks: list[bytes], stream: str, output: CommandOutput | None) -> None:
+    """Read one output pipe to its end, line by line, keeping every byte and sending each line."""
+    if pipe is None:
+        return
+    with pipe:
+        for raw in iter(pipe.readline, b""):
+            chunks.append(raw)
+            if output is not None:
+                output.line(stream, raw.decode("utf-8", "replace"))
+
+
 class CommandStore:
     """Thread-safe in-memory store of commands, and the threads that run them."""
 
-    def __init__(self, tracker: ProcessTracker) -> None:
+    def __init__(self, tracker: ProcessTracker, logs: CloudWatchLogs | None = None) -> None:
         self.tracker = tracker
+        self.logs = logs or CloudWatchLogs(None)
         self._lock = threading.RLock()
         self._commands: dict[str, Command] = {}
 
@@ -126,6 +153,8 @@ class CommandStore:
         working_directory: Path,
         script: str,
         echo: dict[str, Any],
+        cloudwatch: dict[str, Any] | None = None,
+        region: str = "us-east-1",
     ) -> Command:
         """Record a new command (all invocations ``Pending``); :meth:`start` runs it."""
         command = Command(
@@ -142,6 +171,8 @@ class CommandStore:
             script=script,
             echo=echo,
             invocations={instance_id: Invocation(instance_id) for instance_id in instance_ids},
+            cloudwatch=dict(cloudwatch or _NO_CLOUDWATCH),
+            region=region,
         )
         with self._lock:
             self._commands[command.command_id] = command
@@ -214,6 +245,12 @@ class CommandStore:
         invocation.finished = utc_now()
         invocation.proc = None
 
+    def _output(self, command: Command, invocation: Invocation) -> CommandOutput | None:
+        group = command.log_group
+        if group is None:
+            return None
+        return self.logs.output(group, command.region, command.command_id, invocation.instance_id)
+
     def _run(self, command: Command, invocation: Invocation) -> None:
         """Run the script for one instance and record the outcome."""
         with self._lock:
@@ -221,19 +258,32 @@ class CommandStore:
                 return
             invocation.status = invocation.status_details = "InProgress"
             invocation.started = utc_now()
+        output = self._output(command, invocation)
         workdir = command.working_directory
         if not workdir.is_dir():
+            message = f"failed to run commands: working directory {workdir} does not exist"
+            if output is not None:
+                output.line("stderr", message)
+                output.close()
             with self._lock:
                 if invocation.cancel_requested:
                     self._finish(invocation, "Cancelled", "Cancelled", -1)
                 else:
-                    invocation.stderr = f"failed to run commands: working directory {workdir} does not exist"
+                    invocation.stderr = message
                     self._finish(invocation, "Failed", "Failed", 1)
             return
         with tempfile.TemporaryDirectory(prefix="backover-ssm-") as tmp:
             script = Path(tmp) / "_script.sh"
             script.write_text(command.script + "\n", encoding="utf-8")
-            stdout, stderr, code, timed_out = self._execute(command, invocation, script)
+            stdout, stderr, code, timed_out = self._execute(command, invocation, script, output)
+        failed = not (invocation.cancel_requested or timed_out or code == 0)
+        if failed:
+            separator = "\n" if stderr and not stderr.endswith("\n") else ""
+            stderr = f"{stderr}{separator}failed to run commands: exit status {code}"
+            if output is not None:
+                output.line("stderr", f"failed to run commands: exit status {code}")
+        if output is not None:
+            output.close()  # all of the output is in CloudWatch before the end is reported
         with self._lock:
             invocation.stdout = stdout
             invocation.stderr = stderr
@@ -244,8 +294,6 @@ class CommandStore:
             elif code == 0:
                 self._finish(invocation, "Success", "Success", 0)
             else:
-                separator = "\n" if stderr and not stderr.endswith("\n") else ""
-                invocation.stderr = f"{stderr}{separator}failed to run commands: exit status {code}"
                 self._finish(invocation, "Failed", "Failed", code)
         log.info(
             "command %s on %s: %s (%s)",
@@ -255,8 +303,12 @@ class CommandStore:
             invocation.response_code,
         )
 
-    def _execute(self, command: Command, invocation: Invocation, script: Path) -> tuple[str, str, int, bool]:
-        """Run ``bash script``; return ``(stdout, stderr, exit code, timed out)``."""
+    def _execute(
+        self, command: Command, invocation: Invocation, script: Path, output: CommandOutput | None
+    ) -> tuple[str, str, int, bool]:
+        """Run ``bash script``, reading its output as it comes; return ``(stdout, stderr, exit code,
+        timed out)``. The command times out when it (or a child keeping its output open) runs past
+        ``executionTimeout``."""
         try:
             proc = self.tracker.spawn(["bash", str(script)], cwd=command.working_directory, env=os.environ)
         except (OSError, RuntimeError) as exc:
@@ -265,21 +317,34 @@ class CommandStore:
             invocation.proc = proc
             if invocation.cancel_requested:
                 kill_group(proc)
+        deadline = time.monotonic() + command.execution_timeout
+        chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
+        readers = [
+            threading.Thread(
+                target=_read, args=(pipe, chunks[name], name, output), name=f"ssm-{name}", daemon=True
+            )
+            for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr))
+        ]
+        for reader in readers:
+            reader.start()
         timed_out = False
         try:
             try:
-                out, err = proc.communicate(timeout=command.execution_timeout)
+                proc.wait(timeout=max(deadline - time.monotonic(), 0))
+                for reader in readers:
+                    reader.join(timeout=max(deadline - time.monotonic(), 0))
+                timed_out = any(reader.is_alive() for reader in readers)
             except subprocess.TimeoutExpired:
                 timed_out = True
+            if timed_out:
                 kill_group(proc)
-                try:
-                    out, err = proc.communicate(timeout=5)
-                except subprocess.TimeoutExpired:
-                    out, err = b"", b""
-                    proc.wait()
+                proc.wait()
+            for reader in readers:
+                reader.join(timeout=KILLED_OUTPUT_SECONDS)
         finally:
             self.tracker.release(proc)
-        return out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), proc.returncode, timed_out
+        stdout, stderr = (b"".join(chunks[name]).decode("utf-8", "replace") for name in ("stdout", "stderr"))
+        return stdout, stderr, proc.returncode, timed_out
 
     # ------------------------------------------------------------- reporting
 
@@ -315,7 +380,7 @@ class CommandStore:
                     "NotificationEvents": [],
                     "NotificationType": "",
                 },
-                "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
+                "CloudWatchOutputConfig": dict(command.cloudwatch),
                 "TimeoutSeconds": command.timeout_seconds,
             }
         return document
@@ -344,7 +409,7 @@ class CommandStore:
                 "StandardOutputUrl": "",
                 "StandardErrorContent": invocation.stderr[:MAX_STDERR] if invocation.done else "",
                 "StandardErrorUrl": "",
-                "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
+                "CloudWatchOutputConfig": dict(command.cloudwatch),
             }
 
     def list_invocation_document(
@@ -372,7 +437,7 @@ class CommandStore:
                     "NotificationEvents": [],
                     "NotificationType": "",
                 },
-                "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
+                "CloudWatchOutputConfig": dict(command.cloudwatch),
             }
             if details:
                 plugin: dict[str, Any] = {

@@ -28,13 +28,13 @@ def test_a_line_says_how_far_how_fast_and_how_long_is_left(caplog) -> None:
         clock.now += 5
         progress.copied("shop.orders", 20, 2 * MIB)
     assert [r.getMessage() for r in caplog.records] == [
-        "sync shop.orders: 50/100 documents (50.0%), 3 documents/s, 0.30 MiB/s, ETA 17s"
+        "sync shop.orders: 50/100 documents (50.0%), 3 documents/s, ETA 17s, 0.30 MiB/s"
     ]
-    assert progress.line("shop.orders", final=True).endswith("ETA 0s")
+    assert progress.line("shop.orders", final=True).endswith("ETA 0s, 0.30 MiB/s")
     idle = Progress(10.0, clock)
     idle.expect("a.b", 5)
     idle.start("a.b")
-    assert idle.line("a.b").endswith("0 documents/s, 0.00 MiB/s, ETA unknown")
+    assert idle.line("a.b").endswith("0 documents/s, ETA unknown, 0.00 MiB/s")
 
 
 def test_a_copy_logs_progress_lines_per_collection(world, caplog) -> None:
@@ -44,6 +44,4 @@ def test_a_copy_logs_progress_lines_per_collection(world, caplog) -> None:
         world.sync(batch_size=10, partition_documents=15, progress_seconds=1e-9)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"sync {world.db}.c: ")]
     assert f"sync {world.db}.c: 10/30 documents (33.3%)" in lines[0]
-    assert lines[-1].startswith(f"sync {world.db}.c: 30/30 documents (100.0%)") and lines[-1].endswith(
-        "ETA 0s"
-    )
+    assert lines[-1].startswith(f"sync {world.db}.c: 30/30 documents (100.0%)") and "ETA 0s" in lines[-1]
