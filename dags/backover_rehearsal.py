@@ -16,8 +16,9 @@ holds the previous rehearsal's data is not DocumentDB as of T0, so verification 
 Airflow Variable whose `"purpose"` must be `"rehearsal"` (for example a DocumentDB cluster restored
 from a snapshot and a scratch MongoDB): the restore phase makes the microservices' user read-only
 there. An environment marked `"purpose": "production"`, or not marked, is refused at the first task,
-before anything runs. This DAG has no schedule, so triggering it (which unpauses it) never starts an
-extra run; `backover_rehearsal_weekly` schedules it.
+before anything runs. This DAG has no schedule, so being unpaused never starts an extra run;
+`backover_rehearsal_weekly` schedules it. The lifecycle DAGs it triggers must be unpaused (a run of a
+paused DAG stays queued).
 
 The **report** - duration of each phase and of its tasks, the write-freeze window (read-only to
 verified), events captured and replayed, throughput, verification result - goes to
@@ -72,7 +73,9 @@ with DAG(
     schedule=None,  # triggered by hand, or weekly by backover_rehearsal_weekly: never by unpausing
     start_date=d.START_DATE,
     catchup=False,
-    is_paused_upon_creation=True,
+    # not paused: with no schedule that starts nothing, and a run the weekly DAG triggers on a paused
+    # DAG would stay queued
+    is_paused_upon_creation=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=12),
     tags=[*d.TAGS, "rehearsal"],

@@ -54,6 +54,8 @@ def aws_env() -> Iterator[None]:
         mp.setenv("AWS_ACCESS_KEY_ID", "testing")
         mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         mp.setenv("AWS_DEFAULT_REGION", REGION)
+        # The worker commands publish CloudWatch metrics only in the tests that ask for them.
+        mp.setenv("BACKOVER_METRICS", "off")
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
             mp.delenv(name, raising=False)
         yield

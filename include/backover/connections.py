@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pymongo import MongoClient
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
 
-from .errors import UsageError
+from .errors import Unreachable, UsageError, is_transient
 from .mongo import errors as codes
 
 
@@ -197,9 +197,10 @@ def read_secret(secret_id: str) -> dict[str, Any]:
         value = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
     except ClientError as e:
         code = e.response.get("Error", {}).get("Code", "")
-        raise UsageError(f"cannot read secret {secret_id!r}: {code}") from None
+        kind = Unreachable if is_transient(e) else UsageError
+        raise kind(f"cannot read secret {secret_id!r}: {code}") from None
     except BotoCoreError as e:
-        raise UsageError(
+        raise Unreachable(
             f"cannot reach Secrets Manager for secret {secret_id!r}: {type(e).__name__}"
         ) from None
     try:
@@ -238,6 +239,6 @@ def check_connection(uri: DatabaseUri, client: MongoClient) -> dict[str, Any]:
             raise UsageError(f"authentication failed for {uri}") from None
         raise UsageError(f"{uri} refused the connection check: {_strip(str(e), uri.value)}") from None
     except PyMongoError as e:
-        raise UsageError(f"cannot reach {uri}: {_strip(str(e), uri.value)}") from None
+        raise Unreachable(f"cannot reach {uri}: {_strip(str(e), uri.value)}") from None
     except ValueError as e:  # the driver's SASLprep refuses the password before sending it
         raise UsageError(f"authentication failed for {uri}: {_strip(str(e), uri.value)}") from None

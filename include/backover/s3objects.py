@@ -16,7 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import extjson
-from .errors import BackoverError, JobFailed, UsageError
+from .errors import BackoverError, JobFailed, Unreachable, UsageError, is_transient
 from .layout import check_bucket_name
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,11 @@ class S3Objects:
             reason = {"404": "does not exist", "NoSuchBucket": "does not exist", "403": "access denied"}.get(
                 code, code
             )
-            raise UsageError(f"bucket {self.bucket!r} cannot be used: {reason}") from e
+            kind = Unreachable if is_transient(e) else UsageError
+            raise kind(f"bucket {self.bucket!r} cannot be used: {reason}") from e
         except BotoCoreError as e:
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise UsageError(f"S3 cannot be reached for bucket {self.bucket!r}: {reason}") from e
+            raise Unreachable(f"S3 cannot be reached for bucket {self.bucket!r}: {reason}") from e
 
     def get_bytes(self, key: str) -> bytes | None:
         """The object's bytes, or None when it does not exist."""

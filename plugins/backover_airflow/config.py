@@ -337,6 +337,12 @@ def _flag(params: Mapping[str, Any], name: str, default: bool) -> bool:
     return default if value is None else bool(value)
 
 
+def follow_on(params: Mapping[str, Any]) -> bool:
+    """The run's ``follow`` switch as every task reads it: on unless the run turned it off (absent
+    or cleared, null, is the default, on), as :class:`RunParams` reads it."""
+    return _flag(params, "follow", True)
+
+
 def environment(params: Mapping[str, Any]) -> BackoverConfig:
     """The environment named by the run's ``environment`` Param, validated (call at run time only)."""
     return BackoverConfig.from_variable(str(params.get("environment") or DEFAULT_VARIABLE))

@@ -47,8 +47,7 @@ DESCRIPTIONS = {
     "backover_clean": "3/3 After a verified restore: change streams off, captured segments deleted (backups "
     "kept)",
     "backover_abort": "Give the app its writes on DocumentDB back and stop the capture; deletes nothing",
-    "backover_rehearsal": "Rehearsal of start, restore and clean on a rehearsal environment, with its "
-    "report",
+    "backover_rehearsal": "Rehearsal of start, restore and clean on a rehearsal environment, with its report",
     "backover_rehearsal_weekly": "Schedules backover_rehearsal once a week (paused when deployed)",
 }
 
@@ -197,7 +196,8 @@ def proceed_unless_dry_run(params: dict[str, Any]) -> bool:
 def scheduled_only(dag_run: Any) -> None:
     """``backover_rehearsal_weekly``'s first task: only a scheduled run rehearses. A manual run (which
     Airflow's trigger form also uses to unpause the DAG) skips everything after it."""
-    if str(getattr(dag_run, "run_type", "")) != "scheduled":
+    run_type = getattr(dag_run, "run_type", None)
+    if getattr(run_type, "value", run_type) != "scheduled":  # the Task SDK's DagRunType, or a string
         raise AirflowSkipException(
             "a manual run of backover_rehearsal_weekly rehearses nothing: trigger backover_rehearsal to "
             "rehearse now; this DAG only schedules it weekly"

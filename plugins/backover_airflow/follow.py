@@ -26,7 +26,7 @@ def _watched(context: Any) -> tuple[MigrationHook, MigrationLayout]:
 
 def run_if_follow(context: Any) -> None:
     """``pre_execute`` of a task of the follow-mode path: skipped when the run's ``follow`` is off."""
-    if not context["params"].get("follow", True):
+    if not config.follow_on(context["params"]):
         raise AirflowSkipException("follow mode is off for this run")
 
 
@@ -75,7 +75,7 @@ def backup_before_anything_writes(context: Any) -> None:
     :func:`backup_before_first_write`; with follow off and ``initial_sync`` never,
     ``backover_restore`` takes it at the freeze as before."""
     params = context["params"]
-    if not params.get("follow", True) and params.get("initial_sync", "auto") == "never":
+    if not config.follow_on(params) and params.get("initial_sync") == "never":
         raise AirflowSkipException(
             "follow mode is off and there is no initial sync: backover_restore backs MongoDB up at the freeze"
         )
@@ -99,7 +99,7 @@ def skip_when_follower_completes(context: Any) -> None:
     restore completes the tail up to F by itself a moment after the drain; when it does, the task
     is skipped (an SSM round trip less inside the freeze). When the follower is not running (or
     not done within :data:`FOLLOWER_TAIL_SECONDS`), the command runs and finishes the restore."""
-    if not context["params"].get("follow", True):
+    if not config.follow_on(context["params"]):
         return
     hook, layout = _watched(context)
     deadline = time.monotonic() + FOLLOWER_TAIL_SECONDS
@@ -119,5 +119,5 @@ def skip_when_follower_completes(context: Any) -> None:
 
 def run_unless_follow(context: Any) -> None:
     """``pre_execute`` of a task of the seed's path: skipped when the run's ``follow`` is on."""
-    if context["params"].get("follow", True):
+    if config.follow_on(context["params"]):
         raise AirflowSkipException("follow mode is on for this run: done before the freeze")

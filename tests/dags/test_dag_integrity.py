@@ -175,8 +175,9 @@ class TestPolicy:
             assert dag.is_paused_upon_creation is True
             assert dag.schedule == "@weekly"
         elif dag_id == "backover_rehearsal":
-            # triggering it unpauses it (Airflow's form): with no schedule that starts no extra run
-            assert dag.is_paused_upon_creation is True
+            # no schedule, so being unpaused starts nothing; unpaused, so that a run the weekly DAG
+            # triggers is not left queued
+            assert dag.is_paused_upon_creation is False
             assert dag.schedule is None
         else:
             assert dag.schedule is None, "lifecycle DAGs run only when a user triggers them"
@@ -412,7 +413,9 @@ def test_the_weekly_rehearsal_only_schedules_backover_rehearsal_on_its_own_envir
     weekly = dags["backover_rehearsal_weekly"]
     assert weekly.get_task("rehearsal.run_rehearsal").trigger_dag_id == "backover_rehearsal"
     assert weekly.get_task("check.scheduled_only").downstream_task_ids == {"rehearsal.run_rehearsal"}
+    from airflow.sdk.api.datamodels._generated import DagRunType  # what a task's dag_run holds
+
     with pytest.raises(AirflowSkipException, match="trigger backover_rehearsal"):
-        d.scheduled_only(types.SimpleNamespace(run_type="manual"))
-    d.scheduled_only(types.SimpleNamespace(run_type="scheduled"))
+        d.scheduled_only(types.SimpleNamespace(run_type=DagRunType.MANUAL))
+    d.scheduled_only(types.SimpleNamespace(run_type=DagRunType.SCHEDULED))  # str() of it is not "scheduled"
     assert dags["backover_rehearsal"].params["environment"] == "backover_rehearsal"

@@ -156,6 +156,7 @@ def test_the_stack_deploys_on_moto(aws_endpoints: str) -> None:
                 "WorkerImageId": image,
                 "SubnetId": subnet,
                 "SecurityGroupId": group,
+                "MigrationId": "m-1",  # with its alarms (moto skips AWS::CloudWatch::Alarm, with a warning)
             }.items()
         ],
     )
@@ -202,3 +203,117 @@ def _tiny_zip() -> bytes:
 
 def test_user_data_is_base64_encodable() -> None:
     assert base64.b64decode(base64.b64encode(user_data().encode())).decode().startswith("#!/bin/bash")
+
+
+ALARMS = {"SilentReplicatorAlarm", "CaptureLagAlarm", "RetentionWindowAlarm", "RestoreLagAlarm"}
+#: Values of the stack's parameters for the alarm tests (the others keep their defaults).
+ALARM_PARAMETERS = {
+    "NamePrefix": "backover",
+    "Prefix": "backover",
+    "MigrationId": "m-2026-12",
+    "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:backover-alarms",
+    "CaptureLagAlarmSeconds": "120",
+    "RestoreLagAlarmSeconds": "90",
+    "ChangeStreamRetentionSeconds": "10800",
+    "RetentionAlarmFraction": "0.5",
+}
+
+
+def resolved(value: Any, parameters: dict[str, str], conditions: dict[str, bool]) -> Any:
+    """``value`` with Ref, Fn::Sub and Fn::If of the template worked out as CloudFormation would
+    (only what the alarms use); ``AWS::NoValue`` drops the property."""
+    if isinstance(value, list):
+        return [v for v in (resolved(v, parameters, conditions) for v in value) if v is not _NO_VALUE]
+    if not isinstance(value, dict):
+        return value
+    if list(value) == ["Ref"]:
+        if value["Ref"] == "AWS::NoValue":
+            return _NO_VALUE
+        number = template()["Parameters"][value["Ref"]]["Type"] == "Number"
+        return float(parameters[value["Ref"]]) if number else parameters[value["Ref"]]
+    if list(value) == ["Fn::Sub"]:
+        return re.sub(r"\$\{([A-Za-z:]+)\}", lambda m: parameters[m.group(1)], value["Fn::Sub"])
+    if list(value) == ["Fn::If"]:
+        name, yes, no = value["Fn::If"]
+        return resolved(yes if conditions[name] else no, parameters, conditions)
+    out = {k: resolved(v, parameters, conditions) for k, v in value.items()}
+    return {k: v for k, v in out.items() if v is not _NO_VALUE}
+
+
+_NO_VALUE = object()
+
+
+def conditions(parameters: dict[str, str]) -> dict[str, bool]:
+    """The template's conditions: each is ``!Not [!Equals [!Ref X, ""]]``."""
+    out = {}
+    for name, condition in template()["Conditions"].items():
+        (equals,) = condition["Fn::Not"]
+        left, right = equals["Fn::Equals"]
+        out[name] = parameters[left["Ref"]] != right
+    return out
+
+
+def alarms(parameters: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The alarms the stack creates with ``parameters``, as PutMetricAlarm arguments."""
+    known = conditions(parameters)
+    return {
+        name: resolved(resource["Properties"], parameters, known)
+        for name, resource in template()["Resources"].items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm" and known[resource["Condition"]]
+    }
+
+
+def test_no_migration_id_no_alarms() -> None:
+    assert alarms({**ALARM_PARAMETERS, "MigrationId": ""}) == {}
+    assert set(alarms(ALARM_PARAMETERS)) == ALARMS
+
+
+def test_the_alarms_exist_on_moto_with_their_thresholds(aws_endpoints: str) -> None:
+    """moto's CloudFormation does not create AWS::CloudWatch::Alarm: the alarms the template
+    declares are worked out for the parameters and created with PutMetricAlarm, which moto checks."""
+    from backover import metrics
+
+    cloudwatch = boto3.client("cloudwatch")
+    declared = alarms(ALARM_PARAMETERS)
+    for properties in declared.values():
+        cloudwatch.put_metric_alarm(**properties)
+    names = [p["AlarmName"] for p in declared.values()]
+    found = {a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]}
+    assert set(found) == {
+        f"backover-m-2026-12-{n}"
+        for n in ("silent-replicator", "capture-lag", "retention-window", "restore-lag")
+    }
+    topic = [ALARM_PARAMETERS["AlarmTopicArn"]]
+    assert all(a["AlarmActions"] == topic and a["OKActions"] == topic for a in found.values())
+    dimensions = [{"Name": "Prefix", "Value": "backover"}, {"Name": "MigrationId", "Value": "m-2026-12"}]
+
+    silent = found["backover-m-2026-12-silent-replicator"]
+    assert (silent["Namespace"], silent["MetricName"], silent["Dimensions"]) == (
+        metrics.NAMESPACE,
+        metrics.HEARTBEAT,
+        dimensions,
+    )
+    assert silent["TreatMissingData"] == "breaching"  # no heartbeat at all is the alarm
+    assert (
+        silent["Period"] * silent["EvaluationPeriods"] == 600
+        and silent["ComparisonOperator"] == "LessThanThreshold"
+    )
+
+    lag = found["backover-m-2026-12-capture-lag"]
+    assert (lag["MetricName"], lag["Threshold"], lag["Statistic"]) == (metrics.CAPTURE_LAG, 120.0, "Maximum")
+    restore = found["backover-m-2026-12-restore-lag"]
+    assert (restore["MetricName"], restore["Threshold"]) == (metrics.RESTORE_LAG, 90.0)
+
+    retention = found["backover-m-2026-12-retention-window"]
+    assert retention["Threshold"] == 0.5
+    (expression,) = [m for m in retention["Metrics"] if m.get("ReturnData", True) and "Expression" in m]
+    assert expression["Expression"] == "lag / 10800"  # the capture lag as a share of the window
+    (lag_query,) = [m for m in retention["Metrics"] if "MetricStat" in m]
+    assert lag_query["MetricStat"]["Metric"]["MetricName"] == metrics.CAPTURE_LAG
+
+
+def test_without_a_topic_the_alarms_have_no_actions() -> None:
+    declared = alarms({**ALARM_PARAMETERS, "AlarmTopicArn": ""})
+    assert set(declared) == ALARMS
+    for properties in declared.values():
+        assert "AlarmActions" not in properties and "OKActions" not in properties

@@ -39,6 +39,7 @@ NO_RESOURCE_LEVEL = {
     "ec2:DescribeInstances",
     "ec2:DescribeInstanceStatus",
     "logs:DescribeLogGroups",  # the SSM agent looks its output's log group up before it writes
+    "cloudwatch:PutMetricData",  # scoped by its condition key cloudwatch:namespace instead
 }
 #: boto3 calls found in the code -> (IAM action, the roles that make the call).
 CALLS = {
@@ -63,6 +64,7 @@ CALLS = {
     "stop_instances": ("ec2:StopInstances", ("airflow",)),
     "invoke": ("lambda:InvokeFunction", ("airflow",)),
     "get_log_events": ("logs:GetLogEvents", ("airflow",)),
+    "put_metric_data": ("cloudwatch:PutMetricData", ("worker",)),
 }
 #: What the Amazon provider's operators/sensors the DAGs use call (not visible to a grep of our code).
 PROVIDER_CALLS = {
@@ -190,6 +192,7 @@ def test_every_aws_call_of_the_code_is_allowed_to_its_role() -> None:
         "start_instances",
         "delete_objects",
         "create_multipart_upload",
+        "put_metric_data",
     } <= calls
     missing = []
     for call in sorted(calls):
@@ -205,3 +208,10 @@ def test_the_worker_cannot_touch_airflow_things_and_lambdas_cannot_delete() -> N
     assert not {a for a in worker if a.startswith(("ssm:", "lambda:", "ec2:"))}
     assert "s3:DeleteObject" not in lam and "s3:DeleteObject" not in allowed(policy("airflow"))
     assert SAMPLE["AppUserSecretArn"] not in worker.get("secretsmanager:GetSecretValue", [])
+
+
+def test_the_worker_publishes_metrics_in_its_own_namespace_only() -> None:
+    from backover.metrics import NAMESPACE
+
+    (statement,) = [s for s in policy("worker")["Statement"] if s["Action"] == "cloudwatch:PutMetricData"]
+    assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": NAMESPACE}}

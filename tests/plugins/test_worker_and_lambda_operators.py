@@ -370,3 +370,79 @@ def test_a_lambda_refusal_fails_at_once_with_its_reason_first_and_the_log_tail_o
     assert log.index(str(refused.value)) < log.index("The end of the start Lambda's log")
     assert log.count(f"[ERROR] UsageError: {reason}") == 1  # the decoded tail, once
     assert "ResponseMetadata" not in log and "x-amz-log-result" not in log  # no base64 dumps
+
+
+@pytest.mark.slow  # the invocation starts a Python process (the runner)
+def test_a_lambda_that_cannot_reach_documentdb_fails_to_be_retried_not_for_good(
+    runner: Any,
+    moto_server: str,
+    bucket: str,
+    set_environment: Any,
+    ec2_instances: Any,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A timeout or a failover is not the event's fault: the real start Lambda against a DocumentDB
+    nobody listens on answers errorType JobFailed, and the task fails so that Airflow retries it
+    (``AirflowException``, not ``AirflowFailException``)."""
+    import socket
+
+    import boto3
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    from backover_airflow.operators.lambda_function import MigrationLambdaOperator
+    from backover_sandbox.seed import master_secret
+
+    with socket.socket() as free:  # a port nobody listens on once it is closed
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    secrets = boto3.client("secretsmanager", endpoint_url=moto_server, region_name="us-east-1")
+    secret_id = f"unreachable-{port}"
+    secrets.create_secret(
+        Name=secret_id, SecretString=json.dumps(master_secret("documentdb", "127.0.0.1", port, "x"))
+    )
+    root = Path(__file__).resolve().parents[2]
+    runner.registry.put(
+        "unreachable-start",
+        {
+            "handler": f"{root / 'lambdas' / 'start' / 'handler.py'}:handler",
+            "timeout": 60,  # the driver gives up on the server after 10 s; the runner's default is 3 s
+            "environment": {
+                "AWS_ENDPOINT_URL": moto_server,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            },
+        },
+    )
+    env = environment(
+        bucket,
+        ec2_instances.running,
+        lambda_names={"start": "unreachable-start", "restore": "r", "clean": "c"},
+    )
+    env["secret_ids"] = {**env["secret_ids"], "documentdb": secret_id}
+    set_environment(env)
+    task_log(capfd)
+    with pytest.raises(Exception) as failed:
+        MigrationLambdaOperator(task_id="start_lambda", lambda_name="start").execute(
+            {"params": {**PARAMS, "databases": ["shop"]}}
+        )
+    assert not isinstance(failed.value, AirflowFailException), str(failed.value)
+    assert "JobFailed" in str(failed.value) and "cannot reach" in str(failed.value)
+
+
+def test_transient_aws_errors_are_told_from_the_requests_own_faults() -> None:
+    """The rule behind retrying: throttling and 5xx can pass; a missing or denied resource cannot."""
+    from botocore.exceptions import ClientError
+
+    from backover.errors import JobFailed, Unreachable, UsageError, is_transient
+    from backover.lifecycle.lambda_entry import documented
+
+    def error(code: str, status: int) -> ClientError:
+        return ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
+
+    assert all(
+        is_transient(error(c, s)) for c, s in [("ThrottlingException", 400), ("SlowDown", 503), ("x", 500)]
+    )
+    assert not any(is_transient(error(c, s)) for c, s in [("NoSuchBucket", 404), ("AccessDenied", 403)])
+    assert type(documented(Unreachable("cannot reach x"))) is JobFailed  # retried by Airflow
+    assert type(documented(UsageError("bad option"))) is UsageError  # final

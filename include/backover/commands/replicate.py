@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import clustertime, detach
+from .. import clustertime, detach, metrics
 from ..lease import DEFAULT_RENEW_SECONDS, DEFAULT_TTL_SECONDS
 from ..options import add_database_options, add_migration_options, database_uri, migration_layout
 from ..replication import config as defaults
@@ -127,6 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=DEFAULT_RENEW_SECONDS,
         help="renew the lease this often, at most half the TTL (default %(default)g)",
     )
+    metrics.add_options(parser)
     background = parser.add_argument_group("background")
     background.add_argument(
         "--detach",
@@ -167,10 +168,12 @@ def build_config(args: argparse.Namespace) -> ReplicateConfig:
 
 def run(args: argparse.Namespace) -> int:
     config = build_config(args)  # bad options fail here, before anything starts
+    metrics.settings(args)
     if args.detach:
         return _run_detached(args, config)
     try:
-        result = replicate(config, on_ready=detach.ready_notifier())
+        with metrics.publishing(args, config.layout):
+            result = replicate(config, on_ready=detach.ready_notifier())
     finally:
         detach.forget_own_pid_file()
     print(result.summary())
@@ -186,5 +189,5 @@ def _run_detached(args: argparse.Namespace, config: ReplicateConfig) -> int:
         secret_env={} if args.source_secret_id else {"BACKOVER_SOURCE_URI": config.source.value},
         what="the replicator",
         ready="capturing in the background",
-        extra=tuple(arg for ns in args.namespace for arg in ("--namespace", ns)),
+        extra=(*(arg for ns in args.namespace for arg in ("--namespace", ns)), *metrics.forwarded(args)),
     )

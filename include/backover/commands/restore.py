@@ -8,7 +8,7 @@ import json
 import threading
 from pathlib import Path
 
-from .. import detach
+from .. import detach, metrics
 from ..errors import UsageError
 from ..options import add_database_options, add_migration_options, database_uri, migration_layout
 from ..restore import RestoreConfig, run_restore
@@ -112,6 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     follow.add_argument(
         "--log-file", type=Path, help="default: next to the pid file, restore-<migration-id>.log"
     )
+    metrics.add_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -134,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         heartbeat_seconds=args.heartbeat_seconds,
         wait=args.wait,
     )
+    metrics.settings(args)
     if args.detach:
         if not args.follow:
             raise UsageError("--detach needs --follow (a one-off restore runs in the foreground)")
@@ -146,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
             secret_env={} if args.target_secret_id else {"BACKOVER_TARGET_URI": target.value},
             what="the follow restore",
             ready="following the capture in the background",
+            extra=metrics.forwarded(args),
         )
     stop = threading.Event()
     signals = (
@@ -154,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         else contextlib.nullcontext()  # a one-off restore ends on SIGTERM as any process does
     )
     try:
-        with signals:
+        with signals, metrics.publishing(args, layout):
             result = run_restore(config, stop=stop, on_ready=detach.ready_notifier())
     finally:
         detach.forget_own_pid_file()

@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pymongo.errors import PyMongoError
 
 from ..cleanup.guard import CleanRefused
-from ..errors import BackoverError, JobFailed, JobRefused, UsageError
+from ..errors import BackoverError, JobFailed, JobRefused, Unreachable, UsageError
 from ..state import RecordError
 from .events import InvalidEvent, LifecycleEvent
 from .results import ResultRecord
@@ -77,6 +77,8 @@ def documented(error: BackoverError) -> BackoverError:
     same one-line message."""
     if isinstance(error, RecordError):
         return JobRefused(str(error))
+    if isinstance(error, Unreachable):  # a timeout, a failover, throttling: a retry can help
+        return JobFailed(str(error))
     for kind in ERROR_TYPES:
         if isinstance(error, kind):
             return error if type(error) is kind else kind(str(error))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import clustertime, extjson
+from .. import clustertime, extjson, metrics
 from ..errors import JobFailed, UsageError
 from ..layout import COMPRESSION_SUFFIX, MigrationLayout
 from ..s3objects import Conflict, S3Objects
@@ -116,7 +116,8 @@ class CheckpointStore:
     def save(self, checkpoint: ReplicatorCheckpoint) -> None:
         """Write the checkpoint (its segment must already be durable); stamps ``heartbeat_at``.
 
-        Conditional on the last ETag; :class:`CheckpointChanged` when another process changed it."""
+        Conditional on the last ETag; :class:`CheckpointChanged` when another process changed it.
+        A saved checkpoint is the replicator's metrics sample (:mod:`backover.metrics`)."""
         checkpoint.heartbeat_at = utc_now()
         body = extjson.dumps(checkpoint.to_json()).encode()
         self._unconfirmed.append(body)  # a failed attempt may have landed: the next one knows it
@@ -130,3 +131,4 @@ class CheckpointStore:
                 f"{self.where} was changed by another replicator since this one last wrote it: "
                 "stopping without writing anything more"
             ) from None
+        metrics.replicator_saved(checkpoint)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .. import extjson
+from .. import extjson, metrics
 from ..errors import JobFailed, UsageError
 from ..layout import MigrationLayout
 from ..replication import checkpoint as replication_checkpoint
@@ -158,7 +158,8 @@ class CheckpointStore:
         return RestoreCheckpoint.from_json(doc, where)
 
     def save(self, checkpoint: RestoreCheckpoint, displaced: Displaced | None = None) -> None:
-        """Documents moved aside first, then the checkpoint that relies on them."""
+        """Documents moved aside first, then the checkpoint that relies on them; a saved checkpoint
+        is the restore's metrics sample (:mod:`backover.metrics`)."""
         self.fence()
         if displaced is not None:
             self._save_displaced(displaced)
@@ -168,6 +169,7 @@ class CheckpointStore:
             self.layout.restore_checkpoint, extjson.dumps(checkpoint.to_json()).encode(), "application/json"
         )
         self.saved_at, self.saved_seq = time.monotonic(), checkpoint.last_applied_seq
+        metrics.restore_saved(self.s3, self.layout, checkpoint)
 
     def load_displaced(self, checkpoint: RestoreCheckpoint | None) -> Displaced:
         """The documents moved aside by earlier runs; JobFailed when the saved set is older than

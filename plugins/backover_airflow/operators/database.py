@@ -21,7 +21,7 @@ from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
 from backover.connections import strip_password
-from backover.errors import BackoverError
+from backover.errors import BackoverError, Unreachable
 from backover.layout import MigrationLayout
 from backover.lifecycle import abort, change_streams, users
 from backover.lifecycle.source import check_namespaces_exist
@@ -165,6 +165,8 @@ class PreflightOperator(BaseOperator):
                         client, map(Namespace.parse, run.databases), run.allow_missing
                     )
                 )
+            except Unreachable as e:  # a timeout or a failover: the task's retries may get through
+                raise AirflowException(str(e)) from e
             except BackoverError as e:
                 raise AirflowFailException(str(e)) from e
             except OperationFailure as e:
