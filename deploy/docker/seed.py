@@ -117,7 +117,9 @@ def set_airflow_variable(value: dict[str, Any]) -> None:
     ``backover_rehearsal``: the same environment marked ``"purpose": "rehearsal"`` (this compose
     deployment is a sandbox, so the rehearsal DAG may freeze its application)."""
     for name, doc in (("backover", value), ("backover_rehearsal", {**value, "purpose": "rehearsal"})):
-        subprocess.run(["airflow", "variables", "set", name, json.dumps(doc)], check=True, capture_output=True)
+        subprocess.run(
+            ["airflow", "variables", "set", name, json.dumps(doc)], check=True, capture_output=True
+        )
 
 
 def main() -> int:
@@ -136,7 +138,9 @@ def main() -> int:
     except (OSError, subprocess.CalledProcessError, BotoCoreError, ClientError, PyMongoError) as e:
         log.error("seeding failed: %s", type(e).__name__)
         return 1
-    log.info("Airflow Variables 'backover' and 'backover_rehearsal' set: %s", json.dumps(value, sort_keys=True))
+    log.info(
+        "Airflow Variables 'backover' and 'backover_rehearsal' set: %s", json.dumps(value, sort_keys=True)
+    )
     return 0
 
 
