@@ -12,7 +12,8 @@ databases identical.
    `backover_restore` first), the restore failed, verification found differences. Nothing is
    cleaned then.
 3. **worker** - start the EC2 worker if it is stopped (`backover clean` runs there).
-4. **clean** - the lag history is recorded for the Migrations page (`reports/lag.json`), then the
+4. **clean** - the lag history is recorded for the Migrations page (`reports/lag.json`; best-effort:
+   a failure to record is a warning, never a stop), then the
    *clean* Lambda disables the change streams the start enabled; SSM
    `backover clean` deletes the change segments (backups and reports stay); the *clean completed*
    sensor waits for `state/clean.json` and no segment left.
@@ -27,8 +28,8 @@ from __future__ import annotations
 from airflow.sdk import DAG, TaskGroup, chain
 
 from backover_airflow.operators.ec2 import WorkerStopOperator
+from backover_airflow.operators.lag_history import LagHistoryOperator
 from backover_airflow.operators.lambda_function import MigrationLambdaOperator
-from backover_airflow.operators.rehearsal import MigrationFiguresOperator
 from backover_airflow.operators.worker import WorkerCommandOperator
 from backover_airflow.sensors.clean import CleanCompletedSensor
 from backover_airflow.sensors.restore import RestoreCompletedSensor
@@ -50,12 +51,12 @@ with DAG(**lifecycle_dag("backover_clean", __doc__)) as dag:
     start_worker, worker_running = worker_group(tooltip="The worker runs backover clean")
 
     with TaskGroup("clean", tooltip="Change streams off, segments deleted"):
-        record_lag = MigrationFiguresOperator(
+        record_lag = LagHistoryOperator(
             task_id="record_lag",
             migration_id="{{ params.migration_id }}",
             doc_md="Records the capture's and the restore's lag over time in `reports/lag.json` (the Migrations "
-            "page's chart) and logs the counts the checkpoints hold, while the change segments they are read "
-            "from still exist.",
+            "page's chart) while the change segments it is read from still exist. Best-effort: when it cannot "
+            "(a damaged record, S3 refusing), a WARNING says why and the clean-up goes on.",
         )
         clean_lambda = MigrationLambdaOperator(
             task_id="clean_lambda",

@@ -131,6 +131,10 @@ class MigrationLayout:
         return self.key("state/clean.json")
 
     @property
+    def abort_state(self) -> str:
+        return self.key("state/abort.json")
+
+    @property
     def drain_request(self) -> str:
         return self.key("control/drain.json")
 

@@ -401,6 +401,24 @@ class FreezeRecord(Record):
 
 
 @dataclass
+class AbortRecord(Record):
+    """``state/abort.json`` (abort): written only once the app user's roles, read back from the
+    source, are its prior roles again (``control/stop.json`` is written before: it alone does not say
+    the writes were given back). ``roles_now``: the roles as read back; ``can_write`` and
+    ``cannot_write``: the migrated databases they let the user write, and the others; a second
+    abort rewrites it with its own reading (``confirmed_at``)."""
+
+    WHAT = "an abort record (state/abort.json)"
+
+    migration_id: str | None = None
+    app_user: str | None = None
+    roles_now: list[dict[str, str]] = field(default_factory=list)
+    can_write: list[str] = field(default_factory=list)
+    cannot_write: list[str] = field(default_factory=list)
+    confirmed_at: datetime | None = None
+
+
+@dataclass
 class BackupManifest(Record):
     """``backups/{label}/_backup.json`` (``backover backup``), written once every collection is dumped.
 

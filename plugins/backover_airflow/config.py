@@ -348,6 +348,23 @@ def environment(params: Mapping[str, Any]) -> BackoverConfig:
     return BackoverConfig.from_variable(str(params.get("environment") or DEFAULT_VARIABLE))
 
 
+#: The rehearsal DAG, and the DAGs whose ``environment`` Param defaults to
+#: :data:`REHEARSAL_VARIABLE` (the others': :data:`DEFAULT_VARIABLE`).
+REHEARSAL_DAG_ID = "backover_rehearsal"
+REHEARSAL_DAG_IDS = (REHEARSAL_DAG_ID, "backover_rehearsal_weekly")
+
+
+def run_environment(dag_id: str, conf: Mapping[str, Any] | None) -> str:
+    """The environment (Variable name) a run of ``dag_id`` works in: its conf's ``environment``,
+    else the DAG's own Param default (:data:`REHEARSAL_VARIABLE` for the rehearsal DAGs,
+    :data:`DEFAULT_VARIABLE` for the others). The one rule for run labels, the Migrations page and
+    the rehearsal's phases."""
+    named = (conf or {}).get("environment")
+    if isinstance(named, str) and named.strip():
+        return named.strip()
+    return REHEARSAL_VARIABLE if dag_id in REHEARSAL_DAG_IDS else DEFAULT_VARIABLE
+
+
 def load(params: Mapping[str, Any]) -> tuple[BackoverConfig, RunParams]:
     """The environment named by the run's ``environment`` Param, and the run's validated Params."""
     config = environment(params)

@@ -19,24 +19,24 @@ from typing import Any
 from airflow.listeners import hookimpl
 from airflow.plugins_manager import AirflowPlugin
 
-from backover_airflow.config import DEFAULT_VARIABLE
+from backover_airflow.config import run_environment
 
 DAG_PREFIX = "backover_"
 
 
-def label(conf: Mapping[str, Any] | None) -> str | None:
-    """The note of a run with this conf, or None when it names no migration."""
+def label(dag_id: str, conf: Mapping[str, Any] | None) -> str | None:
+    """The note of a run of ``dag_id`` with this conf, or None when it names no migration (the
+    environment: :func:`backover_airflow.config.run_environment`)."""
     migration_id = (conf or {}).get("migration_id")
     if not isinstance(migration_id, str) or not migration_id.strip():
         return None
-    environment = (conf or {}).get("environment") or DEFAULT_VARIABLE
-    return f"migration {migration_id.strip()} · environment {environment}"
+    return f"migration {migration_id.strip()} · environment {run_environment(dag_id, conf)}"
 
 
 def _label(dag_run: Any) -> None:
     if not str(dag_run.dag_id).startswith(DAG_PREFIX) or dag_run.note:
         return
-    note = label(dag_run.conf)
+    note = label(str(dag_run.dag_id), dag_run.conf)
     if note is not None:
         dag_run.note = note
 

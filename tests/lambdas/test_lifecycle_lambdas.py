@@ -117,7 +117,10 @@ def test_start_restore_abort_give_writes_then_freeze_then_give_them_back(
     assert result.roles_restored == source.prior_roles
     assert source.user_roles() == source.prior_roles
     _write_as_app(source, orders)  # writes are back
-    assert set(s3_keys(source.bucket)) == keys_before | {layout.stop_request}  # nothing deleted
+    assert set(s3_keys(source.bucket)) == keys_before | {
+        layout.stop_request,
+        layout.abort_state,
+    }  # nothing deleted
     assert "requested_at" in s3_json(source.bucket, layout.stop_request)
     again_abort = abort(layout, master_uri(event))
     assert again_abort.stop_requested_at == result.stop_requested_at

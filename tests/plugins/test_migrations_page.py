@@ -74,6 +74,16 @@ def _restored(m: Migration) -> None:
     m.restore("completed", applied=4, events=120, updated_at=now() - timedelta(seconds=5))
 
 
+def _aborted(m: Migration) -> None:
+    """An abort to its end: the stop request, then the roles read back (``state/abort.json``)."""
+    from backover.state import AbortRecord, write
+
+    m.start()
+    m.s3.put_json(m.layout.stop_request, {"reason": "abort"})
+    record = AbortRecord(m.layout.migration_id, "app", [], ["shop"], ["reports"], confirmed_at=now())
+    write(m.s3, m.layout.abort_state, record)
+
+
 def _bad_checkpoint(m: Migration) -> None:
     m.start()
     m.s3.put_bytes(m.layout.replicator_checkpoint, b"{not json")
@@ -155,9 +165,16 @@ PHASES = [
     pytest.param(
         lambda m: (m.start(), m.s3.put_json(m.layout.stop_request, {"reason": "abort"})),
         "aborted",
+        "bad",
+        "abort requested (control/stop.json); the app user's roles are not confirmed given back",
+        id="abort-requested-roles-not-confirmed",
+    ),
+    pytest.param(
+        _aborted,
+        "aborted",
         "waiting",
-        "backover_abort gave the writes back",
-        id="aborted",
+        "app holds its prior roles again (read back from the source), it can write shop (not reports",
+        id="aborted-roles-given-back",
     ),
     pytest.param(
         _bad_checkpoint, "failed", "bad", "changes/_checkpoint.json is not a valid JSON", id="damaged-record"
@@ -241,43 +258,99 @@ def test_a_segment_sample_keeps_both_ends_and_stays_within_its_size() -> None:
     assert len(sample) == 24 and (sample[0], sample[-1]) == (1, 100_000)
 
 
-def test_the_figures_task_records_the_lag_history_before_clean_up(env: Any, migration: Migration) -> None:
+def test_the_clean_up_records_the_lag_history_and_the_rehearsal_does_not_again(
+    env: Any, migration: Migration
+) -> None:
+    from backover_airflow.operators.lag_history import LagHistoryOperator
     from backover_airflow.operators.rehearsal import MigrationFiguresOperator
     from backover_airflow.ui import lag_history
 
     wall = int(now().timestamp())
     _segment(migration, 1, wall - 40)
     migration.replicator("drained", last=Timestamp(wall - 40, 2), last_seq=1, events=1)
-    task = MigrationFiguresOperator(
-        task_id="figures", migration_id=migration.layout.migration_id, aws_conn_id=None
-    )
-    counts = task.execute({"params": {"environment": "backover"}})  # type: ignore[arg-type]
-    assert counts["segments"] == 1
+    context: Any = {"params": {"environment": "backover"}}
+    mid = migration.layout.migration_id
+    figures = MigrationFiguresOperator(task_id="figures", migration_id=mid, aws_conn_id=None)
+    assert figures.execute(context)["segments"] == 1
+    assert lag_history.read(migration.s3, migration.layout) is None  # the rehearsal's counts only
+    record_lag = LagHistoryOperator(task_id="record_lag", migration_id=mid, aws_conn_id=None)
+    assert record_lag.execute(context) == {"capture_points": 1, "restore_points": 0}
     recorded = lag_history.read(migration.s3, migration.layout)
     assert recorded is not None and [p.seq for p in recorded.capture] == [1]
 
 
 @pytest.mark.parametrize(
-    ("conf", "results", "found"),
+    ("damage", "reason"),
     [
         pytest.param(
-            {"migration_id": "m-1", "environment": "rehearsal"}, [], ("m-1", "rehearsal"), id="conf"
+            lambda m, _set: _bad_checkpoint(m),
+            "changes/_checkpoint.json is not a valid JSON",
+            id="damaged-record",
         ),
         pytest.param(
+            lambda _m, set_env: set_env(environment("backover-no-such-bucket", "i-0123456789abcdef0")),
+            "NoSuchBucket",
+            id="s3-refuses",
+        ),
+    ],
+)
+def test_recording_the_lag_history_never_stops_the_clean_up(
+    env: Any,
+    migration: Migration,
+    set_environment: Any,
+    damage: Callable[[Migration, Any], None],
+    reason: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from backover_airflow.operators.lag_history import LagHistoryOperator
+
+    damage(migration, set_environment)
+    task = LagHistoryOperator(
+        task_id="record_lag", migration_id=migration.layout.migration_id, aws_conn_id=None
+    )
+    assert task.execute({"params": {"environment": "backover"}}) is None  # type: ignore[arg-type]
+    # The task log (Airflow's structlog, on stdout here): one WARNING line with the reason.
+    warned = [line for line in capsys.readouterr().out.splitlines() if "Lag history not recorded" in line]
+    assert len(warned) == 1 and "warning" in warned[0] and reason in warned[0], warned
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "conf", "results", "found"),
+    [
+        pytest.param(
+            "backover_start",
+            {"migration_id": "m-1", "environment": "rehearsal"},
+            [],
+            ("m-1", "rehearsal"),
+            id="conf",
+        ),
+        pytest.param(
+            "backover_rehearsal",
             {},
             [None, '{"migration_id": "rehearsal-1", "environment": "backover"}'],
             ("rehearsal-1", "backover"),
             id="plan",
         ),
-        pytest.param({}, [{"migration_id": "m-2"}], ("m-2", "backover"), id="default-environment"),
-        pytest.param({"migration_id": "../etc"}, [], None, id="invalid-id"),
-        pytest.param({}, ["not json", 3], None, id="none"),
+        pytest.param(
+            "backover_clean", {}, [{"migration_id": "m-2"}], ("m-2", "backover"), id="default-environment"
+        ),
+        pytest.param(
+            "backover_rehearsal",
+            {"migration_id": "r-1"},
+            [],
+            ("r-1", "backover_rehearsal"),
+            id="rehearsal-default-environment",
+        ),
+        pytest.param("backover_start", {"migration_id": "../etc"}, [], None, id="invalid-id"),
+        pytest.param("backover_start", {}, ["not json", 3], None, id="none"),
     ],
 )
-def test_a_runs_migration_is_named_by_its_conf_or_its_plan(conf: Any, results: list[Any], found: Any) -> None:
+def test_a_runs_migration_is_named_by_its_conf_or_its_plan(
+    dag_id: str, conf: Any, results: list[Any], found: Any
+) -> None:
     from backover_airflow.ui.web_app import migration_of
 
-    assert migration_of(conf, results) == found
+    assert migration_of(dag_id, conf, results) == found
 
 
 def test_every_link_of_the_pages_opens_a_page(client: Any, migration: Migration) -> None:
@@ -309,8 +382,14 @@ def test_every_link_of_the_pages_opens_a_page(client: Any, migration: Migration)
         pytest.param(
             "/backover/migrations?environment=nosuch",
             400,
-            "Airflow Variable 'nosuch' is not set",
+            "Airflow Variable 'nosuch' is not set or not a valid Back Over environment",
             id="no-variable",
+        ),
+        pytest.param(
+            "/backover/migrations?environment=../x%3Cb%3E",
+            400,
+            "?environment= must name an Airflow Variable",
+            id="not-a-variable-name",
         ),
         pytest.param("/backover/migrations/-bad", 400, "invalid migration id '-bad'", id="bad-id"),
         pytest.param("/backover/migrations/never-started", 404, "no migration 'never-started'", id="absent"),
@@ -346,3 +425,143 @@ def test_a_migration_list_in_key_order_is_shown_newest_first(client: Any, migrat
         other.start(started_at=datetime.now(UTC) - timedelta(minutes=minutes))
     page = client.get("/backover/migrations").text
     assert re.findall(r'data-migration-id="([^"]+)" data-phase', page) == ["b-newest", "c-middle", "a-older"]
+
+
+@pytest.fixture
+def signing_in(env: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
+    """``signing_in(dags, variables)``: a client signed in (bearer token) as a user whom Airflow's
+    auth manager lets read only those DAGs and Variables (Airflow's simple auth manager, with per-DAG
+    grants as FAB or Keycloak give them), and the app's own sign-in check, not replaced."""
+    from airflow.api_fastapi import app as api_app
+    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from backover_airflow.ui import links, web_app
+
+    grants: dict[str, tuple[set[str], set[str]]] = {}
+
+    class PerDagAuthManager(SimpleAuthManager):  # type: ignore[misc]
+        def is_authorized_dag(
+            self, *, method: str, user: Any, access_entity: Any = None, details: Any = None
+        ) -> bool:
+            dags = grants[user.username][0]
+            return method == "GET" and (details.id in dags if details and details.id else "*" in dags)
+
+        def is_authorized_variable(self, *, method: str, user: Any, details: Any = None) -> bool:
+            return method == "GET" and details is not None and details.key in grants[user.username][1]
+
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "test-secret-for-the-pages")
+    manager = PerDagAuthManager()
+    monkeypatch.setattr(api_app._AuthManagerState, "instance", manager)
+    server = FastAPI()
+    server.mount(links.MOUNT, web_app.app)
+    web_app.app.dependency_overrides.clear()
+
+    def sign_in(dags: set[str], variables: frozenset[str] = frozenset()) -> Any:
+        name = f"user{len(grants)}"
+        grants[name] = (set(dags), set(variables))
+        token = manager.generate_jwt(SimpleAuthManagerUser(username=name, role="viewer"))
+        return TestClient(server, headers={"Authorization": f"Bearer {token}"})
+
+    yield sign_in
+
+
+LIFECYCLE = {"backover_start", "backover_restore", "backover_clean", "backover_abort"}
+
+
+def test_the_pages_need_a_signed_in_user(env: Any) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from backover_airflow.ui import links, web_app
+
+    server = FastAPI()
+    server.mount(links.MOUNT, web_app.app)
+    web_app.app.dependency_overrides.clear()
+    assert TestClient(server).get("/backover/migrations").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/backover/migrations", id="list"),
+        pytest.param("/backover/migrations?dag_id=someone_elses_dag", id="dag_id-bypass"),
+        pytest.param(
+            "/backover/migrations/m-1/files/start?dag_id=someone_elses_dag", id="file-dag_id-bypass"
+        ),
+        pytest.param("/backover/runs/someone_elses_dag/manual__1", id="run-tab-of-its-dag"),
+    ],
+)
+def test_a_user_who_cannot_read_the_backover_dags_is_refused(signing_in: Any, path: str) -> None:
+    outsider = signing_in({"someone_elses_dag"})
+    reply = outsider.get(path)
+    assert reply.status_code == 403, reply.text[:300]
+    assert "read access to the Back Over DAGs" in reply.text
+
+
+def test_a_reader_of_the_backover_dags_sees_the_pages_and_only_variables_it_may_read(
+    signing_in: Any, migration: Migration, set_environment: Any
+) -> None:
+    migration.start()
+    set_environment({"secret_ids": "hunter2-not-an-environment"}, "other_team")
+    reader = signing_in(LIFECYCLE)
+    assert reader.get("/backover/migrations").status_code == 200
+    assert reader.get("/backover/migrations?environment=backover_rehearsal").status_code == 400  # not set
+    # Another Variable: only with read access to it, and a Variable that does not validate echoes nothing.
+    assert reader.get("/backover/migrations?environment=other_team").status_code == 403
+    allowed = signing_in(LIFECYCLE, frozenset({"other_team"})).get(
+        "/backover/migrations?environment=other_team"
+    )
+    assert allowed.status_code == 400 and "hunter2" not in allowed.text
+    assert "not a valid Back Over environment" in allowed.text
+    # A run's tab needs its own DAG's runs too.
+    assert reader.get("/backover/runs/someone_elses_dag/manual__1").status_code == 403
+    assert reader.get("/backover/runs/backover_start/manual__none").status_code == 404
+
+
+def test_the_list_page_reads_each_segment_once_and_none_of_a_cleaned_migration(
+    client: Any, migration: Migration, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two migrations of 30 segments (gzip): one capturing, one whose clean-up deleted them but kept
+    the checkpoint; one list view HEADs 24 segments of the first (+1 to find the compression) and
+    none of the other (its clean-up started)."""
+    from botocore.client import BaseClient
+
+    wall = int(now().timestamp())
+    capturing = migration
+    cleaned = Migration(
+        MigrationLayout(migration.layout.bucket, migration.layout.prefix, "z-cleaned"), migration.s3
+    )
+    for m, keep in ((capturing, True), (cleaned, False)):
+        m.start()
+        for seq in range(1, 31):
+            body, info = segments.build(
+                [b"\x05\x00\x00\x00\x00"],
+                Timestamp(wall - 100 + seq, 1),
+                Timestamp(wall - 100 + seq, 2),
+                "gzip",
+                migration_id=m.layout.migration_id,
+                seq=seq,
+            )
+            if keep:
+                m.s3.put_bytes(m.layout.segment(seq, "gzip"), body, metadata=info.metadata())
+        m.replicator("drained", last=Timestamp(wall - 70, 2), last_seq=30, events=30)
+    cleaned.freeze()
+    cleaned.clean(deleted=30)
+
+    calls: list[tuple[str, str]] = []
+    real = BaseClient._make_api_call
+
+    def counted(self: Any, operation: str, params: dict[str, Any]) -> Any:
+        calls.append((operation, str(params.get("Key", ""))))
+        return real(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", counted)
+    page = client.get("/backover/migrations")
+    assert page.status_code == 200
+    segment_heads = [key for op, key in calls if op == "HeadObject" and "/changes/0" in key]
+    assert len(segment_heads) == 25, segment_heads
+    assert not [key for key in segment_heads if "/z-cleaned/" in key]
+    assert len(calls) <= 25 + 2 * 20, calls  # and some 20 reads of each migration's records

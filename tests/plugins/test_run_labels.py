@@ -60,6 +60,34 @@ def test_a_backover_run_is_noted_with_its_migration_id_and_environment(listening
 
 
 @pytest.mark.parametrize(
+    ("dag_id", "conf", "expected"),
+    [
+        pytest.param(
+            "backover_rehearsal", {"migration_id": "r-1"}, "backover_rehearsal", id="rehearsal-default"
+        ),
+        pytest.param("backover_rehearsal_weekly", {}, "backover_rehearsal", id="weekly-default"),
+        pytest.param("backover_start", {"migration_id": "m-1"}, "backover", id="lifecycle-default"),
+        pytest.param("backover_rehearsal", {"environment": "rehearsal_eu"}, "rehearsal_eu", id="conf-wins"),
+        pytest.param("backover_clean", {"environment": ""}, "backover", id="empty-is-the-default"),
+    ],
+)
+def test_a_runs_environment_is_its_conf_else_its_dags_own_default(
+    dag_id: str, conf: dict[str, Any], expected: str
+) -> None:
+    """The Param defaults of the DAGs themselves: backover_rehearsal runs on backover_rehearsal."""
+    from backover_airflow.config import run_environment
+
+    assert run_environment(dag_id, conf) == expected
+
+
+def test_a_rehearsal_run_is_noted_with_the_rehearsal_environment(listening: Any) -> None:
+    assert (
+        _run("backover_rehearsal", {"migration_id": "rehearsal-20261202"})
+        == "migration rehearsal-20261202 · environment backover_rehearsal"
+    )
+
+
+@pytest.mark.parametrize(
     ("dag_id", "conf", "note", "expected"),
     [
         pytest.param(

@@ -6,6 +6,11 @@ state files stay for inspection. The stop request is ``control/stop.json``,
 ``stopped``) when they see it. A migration with a stop request cannot be started or frozen again
 (a new migration id starts afresh). Idempotent: the first ``requested_at`` is kept.
 
+Once the user's roles, read back from the source, are its prior roles again, abort records so in
+``state/abort.json`` (:class:`~backover.state.AbortRecord`: the roles and which migrated databases
+they let the user write); the stop request alone says only that an abort was asked for (the
+Migrations page tells the two apart).
+
 The result says exactly what abort restored and what it left: the user's roles as the source
 reports them afterwards and which migrated databases they let it write (prior roles that were
 read-only stay read-only: abort gives back what the user had, not write access), the change
@@ -25,6 +30,7 @@ from ..layout import MigrationLayout
 from ..namespaces import Namespace
 from ..s3objects import S3Objects
 from ..state import (
+    AbortRecord,
     CleanRecord,
     ReplicatorCheckpoint,
     ReplicatorState,
@@ -83,6 +89,15 @@ def abort(layout: MigrationLayout, source: DatabaseUri, s3: S3Objects | None = N
     if not started.finished:
         notes.append("the start had not finished")
     can_write, cannot_write = describe_writes(now, migrated_databases(started))
+    confirmed = AbortRecord(
+        migration_id=layout.migration_id,
+        app_user=user,
+        roles_now=now,
+        can_write=can_write,
+        cannot_write=cannot_write,
+        confirmed_at=now_ms(),
+    )
+    state.write(s3, layout.abort_state, confirmed)  # only now: the roles were read back as the prior ones
     if cannot_write:
         notes.append(
             f"its prior roles do not let it write {', '.join(cannot_write)}: it could not before backover_start "

@@ -16,7 +16,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 from backover.s3objects import S3Objects
 from backover_airflow import config, report
 from backover_airflow.hooks.migration import MigrationHook
-from backover_airflow.ui import lag_history, links
+from backover_airflow.ui import links
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 def rehearsal_conf(params: Mapping[str, Any], ts_nodash: str) -> dict[str, Any]:
     """The conf every phase of one rehearsal is triggered with (a fresh migration id per run)."""
     migration_id = params.get("migration_id") or f"rehearsal-{ts_nodash.lower()}"
-    environment = str(params.get("environment") or config.REHEARSAL_VARIABLE)
+    environment = config.run_environment(config.REHEARSAL_DAG_ID, params)
     try:
         env = config.BackoverConfig.from_variable(environment)
         config.check_rehearsable(env)
@@ -45,7 +45,7 @@ def start_conf(params: Mapping[str, Any], conf: Mapping[str, Any]) -> dict[str, 
     """The conf of the start phase: the rehearsal's conf and the initial sync's Params (only
     ``backover_start`` has them); a rehearsal environment's MongoDB that is empty is filled by the
     sync, one that holds last week's data needs ``always`` and ``drop_target``."""
-    environment = str(conf.get("environment") or config.DEFAULT_VARIABLE)
+    environment = config.run_environment(config.REHEARSAL_DAG_ID, conf)
     try:
         env = config.BackoverConfig.from_variable(environment)
         run = config.RunParams.from_params({**params, **conf}, env)
@@ -61,9 +61,9 @@ def start_conf(params: Mapping[str, Any], conf: Mapping[str, Any]) -> dict[str, 
 
 class MigrationFiguresOperator(BaseOperator):
     """Read the counts the checkpoints hold (events captured and replayed, segments) before the clean
-    phase deletes them; returns them for the report (XCom). Also records the lag history
-    (``reports/lag.json``, :func:`backover_airflow.ui.lag_history.record`) while the segments it is
-    read from still exist, for the report's page.
+    phase deletes them; returns them for the report (XCom). The lag history is recorded by the clean
+    phase itself (``backover_clean``'s ``clean.record_lag``,
+    :class:`~backover_airflow.operators.lag_history.LagHistoryOperator`): one recording, there.
 
     :param migration_id: the migration (templated).
     :param aws_conn_id: AWS connection for S3 (default ``aws_default``).
@@ -83,14 +83,6 @@ class MigrationFiguresOperator(BaseOperator):
         snap = hook.snapshot(layout)
         counts = report.figures(snap)
         self.log.info("Before clean-up: %s", json.dumps(counts, sort_keys=True))
-        lags = lag_history.record(hook.objects(layout), layout, snap.replicator, snap.restore)
-        self.log.info(
-            "Lag history: %d capture and %d restore points in s3://%s/%s",
-            len(lags.capture),
-            len(lags.restore),
-            layout.bucket,
-            layout.lag_history,
-        )
         return counts
 
 

@@ -6,14 +6,15 @@ Neither checkpoint keeps a history: each holds its latest position only. What th
   newest event (metadata ``last-cluster-time``): the capture's lag when that segment landed, the
   age of the newest captured change, the measure ``backover status`` calls ``lag_seconds`` at a
   heartbeat. A page samples at most ``max_points`` segments spread evenly over seq 1 ..
-  ``last_seq`` (one HEAD each, found by key: nothing is listed); a running replicator's checkpoint
-  adds the newest point (its heartbeat's lag).
+  ``last_seq`` (one HEAD each, found by key with the first one's compression: nothing is listed;
+  the first missing one ends the sample, and none is read once a clean-up started); a running
+  replicator's checkpoint adds the newest point (its heartbeat's lag).
 * **restore**: the restore checkpoint's lag behind the capture (:func:`backover.restore.follow.lag`)
   at its ``updated_at``: the latest point only.
 * ``reports/lag.json`` (:class:`LagHistory`): what :func:`record` saved, each recording merged into
-  the last. Clean-up deletes the segments, so whoever wants the history afterwards records it
-  before clean (the rehearsal's ``clean.figures`` task does); it also keeps the restore points of
-  each recording.
+  the last. Clean-up deletes the segments, so ``backover_clean`` records it first (its
+  ``clean.record_lag`` task, best-effort: every migration's clean-up, a rehearsal's too); it also
+  keeps the restore points of each recording.
 
 So a restore's lag has as many points as recordings were made; a curve of it needs the follow
 restore to publish its lag as it goes (CloudWatch metrics, issue 15 item 4).
@@ -24,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from backover import state
 from backover.errors import JobFailed
@@ -103,35 +105,58 @@ def sample_seqs(last_seq: int, max_points: int) -> list[int]:
     return sorted({1 + round(i * step) for i in range(max_points)})
 
 
-def segment_point(s3: S3Objects, layout: MigrationLayout, seq: int) -> LagPoint | None:
-    """Segment ``seq``'s capture lag when it landed, or None when it is gone (cleaned up) or its
-    metadata cannot be read (the restore and verify report such a segment; a chart skips it)."""
-    for compression in COMPRESSION_SUFFIX:
-        key = layout.segment(seq, compression)
-        head = s3.head(key)
-        if head is None:
-            continue
-        try:
-            info = SegmentInfo.from_metadata(head.get("Metadata", {}), key)
-        except JobFailed:
-            return None
-        written = head.get("LastModified")
-        if not isinstance(written, datetime):
-            return None
-        lag = max(0.0, _aware(written).timestamp() - info.last_cluster_time.time)
-        return LagPoint(at=_aware(written), seconds=round(lag, 3), seq=seq)
-    return None
+def _point(head: dict[str, Any], key: str, seq: int) -> LagPoint | None:
+    """The lag a segment's HEAD shows, or None when its metadata cannot be read (the restore and
+    verify report such a segment; a chart skips it)."""
+    try:
+        info = SegmentInfo.from_metadata(head.get("Metadata", {}), key)
+    except JobFailed:
+        return None
+    written = head.get("LastModified")
+    if not isinstance(written, datetime):
+        return None
+    lag = max(0.0, _aware(written).timestamp() - info.last_cluster_time.time)
+    return LagPoint(at=_aware(written), seconds=round(lag, 3), seq=seq)
+
+
+def segment_points(s3: S3Objects, layout: MigrationLayout, seqs: Iterable[int]) -> list[LagPoint]:
+    """The capture lag of segments ``seqs`` (ascending) when each landed: one HEAD each, by key.
+    The first one's compression is found by trying each suffix (``zstd`` first, the replicator's
+    default; the checkpoint does not name it) and then used for the others (one replicator config,
+    one compression); the first segment missing ends the sample (clean-up deletes them in order)."""
+    points: list[LagPoint] = []
+    compressions: Iterable[str] = COMPRESSION_SUFFIX
+    for seq in seqs:
+        found = next(
+            (
+                (c, key, head)
+                for c in compressions
+                if (head := s3.head(key := layout.segment(seq, c))) is not None
+            ),
+            None,
+        )
+        if found is None:
+            break
+        compression, key, head = found
+        compressions = (compression,)
+        if (point := _point(head, key, seq)) is not None:
+            points.append(point)
+    return points
 
 
 def capture_points(
-    s3: S3Objects, layout: MigrationLayout, replicator: ReplicatorCheckpoint | None, max_points: int
+    s3: S3Objects,
+    layout: MigrationLayout,
+    replicator: ReplicatorCheckpoint | None,
+    max_points: int,
+    segments: bool = True,
 ) -> list[LagPoint]:
-    """The capture's lag from a sample of its segments, and a running replicator's heartbeat."""
+    """The capture's lag from a sample of its segments (none read when ``segments`` is False: a
+    clean-up started deleting them), and a running replicator's heartbeat."""
     if replicator is None:
         return []
-    points = [
-        p for seq in sample_seqs(replicator.last_seq, max_points) if (p := segment_point(s3, layout, seq))
-    ]
+    seqs = sample_seqs(replicator.last_seq, max_points) if segments else []
+    points = segment_points(s3, layout, seqs)
     lag = replicator_status(replicator).get("lag_seconds")
     if (
         replicator.state is ReplicatorState.RUNNING
@@ -166,12 +191,14 @@ def history(
     restore: RestoreCheckpoint | None,
     max_points: int,
     recorded: LagHistory | None = None,
+    segments: bool = True,
 ) -> LagHistory:
-    """Everything known of the migration's lag: the recorded points and what the folder shows now."""
+    """Everything known of the migration's lag: the recorded points and what the folder shows now
+    (``segments`` False: none of the segments is read, see :func:`capture_points`)."""
     point = restore_point(restore, replicator)
     now = LagHistory(
         migration_id=layout.migration_id,
-        capture=capture_points(s3, layout, replicator, max_points),
+        capture=capture_points(s3, layout, replicator, max_points, segments),
         restore=[point] if point is not None else [],
     )
     return recorded.merged(now) if recorded is not None else now

@@ -54,6 +54,7 @@ FILES = {
     "verify-live": "verify_live_report",
     "verify": "verify_report",
     "clean": "clean_state",
+    "abort": "abort_state",
     "lag": "lag_history",
     "rehearsal": "rehearsal_report",
 }

@@ -29,6 +29,7 @@ from backover.replication.status import replicator_status
 from backover.restore import follow
 from backover.restore.follow import Lag
 from backover.state import (
+    AbortRecord,
     BackupManifest,
     ReplicatorState,
     RestoreState,
@@ -80,7 +81,8 @@ class Folder:
     snapshot: MigrationSnapshot
     verify_live: VerifyLiveRecord | None = None
     backup: BackupManifest | None = None  # backups/documentdb/_backup.json (clean's guard reads it)
-    stop_requested: bool = False  # control/stop.json: aborted
+    stop_requested: bool = False  # control/stop.json: an abort was asked for
+    abort: AbortRecord | None = None  # state/abort.json: the abort gave the roles back (read back)
     sync_planned: bool = False  # sync/plan.json
     sync_complete: bool = False  # sync/complete.json
     files: frozenset[str] = frozenset()  # the names of :data:`web_app.FILES` that exist
@@ -166,6 +168,28 @@ def verdict(folder: Folder) -> Verdict:
     return Verdict(None, "not verified yet")
 
 
+def _aborted(record: AbortRecord | None) -> tuple[Phase, str, Health]:
+    """An abort as its records prove it: asked for (``control/stop.json``, written first), and the
+    roles given back only when ``state/abort.json`` says the source reported them so."""
+    if record is None:
+        return (
+            Phase.ABORTED,
+            "abort requested (control/stop.json); the app user's roles are not confirmed given back "
+            "(no state/abort.json): see backover_abort's log and run it again",
+            Health.BAD,
+        )
+    when = record.confirmed_at.isoformat(timespec="seconds") if record.confirmed_at else "at an unknown time"
+    writes = ", ".join(record.can_write) or "none of the migrated databases"
+    if record.cannot_write:
+        writes += f" (not {', '.join(record.cannot_write)}: its prior roles are read-only there)"
+    return (
+        Phase.ABORTED,
+        f"aborted {when}: {record.app_user} holds its prior roles again (read back from the source), "
+        f"it can write {writes}; a new migration id is needed to start again",
+        Health.WAITING,
+    )
+
+
 def _phase(folder: Folder, now: datetime, heartbeat_max_age: float, where: str) -> tuple[Phase, str, Health]:
     s = folder.snapshot
     rep, res = s.replicator, s.restore
@@ -178,13 +202,8 @@ def _phase(folder: Folder, now: datetime, heartbeat_max_age: float, where: str) 
                 Health.GOOD,
             )
         return Phase.CLEANING, "clean-up started (state/clean.json), not finished yet", Health.WAITING
-    if folder.stop_requested:
-        return (
-            Phase.ABORTED,
-            "aborted (control/stop.json): backover_abort gave the writes back; a new migration id is "
-            "needed to start again",
-            Health.WAITING,
-        )
+    if folder.stop_requested or folder.abort is not None:
+        return _aborted(folder.abort)
     if rep is not None and rep.state is ReplicatorState.FAILED:
         return Phase.FAILED, f"replicator failed: {rep.reason or 'no reason given'}", Health.BAD
     if res is not None and res.state is RestoreState.FAILED:

@@ -1,9 +1,13 @@
 """The plugin's FastAPI app: the Migrations pages, served by Airflow's API server at ``/backover``.
 
-Every page needs a signed-in Airflow user allowed to read DAGs (Airflow's own check: the UI's
-session cookie or a bearer token, then the auth manager), since plugin apps are not protected by
-Airflow on their own. A page reads the environment's Variable (``?environment=``, default
-``backover``; :func:`backover_airflow.config.environment`, the tasks' own reader) and S3 through
+Plugin apps are not protected by Airflow on their own: the app's one dependency (:func:`signed_in`,
+so a new route cannot miss it) signs the user in as Airflow's API does (the UI's session cookie or a
+bearer token; 401 without one) and asks the auth manager (:func:`authorized`; 403) for read access
+to each lifecycle DAG, named here (a ``?dag_id=`` in the URL changes nothing), to the runs of a run
+tab's DAG, and to the Variable ``?environment=`` names unless a DAG's Param defaults to it
+(``backover``, ``backover_rehearsal``). A page reads that Variable (default ``backover``;
+:func:`backover_airflow.config.environment`, the tasks' own reader: only a Variable that validates
+is used, and a refusal echoes none of its values) and S3 through
 :class:`~backover_airflow.hooks.migration.MigrationHook` (connection ``aws_default``, as the
 tasks), read-only: nothing here writes. Bad input (an unknown Variable, a malformed migration id,
 an unknown file) answers one line and status 400/404; S3 that cannot be read answers 502 with the
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -21,7 +26,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from botocore.exceptions import BotoCoreError
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -29,7 +34,7 @@ from backover import state
 from backover.errors import BackoverError, UsageError
 from backover.layout import MigrationLayout, check_migration_id, migrations_root
 from backover.s3objects import S3Objects
-from backover.state import BackupManifest, VerifyLiveRecord
+from backover.state import AbortRecord, BackupManifest, VerifyLiveRecord
 from backover.sync.status import sync_status
 from backover_airflow import config
 from backover_airflow.hooks.migration import MigrationHook
@@ -49,8 +54,6 @@ PAGE_POINTS = 120
 MAX_MIGRATIONS = 100
 #: Migrations read at once for the list page.
 READERS = 8
-#: The rehearsal DAG (``dags/backover_rehearsal.py``): its run tab opens the rehearsal report.
-REHEARSAL_DAG_ID = "backover_rehearsal"
 
 
 class Refusal(Exception):
@@ -63,17 +66,73 @@ class Refusal(Exception):
         self.environment = environment
 
 
+#: The DAGs whose readers may open the pages: the lifecycle's, whose runs write what the pages show.
+LIFECYCLE_DAG_IDS = ("backover_start", "backover_restore", "backover_clean", "backover_abort")
+#: The environments the DAGs' own ``environment`` Params default to: reading one needs no more than
+#: access to the DAGs; any other ``?environment=`` needs read access to that Variable too.
+DAG_ENVIRONMENTS = (config.DEFAULT_VARIABLE, config.REHEARSAL_VARIABLE)
+#: What a page accepts as a Variable name (Airflow's keys are at most 250 characters).
+_VARIABLE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,250}")
+FORBIDDEN = (
+    "the Migrations pages need read access to the Back Over DAGs "
+    f"({', '.join(LIFECYCLE_DAG_IDS)}), to a run's DAG for its tab, and to the Variable that "
+    "?environment= names unless it is a DAG's default"
+)
+
+
+def authorized(request: Request, user: Any) -> bool:
+    """Whether ``user`` may see the page ``request`` asks for, by Airflow's auth manager: read access
+    to each lifecycle DAG (named here, never taken from the request: a ``?dag_id=`` changes
+    nothing), to the runs of the DAG a run tab's path names, and to the Variable ``?environment=``
+    names unless the DAGs default to it."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import (
+        DagAccessEntity,
+        DagDetails,
+        VariableDetails,
+    )
+    from airflow.models.dag import DagModel
+
+    run_dag = request.path_params.get("dag_id")
+    dag_ids = [*LIFECYCLE_DAG_IDS, *([run_dag] if run_dag else [])]
+    teams = DagModel.get_dag_id_to_team_name_mapping(dag_ids)
+    asked: list[Any] = [
+        {"method": "GET", "details": DagDetails(id=dag_id, team_name=teams.get(dag_id))}
+        for dag_id in LIFECYCLE_DAG_IDS
+    ]
+    if run_dag:
+        details = DagDetails(id=run_dag, team_name=teams.get(run_dag))
+        asked.append({"method": "GET", "access_entity": DagAccessEntity.RUN, "details": details})
+    manager = get_auth_manager()
+    if not manager.batch_is_authorized_dag(asked, user=user):
+        return False
+    environment = request.query_params.get("environment")
+    if environment is None or environment in DAG_ENVIRONMENTS:
+        return True
+    return bool(
+        manager.is_authorized_variable(method="GET", details=VariableDetails(key=environment), user=user)
+    )
+
+
 async def signed_in(request: Request) -> None:
-    """Airflow's own authentication and authorization, as its API's routes apply them: the user of
-    the bearer token or the UI's session cookie (401 without one), allowed to read DAGs (403)."""
+    """Airflow's own authentication, as its API's routes apply it: the user of the bearer token or
+    the UI's session cookie (401 without one), then :func:`authorized` (403). The app's dependency:
+    every route has it."""
     from airflow.api_fastapi.core_api import security
 
     credentials = await security.bearer_scheme(request)
     user = await security.get_user(request, None, credentials)
-    await run_in_threadpool(security.requires_access_dag("GET"), request, user)
+    if not await run_in_threadpool(authorized, request, user):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, FORBIDDEN)
 
 
-app = FastAPI(title="Back Over migrations", docs_url=None, redoc_url=None, openapi_url=None)
+app = FastAPI(
+    title="Back Over migrations",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+    dependencies=[Depends(signed_in)],
+)
 
 
 @app.exception_handler(Refusal)
@@ -82,10 +141,19 @@ async def _refused(_request: Request, e: Refusal) -> HTMLResponse:
 
 
 def _environment(name: str) -> config.BackoverConfig:
+    """The environment Variable ``name``, validated; one line that echoes none of its values (a
+    Variable that is not a Back Over environment may hold anything)."""
+    if not _VARIABLE_NAME.fullmatch(name):
+        raise Refusal(400, "?environment= must name an Airflow Variable (letters, digits, . _ -)")
     try:
         return config.environment({"environment": name})
-    except config.ConfigError as e:
-        raise Refusal(400, str(e), name) from None
+    except config.ConfigError:
+        raise Refusal(
+            400,
+            f"Airflow Variable {name!r} is not set or not a valid Back Over environment "
+            "(backover_start's preflight says why)",
+            name,
+        ) from None
 
 
 def _shown(env: config.BackoverConfig) -> Environment:
@@ -111,6 +179,7 @@ def read_folder(hook: MigrationHook, layout: MigrationLayout) -> Folder:
     s3 = hook.objects(layout)
     snap = hook.snapshot(layout)
     verify_live = state.read(s3, layout.verify_live_report, VerifyLiveRecord)
+    aborted = state.read(s3, layout.abort_state, AbortRecord)
     records = {
         "start": snap.start,
         "replicator": snap.replicator,
@@ -119,6 +188,7 @@ def read_folder(hook: MigrationHook, layout: MigrationLayout) -> Folder:
         "verify-live": verify_live,
         "verify": snap.verify,
         "clean": snap.clean,
+        "abort": aborted,
     }
     present = {name for name, record in records.items() if record is not None}
     present |= {
@@ -129,6 +199,7 @@ def read_folder(hook: MigrationHook, layout: MigrationLayout) -> Folder:
         verify_live=verify_live,
         backup=state.read(s3, layout.backup_manifest("documentdb"), BackupManifest),
         stop_requested=s3.head(layout.stop_request) is not None,
+        abort=aborted,
         sync_planned=s3.head(layout.sync_plan) is not None,
         sync_complete=s3.head(layout.sync_complete) is not None,
         files=frozenset(present),
@@ -148,7 +219,9 @@ def look(
         s3 = hook.objects(layout)
         recorded = lag_history.read(s3, layout) if "lag" in folder.files else None
         snap = folder.snapshot
-        history = lag_history.history(s3, layout, snap.replicator, snap.restore, points, recorded)
+        history = lag_history.history(
+            s3, layout, snap.replicator, snap.restore, points, recorded, segments=snap.clean is None
+        )
     except state.RecordError as e:
         return damaged(layout.migration_id, _location(layout), str(e)), LagHistory(layout.migration_id), None
     seen = overview(
@@ -176,7 +249,7 @@ def _started(row: tuple[MigrationOverview, LagHistory, Folder | None]) -> dateti
 
 
 @app.get(links.MIGRATIONS, response_class=HTMLResponse)
-def migrations_list(environment: str = config.DEFAULT_VARIABLE, _user: None = Depends(signed_in)) -> str:
+def migrations_list(environment: str = config.DEFAULT_VARIABLE) -> str:
     """Every migration of the environment's bucket and prefix, newest first."""
     env = _environment(environment)
     hook = MigrationHook(aws_conn_id=AWS_CONN_ID)
@@ -201,9 +274,7 @@ def console_url(hook: MigrationHook, layout: MigrationLayout) -> str | None:
 
 
 @app.get(links.MIGRATION, response_class=HTMLResponse)
-def migration_detail(
-    migration_id: str, environment: str = config.DEFAULT_VARIABLE, _user: None = Depends(signed_in)
-) -> str:
+def migration_detail(migration_id: str, environment: str = config.DEFAULT_VARIABLE) -> str:
     """One migration: its phase and numbers, its lag chart, links to its files."""
     env = _environment(environment)
     layout = _layout(env, migration_id)
@@ -236,9 +307,7 @@ def migration_detail(
 
 
 @app.get(links.REHEARSAL, response_class=HTMLResponse)
-def rehearsal_report(
-    migration_id: str, environment: str = config.DEFAULT_VARIABLE, _user: None = Depends(signed_in)
-) -> str:
+def rehearsal_report(migration_id: str, environment: str = config.DEFAULT_VARIABLE) -> str:
     """The rehearsal's report (``reports/rehearsal.json``) on one page, with the lag chart."""
     env = _environment(environment)
     layout = _layout(env, migration_id)
@@ -269,9 +338,7 @@ def rehearsal_report(
 
 
 @app.get(links.FILE)
-def migration_file(
-    migration_id: str, name: str, environment: str = config.DEFAULT_VARIABLE, _user: None = Depends(signed_in)
-) -> Response:
+def migration_file(migration_id: str, name: str, environment: str = config.DEFAULT_VARIABLE) -> Response:
     """One of the migration's state objects or reports, as stored (JSON)."""
     env = _environment(environment)
     layout = _layout(env, migration_id)
@@ -287,9 +354,12 @@ def migration_file(
     return Response(content=data, media_type="application/json")
 
 
-def migration_of(conf: Mapping[str, Any] | None, results: Iterable[Any]) -> tuple[str, str] | None:
-    """``(migration id, environment)`` of a DAG run: its conf's, else the first task result (XCom
-    return value) that names one (the rehearsal's plan); None when nothing names a valid id."""
+def migration_of(
+    dag_id: str, conf: Mapping[str, Any] | None, results: Iterable[Any]
+) -> tuple[str, str] | None:
+    """``(migration id, environment)`` of a run of ``dag_id``: its conf's, else the first task result
+    (XCom return value) that names one (the rehearsal's plan); None when nothing names a valid id.
+    The environment: :func:`backover_airflow.config.run_environment` of what named the id."""
     for found in (conf or {}, *results):
         if isinstance(found, str):
             try:
@@ -304,7 +374,7 @@ def migration_of(conf: Mapping[str, Any] | None, results: Iterable[Any]) -> tupl
                 check_migration_id(migration_id)
             except UsageError:
                 return None
-            return migration_id, str(found.get("environment") or config.DEFAULT_VARIABLE)
+            return migration_id, config.run_environment(dag_id, found)
     return None
 
 
@@ -328,16 +398,16 @@ def _run_records(dag_id: str, run_id: str) -> tuple[bool, Mapping[str, Any] | No
 
 
 @app.get(links.RUN, response_class=HTMLResponse, response_model=None)
-def run_tab(dag_id: str, run_id: str, _user: None = Depends(signed_in)) -> Response | str:
+def run_tab(dag_id: str, run_id: str) -> Response | str:
     """A DAG run's "Migration" tab: its migration's page (the rehearsal's: its report)."""
     exists, conf, results = _run_records(dag_id, run_id)
     if not exists:
         raise Refusal(404, f"no run {run_id!r} of DAG {dag_id!r}")
-    found = migration_of(conf, results)
+    found = migration_of(dag_id, conf, results)
     if found is None:
-        return html_pages.no_migration_page(dag_id, run_id, config.DEFAULT_VARIABLE)
+        return html_pages.no_migration_page(dag_id, run_id, config.run_environment(dag_id, conf))
     migration_id, environment = found
-    page = links.REHEARSAL if dag_id == REHEARSAL_DAG_ID else links.MIGRATION
+    page = links.REHEARSAL if dag_id == config.REHEARSAL_DAG_ID else links.MIGRATION
     return RedirectResponse(
         links.link(links.RUN, page, environment, migration_id=migration_id), status_code=303
     )

@@ -11,12 +11,14 @@ import pytest
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
+from backover import state
 from backover.cli import main
 from backover.connections import DatabaseUri
 from backover.lifecycle.events import LifecycleEvent
 from backover.lifecycle.freeze import freeze
 from backover.lifecycle.start import start
 from backover.s3objects import S3Objects
+from backover.state import AbortRecord
 
 
 def test_abort_command_gives_the_writes_back_and_deletes_nothing(
@@ -54,7 +56,16 @@ def test_abort_command_gives_the_writes_back_and_deletes_nothing(
     assert output["roles_restored"] == [{"role": "readWrite", "db": db}]
     assert standin_password not in json.dumps(output)
     app[db].items.insert_one({"_id": 1})
-    assert set(S3Objects(bucket).list_keys(layout.root)) == keys_before | {f"{layout.root}control/stop.json"}
+    s3 = S3Objects(bucket)
+    assert set(s3.list_keys(layout.root)) == keys_before | {layout.stop_request, layout.abort_state}
+    # The record of the roles given back, as read back from the source (the page's "writes back").
+    record = state.read(s3, layout.abort_state, AbortRecord)
+    assert record is not None and record.confirmed_at is not None
+    assert (record.app_user, record.roles_now, record.can_write) == (
+        user,
+        [{"role": "readWrite", "db": db}],
+        [db],
+    )
     app.close()
 
 
