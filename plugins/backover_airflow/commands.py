@@ -20,6 +20,15 @@ from backover_airflow.config import BackoverConfig, ConfigError, RunParams
 #: error line is never cut off.
 OUTPUT_HEAD_BYTES = 6_000
 OUTPUT_TAIL_BYTES = 16_000
+#: What SSM's ``StandardOutputContent`` keeps (characters): an output shorter than this is whole.
+SSM_STDOUT_CHARS = 24_000
+#: When the output goes to CloudWatch Logs, the script also writes the last this many bytes of a
+#: longer output to standard error at the end, between :data:`END_BEGIN` and :data:`END_END` (SSM's
+#: ``StandardErrorContent`` keeps 8,000 characters): the end of the output when CloudWatch cannot
+#: give it. The reader of CloudWatch's stderr stream leaves these lines out (they are a copy).
+OUTPUT_END_BYTES = 6_000
+END_BEGIN = "---- backover: the end of the output, as SSM keeps only the start of it ----"
+END_END = "---- backover: end of the output ----"
 BACKUP_LABELS = ("documentdb", "mongodb")
 
 
@@ -246,13 +255,26 @@ def shell_script(line: str, live: bool = False) -> list[str]:
     """The ``AWS-RunShellScript`` commands that run ``line`` and report its output.
 
     Output and errors are kept together in order. ``live`` (the output goes to CloudWatch Logs):
-    every line as soon as it is written, unbuffered, all of it; otherwise the output is reported
+    every line as soon as it is written, unbuffered, all of it, and the end of an output longer
+    than SSM keeps (:data:`SSM_STDOUT_CHARS`) again on standard error, between :data:`END_BEGIN`
+    and :data:`END_END`, for when CloudWatch cannot give it; otherwise the output is reported
     when the command ends and, when longer than SSM keeps, as its first ``OUTPUT_HEAD_BYTES`` and
     last ``OUTPUT_TAIL_BYTES`` with a note of what was left out. The script exits with the
     command's own status.
     """
     if live:
-        return ["export PYTHONUNBUFFERED=1", f"{line} 2>&1"]
+        # tee copies each line as it comes (the live output) and keeps it for the end; the
+        # command's status goes through a file, as POSIX sh has no PIPESTATUS.
+        return [
+            "export PYTHONUNBUFFERED=1",
+            'out="$(mktemp)" || exit 2',
+            f'{{ {line} 2>&1; echo "$?" >"$out.rc"; }} | tee "$out"',
+            'rc="$(cat "$out.rc" 2>/dev/null || echo 1)"',
+            f'if [ "$(wc -c <"$out")" -ge {SSM_STDOUT_CHARS} ]; then '
+            f'{{ echo "{END_BEGIN}"; tail -c {OUTPUT_END_BYTES} "$out" | tail -n +2; echo; echo "{END_END}"; }} >&2; fi',
+            'rm -f "$out" "$out.rc"',
+            'exit "$rc"',
+        ]
     return [
         'out="$(mktemp)" || exit 2',
         f'{line} >"$out" 2>&1',

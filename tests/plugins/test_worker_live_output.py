@@ -179,11 +179,10 @@ def test_when_cloudwatch_holds_nothing_what_ssm_kept_is_logged_with_a_warning(
     reading_elsewhere = WorkerCommandTrigger(**{**kwargs, "log_group": f"/backover/{PREFIX}"})
     task_log(capfd)
     event = asyncio.run(asyncio.wait_for(anext(reading_elsewhere.run()), 60)).payload
-    assert event["invocation"]["StandardOutputContent"] == "restore done\n"
     _operator(deferrable=True).execute_complete({}, event)
     log = task_log(capfd)
     assert f"CloudWatch Logs group /backover/{PREFIX} holds no output of SSM command" in log
-    assert "| restore done" in log
+    assert log.count("| restore done") == 1, log
 
 
 DAG_ONE_RESTORE = """
@@ -316,3 +315,239 @@ def test_a_bad_log_group_fails_the_task_in_one_line_before_anything_runs(
         operator.execute({"params": PARAMS})
     assert "'log_group' must be a CloudWatch Logs group name" in str(refused.value)
     assert "\n" not in str(refused.value) and operator._command_id is None, "nothing was sent"
+
+
+@pytest.fixture
+def ingestion_delay(runner: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Set how late each line reaches CloudWatch (the runner's test-only knob), for this test."""
+
+    def late(seconds: float) -> None:
+        monkeypatch.setattr(runner.ssm_service.store.logs, "ingestion_delay_seconds", seconds)
+
+    return late
+
+
+REASON = "duplicate key on shop.users"
+#: A first line CloudWatch has when the command ends, then lines written just before the end.
+ENDS_FAILING = f"""\
+echo "restore: segment 1/2"
+sleep {{pause}}
+echo "restore: segment 2/2"
+echo "{REASON}"
+exit 1
+"""
+
+
+@pytest.mark.parametrize(
+    ("delay", "pause", "from_ssm"),
+    [
+        pytest.param(1.5, 2.5, False, id="a-moment-late-read-on-from-cloudwatch"),
+        pytest.param(4.0, 5.0, True, id="later-than-the-reads-taken-from-ssm"),
+    ],
+)
+def test_lines_that_reach_cloudwatch_after_the_end_are_logged_and_name_the_reason(
+    ingestion_delay: Any,
+    ec2_instances: Any,
+    set_environment: Any,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    delay: float,
+    pause: float,
+    from_ssm: bool,
+) -> None:
+    """The agent's last upload or CloudWatch's ingestion comes after the invocation reports its
+    end: the last lines still reach the task log, once, and the failure names the right line."""
+    from airflow.providers.common.compat.sdk import AirflowException
+
+    ingestion_delay(delay)
+    _worker(set_environment, ec2_instances, tmp_path, ENDS_FAILING.format(pause=pause))
+    task_log(capfd)
+    with pytest.raises(AirflowException) as failure:
+        _operator(deferrable=False).execute({"params": PARAMS})
+    log = task_log(capfd)
+    assert str(failure.value).endswith(f"(exit 1): {REASON}"), failure.value
+    for line in ("restore: segment 1/2", "restore: segment 2/2", REASON):
+        assert log.count(f"| {line}") == 1, log
+    assert (
+        log.index("| restore: segment 1/2") < log.index("| restore: segment 2/2") < log.index(f"| {REASON}")
+    )
+    assert ("lacks the last lines of the output" in log) is from_ssm, log
+
+
+def _refuse_reads_once_a_line_came(trigger_class: Any, monkeypatch: pytest.MonkeyPatch, code: str) -> None:
+    """CloudWatch refuses every GetLogEvents (``code``) once a read returned a line: botocore's own
+    hooks on the trigger's real client, the answer AWS gives (the worker goes on)."""
+    from botocore.awsrequest import AWSResponse
+
+    original = trigger_class.output
+    state = {"seen": False}
+
+    def after(parsed: dict[str, Any], **_: Any) -> None:
+        state["seen"] = state["seen"] or bool(parsed.get("events"))
+
+    def before(**_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if not state["seen"]:
+            return None
+        error = {"Code": code, "Message": "User is not authorized to perform: logs:GetLogEvents"}
+        return AWSResponse("https://logs", 400, {}, None), {"Error": error, "ResponseMetadata": {}}
+
+    def output(self: Any) -> Any:
+        reader = original(self)
+        if reader is not None:
+            reader.hook.conn.meta.events.register("after-call.cloudwatch-logs.GetLogEvents", after)
+            reader.hook.conn.meta.events.register("before-call.cloudwatch-logs.GetLogEvents", before)
+        return reader
+
+    monkeypatch.setattr(trigger_class, "output", output)
+
+
+def test_when_cloudwatch_refuses_midway_the_rest_and_the_reason_come_from_ssm_once(
+    ec2_instances: Any,
+    set_environment: Any,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A long output (SSM keeps its first 24,000 characters) whose reading CloudWatch refuses after
+    its first line: the lines already streamed are not logged again, SSM's start and the end the
+    worker script copied to standard error are, and the reason is the output's real last line."""
+    from airflow.providers.common.compat.sdk import AirflowException
+
+    from backover_airflow.hooks.worker import LEFT_OUT
+    from backover_airflow.triggers.worker import WorkerCommandTrigger
+
+    _refuse_reads_once_a_line_came(WorkerCommandTrigger, monkeypatch, "AccessDeniedException")
+    body = LONG.replace('echo "first-line"\n', 'echo "first-line"\nsleep 2\n')
+    _worker(set_environment, ec2_instances, tmp_path, body + f'echo "{REASON}"\nexit 1\n')
+    task_log(capfd)
+    with pytest.raises(AirflowException) as failure:
+        _operator(deferrable=False).execute({"params": PARAMS})
+    log = task_log(capfd)
+    assert str(failure.value).endswith(f"(exit 1): {REASON}"), failure.value
+    assert "Cannot read the output of backover restore from CloudWatch Logs group" in log
+    assert log.count("| first-line") == 1, "streamed once, not again from SSM's copy"
+    numbers = [int(n) for n in re.findall(r"\| progress line (\d+) of 5000", log)]
+    assert len(numbers) == len(set(numbers)) and numbers == sorted(numbers), "no line twice"
+    assert numbers[0] == 1 and numbers[-1] == 5000, "SSM's start and the copied end"
+    assert log.index(f"| {LEFT_OUT}") < log.index("| final-summary") < log.index(f"| {REASON}")
+    assert "! failed to run commands: exit status 1" in log
+    assert "backover: the end of the output" not in log, "the copy's markers stay out of the log"
+
+
+def test_a_trigger_moved_to_another_triggerer_says_its_lines_may_repeat(
+    ec2_instances: Any, set_environment: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A triggerer restart builds the trigger again from its kwargs: it reads the output from the
+    start again, and the log says so before those lines and once it caught up."""
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    from backover_airflow.triggers.worker import WorkerCommandTrigger
+
+    _worker(set_environment, ec2_instances, tmp_path, 'echo "restore: segment 1/1"\necho "restore done"\n')
+    before = time.time()
+    with pytest.raises(TaskDeferred) as deferred:
+        _operator(deferrable=True).execute({"params": PARAMS})
+    _, kwargs = deferred.value.trigger.serialize()
+    assert before <= kwargs["deferred_at"] <= time.time()
+    first = WorkerCommandTrigger(**kwargs)
+    task_log(capfd)
+    asyncio.run(asyncio.wait_for(anext(first.run()), 60))
+    assert "read again from its start" not in task_log(capfd), "the first triggerer says nothing"
+    moved = WorkerCommandTrigger(**{**kwargs, "deferred_at": kwargs["deferred_at"] - 120})
+    event = asyncio.run(asyncio.wait_for(anext(moved.run()), 60)).payload
+    log = task_log(capfd)
+    assert event["status"] == "ended" and event["output"]["last_line"] == "restore done", event
+    assert (
+        log.index("is read again from its start")
+        < log.index("| restore: segment 1/1")
+        < log.index("| restore done")
+        < log.index("caught up: the 2 lines read again end here")
+    ), log
+
+
+def _reader(moto_server: str) -> tuple[Any, Any]:
+    """A CommandOutput of a new command's streams in moto's CloudWatch Logs (not created yet), and
+    a client that writes them as the agent does."""
+    import uuid
+
+    from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
+
+    from backover_airflow.hooks.worker import CommandOutput
+
+    group = f"/backover/test-{uuid.uuid4().hex[:8]}"
+    logs = boto3.client("logs", endpoint_url=moto_server, region_name="us-east-1")
+    logs.create_log_group(logGroupName=group)
+    return CommandOutput(
+        AwsLogsHook(aws_conn_id="aws_default"), group, str(uuid.uuid4()), "i-0123456789abcdef0"
+    ), logs
+
+
+def _write(logs: Any, output: Any, stream: str, *lines: str) -> None:
+    from backover_airflow.hooks.worker import stream_name
+
+    name = stream_name(output.command_id, output.instance_id, stream)
+    try:
+        logs.create_log_stream(logGroupName=output.log_group, logStreamName=name)
+    except logs.exceptions.ResourceAlreadyExistsException:
+        pass
+    now = int(time.time() * 1000)
+    logs.put_log_events(
+        logGroupName=output.log_group,
+        logStreamName=name,
+        logEvents=[{"timestamp": now, "message": line} for line in lines],
+    )
+
+
+def _answer(output: Any, *codes: str) -> list[str]:
+    """CloudWatch answers the next GetLogEvents calls with ``codes`` (botocore's hook on the real
+    client), then as usual; the codes not used yet."""
+    from botocore.awsrequest import AWSResponse
+
+    left = list(codes)
+
+    def before(**_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if not left:
+            return None
+        error = {"Code": left.pop(0), "Message": "Rate exceeded  or\n denied"}
+        return AWSResponse("https://logs", 400, {}, None), {"Error": error, "ResponseMetadata": {}}
+
+    output.hook.conn.meta.events.register("before-call.cloudwatch-logs.GetLogEvents", before)
+    return left
+
+
+def test_a_stream_not_created_yet_has_nothing_new_and_its_lines_come_later(moto_server: str) -> None:
+    output, logs = _reader(moto_server)
+    assert output.read() == [] and output.refused is None, "no output yet is not a refusal"
+    _write(logs, output, "stdout", "restore: segment 1/2", "  ", "restore: segment 2/2")
+    assert output.read() == [("stdout", "restore: segment 1/2"), ("stdout", "restore: segment 2/2")]
+    _write(logs, output, "stderr", "failed to run commands: exit status 1")
+    assert output.read() == [("stderr", "failed to run commands: exit status 1")], "only what is new"
+    assert output.summary()["last_line"] == "restore: segment 2/2" and output.lines == 3
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "ServiceUnavailableException"])
+def test_throttling_leaves_the_lines_to_the_next_read_none_lost_none_twice(
+    moto_server: str, code: str
+) -> None:
+    output, logs = _reader(moto_server)
+    _write(logs, output, "stdout", "line 1")
+    assert output.read() == [("stdout", "line 1")]
+    _write(logs, output, "stdout", "line 2", "line 3")
+    left = _answer(output, code)
+    assert output.read() == [] and output.refused is None and not left
+    _write(logs, output, "stdout", "line 4")
+    assert [line for _, line in output.read()] == ["line 2", "line 3", "line 4"]
+
+
+def test_a_refusal_ends_the_reading_in_one_line_and_keeps_what_was_read(moto_server: str) -> None:
+    output, logs = _reader(moto_server)
+    _write(logs, output, "stdout", "line 1")
+    assert output.read() == [("stdout", "line 1")]
+    _write(logs, output, "stdout", "line 2")
+    left = _answer(output, "AccessDeniedException", "AccessDeniedException")
+    assert output.read() == []
+    assert output.refused == "AccessDeniedException: Rate exceeded or denied", "one line"
+    assert output.read() == [] and left == ["AccessDeniedException"], "no call after a refusal"
+    assert output.lines == 1 and output.summary()["last_line"] == "line 1"
+    ended = {"StandardOutputContent": "line 1\nline 2\n", "StandardErrorContent": ""}
+    assert output.missing(ended) == [("stdout", "line 2")], "SSM's copy gives only what was not read"

@@ -28,6 +28,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from botocore.exceptions import ClientError
 
 from backover_airflow import commands, config
+from backover_airflow.hooks.worker import ssm_reason
 from backover_airflow.triggers.worker import ENDED, WorkerCommandTrigger, cancel_command, error_code
 
 if TYPE_CHECKING:
@@ -41,12 +42,6 @@ AGENT_WAIT_SECONDS = 300
 #: SendCommand's default ``TimeoutSeconds``: how long SSM lets a command wait for delivery before
 #: it reports it ``TimedOut``; the default wait limit adds it to the command's ``executionTimeout``.
 SSM_DELIVERY_TIMEOUT_SECONDS = 3600
-
-
-def last_line(text: str) -> str:
-    """The last non-empty line of an output (a failed command's one-line reason)."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
 
 
 def default_max_attempts(command_timeout_seconds: int, delay: float) -> int:
@@ -139,6 +134,7 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
             waiter_max_attempts=self.waiter_max_attempts
             or default_max_attempts(env.command_timeout_seconds, delay),
             log_group=log_group,
+            deferred_at=time.time() if self.deferrable else None,
             aws_conn_id=self.aws_conn_id,
             region_name=self.region_name,
             verify=self.verify,
@@ -216,9 +212,7 @@ class WorkerCommandOperator(AwsBaseOperator[SsmHook]):
         if output is not None:
             reason = output["last_line"] or output["last_error_line"]
         else:
-            reason = last_line(invocation.get("StandardOutputContent", "")) or last_line(
-                invocation.get("StandardErrorContent", "")
-            )
+            reason = ssm_reason(invocation)
         message = (
             f"backover {commands.title(self.command)} {status.lower()} on {result['instance_id']} "
             f"(exit {code}): {reason}"

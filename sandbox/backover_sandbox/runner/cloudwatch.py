@@ -7,7 +7,10 @@ none is named), creating the group if it does not exist, in two log streams name
 while the command runs; ``StandardOutputContent`` still keeps only the first 24,000 characters.
 The runner does the same against CloudWatch Logs at ``endpoint_url`` (moto's server in the
 sandbox): each output line is one log event, sent every :data:`FLUSH_SECONDS`, and everything is
-sent before the invocation reports its end. Blank lines are not sent (CloudWatch refuses an empty
+sent before the invocation reports its end, unless a test sets
+:attr:`CloudWatchLogs.ingestion_delay_seconds`: then each line arrives that long after it was
+written, the last ones after the end is reported, as with the real agent's last upload or
+CloudWatch's ingestion delay (test-only; product code never sets it). Blank lines are not sent (CloudWatch refuses an empty
 event). A refusal is logged and the output goes on to ``StandardOutputContent`` only, as the
 agent's does when its instance role may not write the logs.
 """
@@ -72,6 +75,9 @@ class CloudWatchLogs:
 
     def __init__(self, endpoint_url: str | None) -> None:
         self.endpoint_url = endpoint_url
+        #: Test-only: each line is sent this long after it was written, the last ones after the
+        #: invocation reports its end; 0 (default): at once, all before the end is reported.
+        self.ingestion_delay_seconds = 0.0
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -98,7 +104,9 @@ class CloudWatchLogs:
         if self.endpoint_url is None:
             log.warning("no CloudWatch Logs endpoint: the output of command %s is not sent", command_id)
             return None
-        output = CommandOutput(self.client(region), group, command_id, instance_id)
+        output = CommandOutput(
+            self.client(region), group, command_id, instance_id, self.ingestion_delay_seconds
+        )
         output.start()
         return output
 
@@ -106,8 +114,11 @@ class CloudWatchLogs:
 class CommandOutput:
     """One invocation's two log streams; :meth:`line` queues, a thread sends, :meth:`close` ends."""
 
-    def __init__(self, client: Any, group: str, command_id: str, instance_id: str) -> None:
+    def __init__(
+        self, client: Any, group: str, command_id: str, instance_id: str, delay: float = 0.0
+    ) -> None:
         self.client = client
+        self.delay = delay
         self.group = group
         self.names = {stream: stream_name(command_id, instance_id, stream) for stream in STREAMS}
         self._pending: dict[str, list[dict[str, Any]]] = {stream: [] for stream in STREAMS}
@@ -132,22 +143,30 @@ class CommandOutput:
             self._pending[stream].extend({"timestamp": stamp, "message": piece} for piece in _pieces(text))
 
     def close(self) -> None:
-        """Send what is left and stop (the invocation reports its end after this)."""
+        """Send what is left and stop (the invocation reports its end after this); with
+        ``delay``, what is left is sent that much later, in the background."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
+        if self.delay > 0:
+            threading.Timer(self.delay, self.flush).start()
+            return
         self.flush()
 
     def _loop(self) -> None:
         while not self._stop.wait(FLUSH_SECONDS):
-            self.flush()
+            self.flush(older_than=self.delay)
 
-    def flush(self) -> None:
-        """Send every queued event, in order, in batches within ``PutLogEvents``' limits."""
+    def flush(self, older_than: float = 0.0) -> None:
+        """Send the queued events written at least ``older_than`` seconds ago (default: all), in
+        order, in batches within ``PutLogEvents``' limits."""
+        cutoff = int((time.time() - older_than) * 1000)
         with self._send_lock:
             for stream in STREAMS:
                 with self._lock:
-                    events, self._pending[stream] = self._pending[stream], []
+                    queued = self._pending[stream]
+                    ready = next((i for i, e in enumerate(queued) if e["timestamp"] > cutoff), len(queued))
+                    events, self._pending[stream] = queued[:ready], queued[ready:]
                 if events and not self._broken:
                     self._send(stream, events)
 

@@ -147,3 +147,27 @@ def test_a_bad_log_group_is_refused(
     with pytest.raises(ClientError) as refused:
         _send(runner, ec2_instances.running, ["true"], **config)
     assert refused.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_a_test_can_make_the_lines_reach_cloudwatch_after_the_end(
+    runner: RunnerServer, moto_server: str, ec2_instances: Instances, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test-only ingestion delay: each line arrives that long after it was written, the last
+    ones after the invocation reports its end (as the agent's last upload can)."""
+    monkeypatch.setattr(runner.ssm_service.store.logs, "ingestion_delay_seconds", 2.0)
+    group = f"/backover/test-{uuid.uuid4().hex[:8]}"
+    command_id = _send(
+        runner,
+        ec2_instances.running,
+        ["echo first", "sleep 3", "echo last"],
+        CloudWatchLogGroupName=group,
+        CloudWatchOutputEnabled=True,
+    )
+    stdout = f"{command_id}/{ec2_instances.running}/aws-runShellScript/stdout"
+    invocation = _wait(runner, command_id, ec2_instances.running)
+    assert invocation["Status"] == "Success" and invocation["StandardOutputContent"] == "first\nlast\n"
+    assert _messages(moto_server, group, stdout) == ["first"], "the last line is not there yet"
+    deadline = time.monotonic() + 10
+    while _messages(moto_server, group, stdout) != ["first", "last"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _messages(moto_server, group, stdout) == ["first", "last"]
