@@ -62,10 +62,23 @@ def test_a_busy_airflow_port_is_refused_in_one_line_before_the_sandbox_starts(tm
 
     from backover.cli import main
 
-    with socket.socket() as busy:
+    def free(port: int) -> bool:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+        return True
+
+    for _ in range(50):  # a base whose other ports (base, +2, +3) are free: only ours is busy
+        busy = socket.socket()
         busy.bind(("127.0.0.1", 0))
-        busy.listen()
         log_port = busy.getsockname()[1]
+        if all(free(p) for p in (log_port - 1, log_port + 1, log_port + 2)):
+            break
+        busy.close()
+    with busy:
+        busy.listen()
         code = main(["airflow", "--dir", str(tmp_path / "sandbox"), "--port", str(log_port - 1)])
     assert code == 2
     err = capsys.readouterr().err.strip()
