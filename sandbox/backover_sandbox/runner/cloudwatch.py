@@ -18,14 +18,13 @@ agent's does when its instance role may not write the logs.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from .aws_clients import RegionalClients
 
 log = logging.getLogger(__name__)
 
@@ -78,26 +77,11 @@ class CloudWatchLogs:
         #: Test-only: each line is sent this long after it was written, the last ones after the
         #: invocation reports its end; 0 (default): at once, all before the end is reported.
         self.ingestion_delay_seconds = 0.0
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._clients = RegionalClients("logs", endpoint_url)
 
     def client(self, region: str) -> Any:
         """The ``logs`` client of ``region``."""
-        with self._lock:
-            client = self._clients.get(region)
-            if client is None:
-                client = boto3.session.Session().client(
-                    "logs",
-                    endpoint_url=self.endpoint_url,
-                    region_name=region,
-                    aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
-                    aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
-                    config=Config(
-                        retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=10
-                    ),
-                )
-                self._clients[region] = client
-            return client
+        return self._clients.client(region)
 
     def output(self, group: str, region: str, command_id: str, instance_id: str) -> CommandOutput | None:
         """Where one invocation's output goes, started; None when no endpoint is configured."""

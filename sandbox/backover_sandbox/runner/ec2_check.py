@@ -8,15 +8,12 @@ managed; an unknown, stopped or terminated instance makes ``SendCommand`` fail w
 from __future__ import annotations
 
 import logging
-import os
 import re
-import threading
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .aws_clients import RegionalClients
 from .protocol import AwsError
 
 log = logging.getLogger(__name__)
@@ -39,25 +36,10 @@ class InstanceChecker:
     def __init__(self, endpoint_url: str | None, account_id: str) -> None:
         self.endpoint_url = endpoint_url
         self.account_id = account_id
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._clients = RegionalClients("ec2", endpoint_url)
 
     def _client(self, region: str) -> Any:
-        with self._lock:
-            client = self._clients.get(region)
-            if client is None:
-                client = boto3.session.Session().client(
-                    "ec2",
-                    endpoint_url=self.endpoint_url,
-                    region_name=region,
-                    aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
-                    aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
-                    config=Config(
-                        retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=10
-                    ),
-                )
-                self._clients[region] = client
-            return client
+        return self._clients.client(region)
 
     def check(self, instance_ids: list[str], region: str) -> None:
         """Accept ``instance_ids`` only if each is a running EC2 instance in ``region``.

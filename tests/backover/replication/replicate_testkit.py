@@ -286,3 +286,29 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = 
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def replicate_argv(layout: MigrationLayout, uri: str, db: str, *extra: str) -> list[str]:
+    """``backover replicate`` of ``db`` on the stand-in, with short timeouts and polls for tests."""
+    return [
+        "replicate",
+        "--bucket",
+        layout.bucket,
+        "--prefix",
+        layout.prefix,
+        "--migration-id",
+        layout.migration_id,
+        "--source-uri",
+        uri,
+        "--namespace",
+        db,
+        "--connect-timeout",
+        "2",
+        "--await-ms",
+        "100",
+        "--drain-poll-seconds",
+        "0.1",
+        "--heartbeat-seconds",
+        "0.2",
+        *extra,
+    ]

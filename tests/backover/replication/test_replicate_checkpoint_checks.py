@@ -19,6 +19,7 @@ from replicate_testkit import (
     put_captured,
     put_segment,
     read_events,
+    replicate_argv,
     request_drain,
     start_time,
     write_start,
@@ -35,29 +36,7 @@ def _contents(bucket: str) -> dict[str, str]:
     }
 
 
-def _argv(layout: MigrationLayout, uri: str, db: str, *extra: str) -> list[str]:
-    return [
-        "replicate",
-        "--bucket",
-        layout.bucket,
-        "--prefix",
-        layout.prefix,
-        "--migration-id",
-        layout.migration_id,
-        "--source-uri",
-        uri,
-        "--namespace",
-        db,
-        "--connect-timeout",
-        "2",
-        "--await-ms",
-        "100",
-        "--drain-poll-seconds",
-        "0.1",
-        "--heartbeat-seconds",
-        "0.2",
-        *extra,
-    ]
+_argv = replicate_argv
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from replicate_testkit import (
     enable_change_streams,
     new_layout,
     operation_time,
+    replicate_argv,
     request_drain,
     start_time,
     write_start,
@@ -29,29 +30,7 @@ from backover.s3objects import S3Objects
 DOCUMENTS = 300
 
 
-def argv(layout: MigrationLayout, uri: str, db: str, *extra: str) -> list[str]:
-    return [
-        "replicate",
-        "--bucket",
-        layout.bucket,
-        "--prefix",
-        layout.prefix,
-        "--migration-id",
-        layout.migration_id,
-        "--source-uri",
-        uri,
-        "--namespace",
-        db,
-        "--connect-timeout",
-        "2",
-        "--await-ms",
-        "100",
-        "--drain-poll-seconds",
-        "0.1",
-        "--heartbeat-seconds",
-        "0.2",
-        *extra,
-    ]
+argv = replicate_argv
 
 
 @pytest.fixture
