@@ -345,6 +345,8 @@ exit 1
         pytest.param(4.0, 5.0, True, id="later-than-the-reads-taken-from-ssm"),
     ],
 )
+# the second case shortens the trigger's final reads to 2 s (in production 20 s) so that the lines
+# CloudWatch gets 4 s after they were written come after them
 def test_lines_that_reach_cloudwatch_after_the_end_are_logged_and_name_the_reason(
     ingestion_delay: Any,
     ec2_instances: Any,
@@ -354,12 +356,17 @@ def test_lines_that_reach_cloudwatch_after_the_end_are_logged_and_name_the_reaso
     delay: float,
     pause: float,
     from_ssm: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The agent's last upload or CloudWatch's ingestion comes after the invocation reports its
     end: the last lines still reach the task log, once, and the failure names the right line."""
     from airflow.providers.common.compat.sdk import AirflowException
 
+    from backover_airflow.triggers import worker as trigger_module
+
     ingestion_delay(delay)
+    if from_ssm:
+        monkeypatch.setattr(trigger_module, "FINAL_READ_SECONDS", 2.0)
     _worker(set_environment, ec2_instances, tmp_path, ENDS_FAILING.format(pause=pause))
     task_log(capfd)
     with pytest.raises(AirflowException) as failure:
@@ -371,7 +378,10 @@ def test_lines_that_reach_cloudwatch_after_the_end_are_logged_and_name_the_reaso
     assert (
         log.index("| restore: segment 1/2") < log.index("| restore: segment 2/2") < log.index(f"| {REASON}")
     )
-    assert ("lacks the last lines of the output" in log) is from_ssm, log
+    # from SSM: with or without the first line in CloudWatch by the end (a loaded machine may not
+    # have delivered it yet), a warning says the rest came from SSM's copy
+    fallback = "lacks the last lines of the output" in log or "holds no output of SSM command" in log
+    assert fallback is from_ssm, log
 
 
 def _refuse_reads_once_a_line_came(trigger_class: Any, monkeypatch: pytest.MonkeyPatch, code: str) -> None:

@@ -224,8 +224,11 @@ class WorkerCommandTrigger(AwsConnectionTrigger):
         cannot tell, two reads in a row bring nothing; at most :data:`FINAL_READ_SECONDS`."""
         deadline = time.monotonic() + FINAL_READ_SECONDS
         empty = 0
-        while output.refused is None and empty < 2 and time.monotonic() < deadline:
-            if ssm_end(invocation) is not None and not _output_missing(output, invocation):
+        while output.refused is None and time.monotonic() < deadline:
+            if ssm_end(invocation) is not None:  # SSM's copy says what is still missing
+                if not _output_missing(output, invocation):
+                    return
+            elif empty >= 2:  # SSM cannot tell (a killed command): two empty reads end it
                 return
             await asyncio.sleep(SETTLE_SECONDS)
             empty = 0 if await self._forward(output) else empty + 1
