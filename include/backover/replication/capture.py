@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from bson.timestamp import Timestamp
 from pymongo.change_stream import ChangeStream
@@ -26,7 +26,7 @@ from .. import clustertime
 from ..errors import JobFailed
 from ..state import ReplicatorState
 from . import drain, source, tokens
-from .config import ReplicateConfig
+from .config import DRAIN_AWAIT_MS, ReplicateConfig
 from .drain import DrainPoller
 from .events import RawEvent, pack, unpack
 from .namespaces import NamespaceFilter, WatchScope
@@ -73,7 +73,13 @@ class _Broken(Exception):
     """The capture cannot go on; ``str(e)`` is the checkpoint's reason."""
 
 
-Opener = Callable[[StreamStart], tuple[ChangeStream[RawEvent], ClientSession]]
+class Opener(Protocol):
+    """Opens the change stream at a position; ``await_ms`` (default: the configured one) bounds
+    how long each getMore waits for events."""
+
+    def __call__(
+        self, at: StreamStart, await_ms: int | None = None
+    ) -> tuple[ChangeStream[RawEvent], ClientSession]: ...
 
 
 class Capture:
@@ -101,6 +107,7 @@ class Capture:
         self.drain = drain_poller
         self.stop = stop
         self.buffer = SegmentBuffer(config.max_events, config.max_bytes, config.max_seconds)
+        self.await_ms = config.await_ms  # DRAIN_AWAIT_MS at most once a drain is requested
         checkpoint = writer.checkpoint
         self.state = ReplicatorState.RUNNING
         self.position_token: Mapping[str, Any] | None = start.token
@@ -145,6 +152,7 @@ class Capture:
                 if drain.reached(self.position, until):  # read past F before the request came
                     self._leave_out_after(until)
                     return self._drained(until)
+                self._await_briefly()
             op_time_before = self.session.operation_time
             try:
                 event = self.stream.try_next()
@@ -240,6 +248,20 @@ class Capture:
             self.writer.checkpoint_only(state, token=self.position_token, position=self._position_ts)
             self._last_checkpoint = time.monotonic()
 
+    def _await_briefly(self) -> None:
+        """While draining, getMores wait :data:`DRAIN_AWAIT_MS` at most: the stream is opened
+        again after the position (as after an interruption) with that await."""
+        if self.await_ms <= DRAIN_AWAIT_MS:
+            return
+        self.await_ms = DRAIN_AWAIT_MS
+        self._close_stream()
+        try:
+            self.stream, self.session = self.opener(self._resume_point(), self.await_ms)
+        except HistoryLost as e:
+            raise _Broken(str(e)) from e
+        except PyMongoError as e:
+            self._recover(e)
+
     # -- errors -------------------------------------------------------------------------------
     def _recover(self, error: PyMongoError) -> None:
         """Re-open the stream after the position with backoff; _Broken if the error is not transient."""
@@ -266,7 +288,7 @@ class Capture:
             if self.stop.is_set():
                 return
             try:
-                self.stream, self.session = self.opener(self._resume_point())
+                self.stream, self.session = self.opener(self._resume_point(), self.await_ms)
                 log.info("change stream re-opened %s", self._resume_point())
                 return
             except HistoryLost as e:

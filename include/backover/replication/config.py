@@ -29,6 +29,10 @@ FOLLOW_DRAIN_POLL_SECONDS = 1.0
 DEFAULT_HEARTBEAT_SECONDS = 5.0
 DEFAULT_DRAIN_POLL_SECONDS = 3.0
 DEFAULT_AWAIT_MS = 1000
+#: Once a drain is requested, getMores wait at most this long: the drain ends at the first empty
+#: batch whose position is past F, and F is in the past (the writes are frozen), so the await
+#: only delays that last batch (a whole ``--await-ms`` at the end of every drain otherwise).
+DRAIN_AWAIT_MS = 100
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_GIVE_UP_SECONDS = 600.0
 DEFAULT_PROGRESS_SECONDS = 30.0

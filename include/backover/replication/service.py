@@ -68,8 +68,8 @@ def replicate(
         if checkpoint is None or checkpoint.resume_token is None:
             _check_namespaces(client, namespaces, start_doc)
 
-        def opener(at: StreamStart) -> Any:
-            return source.open_stream(client, scope, at, config.await_ms)
+        def opener(at: StreamStart, await_ms: int | None = None) -> Any:
+            return source.open_stream(client, scope, at, await_ms or config.await_ms)
 
         seen = store.etag
         start, opened, history_lost = _open(config, client, scope, opener, s3, store, checkpoint, start_doc)

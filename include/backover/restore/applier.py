@@ -3,16 +3,22 @@
 * A window's rounds run one after the other; a round's writes are cut, per namespace, into lanes
   of at least ``lane_size`` writes (at most ``workers`` lanes), which run in parallel, each as
   unordered bulk commands. A document is in at most one write of a round, so lanes never race on
-  a document and per-document order is the order of the rounds.
+  a document and per-document order is the order of the rounds. A namespace written in several
+  lanes has the round's deletes sent first, on their own (in one lane, a command's deletes go
+  first anyway): they free unique keys the round's other writes may take.
 * **Unique secondary indexes.** Parallel lanes and compaction may ask MongoDB to write a document
   with a unique key that another document still holds on the target (two users swapping e-mails;
   an ``updateLookup`` image that is newer than its neighbours'). Such duplicate-key rejections
-  are collected, and after the round, one at a time: the holder of the key is moved aside
-  (deleted and kept in :class:`~backover.restore.displaced.Displaced`, which explains why it
-  always comes back) and the write is sent again. The kept copy is saved (``before_remove``)
-  before the holder leaves the target, so a crash at any point loses no document. So no write is ever lost or rejected because
-  of reordering, and lanes stay parallel for every collection. Any other rejection stops the
-  restore.
+  are collected and resolved after the round, all of a namespace's at once, in waves: the first
+  wave only sends them again (a holder written later in the same round has often given the key
+  up by then); each later wave looks up every holder in one query, moves them aside together
+  (deleted and kept in :class:`~backover.restore.displaced.Displaced`, which explains why each
+  always comes back) and sends the writes again in one command. The kept copies are saved
+  (``before_remove``, once per wave) before the holders leave the target, so a crash at any
+  point loses no document. A holder moved aside may be the document of one of the rejected
+  writes itself: its operator update then goes to the kept copy (on the target it would match
+  nothing). So no write is ever lost or rejected because of reordering, and lanes stay parallel
+  for every collection. Any other rejection stops the restore.
 * A barrier's DDL runs alone, after every write before it, and exactly once: the restore records
   it as started before and as applied after (``before_ddl``/``after_ddl``), and never plans an
   event before an applied DDL again.
@@ -33,8 +39,8 @@ from ..mongo.errors import CommandError
 from ..namespaces import Namespace
 from .displaced import Displaced
 from .events import describe_id, id_element_of, identity_of
-from .planner import UPDATE, UPSERT, Barrier, Step, Window, Write
-from .target import DUPLICATE_KEY, Target, WriteFailure
+from .planner import DELETE, UPDATE, UPSERT, Barrier, Step, Window, Write
+from .target import DUPLICATE_KEY, BatchLookups, Target, WriteFailure
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,7 @@ class ApplyStats:
     rounds: int = 0
     writes: int = 0
     conflicts_resolved: int = 0
+    holder_lookups: int = 0  # queries for the holders of unique keys (one per wave)
     already_reflected: int = 0  # best-effort writes refused by a later state
 
 
@@ -108,23 +115,45 @@ class Applier:
             self.stats.rounds += 1
             if self.displaced:
                 round_writes = self._update_displaced(round_writes)
-            tasks = [
-                (ns, lane)
-                for ns, writes in round_writes.items()
-                for lane in lanes(writes, self.workers, self.lane_size)
-            ]
-            if self._pool is None or len(tasks) == 1:
-                results = [self.target.write(ns, lane) for ns, lane in tasks]
-            else:
-                results = list(self._pool.map(lambda task: self.target.write(*task), tasks))
-            failures = [
-                (ns, failure) for (ns, _), failed in zip(tasks, results, strict=True) for failure in failed
-            ]
+            tasks: list[tuple[Namespace, list[Write]]] = []
+            failures: list[tuple[Namespace, WriteFailure]] = []
+            for phase in self._phases(round_writes):
+                if self._pool is None or len(phase) == 1:
+                    results = [self.target.write(ns, lane) for ns, lane in phase]
+                else:
+                    results = list(self._pool.map(lambda task: self.target.write(*task), phase))
+                failures += [
+                    (ns, failure)
+                    for (ns, _), failed in zip(phase, results, strict=True)
+                    for failure in failed
+                ]
+                tasks += phase
             self.stats.writes += sum(len(lane) for _, lane in tasks)
             if self.displaced:
                 self._written_back(round_writes, failures)
-            for ns, failure in failures:
-                self._resolve(ns, failure)
+            for ns in {ns: None for ns, _ in failures}:
+                self._resolve(ns, [failure for where, failure in failures if where == ns])
+
+    def _phases(
+        self, round_writes: dict[Namespace, list[Write]]
+    ) -> list[list[tuple[Namespace, list[Write]]]]:
+        """The round's lanes, in phases run one after the other. In one lane a command's deletes go
+        first (they free unique keys the round's other writes may take); a namespace written in
+        several lanes has its deletes sent first, in a phase of their own, for the same reason."""
+        cut = {ns: lanes(writes, self.workers, self.lane_size) for ns, writes in round_writes.items()}
+        if all(len(parts) == 1 for parts in cut.values()):
+            return [[(ns, lane) for ns, parts in cut.items() for lane in parts]]
+        first: list[tuple[Namespace, list[Write]]] = []
+        then: list[tuple[Namespace, list[Write]]] = []
+        for ns, writes in round_writes.items():
+            deletes = [w for w in writes if w.kind == DELETE] if len(cut[ns]) > 1 else []
+            if not deletes:
+                then += [(ns, lane) for lane in cut[ns]]
+                continue
+            rest = [w for w in writes if w.kind != DELETE]
+            first += [(ns, lane) for lane in lanes(deletes, self.workers, self.lane_size)]
+            then += [(ns, lane) for lane in lanes(rest, self.workers, self.lane_size)] if rest else []
+        return [phase for phase in (first, then) if phase]
 
     def _update_displaced(self, round_writes: dict[Namespace, list[Write]]) -> dict[Namespace, list[Write]]:
         """Operator updates of documents moved aside apply to their kept copies, not the target."""
@@ -132,16 +161,26 @@ class Applier:
         for ns, writes in round_writes.items():
             kept = []
             for write in writes:
-                if write.kind != UPDATE or not self.displaced.holds(ns, write.identity):
+                if not self._kept_copy_takes(ns, write):
                     kept.append(write)
                     continue
-                try:
-                    self.displaced.update(ns, write.identity, write.update or {})
-                except CommandError as e:
-                    self._resolve(ns, WriteFailure(write, e.code, e.message))
+                refused = self._update_kept_copy(ns, write)
+                if refused is not None:
+                    self._resolve(ns, [refused])
             if kept:
                 out[ns] = kept
         return out
+
+    def _kept_copy_takes(self, ns: Namespace, write: Write) -> bool:
+        """An operator update of a document moved aside: there is nothing on the target to update."""
+        return write.kind == UPDATE and self.displaced.holds(ns, write.identity)
+
+    def _update_kept_copy(self, ns: Namespace, write: Write) -> WriteFailure | None:
+        try:
+            self.displaced.update(ns, write.identity, write.update or {})
+        except CommandError as e:
+            return WriteFailure(write, e.code, e.message)
+        return None
 
     def _written_back(
         self, round_writes: dict[Namespace, list[Write]], failures: list[tuple[Namespace, WriteFailure]]
@@ -153,46 +192,92 @@ class Applier:
                 if (ns, write.identity) not in failed:
                     self.displaced.discard(ns, write.identity)
 
-    def _resolve(self, ns: Namespace, failure: WriteFailure) -> None:
-        """Send a rejected write again after moving aside whoever holds its unique key."""
-        write = failure.write
-        for _ in range(MAX_DISPLACEMENTS):
-            if write.best_effort and failure.code in PATH_CONFLICTS:
-                self.stats.already_reflected += 1
-                log.debug(
-                    "%s: _id %r already holds a later state: %s",
-                    ns,
-                    describe_id(write.document_key),
-                    failure.message,
-                )
+    def _resolve(self, ns: Namespace, failures: list[WriteFailure]) -> None:
+        """Send rejected writes again after moving aside whoever holds their unique keys: all of a
+        round's rejections of ``ns`` at once, in waves of one holder lookup, one save of the kept
+        copies, one delete and one retry (a retry rejected again, by a holder that took the key
+        meanwhile, is in the next wave); the first wave only retries."""
+        for wave in range(MAX_DISPLACEMENTS + 1):
+            waiting = [failure for failure in failures if self._displaceable(ns, failure)]
+            if not waiting:
                 return
-            if failure.code != DUPLICATE_KEY:
-                raise JobFailed(
-                    f"{ns}: the target rejected the {write.kind} of _id "
-                    f"{describe_id(write.document_key)!r}: {failure.message} (code {failure.code})"
-                )
-            if not failure.key_value:
-                raise JobFailed(
-                    f"{ns}: duplicate key for _id {describe_id(write.document_key)!r} and the "
-                    f"server did not say which key: {failure.message}"
-                )
-            holder = self.target.find_holder(ns, failure.key_value, write.document_key)
-            if holder is not None:
-                self.displaced.put(ns, holder)
+            # The first wave only sends them again: a holder written later in the same round has
+            # often given the key up already (no lookup then, and nobody moved aside).
+            holders = self._holders(ns, waiting) if wave else []
+            if holders:
+                for holder in holders:
+                    self.displaced.put(ns, holder)
                 if self.before_remove is not None:
                     self.before_remove()
-                self.target.remove(ns, _key_of(holder))
-                log.debug("%s: moved aside the holder of %s", ns, failure.key_value)
-            retry = self.target.write(ns, [write])
-            if not retry:
-                self.stats.conflicts_resolved += 1
-                self.displaced.discard(ns, write.identity)
-                return
-            failure = retry[0]
-        raise JobFailed(
-            f"{ns}: _id {describe_id(write.document_key)!r} is still rejected after moving "
-            f"{MAX_DISPLACEMENTS} documents aside: {failure.message}"
-        )
+                removals = [Write(DELETE, _key_of(raw), _identity_of_raw(raw)) for raw in holders]
+                not_removed = self.target.write(ns, removals)
+                if not_removed:
+                    first = not_removed[0]
+                    raise JobFailed(
+                        f"{ns}: the target refused to delete _id {describe_id(first.write.document_key)!r} "
+                        f"(moved aside for a unique key): {first.message} (code {first.code})"
+                    )
+                log.debug("%s: moved aside %d holder(s) of unique keys", ns, len(holders))
+            writes = [failure.write for failure in waiting]
+            # A holder moved aside may be one of these writes' own document: its operator update
+            # goes to the kept copy (on the target it would match nothing); a full document or a
+            # delete goes to the target.
+            kept = [write for write in writes if self._kept_copy_takes(ns, write)]
+            sent = [write for write in writes if not self._kept_copy_takes(ns, write)]
+            failures = self.target.write(ns, sent) if sent else []
+            again = {failure.write.identity for failure in failures}
+            for write in sent:
+                if write.identity not in again:
+                    self.stats.conflicts_resolved += 1
+                    self.displaced.discard(ns, write.identity)
+            for write in kept:
+                refused = self._update_kept_copy(ns, write)
+                if refused is None:
+                    self.stats.conflicts_resolved += 1
+                else:
+                    failures.append(refused)
+        waiting = [failure for failure in failures if self._displaceable(ns, failure)]
+        if waiting:
+            raise JobFailed(
+                f"{ns}: _id {describe_id(waiting[0].write.document_key)!r} is still rejected after "
+                f"moving documents aside {MAX_DISPLACEMENTS} times: {waiting[0].message}"
+            )
+
+    def _displaceable(self, ns: Namespace, failure: WriteFailure) -> bool:
+        """True for a duplicate-key rejection that names its key (its holder can be moved aside);
+        False for a best-effort write a later state already reflects; JobFailed for the rest."""
+        write = failure.write
+        if write.best_effort and failure.code in PATH_CONFLICTS:
+            self.stats.already_reflected += 1
+            log.debug(
+                "%s: _id %r already holds a later state: %s",
+                ns,
+                describe_id(write.document_key),
+                failure.message,
+            )
+            return False
+        if failure.code != DUPLICATE_KEY:
+            raise JobFailed(
+                f"{ns}: the target rejected the {write.kind} of _id "
+                f"{describe_id(write.document_key)!r}: {failure.message} (code {failure.code})"
+            )
+        if not failure.key_value:
+            raise JobFailed(
+                f"{ns}: duplicate key for _id {describe_id(write.document_key)!r} and the "
+                f"server did not say which key: {failure.message}"
+            )
+        return True
+
+    def _holders(self, ns: Namespace, failures: list[WriteFailure]) -> list[bytes]:
+        """The documents on the target that hold the keys ``failures`` were rejected for, each once
+        (one query when the target can look up many keys at once)."""
+        wanted = [(failure.key_value or {}, failure.write.document_key) for failure in failures]
+        self.stats.holder_lookups += 1
+        if isinstance(self.target, BatchLookups):
+            found = self.target.find_holders(ns, wanted)
+        else:
+            found = [raw for key, doc in wanted if (raw := self.target.find_holder(ns, key, doc)) is not None]
+        return list({_identity_of_raw(raw): raw for raw in found}.values())
 
     # -- barriers ---------------------------------------------------------------------------
     def _apply_barrier(self, barrier: Barrier) -> None:

@@ -49,6 +49,7 @@ class RestoreResult:
     writes: int = 0
     commands: int = 0
     conflicts_resolved: int = 0
+    holder_lookups: int = 0
     already_reflected: int = 0
     seconds: float = 0.0
     per_namespace: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -388,6 +389,7 @@ def _fill(
     result.writes = stats.writes
     result.commands = target.commands
     result.conflicts_resolved = stats.conflicts_resolved
+    result.holder_lookups = stats.holder_lookups
     result.already_reflected = stats.already_reflected
     result.seconds = seconds
     result.per_namespace = checkpoint.per_namespace

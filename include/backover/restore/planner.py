@@ -89,7 +89,10 @@ class Window:
     done: list[SegmentDone] = field(default_factory=list)
 
     def rounds(self) -> list[dict[Namespace, list[Write]]]:
-        """Round ``r``: the ``r``-th write of every chain, per namespace."""
+        """Round ``r``: the ``r``-th write of every chain, per namespace, the chains in the order of
+        the events that last reset them: of two documents whose last events hand a unique key from
+        one to the other, the one that gave it up is written first (a command applies its
+        statements in order), so the two do not collide."""
         out: list[dict[Namespace, list[Write]]] = []
         for ns, chains in self.chains.items():
             for chain in chains.values():
@@ -174,8 +177,10 @@ class _WindowBuilder:
         key, identity = event.document_key, event.identity
         assert key is not None
         if event.op == "delete":
+            chains.pop(identity, None)  # a reset chain moves to the end: see Window.rounds
             chains[identity] = [Write(DELETE, key, identity)]
         elif event.full is FullDocument.PRESENT:
+            chains.pop(identity, None)
             chains[identity] = [Write(UPSERT, key, identity, document=event.full_document)]
         elif event.update_description is not None:
             best_effort = event.full is FullDocument.NULL

@@ -12,11 +12,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from functools import partial
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import bson
 from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
+from pymongo.collection import Collection
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from ..bsonvalues import raw_collection
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 DUPLICATE_KEY = codes.DUPLICATE_KEY
 NETWORK_RETRIES = 3
+#: Unique keys looked up in one query.
+MAX_LOOKUPS = 1000
 T = TypeVar("T")
 
 
@@ -53,10 +57,19 @@ class Target(Protocol):
 
     def find_holder(self, ns: Namespace, key_value: dict[str, Any], document_key: bytes) -> bytes | None: ...
 
-    def remove(self, ns: Namespace, document_key: bytes) -> None: ...
-
     @property
     def commands(self) -> int: ...
+
+
+@runtime_checkable
+class BatchLookups(Protocol):
+    """A target that finds the holders of many unique keys with one query (the applier looks them
+    up one by one on a target without it)."""
+
+    def find_holders(self, ns: Namespace, wanted: list[tuple[dict[str, Any], bytes]]) -> list[bytes]:
+        """The documents holding any of the ``(key value, document key)`` pairs' key values,
+        other than that document itself."""
+        ...
 
 
 class _CommandCounter:
@@ -92,8 +105,13 @@ class NullTarget(_CommandCounter):
     def find_holder(self, ns: Namespace, key_value: dict[str, Any], document_key: bytes) -> bytes | None:
         return None
 
-    def remove(self, ns: Namespace, document_key: bytes) -> None:
-        return None
+    def find_holders(self, ns: Namespace, wanted: list[tuple[dict[str, Any], bytes]]) -> list[bytes]:
+        return []
+
+
+def _raw_found(coll: Collection[RawBSONDocument], query: dict[str, Any]) -> list[bytes]:
+    """The bytes of every document ``query`` finds (pymongo hands 4 KB and more as memoryviews)."""
+    return [bytes(doc.raw) for doc in coll.find(query)]
 
 
 class MongoTarget(_CommandCounter):
@@ -131,7 +149,23 @@ class MongoTarget(_CommandCounter):
         found = self._retrying(f"lookup in {ns}", lambda: coll.find_one(query))
         return None if found is None else bytes(found.raw)  # a memoryview for 4 KB and more
 
+    def find_holders(self, ns: Namespace, wanted: list[tuple[dict[str, Any], bytes]]) -> list[bytes]:
+        """One ``find`` with an ``$or`` of the keys (each an index lookup on MongoDB), in chunks of
+        :data:`MAX_LOOKUPS` keys."""
+        coll = raw_collection(self.client, ns.db, ns.coll)
+        found: list[bytes] = []
+        for first in range(0, len(wanted), MAX_LOOKUPS):
+            clauses = [
+                {**key_value, "_id": {"$ne": describe_id(document_key)}}
+                for key_value, document_key in wanted[first : first + MAX_LOOKUPS]
+            ]
+            query = clauses[0] if len(clauses) == 1 else {"$or": clauses}
+            found += self._retrying(f"lookup in {ns}", partial(_raw_found, coll, query))
+        return found
+
     def remove(self, ns: Namespace, document_key: bytes) -> None:
+        """Delete one document (the applier moves holders aside with :meth:`write`; the backup's
+        staging target still calls this)."""
         body = {"delete": ns.coll, "deletes": [{"q": RawBSONDocument(document_key), "limit": 1}]}
         self._retrying(f"delete in {ns}", lambda: self.client[ns.db].command(body))
 

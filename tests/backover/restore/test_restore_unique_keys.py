@@ -90,3 +90,55 @@ def test_holders_of_4kb_and_more_are_moved_aside_and_back(sides, migration, rest
     result = restore(workers=1, window=100)
     assert result.conflicts_resolved > 0
     assert raw_contents(sides.target, sides.db) == raw_contents(sides.source, sides.db)
+
+
+def test_a_holder_whose_own_update_was_rejected_in_the_same_round_keeps_that_update(
+    sides, migration, restore
+) -> None:
+    """Without updateLookup: users 3, 4 and 2 are written in one round in that order (their chains
+    began in that order), 3 taking b from 4 and 4 taking a from 2 as 2 leaves it; 3 and 4 are
+    rejected. 4 is moved aside for 3, so 4's own rejected update goes to its kept copy (on the
+    target it would match nothing and be lost)."""
+    unique_email(sides)
+    for client in (sides.source, sides.target):
+        client[sides.db].users.insert_many(
+            [{"_id": 2, "email": "a"}, {"_id": 4, "email": "b"}, {"_id": 3, "email": "c"}]
+        )
+
+    def actions(db) -> None:
+        for _id in (3, 4, 2):
+            db.users.update_one({"_id": _id}, {"$set": {"n": 1}})
+        db.users.update_one({"_id": 2}, {"$set": {"email": "tmp"}})
+        db.users.update_one({"_id": 4}, {"$set": {"email": "a"}})
+        db.users.update_one({"_id": 3}, {"$set": {"email": "b"}})
+
+    migration.write_segments(capture(sides.source, sides.db, actions, lookup=False), per_segment=10)
+    result = restore(workers=1, window=100)
+    assert raw_contents(sides.target, sides.db) == raw_contents(sides.source, sides.db)
+    assert result.conflicts_resolved > 0
+
+
+def test_a_rounds_unique_key_conflicts_cost_one_save_and_one_retry_not_one_each(
+    sides, migration, restore
+) -> None:
+    """Fifty users each take the next one's e-mail (updateLookup images: all fifty collide with the
+    target's state in one round). The holders are moved aside together: one save of the kept
+    copies to S3 and one retry command, not fifty of each."""
+    unique_email(sides)
+    users = 50
+    for client in (sides.source, sides.target):
+        client[sides.db].users.insert_many([{"_id": i, "email": f"a{i}"} for i in range(users)])
+
+    def actions(db) -> None:
+        for i in range(users):
+            db.users.update_one({"_id": i}, {"$set": {"email": f"b{i}"}})
+        for i in range(users):
+            db.users.update_one({"_id": i}, {"$set": {"email": f"a{(i + 1) % users}"}})
+
+    migration.write_segments(capture(sides.source, sides.db, actions), per_segment=1000)
+    result = restore(workers=1, window=1000)
+    assert raw_contents(sides.target, sides.db) == raw_contents(sides.source, sides.db)
+    assert result.conflicts_resolved == users
+    saved = Displaced.from_bytes(migration.s3.get_bytes(migration.layout.key("restore/displaced.bson")))
+    assert len(saved) == 0 and saved.generation <= 3, saved.generation  # S3 saves of the kept copies
+    assert result.commands <= 5, result.commands  # the round, a delete of the holders, one retry
