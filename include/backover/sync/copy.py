@@ -19,10 +19,9 @@ the documents as read (bytes unchanged, never a replace), a checkpoint after eac
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -38,6 +37,7 @@ from ..bsonvalues import DECODE, RAW, canonical_key, raw_collection
 from ..errors import BackoverError, JobFailed, UsageError
 from ..lease import Lease, holding
 from ..mongo import errors as codes
+from ..readahead import ReadAhead
 from ..s3objects import Conflict, S3Objects
 from ..state import (
     SyncCollection,
@@ -58,7 +58,6 @@ log = logging.getLogger("backover.sync")
 NETWORK_RETRIES = 3
 #: Skipped documents named in the log per partition (the count is always exact).
 SKIPPED_SHOWN = 10
-_END = object()
 
 
 @dataclass
@@ -91,57 +90,18 @@ class PartitionResult:
 
 
 # -- reading ahead ------------------------------------------------------------------------------
-class ReadAhead:
-    """Iterates ``batches`` (raw bytes) while a thread fetches the next ones (at most ``depth``)."""
+def read_ahead(batches: Iterable[bytes], label: str, depth: int) -> ReadAhead:
+    """The partition's batches read ahead on a thread; a refused read (13) is exit 2, another
+    driver error exit 1 (a rerun resumes)."""
 
-    def __init__(self, batches: Iterable[bytes], label: str, depth: int) -> None:
-        self.label = label
-        self._batches = batches
-        self._queue: queue.Queue[Any] = queue.Queue(depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._fetch, name=f"sync-read-{label}", daemon=True)
-        self._thread.start()
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _fetch(self) -> None:
-        try:
-            for batch in self._batches:
-                if not self._put(batch):
-                    return
-        except OperationFailure as e:
+    def failed(e: PyMongoError) -> BackoverError:
+        if isinstance(e, OperationFailure):
             if e.code == codes.UNAUTHORIZED:
-                self._put(UsageError(f"the source refused reading {self.label}: {errmsg(e)} (code {e.code})"))
-            else:
-                self._put(JobFailed(f"reading {self.label} failed: {errmsg(e)} (code {e.code})"))
-            return
-        except PyMongoError as e:
-            self._put(JobFailed(f"reading {self.label} failed: {type(e).__name__}: {e}"))
-            return
-        self._put(_END)
+                return UsageError(f"the source refused reading {label}: {errmsg(e)} (code {e.code})")
+            return JobFailed(f"reading {label} failed: {errmsg(e)} (code {e.code})")
+        return JobFailed(f"reading {label} failed: {type(e).__name__}: {e}")
 
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            while True:
-                item = self._queue.get()
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+    return ReadAhead(batches, depth, failed, f"sync-read-{label}")
 
 
 # -- the checkpoint -----------------------------------------------------------------------------
@@ -404,7 +364,7 @@ def _copy(
         filter, sort=[("_id", 1)], batch_size=config.batch_size
     )
     # pymongo types a raw batch cursor as yielding documents; it yields each batch's bytes.
-    reader = ReadAhead(cast("Iterable[bytes]", batches), f"{ns} on the source", config.read_ahead)
+    reader = read_ahead(cast("Iterable[bytes]", batches), f"{ns} on the source", config.read_ahead)
     docs: list[RawBSONDocument] = []
     sizes: list[int] = []
     size = 0

@@ -15,7 +15,7 @@ from .indexes import differences, index_specs
 from .merge import MergeResult, OnDifference, merge_batches
 from .progress import Progress
 from .report import NamespaceReport
-from .scan import ReadAhead, raw_batches
+from .scan import raw_batches, read_ahead
 
 
 def _collections(client: MongoClient[dict[str, Any]], db: str) -> set[str]:
@@ -60,7 +60,7 @@ def compare_documents(
     difference (:func:`merge_batches`); ``label`` names the progress lines' place."""
     sides = [raw_collection(client, db, coll) for client in (source, target)]
     readers = [
-        ReadAhead(raw_batches(c, batch_size, id_filter), side)
+        read_ahead(raw_batches(c, batch_size, id_filter), side)
         for c, side in zip(sides, ("source", "target"), strict=True)
     ]
     where = label or f"{db}.{coll}"
