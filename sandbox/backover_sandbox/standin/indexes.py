@@ -312,6 +312,11 @@ class Index:
     def covers(self, doc: Mapping[str, Any]) -> bool:
         return self.partial is None or self.partial(doc)
 
+    def holder(self, values: tuple[Any, ...]) -> Any:
+        """The canonical ``_id`` of the document holding the key ``values`` in this unique index,
+        or None (what mongod's index lookup for an equality on every field of the key finds)."""
+        return self.entries.get(_comparable(values))
+
     def keys_of(self, doc: Mapping[str, Any]) -> list[tuple[Hashable, tuple[Any, ...]]]:
         """``(comparable key, key values)`` of each index key of ``doc`` (none when the index does
         not hold it); 171 for parallel arrays."""

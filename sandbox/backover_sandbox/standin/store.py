@@ -283,13 +283,19 @@ class Store:
 
     # -- reads -----------------------------------------------------------------------------
     def scan(
-        self, coll: Collection | None, matcher: Matcher | None, id_values: list[Any] | None
+        self,
+        coll: Collection | None,
+        matcher: Matcher | None,
+        id_values: list[Any] | None,
+        keys: list[Any] | None = None,
     ) -> Iterator[tuple[Any, bytes]]:
-        """``(key, raw)`` of the documents of ``coll`` that match; ``id_values`` narrows first."""
+        """``(key, raw)`` of the documents of ``coll`` that match; ``id_values`` (or canonical
+        ``keys``, from a unique index) narrow first."""
         if coll is None:
             return
-        if id_values is not None:
-            keys = [canonical_key(v) for v in id_values]
+        if id_values is not None or keys is not None:
+            if keys is None:
+                keys = [canonical_key(v) for v in id_values or []]
             candidates = [(k, raw) for k in dict.fromkeys(keys) if (raw := coll.docs.get(k)) is not None]
         else:
             candidates = list(coll.docs.items())

@@ -437,3 +437,35 @@ def test_count_skip_and_limit(client, db_name):
     assert db.command("count", "c", skip=4)["n"] == 1
     _fails(9, db.command, "count", "c", skip=-1)  # FailedToParse: "Expected a non-negative number"
     _fails(2, db.command, "count", "c", limit="x")
+
+
+# -- equality on a unique index (the restore's holder lookups; the stand-in uses the index) -------
+def test_equality_on_unique_index_finds_exactly_what_a_scan_finds(client, db_name):
+    coll = client[db_name].c
+    coll.create_index("email", unique=True)
+    coll.create_index([("org", 1), ("n", 1)], unique=True)
+    coll.insert_many(
+        [
+            {"_id": 1, "email": "a@x", "org": "o", "n": 1},
+            {"_id": 2, "email": ["b@x", "c@x"], "org": "o", "n": 2},  # multikey: each element a key
+            {"_id": 3, "email": 7, "org": "p", "n": 1},
+            {"_id": 4, "org": "p", "n": 2.5},  # no e-mail: indexed as null
+        ]
+    )
+    assert _ids(coll.find({"email": "a@x"})) == [1]
+    assert _ids(coll.find({"email": {"$eq": "c@x"}})) == [2]
+    assert _ids(coll.find({"email": 7.0})) == [3]  # numbers of different types are one key
+    assert _ids(coll.find({"email": "a@x", "_id": {"$ne": 1}})) == []  # the rest of the filter decides
+    assert _ids(coll.find({"email": "zz"})) == []
+    assert _ids(coll.find({"email": None})) == [4]
+    assert _ids(coll.find({"org": "p", "n": 2.5})) == [4]
+    assert _ids(coll.find({"org": "p"}, sort=[("_id", 1)])) == [3, 4]  # not every field pinned
+    found = coll.find({"$or": [{"email": "b@x", "_id": {"$ne": 9}}, {"email": 7}, {"email": "nobody"}]})
+    assert sorted(_ids(found)) == [2, 3]
+    coll.update_one({"_id": 1}, {"$set": {"email": "moved@x"}})
+    assert _ids(coll.find({"email": "a@x"})) == []
+    assert _ids(coll.find({"email": "moved@x"})) == [1]
+    coll.delete_one({"_id": 2})
+    assert _ids(coll.find({"email": "c@x"})) == []
+    assert coll.count_documents({"email": "moved@x"}) == 1
+    assert coll.update_one({"email": "moved@x"}, {"$set": {"seen": True}}).modified_count == 1

@@ -3,6 +3,7 @@ distinct and aggregate (``$changeStream`` pipelines go to ``changestreams``)."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -116,7 +117,54 @@ def select(
         raise errors.type_mismatch("filter must be an object")
     ids = _id_values(flt)
     matcher = None if (ids is not None and len(flt) == 1) or not flt else compile_filter(flt)
-    return store.scan(coll, matcher, ids)
+    keys = _unique_index_keys(coll, flt) if ids is None and flt and coll is not None else None
+    return store.scan(coll, matcher, ids, keys)
+
+
+#: Values an equality on a unique index's field is looked up for in the index (null, documents,
+#: arrays, regular expressions and the rest match more than their own index key: those scan).
+_LOOKED_UP = (str, int, float, bson.ObjectId, datetime.datetime)
+
+
+def _unique_index_keys(coll: Collection, flt: Mapping[str, Any]) -> list[Any] | None:
+    """The ``_id`` keys of the only documents that can match ``flt`` when it pins every field of a
+    unique, non-partial index to a plain value, or is an ``$or`` of such clauses: mongod answers
+    these from the index (the restore's holder lookups), so the stand-in does too instead of
+    scanning; the filter still decides which of them match. None: scan."""
+    if set(flt) == {"$or"}:
+        clauses = flt["$or"]
+        if not isinstance(clauses, list) or not clauses:
+            return None
+        keys: list[Any] = []
+        for clause in clauses:
+            found = _unique_index_keys(coll, clause) if isinstance(clause, Mapping) else None
+            if found is None:
+                return None
+            keys += found
+        return list(dict.fromkeys(keys))
+    for ix in coll.unique_indexes():
+        if ix.partial_filter is not None or ix.kind != "btree":
+            continue
+        values = [_pinned(flt, path) for path, _ in ix.key]
+        if all(v is not _NOT_PINNED for v in values):
+            holder = ix.holder(tuple(values))
+            return [] if holder is None else [holder]
+    return None
+
+
+_NOT_PINNED = object()
+
+
+def _pinned(flt: Mapping[str, Any], path: str) -> Any:
+    """The plain value ``flt`` requires at ``path`` (``{path: v}`` or ``{path: {$eq: v}}``)."""
+    if any(part.isdigit() for part in path.split(".")):
+        return _NOT_PINNED  # an array position: the index key is not the element's
+    value = flt.get(path, _NOT_PINNED)
+    if isinstance(value, Mapping) and set(value) == {"$eq"}:
+        value = value["$eq"]
+    if not isinstance(value, _LOOKED_UP) or (isinstance(value, float) and value != value):
+        return _NOT_PINNED
+    return value
 
 
 # -- writes -----------------------------------------------------------------------------------
